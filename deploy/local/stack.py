@@ -1,0 +1,129 @@
+"""`tracehouse up`: broker, ClickHouse, ingest, streams and sink as separate processes.
+
+Each process is started only after the previous one answers its health check, logs go to
+``<run-dir>/logs/<name>.log``, and stopping (Ctrl-C) terminates them in reverse order so the
+pipeline drains front to back: receivers first, storage last.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from deploy.local.broker import start_broker
+from deploy.local.clickhouse_server import start_clickhouse
+from deploy.local.ports import ensure_free
+from deploy.local.topics import ensure_topics
+from schemas.migrations import migrate
+from sinks.clickhouse_store import connect
+from tracehouse.settings import Settings
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+def http_ok(url: str) -> bool:
+    try:
+        with urllib.request.urlopen(url, timeout=1) as resp:
+            return bool(resp.status == 200)
+    except OSError:
+        return False
+
+
+@dataclass
+class Child:
+    name: str
+    proc: subprocess.Popen[bytes]
+    log_path: Path
+
+
+@dataclass
+class LocalStack:
+    settings: Settings
+    run_dir: Path
+    clickhouse_tcp_port: int = 9000
+    children: list[Child] = field(default_factory=list)
+    say: Callable[[str], None] = print
+
+    @property
+    def logs(self) -> Path:
+        return self.run_dir / "logs"
+
+    def _log(self, name: str) -> tuple[Path, int]:
+        self.logs.mkdir(parents=True, exist_ok=True)
+        path = self.logs / f"{name}.log"
+        return path, os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+
+    def start(self) -> None:
+        s = self.settings
+        broker_port = int(s.kafka_bootstrap.rsplit(":", 1)[1])
+        _, ch_http = s.clickhouse_host_port
+        for port, what in ((s.ingest_http_port, "ingest OTLP/HTTP"),
+                           (s.streams_web_port, "streams web"),
+                           (s.sink_metrics_port, "sink metrics")):
+            ensure_free(port, what)
+        try:
+            path, fd = self._log("broker")
+            self.children.append(Child("broker", start_broker(broker_port, fd), path))
+            self.say(f"broker      up  kafka://{s.kafka_bootstrap}  (Tansu, memory storage)")
+            path, fd = self._log("clickhouse")
+            ch = start_clickhouse(self.run_dir / "clickhouse", ch_http, self.clickhouse_tcp_port,
+                                  fd)
+            self.children.append(Child("clickhouse", ch, path))
+            self.say(f"clickhouse  up  {s.clickhouse_url}  (native :{self.clickhouse_tcp_port})")
+            ensure_topics(s)
+            applied = migrate(connect(s.clickhouse_url, "default"), s.clickhouse_database,
+                              s.ttl_days)
+            self.say(f"schema      ok  database {s.clickhouse_database}, migrations applied "
+                     f"now: {applied or 'none'}")
+            self._component("ingest", f"http://127.0.0.1:{s.ingest_http_port}/health")
+            self._component("streams", f"http://127.0.0.1:{s.streams_web_port}/health")
+            self._component("sink", f"http://127.0.0.1:{s.sink_metrics_port}/metrics")
+        except BaseException:
+            self.stop()
+            raise
+
+    def _component(self, name: str, health_url: str, timeout: float = 60) -> None:
+        path, fd = self._log(name)
+        env = {**os.environ, **self.settings.to_env(), "PYTHONUNBUFFERED": "1"}
+        proc = subprocess.Popen([sys.executable, "-m", "tracehouse.cli", name], env=env,
+                                stdout=fd, stderr=subprocess.STDOUT, cwd=PROJECT_ROOT)
+        self.children.append(Child(name, proc, path))
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"{name} exited with code {proc.returncode} while starting; "
+                                   f"see {path}:\n{_tail(path)}")
+            if http_ok(health_url):
+                self.say(f"{name:<11} up  {health_url}")
+                return
+            time.sleep(0.2)
+        raise RuntimeError(f"{name} not healthy at {health_url} within {timeout} s; see {path}")
+
+    def dead(self) -> list[Child]:
+        return [c for c in self.children if c.proc.poll() is not None]
+
+    def stop(self, timeout: float = 20) -> None:
+        for child in reversed(self.children):
+            if child.proc.poll() is None:
+                child.proc.send_signal(signal.SIGTERM)
+                try:
+                    child.proc.wait(timeout)
+                except subprocess.TimeoutExpired:
+                    child.proc.kill()
+                    child.proc.wait()
+            self.say(f"{child.name:<11} stopped (exit {child.proc.returncode})")
+        self.children.clear()
+
+
+def _tail(path: Path, lines: int = 20) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError:
+        return ""

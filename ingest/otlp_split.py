@@ -1,0 +1,84 @@
+"""Split an OTLP export request into one ``TracesData`` per Kafka partition.
+
+A faust worker handles ~14k messages/s (DESIGN.md), so ingest must never send one message per
+span: each request becomes at most one message per partition, keeping resource and scope
+grouping intact so the message is still valid OTLP that any Collector can read.
+Invalid spans (ids of the wrong length or all zero) are removed and counted by reason, so one
+bad span never costs its neighbours.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+
+from opentelemetry.proto.trace.v1 import trace_pb2
+
+from ingest.partitioning import partition_for_key
+
+_ZERO_TRACE = bytes(16)
+_ZERO_SPAN = bytes(8)
+
+
+@dataclass
+class SplitResult:
+    """Per-partition payloads plus the accounting of what was accepted and rejected."""
+
+    by_partition: dict[int, trace_pb2.TracesData] = field(default_factory=dict)
+    # Trace id (16 raw bytes) of the first span in each partition's message: the Kafka key.
+    keys: dict[int, bytes] = field(default_factory=dict)
+    accepted: int = 0
+    rejected: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def rejected_total(self) -> int:
+        return sum(self.rejected.values())
+
+
+def span_problem(span: trace_pb2.Span) -> str | None:
+    """Why a span cannot be stored, or None. Reasons are stable metric label values."""
+    if len(span.trace_id) != 16:
+        return "invalid_trace_id_length"
+    if span.trace_id == _ZERO_TRACE:
+        return "zero_trace_id"
+    if len(span.span_id) != 8:
+        return "invalid_span_id_length"
+    if span.span_id == _ZERO_SPAN:
+        return "zero_span_id"
+    if span.parent_span_id and len(span.parent_span_id) != 8:
+        return "invalid_parent_span_id_length"
+    return None
+
+
+def split_by_partition(data: trace_pb2.TracesData, partitions: int) -> SplitResult:
+    """Group valid spans by the partition of their trace id, preserving resource/scope nesting."""
+    result = SplitResult()
+    out = result.by_partition
+    for rs in data.resource_spans:
+        # partition -> this resource's clone in that partition's message; created lazily.
+        resources: dict[int, trace_pb2.ResourceSpans] = {}
+        for ss in rs.scope_spans:
+            scopes: dict[int, trace_pb2.ScopeSpans] = {}
+            for span in ss.spans:
+                problem = span_problem(span)
+                if problem is not None:
+                    result.rejected[problem] += 1
+                    continue
+                p = partition_for_key(span.trace_id, partitions)
+                target = scopes.get(p)
+                if target is None:
+                    new_rs = resources.get(p)
+                    if new_rs is None:
+                        td = out.get(p)
+                        if td is None:
+                            td = out[p] = trace_pb2.TracesData()
+                            result.keys[p] = span.trace_id
+                        new_rs = resources[p] = td.resource_spans.add()
+                        new_rs.resource.CopyFrom(rs.resource)
+                        new_rs.schema_url = rs.schema_url
+                    target = scopes[p] = new_rs.scope_spans.add()
+                    target.scope.CopyFrom(ss.scope)
+                    target.schema_url = ss.schema_url
+                target.spans.append(span)
+                result.accepted += 1
+    return result

@@ -1,0 +1,1 @@
+"""Sink workers: Kafka consumer group -> batched, idempotent ClickHouse inserts."""

@@ -1,0 +1,16 @@
+"""Prometheus metrics of the sink workers."""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+ROWS_STORED = Counter("tracehouse_sink_rows_stored", "Span rows inserted into ClickHouse")
+RECORDS_DLQ = Counter("tracehouse_sink_records_dlq", "Kafka records sent to the DLQ", ["reason"])
+BATCHES = Counter("tracehouse_sink_batches", "Batches flushed", ["outcome"])
+INSERT_SECONDS = Histogram(
+    "tracehouse_sink_insert_seconds",
+    "ClickHouse insert time per batch",
+    buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+)
+BUFFERED_ROWS = Gauge("tracehouse_sink_buffered_rows", "Rows consumed but not yet stored")
+PAUSED = Gauge("tracehouse_sink_paused", "1 while consumption is paused for ClickHouse")

@@ -1,0 +1,1 @@
+"""Stream processors (faust): sampling, RED metrics and service graph over whole messages."""

@@ -1,0 +1,173 @@
+"""The `tracehouse` command: run the local stack or any single component."""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import time
+from pathlib import Path
+
+from tracehouse.settings import Settings
+
+
+def _auto_ports(settings: Settings) -> tuple[Settings, int]:
+    from deploy.local.ports import free_port
+
+    return settings.with_(
+        kafka_bootstrap=f"127.0.0.1:{free_port()}",
+        clickhouse_url=f"http://127.0.0.1:{free_port()}",
+        ingest_http_port=free_port(),
+        streams_web_port=free_port(),
+        sink_metrics_port=free_port(),
+    ), free_port()
+
+
+def cmd_up(args: argparse.Namespace) -> int:
+    from deploy.local.stack import LocalStack
+    from tracehouse import status
+
+    settings = Settings.from_env()
+    ch_tcp = args.clickhouse_tcp_port
+    if args.auto_ports:
+        settings, ch_tcp = _auto_ports(settings)
+    stack = LocalStack(settings, Path(args.run_dir).resolve(), ch_tcp)
+    stopping = False
+
+    def on_signal(*_: object) -> None:
+        nonlocal stopping
+        stopping = True
+
+    signal.signal(signal.SIGINT, on_signal)
+    signal.signal(signal.SIGTERM, on_signal)
+    try:
+        stack.start()
+    except Exception as exc:
+        print(f"tracehouse up failed: {exc}", file=sys.stderr)
+        return 1
+    print(f"logs: {stack.logs}")
+    print(f"send OTLP/HTTP to http://127.0.0.1:{settings.ingest_http_port}/v1/traces")
+    if args.demo:
+        from tracehouse.demo_traces import send_demo_load
+
+        endpoint = f"http://127.0.0.1:{settings.ingest_http_port}/v1/traces"
+        sent = send_demo_load(endpoint, args.demo_requests, args.demo_traces)
+        print(f"demo: sent {sent} spans; waiting for them in ClickHouse ...")
+        _wait_for_rows(settings, sent, timeout=60)
+        print(status.render(status.collect(settings)))
+    started = time.monotonic()
+    code = 0
+    while not stopping:
+        dead = stack.dead()
+        if dead:
+            names = ", ".join(f"{c.name} (exit {c.proc.returncode}, log {c.log_path})"
+                              for c in dead)
+            print(f"component died: {names}", file=sys.stderr)
+            code = 1
+            break
+        if args.exit_after and time.monotonic() - started >= args.exit_after:
+            break
+        time.sleep(0.5)
+    print("stopping ...")
+    stack.stop()
+    return code
+
+
+def _wait_for_rows(settings: Settings, expected: int, timeout: float) -> int:
+    from query.counts import span_count
+    from sinks.clickhouse_store import connect
+
+    client = connect(settings.clickhouse_url, settings.clickhouse_database)
+    deadline = time.monotonic() + timeout
+    started = time.monotonic()
+    count = 0
+    while time.monotonic() < deadline:
+        count = span_count(client, settings.clickhouse_database)
+        if count >= expected:
+            print(f"demo: {count} spans in ClickHouse after {time.monotonic() - started:.1f} s")
+            return count
+        time.sleep(0.5)
+    print(f"demo: only {count}/{expected} spans in ClickHouse after {timeout} s", file=sys.stderr)
+    return count
+
+
+def cmd_status(_args: argparse.Namespace) -> int:
+    from tracehouse import status
+
+    print(status.render(status.collect(Settings.from_env())))
+    return 0
+
+
+def cmd_migrate(_args: argparse.Namespace) -> int:
+    from schemas.migrations import migrate
+    from sinks.clickhouse_store import connect
+
+    s = Settings.from_env()
+    applied = migrate(connect(s.clickhouse_url, "default"), s.clickhouse_database, s.ttl_days)
+    print(f"applied migrations: {applied or 'none (up to date)'}")
+    return 0
+
+
+def cmd_topics(_args: argparse.Namespace) -> int:
+    from deploy.local.topics import ensure_topics
+
+    for topic, outcome in ensure_topics(Settings.from_env()).items():
+        print(f"{topic}: {outcome}")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from tracehouse.demo_traces import send_demo_load
+
+    s = Settings.from_env()
+    endpoint = args.endpoint or f"http://127.0.0.1:{s.ingest_http_port}/v1/traces"
+    sent = send_demo_load(endpoint, args.requests, args.traces, seed=args.seed)
+    print(f"sent {sent} spans to {endpoint}")
+    return 0
+
+
+def cmd_component(args: argparse.Namespace) -> int:
+    if args.command == "ingest":
+        from ingest.server import main as run
+    elif args.command == "streams":
+        from streams.app import main as run
+    else:
+        from sinks.worker import main as run
+    run()
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="tracehouse", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    up = sub.add_parser("up", help="start broker, ClickHouse and the pipeline locally")
+    up.add_argument("--run-dir", default=".tracehouse/run", help="logs and ClickHouse data")
+    up.add_argument("--auto-ports", action="store_true", help="pick free ports")
+    up.add_argument("--clickhouse-tcp-port", type=int, default=9000)
+    up.add_argument("--demo", action="store_true", help="send a demo load once up")
+    up.add_argument("--demo-requests", type=int, default=20)
+    up.add_argument("--demo-traces", type=int, default=100, help="traces per request")
+    up.add_argument("--exit-after", type=float, default=0, help="stop after N seconds (0: never)")
+    up.set_defaults(func=cmd_up)
+    for name, text in (("ingest", "run an ingest node"), ("streams", "run a streams worker"),
+                       ("sink", "run a sink worker")):
+        sub.add_parser(name, help=text).set_defaults(func=cmd_component)
+    sub.add_parser("status", help="topics, lag and row counts").set_defaults(func=cmd_status)
+    sub.add_parser("migrate", help="apply ClickHouse migrations").set_defaults(func=cmd_migrate)
+    sub.add_parser("topics", help="create Kafka topics").set_defaults(func=cmd_topics)
+    demo = sub.add_parser("demo", help="send synthetic traces over OTLP/HTTP")
+    demo.add_argument("--endpoint")
+    demo.add_argument("--requests", type=int, default=20)
+    demo.add_argument("--traces", type=int, default=100)
+    demo.add_argument("--seed", type=int, default=1)
+    demo.set_defaults(func=cmd_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    sys.exit(args.func(args))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,106 @@
+"""Deterministic synthetic traces (OTLP protobuf) for the demo and the benchmarks.
+
+Each trace is a small tree across a few services: a server root, client/server hops between
+services, occasional errors and slow spans. Same seed, same bytes.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+import urllib.request
+
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
+from opentelemetry.proto.common.v1 import common_pb2
+from opentelemetry.proto.trace.v1 import trace_pb2
+
+SERVICES = ("frontend", "checkout", "cart", "payment", "inventory", "shipping")
+OPERATIONS = {
+    "frontend": ("GET /", "GET /product", "POST /checkout"),
+    "checkout": ("PlaceOrder", "PrepareOrder"),
+    "cart": ("GetCart", "AddItem"),
+    "payment": ("Charge",),
+    "inventory": ("Reserve", "Lookup"),
+    "shipping": ("Quote", "Ship"),
+}
+
+
+def _kv(key: str, value: str | int | bool) -> common_pb2.KeyValue:
+    kv = common_pb2.KeyValue(key=key)
+    if isinstance(value, bool):
+        kv.value.bool_value = value
+    elif isinstance(value, int):
+        kv.value.int_value = value
+    else:
+        kv.value.string_value = value
+    return kv
+
+
+def make_request(
+    traces: int, seed: int = 1, spans_per_trace: int = 5, now_ns: int | None = None
+) -> trace_service_pb2.ExportTraceServiceRequest:
+    """Build one export request holding ``traces`` whole traces."""
+    rng = random.Random(seed)
+    now_ns = time.time_ns() if now_ns is None else now_ns
+    request = trace_service_pb2.ExportTraceServiceRequest()
+    by_service: dict[str, trace_pb2.ScopeSpans] = {}
+
+    def scope(service: str) -> trace_pb2.ScopeSpans:
+        ss = by_service.get(service)
+        if ss is None:
+            rs = request.resource_spans.add()
+            rs.resource.attributes.extend([_kv("service.name", service),
+                                           _kv("deployment.environment", "demo")])
+            ss = rs.scope_spans.add()
+            ss.scope.name = "tracehouse.demo"
+            ss.scope.version = "1"
+            by_service[service] = ss
+        return ss
+
+    for _ in range(traces):
+        trace_id = rng.randbytes(16)
+        start = now_ns - rng.randint(0, 5_000_000_000)
+        error_trace = rng.random() < 0.05
+        slow_trace = rng.random() < 0.02
+        parent_id = b""
+        service = "frontend"
+        for depth in range(spans_per_trace):
+            span = scope(service).spans.add()
+            span.trace_id = trace_id
+            span.span_id = rng.randbytes(8)
+            span.parent_span_id = parent_id
+            span.name = rng.choice(OPERATIONS[service])
+            span.kind = trace_pb2.Span.SPAN_KIND_SERVER if depth % 2 == 0 else (
+                trace_pb2.Span.SPAN_KIND_CLIENT)
+            duration = rng.randint(200_000, 40_000_000) * (50 if slow_trace else 1)
+            span.start_time_unix_nano = start + depth * 100_000
+            span.end_time_unix_nano = span.start_time_unix_nano + duration
+            span.attributes.extend([_kv("http.route", span.name), _kv("user.id",
+                                    f"u{rng.randint(1, 500)}"), _kv("retry", depth > 3)])
+            if error_trace and depth == spans_per_trace - 1:
+                span.status.code = trace_pb2.Status.STATUS_CODE_ERROR
+                span.status.message = "upstream failed"
+            parent_id = span.span_id
+            if depth % 2 == 1:  # client span: the next span is the callee's server span
+                service = rng.choice([s for s in SERVICES if s != service])
+    return request
+
+
+def post_otlp_http(endpoint: str, body: bytes, timeout: float = 30) -> int:
+    req = urllib.request.Request(
+        endpoint, data=body, method="POST", headers={"Content-Type": "application/x-protobuf"}
+    )
+    with urllib.request.urlopen(req, timeout=timeout) as resp:
+        return int(resp.status)
+
+
+def send_demo_load(
+    endpoint: str, requests: int, traces_per_request: int, seed: int = 1
+) -> int:
+    """Send ``requests`` export requests; returns the number of spans sent."""
+    spans = 0
+    for i in range(requests):
+        req = make_request(traces_per_request, seed=seed + i)
+        post_otlp_http(endpoint, req.SerializeToString())
+        spans += sum(len(ss.spans) for rs in req.resource_spans for ss in rs.scope_spans)
+    return spans

@@ -1,0 +1,98 @@
+"""One place for every knob the components share.
+
+Each process (ingest, streams, sink, status) reads the same ``TRACEHOUSE_*`` environment
+variables, so the local runner, the tests, docker-compose and Kubernetes configure the whole
+pipeline the same way: by environment, never by editing code.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields, replace
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Topics:
+    """Kafka topic names (the contracts in DESIGN.md)."""
+
+    raw_spans: str = "otlp_spans"
+    sampled_spans: str = "spans.sampled"
+    red_metrics: str = "metrics.red"
+    graph_edges: str = "graph.edges"
+    dlq: str = "spans.sampled.dlq"
+
+    def all(self) -> list[str]:
+        return [getattr(self, f.name) for f in fields(self)]
+
+
+@dataclass(frozen=True)
+class Settings:
+    kafka_bootstrap: str = "127.0.0.1:9092"
+    topics: Topics = field(default_factory=Topics)
+    # Partitions bound the number of streams and sink workers that can share the load.
+    partitions: int = 8
+    clickhouse_url: str = "http://127.0.0.1:8123"
+    clickhouse_database: str = "tracehouse"
+    ingest_host: str = "127.0.0.1"
+    ingest_http_port: int = 4318
+    streams_web_port: int = 6066
+    sink_metrics_port: int = 9464
+    streams_group: str = "tracehouse-streams"
+    sink_group: str = "tracehouse-sink"
+    sink_batch_rows: int = 50_000
+    sink_batch_seconds: float = 1.0
+    ttl_days: int = 0
+    # Kafka group timings: short by default because Tansu needs ~half the session timeout to
+    # complete a join (DESIGN.md); production can raise them.
+    session_timeout_ms: int = 6000
+    heartbeat_interval_ms: int = 1000
+    max_request_bytes: int = 16 * 1024 * 1024
+
+    @classmethod
+    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
+        """Build settings from ``TRACEHOUSE_<FIELD>`` and ``TRACEHOUSE_TOPIC_<NAME>`` variables."""
+        env = dict(os.environ if env is None else env)
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            if f.name == "topics":
+                continue
+            raw = env.get(f"TRACEHOUSE_{f.name.upper()}")
+            if raw is not None:
+                values[f.name] = _coerce(raw, type(getattr(cls(), f.name)))
+        topic_values = {
+            f.name: env[f"TRACEHOUSE_TOPIC_{f.name.upper()}"]
+            for f in fields(Topics)
+            if f"TRACEHOUSE_TOPIC_{f.name.upper()}" in env
+        }
+        return cls(topics=Topics(**topic_values), **values)
+
+    def to_env(self) -> dict[str, str]:
+        """The inverse of :meth:`from_env`, used to hand settings to child processes."""
+        env = {
+            f"TRACEHOUSE_{f.name.upper()}": str(getattr(self, f.name))
+            for f in fields(self)
+            if f.name != "topics"
+        }
+        for f in fields(Topics):
+            env[f"TRACEHOUSE_TOPIC_{f.name.upper()}"] = getattr(self.topics, f.name)
+        return env
+
+    def with_(self, **changes: Any) -> Settings:
+        return replace(self, **changes)
+
+    @property
+    def clickhouse_host_port(self) -> tuple[str, int]:
+        rest = self.clickhouse_url.split("://", 1)[-1].rstrip("/")
+        host, _, port = rest.partition(":")
+        return host, int(port or 8123)
+
+
+def _coerce(raw: str, kind: type) -> Any:
+    if kind is bool:
+        return raw.strip().lower() in {"1", "true", "yes", "on"}
+    if kind is int:
+        return int(raw)
+    if kind is float:
+        return float(raw)
+    return raw

@@ -1,0 +1,93 @@
+"""`tracehouse status`: topics, consumer-group lag per partition and ClickHouse row counts."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from confluent_kafka import Consumer, TopicPartition
+from confluent_kafka.admin import AdminClient
+
+from query.counts import table_row_counts
+from sinks.clickhouse_store import connect
+from tracehouse.settings import Settings
+
+LAG_CAVEAT = (
+    "lag is approximate on the local Tansu broker: its high watermark is wrong after "
+    "multi-record batches"
+)
+
+
+@dataclass
+class PartitionLag:
+    group: str
+    topic: str
+    partition: int
+    committed: int
+    high: int
+
+    @property
+    def lag(self) -> int:
+        return max(0, self.high - max(self.committed, 0))
+
+
+def topic_partitions(bootstrap: str) -> dict[str, int]:
+    meta = AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=10)
+    return {
+        name: len(info.partitions)
+        for name, info in sorted(meta.topics.items())
+        if not name.startswith("__")
+    }
+
+
+def group_lag(bootstrap: str, group: str, topic: str, partitions: int) -> list[PartitionLag]:
+    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group,
+                         "enable.auto.commit": False})
+    try:
+        tps = [TopicPartition(topic, p) for p in range(partitions)]
+        committed = consumer.committed(tps, timeout=10)
+        out = []
+        for tp in committed:
+            _low, high = consumer.get_watermark_offsets(
+                TopicPartition(topic, tp.partition), timeout=10
+            )
+            out.append(PartitionLag(group, topic, tp.partition, tp.offset, high))
+        return out
+    finally:
+        consumer.close()
+
+
+def collect(settings: Settings) -> dict[str, Any]:
+    topics = topic_partitions(settings.kafka_bootstrap)
+    lags: list[PartitionLag] = []
+    for group, topic in (
+        (settings.streams_group, settings.topics.raw_spans),
+        (settings.sink_group, settings.topics.sampled_spans),
+    ):
+        if topic in topics:
+            lags.extend(group_lag(settings.kafka_bootstrap, group, topic, topics[topic]))
+    try:
+        client = connect(settings.clickhouse_url, settings.clickhouse_database)
+        counts: dict[str, int] | str = table_row_counts(client, settings.clickhouse_database)
+    except Exception as exc:  # status must still print Kafka's view when ClickHouse is down
+        counts = f"unavailable: {exc}"
+    return {"topics": topics, "lag": lags, "rows": counts}
+
+
+def render(report: dict[str, Any]) -> str:
+    lines = ["Topics (partitions):"]
+    lines += [f"  {name:<28} {n}" for name, n in report["topics"].items()]
+    lines.append(f"Consumer-group lag per partition ({LAG_CAVEAT}):")
+    lines.append(f"  {'group':<22} {'topic':<18} {'part':>4} {'committed':>10} {'end':>10} "
+                 f"{'lag':>8}")
+    for lag in report["lag"]:
+        committed = str(lag.committed) if lag.committed >= 0 else "-"
+        lines.append(f"  {lag.group:<22} {lag.topic:<18} {lag.partition:>4} {committed:>10} "
+                     f"{lag.high:>10} {lag.lag:>8}")
+    rows = report["rows"]
+    lines.append("ClickHouse rows:")
+    if isinstance(rows, str):
+        lines.append(f"  {rows}")
+    else:
+        lines += [f"  {name:<28} {n}" for name, n in rows.items()]
+    return "\n".join(lines)
