@@ -89,14 +89,18 @@ def build_app(exporter: SpanExporter, max_body_bytes: int) -> web.Application:
         except BodyError as exc:
             return _error(exc.status, exc.reason, str(exc))
         except DecodeError as exc:
-            return _error(400, "undecodable", f"body is not an OTLP ExportTraceServiceRequest: {exc}")
+            return _error(
+                400, "undecodable", f"body is not an OTLP ExportTraceServiceRequest: {exc}"
+            )
         try:
             outcome = await exporter.export(data, PROTOCOL)
         except PublishError as exc:
             log.warning("kafka publish failed", extra={"fields": {"error": str(exc)}})
             if exc.retryable:
                 return _error(
-                    503, "kafka_unavailable", f"kafka unavailable: {exc}",
+                    503,
+                    "kafka_unavailable",
+                    f"kafka unavailable: {exc}",
                     **{"Retry-After": RETRY_AFTER_SECONDS},
                 )
             return _error(500, "kafka_error", f"kafka error: {exc}")

@@ -26,8 +26,13 @@ async def serve(settings: Settings) -> None:
     await site.start()
     log.info(
         "ingest listening",
-        extra={"fields": {"otlp_http": f"{settings.ingest_host}:{settings.ingest_http_port}",
-                          "topic": settings.topics.raw_spans, "partitions": partitions}},
+        extra={
+            "fields": {
+                "otlp_http": f"{settings.ingest_host}:{settings.ingest_http_port}",
+                "topic": settings.topics.raw_spans,
+                "partitions": partitions,
+            }
+        },
     )
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -28,7 +28,9 @@ class SpanStore:
         self._client = client
         self._group = group
 
-    def planned_batches(self, topic: str, partition: int, from_offset: int) -> list[tuple[int, int]]:
+    def planned_batches(
+        self, topic: str, partition: int, from_offset: int
+    ) -> list[tuple[int, int]]:
         """Intents recorded at or after the committed offset: batches that may be in storage."""
         rows = self._client.query(
             "SELECT FirstOffset, LastOffset FROM sink_batches FINAL "
@@ -41,10 +43,26 @@ class SpanStore:
     def record_intent(self, batch: PartitionBatch) -> None:
         self._client.insert(
             "sink_batches",
-            [[self._group, batch.topic, batch.partition, batch.first_offset, batch.last_offset,
-              batch.rows, len(batch.dlq)]],
-            column_names=["ConsumerGroup", "Topic", "Partition", "FirstOffset", "LastOffset",
-                          "Rows", "DlqRecords"],
+            [
+                [
+                    self._group,
+                    batch.topic,
+                    batch.partition,
+                    batch.first_offset,
+                    batch.last_offset,
+                    batch.rows,
+                    len(batch.dlq),
+                ]
+            ],
+            column_names=[
+                "ConsumerGroup",
+                "Topic",
+                "Partition",
+                "FirstOffset",
+                "LastOffset",
+                "Rows",
+                "DlqRecords",
+            ],
         )
 
     def insert_spans(self, batch: PartitionBatch) -> None:

@@ -48,9 +48,29 @@ def _name(names: tuple[str, ...], code: int) -> str:
 def otel_traces_columns(spans: Iterable[dict[str, Any]]) -> list[list[Any]]:
     cols: list[list[Any]] = [[] for _ in OTEL_TRACES_COLUMNS]
     (
-        ts, trace_id, span_id, parent, state, name, kind, service, res_attrs, scope_name,
-        scope_version, attrs, duration, status, status_msg, ev_ts, ev_name, ev_attrs,
-        ln_trace, ln_span, ln_state, ln_attrs, tenant,
+        ts,
+        trace_id,
+        span_id,
+        parent,
+        state,
+        name,
+        kind,
+        service,
+        res_attrs,
+        scope_name,
+        scope_version,
+        attrs,
+        duration,
+        status,
+        status_msg,
+        ev_ts,
+        ev_name,
+        ev_attrs,
+        ln_trace,
+        ln_span,
+        ln_state,
+        ln_attrs,
+        tenant,
     ) = cols
     for s in spans:
         start = s["start_time_unix_nano"]

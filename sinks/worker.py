@@ -52,8 +52,13 @@ class SinkWorker:
             connect(settings.clickhouse_url, settings.clickhouse_database), settings.sink_group
         )
         self.consumer = Consumer(consumer_config(settings))
-        self.dlq = Producer({"bootstrap.servers": settings.kafka_bootstrap, "acks": "all",
-                             "enable.idempotence": True})
+        self.dlq = Producer(
+            {
+                "bootstrap.servers": settings.kafka_bootstrap,
+                "acks": "all",
+                "enable.idempotence": True,
+            }
+        )
         self.batches: dict[int, PartitionBatch] = {}
         # Offsets of recorded intents not yet committed: partition -> [(first, last), ...]
         self.replays: dict[int, list[tuple[int, int]]] = {}
@@ -65,8 +70,15 @@ class SinkWorker:
         for tp in committed:
             start = tp.offset if tp.offset >= 0 else 0
             self.replays[tp.partition] = self._planned(tp.partition, start)
-        log.info("assigned", extra={"fields": {"partitions": [tp.partition for tp in partitions],
-                                               "replays": self.replays}})
+        log.info(
+            "assigned",
+            extra={
+                "fields": {
+                    "partitions": [tp.partition for tp in partitions],
+                    "replays": self.replays,
+                }
+            },
+        )
 
     def _planned(self, partition: int, start: int) -> list[tuple[int, int]]:
         backoff = 0.5
@@ -89,8 +101,12 @@ class SinkWorker:
 
     # -- main loop ---------------------------------------------------------------------------
     def run(self) -> None:
-        self.consumer.subscribe([self.topic], on_assign=self._on_assign,
-                                on_revoke=self._on_revoke, on_lost=self._on_revoke)
+        self.consumer.subscribe(
+            [self.topic],
+            on_assign=self._on_assign,
+            on_revoke=self._on_revoke,
+            on_lost=self._on_revoke,
+        )
         try:
             while self.running:
                 for msg in self.consumer.consume(1000, 0.2):
@@ -114,8 +130,9 @@ class SinkWorker:
             return
         batch = self.batches.get(p)
         if batch is None:
-            batch = self.batches[p] = PartitionBatch(self.topic, p, offset,
-                                                     started_at=time.monotonic())
+            batch = self.batches[p] = PartitionBatch(
+                self.topic, p, offset, started_at=time.monotonic()
+            )
             plan = self.replays[p]
             while plan and plan[0][1] < offset:
                 plan.pop(0)
@@ -133,8 +150,9 @@ class SinkWorker:
     def _flush_due(self, now: float) -> None:
         for p in list(self.batches):
             batch = self.batches[p]
-            if batch.is_complete(self.settings.sink_batch_rows, self.settings.sink_batch_seconds,
-                                 now):
+            if batch.is_complete(
+                self.settings.sink_batch_rows, self.settings.sink_batch_seconds, now
+            ):
                 self._flush(p)
 
     def _flush(self, p: int) -> None:
@@ -175,10 +193,15 @@ class SinkWorker:
         self.store.insert_spans(batch)
         for offset, key, value, reason in batch.dlq:
             self.dlq.produce(
-                self.settings.topics.dlq, value, key=key,
-                headers=[("reason", reason.encode()), ("source_topic", batch.topic.encode()),
-                         ("source_partition", str(batch.partition).encode()),
-                         ("source_offset", str(offset).encode())],
+                self.settings.topics.dlq,
+                value,
+                key=key,
+                headers=[
+                    ("reason", reason.encode()),
+                    ("source_topic", batch.topic.encode()),
+                    ("source_partition", str(batch.partition).encode()),
+                    ("source_offset", str(offset).encode()),
+                ],
             )
             metrics.RECORDS_DLQ.labels("undecodable_avro").inc()
         if batch.dlq and self.dlq.flush(30) > 0:
@@ -207,7 +230,8 @@ def main(settings: Settings | None = None) -> None:
     worker = SinkWorker(settings)
     signal.signal(signal.SIGTERM, lambda *_: worker.stop())
     signal.signal(signal.SIGINT, lambda *_: worker.stop())
-    log.info("sink started", extra={"fields": {"topic": worker.topic,
-                                               "group": settings.sink_group}})
+    log.info(
+        "sink started", extra={"fields": {"topic": worker.topic, "group": settings.sink_group}}
+    )
     worker.run()
     log.info("sink stopped")

@@ -60,8 +60,9 @@ def cmd_up(args: argparse.Namespace) -> int:
     while not stopping:
         dead = stack.dead()
         if dead:
-            names = ", ".join(f"{c.name} (exit {c.proc.returncode}, log {c.log_path})"
-                              for c in dead)
+            names = ", ".join(
+                f"{c.name} (exit {c.proc.returncode}, log {c.log_path})" for c in dead
+            )
             print(f"component died: {names}", file=sys.stderr)
             code = 1
             break
@@ -149,8 +150,11 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--demo-traces", type=int, default=100, help="traces per request")
     up.add_argument("--exit-after", type=float, default=0, help="stop after N seconds (0: never)")
     up.set_defaults(func=cmd_up)
-    for name, text in (("ingest", "run an ingest node"), ("streams", "run a streams worker"),
-                       ("sink", "run a sink worker")):
+    for name, text in (
+        ("ingest", "run an ingest node"),
+        ("streams", "run a streams worker"),
+        ("sink", "run a sink worker"),
+    ):
         sub.add_parser(name, help=text).set_defaults(func=cmd_component)
     sub.add_parser("status", help="topics, lag and row counts").set_defaults(func=cmd_status)
     sub.add_parser("migrate", help="apply ClickHouse migrations").set_defaults(func=cmd_migrate)

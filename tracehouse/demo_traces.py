@@ -49,8 +49,9 @@ def make_request(
         ss = by_service.get(service)
         if ss is None:
             rs = request.resource_spans.add()
-            rs.resource.attributes.extend([_kv("service.name", service),
-                                           _kv("deployment.environment", "demo")])
+            rs.resource.attributes.extend(
+                [_kv("service.name", service), _kv("deployment.environment", "demo")]
+            )
             ss = rs.scope_spans.add()
             ss.scope.name = "tracehouse.demo"
             ss.scope.version = "1"
@@ -70,13 +71,21 @@ def make_request(
             span.span_id = rng.randbytes(8)
             span.parent_span_id = parent_id
             span.name = rng.choice(OPERATIONS[service])
-            span.kind = trace_pb2.Span.SPAN_KIND_SERVER if depth % 2 == 0 else (
-                trace_pb2.Span.SPAN_KIND_CLIENT)
+            span.kind = (
+                trace_pb2.Span.SPAN_KIND_SERVER
+                if depth % 2 == 0
+                else (trace_pb2.Span.SPAN_KIND_CLIENT)
+            )
             duration = rng.randint(200_000, 40_000_000) * (50 if slow_trace else 1)
             span.start_time_unix_nano = start + depth * 100_000
             span.end_time_unix_nano = span.start_time_unix_nano + duration
-            span.attributes.extend([_kv("http.route", span.name), _kv("user.id",
-                                    f"u{rng.randint(1, 500)}"), _kv("retry", depth > 3)])
+            span.attributes.extend(
+                [
+                    _kv("http.route", span.name),
+                    _kv("user.id", f"u{rng.randint(1, 500)}"),
+                    _kv("retry", depth > 3),
+                ]
+            )
             if error_trace and depth == spans_per_trace - 1:
                 span.status.code = trace_pb2.Status.STATUS_CODE_ERROR
                 span.status.message = "upstream failed"
@@ -94,9 +103,7 @@ def post_otlp_http(endpoint: str, body: bytes, timeout: float = 30) -> int:
         return int(resp.status)
 
 
-def send_demo_load(
-    endpoint: str, requests: int, traces_per_request: int, seed: int = 1
-) -> int:
+def send_demo_load(endpoint: str, requests: int, traces_per_request: int, seed: int = 1) -> int:
     """Send ``requests`` export requests; returns the number of spans sent."""
     spans = 0
     for i in range(requests):

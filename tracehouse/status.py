@@ -41,8 +41,9 @@ def topic_partitions(bootstrap: str) -> dict[str, int]:
 
 
 def group_lag(bootstrap: str, group: str, topic: str, partitions: int) -> list[PartitionLag]:
-    consumer = Consumer({"bootstrap.servers": bootstrap, "group.id": group,
-                         "enable.auto.commit": False})
+    consumer = Consumer(
+        {"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False}
+    )
     try:
         tps = [TopicPartition(topic, p) for p in range(partitions)]
         committed = consumer.committed(tps, timeout=10)
@@ -78,12 +79,15 @@ def render(report: dict[str, Any]) -> str:
     lines = ["Topics (partitions):"]
     lines += [f"  {name:<28} {n}" for name, n in report["topics"].items()]
     lines.append(f"Consumer-group lag per partition ({LAG_CAVEAT}):")
-    lines.append(f"  {'group':<22} {'topic':<18} {'part':>4} {'committed':>10} {'end':>10} "
-                 f"{'lag':>8}")
+    lines.append(
+        f"  {'group':<22} {'topic':<18} {'part':>4} {'committed':>10} {'end':>10} {'lag':>8}"
+    )
     for lag in report["lag"]:
         committed = str(lag.committed) if lag.committed >= 0 else "-"
-        lines.append(f"  {lag.group:<22} {lag.topic:<18} {lag.partition:>4} {committed:>10} "
-                     f"{lag.high:>10} {lag.lag:>8}")
+        lines.append(
+            f"  {lag.group:<22} {lag.topic:<18} {lag.partition:>4} {committed:>10} "
+            f"{lag.high:>10} {lag.lag:>8}"
+        )
     rows = report["rows"]
     lines.append("ClickHouse rows:")
     if isinstance(rows, str):

@@ -47,7 +47,7 @@ def serve(data_dir: Path, http_port: int, tcp_port: int, max_memory: int) -> Non
 
     def run() -> None:
         try:
-            chdb_native.query(
+            chdb_native.query(  # type: ignore[attr-defined]
                 f"SYSTEM START LISTEN HTTP; SYSTEM START LISTEN TCP; {_PARK}",
                 "TabSeparated",
                 path=str(data_dir / "data"),
@@ -87,11 +87,17 @@ def start_clickhouse(
     ensure_free(tcp_port, "ClickHouse native TCP")
     proc = subprocess.Popen(
         [
-            sys.executable, "-m", "deploy.local.clickhouse_server",
-            "--data-dir", str(data_dir),
-            "--http-port", str(http_port),
-            "--tcp-port", str(tcp_port),
-            "--max-memory", str(max_memory),
+            sys.executable,
+            "-m",
+            "deploy.local.clickhouse_server",
+            "--data-dir",
+            str(data_dir),
+            "--http-port",
+            str(http_port),
+            "--tcp-port",
+            str(tcp_port),
+            "--max-memory",
+            str(max_memory),
         ],
         stdout=log,
         stderr=subprocess.STDOUT,

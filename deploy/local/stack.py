@@ -62,47 +62,88 @@ class LocalStack:
 
     def start(self) -> None:
         s = self.settings
-        broker_port = int(s.kafka_bootstrap.rsplit(":", 1)[1])
-        _, ch_http = s.clickhouse_host_port
-        for port, what in ((s.ingest_http_port, "ingest OTLP/HTTP"),
-                           (s.streams_web_port, "streams web"),
-                           (s.sink_metrics_port, "sink metrics")):
+        for port, what in (
+            (s.ingest_http_port, "ingest OTLP/HTTP"),
+            (s.streams_web_port, "streams web"),
+            (s.sink_metrics_port, "sink metrics"),
+        ):
             ensure_free(port, what)
         try:
-            path, fd = self._log("broker")
-            self.children.append(Child("broker", start_broker(broker_port, fd), path))
-            self.say(f"broker      up  kafka://{s.kafka_bootstrap}  (Tansu, memory storage)")
-            path, fd = self._log("clickhouse")
-            ch = start_clickhouse(self.run_dir / "clickhouse", ch_http, self.clickhouse_tcp_port,
-                                  fd)
-            self.children.append(Child("clickhouse", ch, path))
-            self.say(f"clickhouse  up  {s.clickhouse_url}  (native :{self.clickhouse_tcp_port})")
-            ensure_topics(s)
-            applied = migrate(connect(s.clickhouse_url, "default"), s.clickhouse_database,
-                              s.ttl_days)
-            self.say(f"schema      ok  database {s.clickhouse_database}, migrations applied "
-                     f"now: {applied or 'none'}")
-            self._component("ingest", f"http://127.0.0.1:{s.ingest_http_port}/health")
-            self._component("streams", f"http://127.0.0.1:{s.streams_web_port}/health")
-            self._component("sink", f"http://127.0.0.1:{s.sink_metrics_port}/metrics")
+            self.start_services()
+            self.prepare()
+            self.start_pipeline()
         except BaseException:
             self.stop()
             raise
 
-    def _component(self, name: str, health_url: str, timeout: float = 60) -> None:
+    def start_services(self) -> None:
+        """The real broker and ClickHouse, from the pinned wheels."""
+        s = self.settings
+        broker_port = int(s.kafka_bootstrap.rsplit(":", 1)[1])
+        _, ch_http = s.clickhouse_host_port
+        path, fd = self._log("broker")
+        try:
+            self.children.append(Child("broker", start_broker(broker_port, fd), path))
+        finally:
+            os.close(fd)
+        self.say(f"broker      up  kafka://{s.kafka_bootstrap}  (Tansu, memory storage)")
+        path, fd = self._log("clickhouse")
+        try:
+            ch = start_clickhouse(
+                self.run_dir / "clickhouse", ch_http, self.clickhouse_tcp_port, fd
+            )
+        finally:
+            os.close(fd)
+        self.children.append(Child("clickhouse", ch, path))
+        self.say(f"clickhouse  up  {s.clickhouse_url}  (native :{self.clickhouse_tcp_port})")
+
+    def prepare(self) -> None:
+        """Topics and tables, idempotently."""
+        s = self.settings
+        ensure_topics(s)
+        applied = migrate(connect(s.clickhouse_url, "default"), s.clickhouse_database, s.ttl_days)
+        self.say(
+            f"schema      ok  database {s.clickhouse_database}, migrations applied "
+            f"now: {applied or 'none'}"
+        )
+
+    def start_pipeline(self) -> None:
+        """Ingest, streams and sink, each its own process, in data-flow order."""
+        s = self.settings
+        self.start_component("ingest", f"http://127.0.0.1:{s.ingest_http_port}/health")
+        self.start_component("streams", f"http://127.0.0.1:{s.streams_web_port}/health")
+        self.start_component("sink", f"http://127.0.0.1:{s.sink_metrics_port}/metrics")
+
+    def start_component(
+        self,
+        name: str,
+        health_url: str,
+        timeout: float = 60,
+        extra_env: dict[str, str] | None = None,
+    ) -> Child:
+        """Start ``tracehouse <name>`` and wait for its health URL."""
         path, fd = self._log(name)
-        env = {**os.environ, **self.settings.to_env(), "PYTHONUNBUFFERED": "1"}
-        proc = subprocess.Popen([sys.executable, "-m", "tracehouse.cli", name], env=env,
-                                stdout=fd, stderr=subprocess.STDOUT, cwd=PROJECT_ROOT)
-        self.children.append(Child(name, proc, path))
+        env = {**os.environ, **self.settings.to_env(), "PYTHONUNBUFFERED": "1", **(extra_env or {})}
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "tracehouse.cli", name],
+            env=env,
+            stdout=fd,
+            stderr=subprocess.STDOUT,
+            cwd=PROJECT_ROOT,
+        )
+        os.close(fd)
+        child = Child(name, proc, path)
+        self.children.append(child)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if proc.poll() is not None:
-                raise RuntimeError(f"{name} exited with code {proc.returncode} while starting; "
-                                   f"see {path}:\n{_tail(path)}")
+                raise RuntimeError(
+                    f"{name} exited with code {proc.returncode} while starting; "
+                    f"see {path}:\n{_tail(path)}"
+                )
             if http_ok(health_url):
                 self.say(f"{name:<11} up  {health_url}")
-                return
+                return child
             time.sleep(0.2)
         raise RuntimeError(f"{name} not healthy at {health_url} within {timeout} s; see {path}")
 

@@ -1,0 +1,42 @@
+# One entry point for people and CI. `make demo` and `make test` set everything up themselves.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: setup demo up test unit integration lint bench clean
+
+setup: $(STAMP)
+
+$(STAMP): pyproject.toml requirements.lock deploy/local/requirements-services.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q --require-hashes --no-deps -r deploy/local/requirements-services.txt
+	$(BIN)/pip install -q -c requirements.lock -e ".[local,dev]"
+	touch $(STAMP)
+
+# Start broker + ClickHouse + ingest + streams + sink, send a demo load, show status; Ctrl-C stops.
+demo: setup
+	$(BIN)/tracehouse up --demo
+
+up: setup
+	$(BIN)/tracehouse up
+
+test: setup
+	$(BIN)/pytest
+
+unit: setup
+	$(BIN)/pytest tests/unit
+
+integration: setup
+	$(BIN)/pytest tests/integration
+
+lint: setup
+	$(BIN)/ruff check .
+	$(BIN)/mypy tracehouse ingest streams sinks schemas query deploy
+
+bench: setup
+	$(BIN)/python bench/codec.py
+
+clean:
+	rm -rf .tracehouse $(VENV)

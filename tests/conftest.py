@@ -1,0 +1,85 @@
+"""Real services for the integration tests: one Tansu broker and one ClickHouse per session.
+
+Each test that needs a pipeline gets its own topics, consumer groups and database, so tests
+never see each other's data while sharing the (fast-starting) services.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from deploy.local.ports import free_port
+from deploy.local.stack import LocalStack
+from tracehouse.settings import Settings, Topics
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        parts = Path(str(item.fspath)).parts
+        if "unit" in parts:
+            item.add_marker(pytest.mark.unit)
+        elif "integration" in parts:
+            item.add_marker(pytest.mark.integration)
+
+
+@pytest.fixture(scope="session")
+def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
+    run_dir = tmp_path_factory.mktemp("services")
+    settings = Settings(
+        kafka_bootstrap=f"127.0.0.1:{free_port()}",
+        clickhouse_url=f"http://127.0.0.1:{free_port()}",
+    )
+    stack = LocalStack(settings, run_dir, clickhouse_tcp_port=free_port(), say=lambda _m: None)
+    try:
+        stack.start_services()
+        yield stack
+    finally:
+        stack.stop()
+
+
+def isolated_settings(services: LocalStack, partitions: int = 4) -> Settings:
+    tag = uuid.uuid4().hex[:8]
+    base = services.settings
+    return base.with_(
+        topics=Topics(
+            raw_spans=f"otlp_spans_{tag}",
+            sampled_spans=f"spans.sampled_{tag}",
+            red_metrics=f"metrics.red_{tag}",
+            graph_edges=f"graph.edges_{tag}",
+            dlq=f"spans.sampled.dlq_{tag}",
+        ),
+        partitions=partitions,
+        clickhouse_database=f"th_{tag}",
+        streams_group=f"streams-{tag}",
+        sink_group=f"sink-{tag}",
+        ingest_http_port=free_port(),
+        streams_web_port=free_port(),
+        sink_metrics_port=free_port(),
+        sink_batch_seconds=0.5,
+    )
+
+
+@pytest.fixture
+def pipeline_settings(services: LocalStack) -> Settings:
+    settings = isolated_settings(services)
+    LocalStack(settings, services.run_dir, say=lambda _m: None).prepare()
+    return settings
+
+
+@pytest.fixture
+def pipeline(services: LocalStack, pipeline_settings: Settings) -> Iterator[LocalStack]:
+    """Ingest, streams and sink processes on this test's topics and database."""
+    stack = LocalStack(
+        pipeline_settings,
+        services.run_dir / pipeline_settings.clickhouse_database,
+        say=lambda _m: None,
+    )
+    try:
+        stack.start_pipeline()
+        yield stack
+    finally:
+        stack.stop()

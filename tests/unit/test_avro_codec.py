@@ -1,0 +1,115 @@
+import io
+
+import avro.io
+import avro.schema
+import pytest
+
+from schemas import avro_codec
+from streams.pipeline import encode_span_batches, process_raw_message
+from streams.span_records import span_records
+from tracehouse.demo_traces import make_request
+
+SPAN = {
+    "tenant_id": "acme",
+    "trace_id": "0af7651916cd43dd8448eb211c80319c",
+    "span_id": "b7ad6b7169203331",
+    "parent_span_id": "",
+    "trace_state": "ot=th:8",
+    "name": "GET /",
+    "kind": 2,
+    "service_name": "frontend",
+    "start_time_unix_nano": 1_700_000_000_123_456_789,
+    "end_time_unix_nano": 1_700_000_000_223_456_789,
+    "status_code": 2,
+    "status_message": "boom",
+    "resource_attributes": {"service.name": "frontend"},
+    "scope_name": "s",
+    "scope_version": "1",
+    "attributes": {"http.status_code": "500", "ünïcode": "✓"},
+    "events": [
+        {
+            "time_unix_nano": 1_700_000_000_200_000_000,
+            "name": "exception",
+            "attributes": {"exception.type": "E"},
+        }
+    ],
+    "links": [{"trace_id": "1" * 32, "span_id": "2" * 16, "trace_state": "", "attributes": {}}],
+}
+
+
+def test_fastavro_round_trip() -> None:
+    payload = avro_codec.encode("span_batch", {"spans": [SPAN, SPAN]})
+    assert payload[0] == avro_codec.MAGIC and payload[1] == 1
+    assert avro_codec.decode("span_batch", payload) == {"spans": [SPAN, SPAN]}
+
+
+def test_apache_avro_reads_fastavro_bytes() -> None:
+    payload = avro_codec.encode("span_batch", {"spans": [SPAN]})
+    import json
+
+    schema = avro.schema.parse(json.dumps(avro_codec.schema_json("span_batch", 1)))
+    reader = avro.io.DatumReader(schema)
+    decoded = reader.read(avro.io.BinaryDecoder(io.BytesIO(payload[2:])))
+    assert decoded == {"spans": [SPAN]}
+
+
+def test_apache_avro_written_bytes_decode_with_fastavro() -> None:
+    import json
+
+    schema = avro.schema.parse(json.dumps(avro_codec.schema_json("span_batch", 1)))
+    buf = io.BytesIO()
+    buf.write(bytes((avro_codec.MAGIC, 1)))
+    avro.io.DatumWriter(schema).write({"spans": [SPAN]}, avro.io.BinaryEncoder(buf))
+    assert avro_codec.decode("span_batch", buf.getvalue()) == {"spans": [SPAN]}
+
+
+@pytest.mark.parametrize(
+    ("payload", "message"),
+    [
+        (b"", "header"),
+        (b"\x00\x01abc", "header"),
+        (bytes((avro_codec.MAGIC, 99)) + b"\x00", "unknown schema version"),
+        (bytes((avro_codec.MAGIC, 1)) + b"\x05\xff\xff", "corrupt"),
+    ],
+)
+def test_bad_payloads_raise_clear_errors(payload: bytes, message: str) -> None:
+    with pytest.raises(avro_codec.AvroDecodeError, match=message):
+        avro_codec.decode("span_batch", payload)
+
+
+def test_trailing_bytes_are_rejected() -> None:
+    payload = avro_codec.encode("span_batch", {"spans": []}) + b"junk"
+    with pytest.raises(avro_codec.AvroDecodeError, match="trailing"):
+        avro_codec.decode("span_batch", payload)
+
+
+def test_raw_message_to_batches_keeps_all_spans() -> None:
+    raw = make_request(traces=30, seed=5).SerializeToString()
+    result = process_raw_message(raw)
+    assert result.malformed is None and result.spans_in == 150
+    spans = [
+        s for p in result.sampled_payloads for s in avro_codec.decode("span_batch", p)["spans"]
+    ]
+    assert len(spans) == 150
+    assert {s["service_name"] for s in spans} <= {
+        "frontend",
+        "checkout",
+        "cart",
+        "payment",
+        "inventory",
+        "shipping",
+    }
+
+
+def test_large_message_is_split_into_bounded_batches() -> None:
+    from opentelemetry.proto.trace.v1 import trace_pb2
+
+    data = trace_pb2.TracesData.FromString(make_request(traces=2100, seed=1).SerializeToString())
+    payloads = encode_span_batches(span_records(data))
+    assert len(payloads) == 3  # 10500 spans, 5000 per message
+
+
+def test_malformed_raw_message_is_reported_not_raised() -> None:
+    result = process_raw_message(b"\xff\xff\xff not protobuf")
+    assert result.malformed and "undecodable" in result.malformed
+    assert result.sampled_payloads == []
