@@ -50,6 +50,8 @@ def isolated_settings(services: LocalStack, partitions: int = 4) -> Settings:
             sampled_spans=f"spans.sampled_{tag}",
             red_metrics=f"metrics.red_{tag}",
             graph_edges=f"graph.edges_{tag}",
+            accounting=f"pipeline.accounting_{tag}",
+            raw_dlq=f"otlp_spans.dlq_{tag}",
             dlq=f"spans.sampled.dlq_{tag}",
         ),
         partitions=partitions,

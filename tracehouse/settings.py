@@ -20,6 +20,9 @@ class Topics:
     sampled_spans: str = "spans.sampled"
     red_metrics: str = "metrics.red"
     graph_edges: str = "graph.edges"
+    accounting: str = "pipeline.accounting"
+    # Dead-letter topics: records that cannot be processed, with the reason in a header.
+    raw_dlq: str = "otlp_spans.dlq"
     dlq: str = "spans.sampled.dlq"
 
     def all(self) -> list[str]:

@@ -113,3 +113,12 @@ def test_malformed_raw_message_is_reported_not_raised() -> None:
     result = process_raw_message(b"\xff\xff\xff not protobuf")
     assert result.malformed and "undecodable" in result.malformed
     assert result.sampled_payloads == []
+
+
+@pytest.mark.parametrize("name", ["span_batch", "red_metrics", "graph_edges", "pipeline_counters"])
+def test_every_schema_parses_in_both_libraries(name: str) -> None:
+    import json
+
+    version = avro_codec.latest_version(name)
+    avro.schema.parse(json.dumps(avro_codec.schema_json(name, version)))
+    assert avro_codec.parsed_schema(name, version) is not None
