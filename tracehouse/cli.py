@@ -117,6 +117,11 @@ def cmd_topics(_args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_init(args: argparse.Namespace) -> int:
+    """Topics and tables in one step: what a deployment runs once before the pipeline starts."""
+    return cmd_topics(args) or cmd_migrate(args)
+
+
 def cmd_demo(args: argparse.Namespace) -> int:
     from tracehouse.demo_traces import send_demo_load
 
@@ -159,6 +164,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("status", help="topics, lag and row counts").set_defaults(func=cmd_status)
     sub.add_parser("migrate", help="apply ClickHouse migrations").set_defaults(func=cmd_migrate)
     sub.add_parser("topics", help="create Kafka topics").set_defaults(func=cmd_topics)
+    sub.add_parser("init", help="create topics and apply migrations").set_defaults(func=cmd_init)
     demo = sub.add_parser("demo", help="send synthetic traces over OTLP/HTTP")
     demo.add_argument("--endpoint")
     demo.add_argument("--requests", type=int, default=20)

@@ -1,0 +1,99 @@
+"""`tracehouse up` as a user runs it: real processes, a demo load, status, clean Ctrl-C."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_up_runs_demo_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "tracehouse.cli",
+            "up",
+            "--auto-ports",
+            "--demo",
+            "--demo-requests",
+            "5",
+            "--demo-traces",
+            "40",
+            "--run-dir",
+            str(tmp_path),
+        ],
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert proc.stdout is not None
+    lines: list[str] = []
+    try:
+        for line in proc.stdout:
+            lines.append(line)
+            if line.startswith("  sink_batches"):
+                break  # the status table has been printed in full
+        proc.send_signal(signal.SIGINT)
+        rest, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    output = "".join(lines) + rest
+    assert proc.returncode == 0, output
+    assert "demo: sent 1000 spans" in output
+    assert re.search(r"demo: 1000 spans in ClickHouse after [\d.]+ s", output), output
+    assert re.search(r"otel_traces\s+1000\b", output), output
+    # Lag rows for both groups, per partition, with the caveat about the test broker.
+    assert "approximate on the local Tansu broker" in output
+    assert len(re.findall(r"tracehouse-sink\s+spans\.sampled\s+\d+", output)) == 8
+    for name in ("sink", "streams", "ingest", "clickhouse", "broker"):
+        assert re.search(rf"{name}\s+stopped \(exit 0\)", output), output
+    logs = {p.name for p in (tmp_path / "logs").iterdir()}
+    assert logs == {f"{n}.log" for n in ("broker", "clickhouse", "ingest", "streams", "sink")}
+
+
+def test_up_reports_a_taken_port_by_name(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        env = {**os.environ, "TRACEHOUSE_INGEST_HTTP_PORT": str(port)}
+        result = subprocess.run(
+            [sys.executable, "-m", "tracehouse.cli", "up", "--run-dir", str(tmp_path)],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+    assert result.returncode == 1
+    assert f"ingest OTLP/HTTP: port 127.0.0.1:{port} is already in use" in result.stderr
+
+
+def test_docker_compose_file_is_valid() -> None:
+    compose = shutil.which("docker-compose")
+    if compose is None:
+        if os.environ.get("CI"):
+            pytest.fail("CI must install docker-compose to validate docker-compose.yml")
+        pytest.skip("docker-compose not installed (CI installs it)")
+    result = subprocess.run(
+        [compose, "-f", str(ROOT / "docker-compose.yml"), "config", "-q"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
