@@ -61,6 +61,7 @@ def isolated_settings(services: LocalStack, partitions: int = 4) -> Settings:
         ingest_http_port=free_port(),
         streams_web_port=free_port(),
         sink_metrics_port=free_port(),
+        query_http_port=free_port(),
         sink_batch_seconds=0.5,
     )
 

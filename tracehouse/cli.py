@@ -20,6 +20,7 @@ def _auto_ports(settings: Settings) -> tuple[Settings, int]:
         ingest_http_port=free_port(),
         streams_web_port=free_port(),
         sink_metrics_port=free_port(),
+        query_http_port=free_port(),
     ), free_port()
 
 
@@ -137,6 +138,8 @@ def cmd_component(args: argparse.Namespace) -> int:
         from ingest.server import main as run
     elif args.command == "streams":
         from streams.app import main as run
+    elif args.command == "query":
+        from query.server import main as run
     else:
         from sinks.worker import main as run
     run()
@@ -159,6 +162,7 @@ def build_parser() -> argparse.ArgumentParser:
         ("ingest", "run an ingest node"),
         ("streams", "run a streams worker"),
         ("sink", "run a sink worker"),
+        ("query", "run the Jaeger-compatible query API and web UI"),
     ):
         sub.add_parser(name, help=text).set_defaults(func=cmd_component)
     sub.add_parser("status", help="topics, lag and row counts").set_defaults(func=cmd_status)

@@ -51,6 +51,9 @@ class Settings:
     session_timeout_ms: int = 6000
     heartbeat_interval_ms: int = 1000
     max_request_bytes: int = 16 * 1024 * 1024
+    # Query API + web UI (Jaeger's default UI port).
+    query_host: str = "127.0.0.1"
+    query_http_port: int = 16686
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:

@@ -66,6 +66,7 @@ class LocalStack:
             (s.ingest_http_port, "ingest OTLP/HTTP"),
             (s.streams_web_port, "streams web"),
             (s.sink_metrics_port, "sink metrics"),
+            (s.query_http_port, "query API / UI"),
         ):
             ensure_free(port, what)
         try:
@@ -113,6 +114,7 @@ class LocalStack:
         self.start_component("ingest", f"http://127.0.0.1:{s.ingest_http_port}/health")
         self.start_component("streams", f"http://127.0.0.1:{s.streams_web_port}/health")
         self.start_component("sink", f"http://127.0.0.1:{s.sink_metrics_port}/metrics")
+        self.start_component("query", f"http://127.0.0.1:{s.query_http_port}/health")
 
     def start_component(
         self,

@@ -1,0 +1,7 @@
+SELECT DISTINCT SpanName, SpanKind
+FROM otel_traces
+WHERE TenantId = {tenant:String}
+  AND ServiceName = {service:String}
+  AND Timestamp >= now() - toIntervalDay({days:UInt32})
+  AND ({kind:String} = '' OR SpanKind = {kind:String})
+ORDER BY SpanName, SpanKind

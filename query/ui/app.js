@@ -1,0 +1,291 @@
+// tracehouse web UI: plain JavaScript, no build step. Talks only to the Jaeger-compatible API.
+"use strict";
+
+const $ = (sel) => document.querySelector(sel);
+const el = (tag, attrs = {}, ...children) => {
+  const node = document.createElement(tag);
+  for (const [k, v] of Object.entries(attrs)) {
+    if (k === "class") node.className = v;
+    else if (k.startsWith("on")) node.addEventListener(k.slice(2), v);
+    else node.setAttribute(k, v);
+  }
+  for (const c of children) node.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  return node;
+};
+const svgEl = (tag, attrs = {}) => {
+  const node = document.createElementNS("http://www.w3.org/2000/svg", tag);
+  for (const [k, v] of Object.entries(attrs)) node.setAttribute(k, v);
+  return node;
+};
+const COLORS = ["#4e79a7", "#59a14f", "#9c755f", "#b07aa1", "#76b7b2", "#edc948", "#ff9da7", "#bab0ac", "#e15759", "#f28e2b"];
+const serviceColor = (() => { const m = new Map(); return (s) => { if (!m.has(s)) m.set(s, COLORS[m.size % COLORS.length]); return m.get(s); }; })();
+
+function fmtDuration(us) {
+  if (us >= 1e6) return (us / 1e6).toFixed(2) + "s";
+  if (us >= 1e3) return (us / 1e3).toFixed(2) + "ms";
+  return us + "µs";
+}
+function setStatus(text) { $("#status").textContent = text || ""; }
+
+async function api(path) {
+  const resp = await fetch(path, { headers: authHeaders() });
+  const body = await resp.json().catch(() => ({}));
+  if (!resp.ok) throw new Error((body.errors && body.errors[0] && body.errors[0].msg) || resp.statusText);
+  return body.data;
+}
+function authHeaders() {
+  const token = localStorage.getItem("tracehouse.token");
+  return token ? { Authorization: "Bearer " + token } : {};
+}
+
+// ---------------------------------------------------------------- search
+async function loadServices(select) {
+  const services = await api("/api/services");
+  select.replaceChildren(...services.map((s) => el("option", { value: s }, s)));
+  return services;
+}
+async function loadOperations() {
+  const service = $("#service").value;
+  const ops = service ? await api(`/api/services/${encodeURIComponent(service)}/operations`) : [];
+  $("#operation").replaceChildren(el("option", { value: "" }, "all"), ...ops.map((o) => el("option", { value: o }, o)));
+}
+function parseTagInput(text) {
+  const tags = {};
+  for (const part of text.trim().split(/\s+/).filter(Boolean)) {
+    const i = part.indexOf("=");
+    if (i > 0) tags[part.slice(0, i)] = part.slice(i + 1);
+  }
+  return tags;
+}
+async function search(ev) {
+  if (ev) ev.preventDefault();
+  const params = new URLSearchParams({ service: $("#service").value, lookback: $("#lookback").value, limit: $("#limit").value });
+  if ($("#operation").value) params.set("operation", $("#operation").value);
+  if ($("#minDuration").value) params.set("minDuration", $("#minDuration").value);
+  if ($("#maxDuration").value) params.set("maxDuration", $("#maxDuration").value);
+  const tags = parseTagInput($("#tags").value);
+  if (Object.keys(tags).length) params.set("tags", JSON.stringify(tags));
+  setStatus("searching…");
+  try {
+    const traces = await api("/api/traces?" + params);
+    renderResults(traces);
+    setStatus("");
+  } catch (e) { setStatus(e.message); }
+}
+function traceSummary(t) {
+  const spans = t.spans;
+  const start = Math.min(...spans.map((s) => s.startTime));
+  const end = Math.max(...spans.map((s) => s.startTime + s.duration));
+  const ids = new Set(spans.map((s) => s.spanID));
+  const root = spans.find((s) => !s.references.some((r) => r.refType === "CHILD_OF" && ids.has(r.spanID))) || spans[0];
+  const errors = spans.filter((s) => s.tags.some((g) => g.key === "error" && g.value === true)).length;
+  const services = new Set(spans.map((s) => t.processes[s.processID].serviceName));
+  return { start, end, duration: end - start, root, errors, services };
+}
+function renderResults(traces) {
+  const box = $("#results");
+  if (!traces.length) { box.replaceChildren(el("div", { class: "empty" }, "No traces found.")); return; }
+  box.replaceChildren(el("div", { class: "meta", id: "result-count" }, `${traces.length} traces`),
+    ...traces.map((t) => {
+      const s = traceSummary(t);
+      const rootService = t.processes[s.root.processID].serviceName;
+      return el("div", { class: "result", "data-trace-id": t.traceID, onclick: () => { location.hash = "#/trace/" + t.traceID; } },
+        el("div", { class: "title" }, `${rootService}: ${s.root.operationName}`),
+        el("div", {}, fmtDuration(s.duration)),
+        el("div", { class: "meta" }, `${t.spans.length} spans · `, ...[...s.services].map((n) => el("span", { class: "badge" }, n)),
+          ...(s.errors ? [el("span", { class: "badge err" }, `${s.errors} errors`)] : [])),
+        el("div", { class: "meta" }, new Date(s.start / 1000).toLocaleString() + " · " + t.traceID.slice(0, 16)));
+    }));
+}
+
+// ---------------------------------------------------------------- trace view
+// Critical path: walking back from the end of a span, the child that finished last before
+// the cursor is on the path; time not covered by such children is the span's own.
+function criticalPath(spans) {
+  const byId = new Map(spans.map((s) => [s.spanID, s]));
+  const children = new Map();
+  let roots = [];
+  for (const s of spans) {
+    const parent = s.references.find((r) => r.refType === "CHILD_OF" && byId.has(r.spanID));
+    if (parent) { if (!children.has(parent.spanID)) children.set(parent.spanID, []); children.get(parent.spanID).push(s); }
+    else roots.push(s);
+  }
+  const segments = [];
+  const walk = (span, bound) => {
+    let cursor = Math.min(span.startTime + span.duration, bound);
+    const kids = (children.get(span.spanID) || []).slice().sort((a, b) => (b.startTime + b.duration) - (a.startTime + a.duration));
+    for (const child of kids) {
+      if (cursor <= span.startTime) break;
+      const childEnd = Math.min(child.startTime + child.duration, cursor);
+      if (child.startTime >= cursor || childEnd <= span.startTime) continue;
+      if (childEnd < cursor) segments.push({ spanID: span.spanID, start: childEnd, end: cursor });
+      walk(child, childEnd);
+      cursor = Math.max(child.startTime, span.startTime);
+    }
+    if (cursor > span.startTime) segments.push({ spanID: span.spanID, start: span.startTime, end: cursor });
+  };
+  roots.sort((a, b) => (b.startTime + b.duration) - (a.startTime + a.duration));
+  if (roots.length) walk(roots[0], Infinity);
+  return segments;
+}
+
+function orderedTree(spans) {
+  const ids = new Set(spans.map((s) => s.spanID));
+  const kids = new Map();
+  const roots = [];
+  for (const s of spans) {
+    const p = s.references.find((r) => r.refType === "CHILD_OF" && ids.has(r.spanID));
+    if (p) { if (!kids.has(p.spanID)) kids.set(p.spanID, []); kids.get(p.spanID).push(s); } else roots.push(s);
+  }
+  const out = [];
+  const visit = (s, depth) => {
+    out.push({ span: s, depth });
+    (kids.get(s.spanID) || []).sort((a, b) => a.startTime - b.startTime).forEach((c) => visit(c, depth + 1));
+  };
+  roots.sort((a, b) => a.startTime - b.startTime).forEach((r) => visit(r, 0));
+  return out;
+}
+
+async function showTrace(traceId) {
+  setStatus("loading trace…");
+  let trace;
+  try { [trace] = await api("/api/traces/" + encodeURIComponent(traceId)); }
+  catch (e) { setStatus(e.message); $("#waterfall").replaceChildren(el("div", { class: "empty" }, e.message)); return; }
+  setStatus("");
+  const s = traceSummary(trace);
+  const critical = criticalPath(trace.spans);
+  const critBySpan = new Map();
+  for (const seg of critical) { if (!critBySpan.has(seg.spanID)) critBySpan.set(seg.spanID, []); critBySpan.get(seg.spanID).push(seg); }
+  $("#trace-header").replaceChildren(
+    el("h2", {}, `${trace.processes[s.root.processID].serviceName}: ${s.root.operationName}`),
+    el("div", { class: "meta" }, `Trace ${trace.traceID} · started ${new Date(s.start / 1000).toLocaleString()} · duration ${fmtDuration(s.duration)} · `,
+      el("span", { id: "span-count" }, `${trace.spans.length} spans`), ` · ${s.services.size} services`,
+      ...(s.errors ? [" · ", el("span", { class: "badge err" }, `${s.errors} errors`)] : [])),
+    ...(trace.warnings ? trace.warnings.map((w) => el("div", { class: "meta" }, "⚠ " + w)) : []));
+  const total = Math.max(s.duration, 1);
+  const pct = (us) => ((us - s.start) / total * 100).toFixed(3) + "%";
+  const rows = orderedTree(trace.spans).map(({ span, depth }) => {
+    const service = trace.processes[span.processID].serviceName;
+    const isErr = span.tags.some((g) => g.key === "error" && g.value === true);
+    const track = el("div", { class: "wf-track" },
+      Object.assign(el("div", { class: "wf-bar" + (isErr ? " err" : ""), title: `${span.operationName} ${fmtDuration(span.duration)}` }),
+        { style: `left:${pct(span.startTime)};width:${(span.duration / total * 100).toFixed(3)}%;background:${serviceColor(service)}` }),
+      ...(critBySpan.get(span.spanID) || []).map((seg) => Object.assign(el("div", { class: "wf-crit", title: "critical path" }),
+        { style: `left:${pct(seg.start)};width:${((seg.end - seg.start) / total * 100).toFixed(3)}%` })),
+      Object.assign(el("span", { class: "wf-dur" }, fmtDuration(span.duration)),
+        { style: `left:calc(${pct(span.startTime + span.duration)} + 4px)` }));
+    return el("div", { class: "wf-row", "data-span-id": span.spanID, onclick: (ev) => showSpan(trace, span, ev.currentTarget) },
+      Object.assign(el("div", { class: "wf-name" }, el("span", { class: "svc" }, service), span.operationName),
+        { style: `padding-left:${6 + depth * 14}px` }),
+      track);
+  });
+  const axis = el("div", { class: "wf-axis" }, el("div", {}, "Service · operation"),
+    el("div", {}, `0 — ${fmtDuration(s.duration)} (yellow: critical path)`));
+  $("#waterfall").replaceChildren(axis, ...rows);
+  $("#span-detail").hidden = true;
+}
+
+function kvTable(pairs) {
+  return el("table", { class: "kv" }, ...pairs.map(([k, v]) => el("tr", {}, el("td", {}, k), el("td", {}, typeof v === "string" ? v : JSON.stringify(v)))));
+}
+function showSpan(trace, span, row) {
+  document.querySelectorAll(".wf-row.selected").forEach((r) => r.classList.remove("selected"));
+  row.classList.add("selected");
+  const proc = trace.processes[span.processID];
+  const box = $("#span-detail");
+  box.hidden = false;
+  box.replaceChildren(
+    el("h3", {}, `${proc.serviceName}: ${span.operationName}`),
+    kvTable([["span id", span.spanID], ["start", new Date(span.startTime / 1000).toISOString()], ["duration", fmtDuration(span.duration)],
+      ...span.references.map((r) => [r.refType, r.spanID])]),
+    el("h4", {}, "Tags"), kvTable(span.tags.map((t) => [t.key, t.value])),
+    el("h4", {}, "Process"), kvTable(proc.tags.map((t) => [t.key, t.value])),
+    ...(span.logs.length ? [el("h4", {}, "Events"), ...span.logs.map((l) => kvTable([["time", new Date(l.timestamp / 1000).toISOString()], ...l.fields.map((f) => [f.key, f.value])]))] : []));
+}
+
+// ---------------------------------------------------------------- RED charts
+function lineChart(title, points, key, fmt) {
+  const W = 420, H = 150, P = 34;
+  const svg = svgEl("svg", { width: W, height: H, viewBox: `0 0 ${W} ${H}`, role: "img", "aria-label": title });
+  const xs = points.map((p) => p.ts), ys = points.map((p) => p[key] || 0);
+  const x0 = Math.min(...xs), x1 = Math.max(...xs, x0 + 1), yMax = Math.max(...ys, 1e-9);
+  const X = (x) => P + (x - x0) / (x1 - x0) * (W - P - 8), Y = (y) => H - 18 - y / yMax * (H - 30);
+  svg.append(svgEl("line", { x1: P, y1: H - 18, x2: W - 8, y2: H - 18, stroke: "#ccd" }));
+  const label = svgEl("text", { x: 2, y: 12 }); label.textContent = fmt(yMax); svg.append(label);
+  if (points.length) {
+    svg.append(svgEl("polyline", { fill: "none", stroke: "#2f6fed", "stroke-width": 1.5,
+      points: points.map((p) => `${X(p.ts).toFixed(1)},${Y(p[key] || 0).toFixed(1)}`).join(" ") }));
+  }
+  return el("div", { class: "panel chart" }, el("h3", {}, title), svg);
+}
+async function showRed(ev) {
+  if (ev) ev.preventDefault();
+  const service = $("#red-service").value;
+  if (!service) return;
+  const end = Date.now() * 1000, start = end - Number($("#red-range").value) * 1e6;
+  setStatus("loading RED…");
+  try {
+    const data = await api(`/api/red?service=${encodeURIComponent(service)}&start=${start}&end=${end}`);
+    setStatus("");
+    const box = $("#red-charts");
+    if (!data.series.length) { box.replaceChildren(el("div", { class: "empty" }, "No RED data in this range.")); return; }
+    box.replaceChildren(...data.series.map((s) => el("div", {},
+      el("h2", {}, s.operation || "all operations"),
+      el("div", { class: "charts" },
+        lineChart("Requests/s", s.points, "rate", (v) => v.toFixed(2)),
+        lineChart("Error ratio", s.points, "errorRatio", (v) => (v * 100).toFixed(1) + "%"),
+        lineChart("p99 latency (ms)", s.points, "p99", (v) => v.toFixed(1)),
+        lineChart("p50 latency (ms)", s.points, "p50", (v) => v.toFixed(1))))));
+  } catch (e) { setStatus(e.message); }
+}
+
+// ---------------------------------------------------------------- service map
+async function showMap() {
+  setStatus("loading dependencies…");
+  let deps;
+  try { deps = await api(`/api/dependencies?endTs=${Date.now()}&lookback=${7 * 86400000}`); }
+  catch (e) { setStatus(e.message); return; }
+  setStatus("");
+  const names = [...new Set(deps.flatMap((d) => [d.parent, d.child]))].sort();
+  const box = $("#service-map");
+  if (!names.length) { box.replaceChildren(el("div", { class: "empty" }, "No cross-service calls stored yet.")); return; }
+  const W = 720, H = 520, R = 200, cx = W / 2, cy = H / 2;
+  const pos = new Map(names.map((n, i) => [n, [cx + R * Math.cos(2 * Math.PI * i / names.length), cy + R * Math.sin(2 * Math.PI * i / names.length)]]));
+  const svg = svgEl("svg", { width: W, height: H, viewBox: `0 0 ${W} ${H}`, id: "map-svg" });
+  const defs = svgEl("defs");
+  const marker = svgEl("marker", { id: "arrow", viewBox: "0 0 10 10", refX: 22, refY: 5, markerWidth: 7, markerHeight: 7, orient: "auto" });
+  marker.append(svgEl("path", { d: "M0,0 L10,5 L0,10 z", fill: "#8a93a6" })); defs.append(marker); svg.append(defs);
+  const maxCalls = Math.max(...deps.map((d) => d.callCount));
+  for (const d of deps) {
+    const [x1, y1] = pos.get(d.parent), [x2, y2] = pos.get(d.child);
+    svg.append(svgEl("line", { x1, y1, x2, y2, stroke: "#8a93a6", "stroke-width": 1 + 4 * d.callCount / maxCalls, "marker-end": "url(#arrow)", class: "edge" }));
+    const t = svgEl("text", { x: (x1 + x2) / 2, y: (y1 + y2) / 2 - 4 }); t.textContent = d.callCount; svg.append(t);
+  }
+  for (const n of names) {
+    const [x, y] = pos.get(n);
+    svg.append(svgEl("circle", { cx: x, cy: y, r: 16, fill: serviceColor(n), class: "node" }));
+    const t = svgEl("text", { x: x + 20, y: y + 4 }); t.textContent = n; svg.append(t);
+  }
+  box.replaceChildren(svg);
+}
+
+// ---------------------------------------------------------------- routing
+async function route() {
+  const [, view, arg] = (location.hash || "#/search").split("/");
+  document.querySelectorAll(".view").forEach((v) => { v.hidden = true; });
+  document.querySelectorAll("nav a").forEach((a) => a.classList.toggle("active", a.dataset.view === view));
+  if (view === "trace" && arg) { $("#view-trace").hidden = false; await showTrace(arg); }
+  else if (view === "red") { $("#view-red").hidden = false; if (!$("#red-service").options.length) await loadServices($("#red-service")); await showRed(); }
+  else if (view === "map") { $("#view-map").hidden = false; await showMap(); }
+  else { $("#view-search").hidden = false; }
+}
+
+window.addEventListener("hashchange", route);
+document.addEventListener("DOMContentLoaded", async () => {
+  $("#search-form").addEventListener("submit", search);
+  $("#red-form").addEventListener("submit", showRed);
+  $("#service").addEventListener("change", loadOperations);
+  try { await loadServices($("#service")); await loadOperations(); } catch (e) { setStatus(e.message); }
+  document.body.dataset.ready = "1";
+  await route();
+});

@@ -1,0 +1,100 @@
+from query.jaeger_model import envelope, error_envelope, traces_json
+
+ROW = [
+    "0af7651916cd43dd8448eb211c80319c",
+    "b7ad6b7169203331",
+    "",
+    "GET /",
+    "Server",
+    "web",
+    {"service.name": "web", "host.name": "h1"},
+    "scope",
+    "1.0",
+    {"http.route": "/"},
+    1_700_000_000_123_456_789,
+    2_500_000,
+    "Error",
+    "boom",
+    [1_700_000_000_124_000_000],
+    ["exception"],
+    [{"exception.type": "E"}],
+    ["1" * 32],
+    ["2" * 16],
+    "",
+]
+CHILD = list(ROW)
+CHILD[1], CHILD[2], CHILD[4], CHILD[12], CHILD[13] = (
+    "c" * 16,
+    "b7ad6b7169203331",
+    "Client",
+    "Unset",
+    "",
+)
+CHILD[14], CHILD[15], CHILD[16], CHILD[17], CHILD[18] = [], [], [], [], []
+
+
+def test_trace_shape_matches_jaeger_api() -> None:
+    [trace] = traces_json([ROW, CHILD])
+    assert set(trace) == {"traceID", "spans", "processes", "warnings"}
+    assert trace["processes"] == {
+        "p1": {
+            "serviceName": "web",
+            "tags": [{"key": "host.name", "type": "string", "value": "h1"}],
+        }
+    }
+    root, child = trace["spans"]
+    assert set(root) == {
+        "traceID",
+        "spanID",
+        "operationName",
+        "references",
+        "startTime",
+        "duration",
+        "tags",
+        "logs",
+        "processID",
+        "warnings",
+        "flags",
+    }
+    assert root["startTime"] == 1_700_000_000_123_456 and root["duration"] == 2500
+    assert root["references"] == [
+        {"refType": "FOLLOWS_FROM", "traceID": "1" * 32, "spanID": "2" * 16}
+    ]
+    tags = {t["key"]: t for t in root["tags"]}
+    assert tags["span.kind"]["value"] == "server"
+    assert tags["error"] == {"key": "error", "type": "bool", "value": True}
+    assert tags["otel.status_description"]["value"] == "boom"
+    assert root["logs"] == [
+        {
+            "timestamp": 1_700_000_000_124_000,
+            "fields": [
+                {"key": "event", "type": "string", "value": "exception"},
+                {"key": "exception.type", "type": "string", "value": "E"},
+            ],
+        }
+    ]
+    assert child["references"][0] == {
+        "refType": "CHILD_OF",
+        "traceID": ROW[0],
+        "spanID": "b7ad6b7169203331",
+    }
+    assert child["processID"] == "p1"
+    assert trace["warnings"] is None
+
+
+def test_missing_parent_is_a_warning() -> None:
+    [trace] = traces_json([CHILD])
+    assert trace["warnings"] and "b7ad6b7169203331" in trace["warnings"][0]
+
+
+def test_envelopes() -> None:
+    assert envelope(["a", "b"]) == {
+        "data": ["a", "b"],
+        "total": 2,
+        "limit": 0,
+        "offset": 0,
+        "errors": None,
+    }
+    assert error_envelope(404, "trace not found")["errors"] == [
+        {"code": 404, "msg": "trace not found"}
+    ]
