@@ -47,6 +47,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         print(f"tracehouse up failed: {exc}", file=sys.stderr)
         return 1
     print(f"logs: {stack.logs}")
+    print(f"UI and Jaeger API: http://127.0.0.1:{settings.query_http_port}/")
     print(f"send OTLP/HTTP to http://127.0.0.1:{settings.ingest_http_port}/v1/traces")
     if args.demo:
         from tracehouse.demo_traces import send_demo_load

@@ -58,10 +58,12 @@ def test_up_runs_demo_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
     # Lag rows for both groups, per partition, with the caveat about the test broker.
     assert "approximate on the local Tansu broker" in output
     assert len(re.findall(r"tracehouse-sink\s+spans\.sampled\s+\d+", output)) == 8
-    for name in ("sink", "streams", "ingest", "clickhouse", "broker"):
+    for name in ("query", "sink", "streams", "ingest", "clickhouse", "broker"):
         assert re.search(rf"{name}\s+stopped \(exit 0\)", output), output
     logs = {p.name for p in (tmp_path / "logs").iterdir()}
-    assert logs == {f"{n}.log" for n in ("broker", "clickhouse", "ingest", "streams", "sink")}
+    assert logs == {
+        f"{n}.log" for n in ("broker", "clickhouse", "ingest", "streams", "sink", "query")
+    }
 
 
 def test_up_reports_a_taken_port_by_name(tmp_path: Path) -> None:

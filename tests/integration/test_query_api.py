@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
@@ -18,7 +19,7 @@ from streams.span_records import span_records
 from tracehouse.demo_traces import make_request
 from tracehouse.settings import Settings
 
-NOW_NS = 1_790_000_000_000_000_000  # fixed "now" so the test controls every timestamp
+NOW_NS = time.time_ns()  # spans end "now": the catalogue endpoints look back 7 days
 
 
 @pytest.fixture
@@ -59,10 +60,18 @@ def window(records: list[dict[str, Any]]) -> str:
 
 def test_services_and_operations(query_api: tuple[str, list]) -> None:
     base, records = query_api
-    # services.sql looks back 7 days from now(); these spans are in 2026-09, so use search
-    # for time-bounded checks and the operations endpoints for catalogue shape.
     status, body = get(f"{base}/api/services")
     assert status == 200 and set(body) == {"data", "total", "limit", "offset", "errors"}
+    assert body["data"] == sorted({r["service_name"] for r in records})
+    assert body["total"] == len(body["data"])
+    frontend = [r for r in records if r["service_name"] == "frontend"]
+    status, body = get(f"{base}/api/services/frontend/operations")
+    assert status == 200 and body["data"] == sorted({r["name"] for r in frontend})
+    status, body = get(f"{base}/api/operations?service=frontend&spanKind=server")
+    kinds = {2: "server", 3: "client"}
+    expected = sorted({r["name"] for r in frontend if kinds[r["kind"]] == "server"})
+    assert status == 200 and sorted(o["name"] for o in body["data"]) == expected
+    assert {o["spanKind"] for o in body["data"]} == {"server"}
     status, body = get(f"{base}/api/operations")
     assert status == 400 and body["errors"][0]["code"] == 400
 
