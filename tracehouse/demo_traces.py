@@ -65,6 +65,9 @@ def make_request(
         slow_trace = rng.random() < 0.02
         parent_id = b""
         service = "frontend"
+        # Children nest inside their parent, each a fraction of it, as real call trees do.
+        span_start = start
+        duration = rng.randint(2_000_000, 120_000_000) * (50 if slow_trace else 1)
         for depth in range(spans_per_trace):
             span = scope(service).spans.add()
             span.trace_id = trace_id
@@ -74,11 +77,10 @@ def make_request(
             span.kind = (
                 trace_pb2.Span.SPAN_KIND_SERVER
                 if depth % 2 == 0
-                else (trace_pb2.Span.SPAN_KIND_CLIENT)
+                else trace_pb2.Span.SPAN_KIND_CLIENT
             )
-            duration = rng.randint(200_000, 40_000_000) * (50 if slow_trace else 1)
-            span.start_time_unix_nano = start + depth * 100_000
-            span.end_time_unix_nano = span.start_time_unix_nano + duration
+            span.start_time_unix_nano = span_start
+            span.end_time_unix_nano = span_start + duration
             span.attributes.extend(
                 [
                     _kv("http.route", span.name),
@@ -90,6 +92,8 @@ def make_request(
                 span.status.code = trace_pb2.Status.STATUS_CODE_ERROR
                 span.status.message = "upstream failed"
             parent_id = span.span_id
+            span_start += int(duration * rng.uniform(0.02, 0.2))
+            duration = int(duration * rng.uniform(0.4, 0.75))
             if depth % 2 == 1:  # client span: the next span is the callee's server span
                 service = rng.choice([s for s in SERVICES if s != service])
     return request

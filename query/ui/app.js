@@ -173,7 +173,9 @@ async function showTrace(traceId) {
       ...(critBySpan.get(span.spanID) || []).map((seg) => Object.assign(el("div", { class: "wf-crit", title: "critical path" }),
         { style: `left:${pct(seg.start)};width:${((seg.end - seg.start) / total * 100).toFixed(3)}%` })),
       Object.assign(el("span", { class: "wf-dur" }, fmtDuration(span.duration)),
-        { style: `left:calc(${pct(span.startTime + span.duration)} + 4px)` }));
+        { style: (span.startTime + span.duration - s.start) / total > 0.85
+          ? `right:calc(${(100 - (span.startTime - s.start) / total * 100).toFixed(3)}% + 4px)`
+          : `left:calc(${pct(span.startTime + span.duration)} + 4px)` }));
     return el("div", { class: "wf-row", "data-span-id": span.spanID, onclick: (ev) => showSpan(trace, span, ev.currentTarget) },
       Object.assign(el("div", { class: "wf-name" }, el("span", { class: "svc" }, service), span.operationName),
         { style: `padding-left:${6 + depth * 14}px` }),

@@ -1,0 +1,40 @@
+"""Fixtures shared by integration tests of the read side."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+
+import pytest
+from opentelemetry.proto.trace.v1 import trace_pb2
+
+from deploy.local.stack import LocalStack
+from sinks.batching import PartitionBatch
+from sinks.clickhouse_store import SpanStore, connect
+from streams.span_records import span_records
+from tracehouse.demo_traces import make_request
+from tracehouse.settings import Settings
+
+NOW_NS = time.time_ns()  # spans end "now": the catalogue endpoints look back 7 days
+
+
+@pytest.fixture
+def query_api(services: LocalStack, pipeline_settings: Settings) -> Iterator[tuple[str, list]]:
+    data = trace_pb2.TracesData.FromString(
+        make_request(traces=40, seed=11, now_ns=NOW_NS).SerializeToString()
+    )
+    records = span_records(data)
+    store = SpanStore(
+        connect(pipeline_settings.clickhouse_url, pipeline_settings.clickhouse_database), "test"
+    )
+    batch = PartitionBatch("t", 0, 0)
+    batch.add(0, records)
+    store.insert_spans(batch)
+    stack = LocalStack(pipeline_settings, services.run_dir / "query", say=lambda _m: None)
+    try:
+        stack.start_component(
+            "query", f"http://127.0.0.1:{pipeline_settings.query_http_port}/health"
+        )
+        yield f"http://127.0.0.1:{pipeline_settings.query_http_port}", records
+    finally:
+        stack.stop()
