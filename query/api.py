@@ -17,7 +17,7 @@ from typing import Any
 from aiohttp import web
 
 from query.jaeger_model import envelope, error_envelope, traces_json
-from query.params import BadRequestError, parse_duration_ns, parse_trace_query
+from query.params import BadRequestError, parse_trace_query
 from query.store import TraceStore
 
 TenantResolver = Callable[[web.Request], str | None]
@@ -105,7 +105,6 @@ def build_app(store: TraceStore, tenant_of: TenantResolver = no_auth) -> web.App
         return web.FileResponse(UI_DIR / "index.html")
 
     app = web.Application()
-    app["parse_duration_ns"] = parse_duration_ns
     app.router.add_get("/api/services", handler(services))
     app.router.add_get("/api/services/{service}/operations", handler(service_operations))
     app.router.add_get("/api/operations", handler(operations))
