@@ -70,6 +70,7 @@ def cmd_up(args: argparse.Namespace) -> int:
             break
         if args.exit_after and time.monotonic() - started >= args.exit_after:
             break
+        stack.apply_scale_requests()
         time.sleep(0.5)
     print("stopping ...")
     stack.stop()
@@ -116,6 +117,30 @@ def cmd_topics(_args: argparse.Namespace) -> int:
 
     for topic, outcome in ensure_topics(Settings.from_env()).items():
         print(f"{topic}: {outcome}")
+    return 0
+
+
+def cmd_scale(args: argparse.Namespace) -> int:
+    """Ask a running `tracehouse up` to run N instances of a consumer-group component."""
+    import json
+
+    from deploy.local.stack import SCALABLE, SCALE_FILE
+
+    run_dir = Path(args.run_dir)
+    if args.component not in SCALABLE:
+        print(f"only {', '.join(sorted(SCALABLE))} can be scaled", file=sys.stderr)
+        return 2
+    if not (run_dir / "logs").is_dir():
+        print(f"no local stack found in {run_dir} (start it with `tracehouse up`)", file=sys.stderr)
+        return 1
+    path = run_dir / SCALE_FILE
+    tmp = path.with_suffix(".tmp")
+    tmp.write_text(json.dumps({args.component: args.count}))
+    tmp.replace(path)  # atomic: `up` never reads half a request
+    print(
+        f"requested {args.count} x {args.component}; `tracehouse up` applies it within 1 s "
+        f"(its output says when)"
+    )
     return 0
 
 
@@ -169,6 +194,11 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("status", help="topics, lag and row counts").set_defaults(func=cmd_status)
     sub.add_parser("migrate", help="apply ClickHouse migrations").set_defaults(func=cmd_migrate)
     sub.add_parser("topics", help="create Kafka topics").set_defaults(func=cmd_topics)
+    scale = sub.add_parser("scale", help="run N streams or sink workers in a running `up`")
+    scale.add_argument("component", choices=["streams", "sink"])
+    scale.add_argument("count", type=int)
+    scale.add_argument("--run-dir", default=".tracehouse/run")
+    scale.set_defaults(func=cmd_scale)
     sub.add_parser("init", help="create topics and apply migrations").set_defaults(func=cmd_init)
     demo = sub.add_parser("demo", help="send synthetic traces over OTLP/HTTP")
     demo.add_argument("--endpoint")

@@ -7,6 +7,7 @@ pipeline drains front to back: receivers first, storage last.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -19,13 +20,19 @@ from pathlib import Path
 
 from deploy.local.broker import start_broker
 from deploy.local.clickhouse_server import start_clickhouse
-from deploy.local.ports import ensure_free
+from deploy.local.ports import ensure_free, free_port
 from deploy.local.topics import ensure_topics
 from schemas.migrations import migrate
 from sinks.clickhouse_store import connect
 from tracehouse.settings import Settings
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
+SCALE_FILE = "scale.json"
+# Consumer-group components: the env var of their health port and the health URL template.
+SCALABLE = {
+    "streams": ("TRACEHOUSE_STREAMS_WEB_PORT", "http://127.0.0.1:{port}/health"),
+    "sink": ("TRACEHOUSE_SINK_METRICS_PORT", "http://127.0.0.1:{port}/metrics"),
+}
 
 
 def http_ok(url: str) -> bool:
@@ -122,12 +129,13 @@ class LocalStack:
         health_url: str,
         timeout: float = 60,
         extra_env: dict[str, str] | None = None,
+        command: str | None = None,
     ) -> Child:
         """Start ``tracehouse <name>`` and wait for its health URL."""
         path, fd = self._log(name)
         env = {**os.environ, **self.settings.to_env(), "PYTHONUNBUFFERED": "1", **(extra_env or {})}
         proc = subprocess.Popen(
-            [sys.executable, "-m", "tracehouse.cli", name],
+            [sys.executable, "-m", "tracehouse.cli", command or name],
             env=env,
             stdout=fd,
             stderr=subprocess.STDOUT,
@@ -151,6 +159,58 @@ class LocalStack:
 
     def dead(self) -> list[Child]:
         return [c for c in self.children if c.proc.poll() is not None]
+
+    # -- scaling consumer groups ---------------------------------------------------------
+    def instances(self, kind: str) -> list[Child]:
+        return [c for c in self.children if c.name == kind or c.name.startswith(f"{kind}-")]
+
+    def scale(self, kind: str, count: int) -> None:
+        """Run ``count`` processes of a consumer-group component (streams or sink).
+
+        Extra instances join the same consumer group, so Kafka rebalances partitions over
+        them; each gets its own health/metrics port. Scaling down stops the newest first,
+        with SIGTERM so it leaves the group cleanly.
+        """
+        if kind not in SCALABLE:
+            raise ValueError(f"only {', '.join(sorted(SCALABLE))} can be scaled, not {kind!r}")
+        if count < 1:
+            raise ValueError("keep at least one instance")
+        running = self.instances(kind)
+        for n in range(len(running) + 1, count + 1):
+            port = free_port()
+            self.start_component(
+                f"{kind}-{n}",
+                SCALABLE[kind][1].format(port=port),
+                extra_env={SCALABLE[kind][0]: str(port)},
+                command=kind,
+            )
+        for child in reversed(running[count:]):
+            child.proc.send_signal(signal.SIGTERM)
+            try:
+                child.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                child.proc.kill()
+                child.proc.wait()
+            self.children.remove(child)
+            self.say(f"{child.name:<11} stopped (exit {child.proc.returncode})")
+
+    def apply_scale_requests(self) -> None:
+        """Apply what `tracehouse scale` wrote to ``<run-dir>/scale.json``, once."""
+        path = self.run_dir / SCALE_FILE
+        try:
+            wanted = json.loads(path.read_text())
+            path.unlink()
+        except FileNotFoundError:
+            return
+        except (OSError, ValueError) as exc:
+            self.say(f"ignoring unreadable {path}: {exc}")
+            return
+        for kind, count in wanted.items():
+            try:
+                self.scale(kind, int(count))
+                self.say(f"scaled {kind} to {count}")
+            except (ValueError, RuntimeError) as exc:
+                self.say(f"cannot scale {kind} to {count}: {exc}")
 
     def stop(self, timeout: float = 20) -> None:
         for child in reversed(self.children):

@@ -99,3 +99,72 @@ def test_docker_compose_file_is_valid() -> None:
         timeout=60,
     )
     assert result.returncode == 0, result.stderr
+
+
+def test_scale_sink_workers_in_a_running_stack(tmp_path: Path) -> None:
+    from sinks.clickhouse_store import connect
+    from tests.integration.helpers import wait_until
+    from tracehouse.demo_traces import send_demo_load
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "tracehouse.cli", "up", "--auto-ports", "--run-dir", str(tmp_path)],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    assert proc.stdout is not None
+    seen: list[str] = []
+
+    def read_until(marker: str) -> str:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            seen.append(line)
+            if marker in line:
+                return line
+        raise AssertionError("".join(seen))
+
+    def scale(count: int) -> None:
+        subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "tracehouse.cli",
+                "scale",
+                "sink",
+                str(count),
+                "--run-dir",
+                str(tmp_path),
+            ],
+            cwd=ROOT,
+            check=True,
+            timeout=30,
+        )
+        read_until(f"scaled sink to {count}")
+
+    try:
+        ch_url = read_until("clickhouse  up").split()[2]
+        read_until("UI and Jaeger API")
+        ingest = read_until("send OTLP/HTTP to").split()[-1]
+        scale(3)
+        assert {"sink-2.log", "sink-3.log"} <= {p.name for p in (tmp_path / "logs").iterdir()}
+        sent = send_demo_load(ingest, requests=6, traces_per_request=50)
+        client = connect(ch_url, "tracehouse")
+        count = wait_until(
+            lambda: int(client.command("SELECT count() FROM otel_traces")),
+            lambda n: n >= sent,
+            timeout=90,
+        )
+        assert count == sent  # three workers share the partitions: nothing lost or doubled
+        scale(1)
+        out = "".join(seen)
+        assert re.search(r"sink-3\s+stopped \(exit 0\)", out) and re.search(
+            r"sink-2\s+stopped \(exit 0\)", out
+        ), out
+        proc.send_signal(signal.SIGINT)
+        rest, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert proc.returncode == 0, "".join(seen) + rest
