@@ -3,8 +3,8 @@
 Follows the OTel consistent-probability-sampling spec: a trace's 56-bit randomness ``R`` is
 the ``rv`` sub-key of the ``ot`` tracestate entry when present, else the low 56 bits of the
 trace id; a sampler with threshold ``T`` keeps the trace iff ``R >= T``, where
-``T = (1 - ratio) * 2**56``. Because R is a property of the trace, every span of a trace gets
-the same decision on every ingest node, so traces stay whole. A span that arrives with an
+``T = 2**56 - round(ratio * 2**56)``. Because R is a property of the trace, every span of a
+trace gets the same decision on every ingest node, so traces stay whole. A span that arrives with an
 ``ot=th`` threshold was already sampled upstream; when our threshold is stricter we rewrite
 ``th`` so downstream adjusted counts stay right, otherwise the span passes unchanged.
 """
@@ -20,7 +20,8 @@ def ratio_threshold(ratio: float) -> int:
     """Rejection threshold for a sampling ratio in (0, 1]; 0 keeps everything."""
     if not 0 < ratio <= 1:
         raise ValueError(f"sampling ratio must be in (0, 1], got {ratio}")
-    return round((1 - ratio) * MAX_THRESHOLD)
+    # 2**56 - round(p * 2**56): exact for every p whose scaled value is an integer.
+    return MAX_THRESHOLD - round(ratio * MAX_THRESHOLD)
 
 
 def encode_threshold(threshold: int) -> str:
