@@ -71,7 +71,8 @@ async def serve(settings: Settings) -> None:
         )
         await grpc_server.start()
     for app, port in apps:
-        runner = web.AppRunner(app, access_log=None)
+        # auto_decompress off: aiohttp would inflate gzip without our bomb-safe bound.
+        runner = web.AppRunner(app, access_log=None, auto_decompress=False)
         await runner.setup()
         await web.TCPSite(runner, host, port, reuse_port=reuse or None).start()
         runners.append(runner)
