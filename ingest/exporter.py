@@ -41,6 +41,7 @@ class ExporterConfig:
     max_message_bytes: int = 1_000_000
     wait_for_ack: bool = True
     sampling_ratio: float = 1.0
+    ack_timeout_seconds: float = 40.0
 
 
 def count_spans(data: trace_pb2.TracesData) -> int:
@@ -128,7 +129,15 @@ class SpanExporter:
         self, futures: list[asyncio.Future[None]], protocol: str, spans: int
     ) -> None:
         started = time.perf_counter()
-        results = await asyncio.gather(*futures, return_exceptions=True)
+        gathered = asyncio.gather(*futures, return_exceptions=True)
+        try:
+            # Backstop: librdkafka fails every message by message.timeout.ms; should a
+            # callback never come, the client still gets a retryable error, never a hang.
+            results = await asyncio.wait_for(gathered, self._config.ack_timeout_seconds)
+        except TimeoutError:
+            metrics.KAFKA_MESSAGES.labels("ack_timeout").inc(len(futures))
+            metrics.SPANS_REJECTED.labels(protocol, "kafka_unavailable").inc(spans)
+            raise PublishError("no acknowledgement from Kafka in time", retryable=True) from None
         metrics.PRODUCE_LATENCY.observe(time.perf_counter() - started)
         failures = [r for r in results if isinstance(r, BaseException)]
         metrics.KAFKA_MESSAGES.labels("acked").inc(len(results) - len(failures))

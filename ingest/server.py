@@ -34,6 +34,7 @@ def build_exporter(settings: Settings, publisher: KafkaPublisher, partitions: in
         max_message_bytes=settings.ingest_max_message_bytes,
         wait_for_ack=settings.ingest_wait_for_ack,
         sampling_ratio=settings.ingest_sampling_ratio,
+        ack_timeout_seconds=settings.ingest_kafka_timeout_ms / 1000 + 10,
     )
     return SpanExporter(publisher, config, tenants)
 
