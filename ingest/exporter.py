@@ -95,7 +95,7 @@ class SpanExporter:
         futures: list[asyncio.Future[None]] = []
         to_publish = 0
         for p, td in split.by_partition.items():
-            chunks, too_large = bounded_chunks(td, self._config.max_message_bytes)
+            chunks, too_large = bounded_chunks(td, self._config.max_message_bytes, split.counts[p])
             if too_large:
                 rejected["span_too_large"] += len(too_large)
             if len(chunks) > 1:

@@ -28,6 +28,8 @@ class SplitResult:
     by_partition: dict[int, trace_pb2.TracesData] = field(default_factory=dict)
     # Trace id (16 raw bytes) of the first span in each partition's message: the Kafka key.
     keys: dict[int, bytes] = field(default_factory=dict)
+    # Spans in each partition's message.
+    counts: Counter[int] = field(default_factory=Counter)
     accepted: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
 
@@ -64,17 +66,26 @@ def split_by_partition(
     """
     result = SplitResult()
     out = result.by_partition
+    counts = result.counts
     for rs in data.resource_spans:
         # partition -> this resource's clone in that partition's message; created lazily.
         resources: dict[int, trace_pb2.ResourceSpans] = {}
         for ss in rs.scope_spans:
             scopes: dict[int, trace_pb2.ScopeSpans] = {}
             for span in ss.spans:
-                problem = span_problem(span)
-                if problem is not None:
-                    result.rejected[problem] += 1
+                tid = span.trace_id
+                sid = span.span_id
+                # Fast path for the valid common case; span_problem names the reason otherwise.
+                if not (
+                    len(tid) == 16
+                    and len(sid) == 8
+                    and tid != _ZERO_TRACE
+                    and sid != _ZERO_SPAN
+                    and len(span.parent_span_id) in (0, 8)
+                ):
+                    result.rejected[span_problem(span) or "invalid"] += 1
                     continue
-                p = partition_of(span.trace_id, partitions)
+                p = partition_of(tid, partitions)
                 target = scopes.get(p)
                 if target is None:
                     new_rs = resources.get(p)
@@ -90,7 +101,8 @@ def split_by_partition(
                     target.scope.CopyFrom(ss.scope)
                     target.schema_url = ss.schema_url
                 target.spans.append(span)
-                result.accepted += 1
+                counts[p] += 1
+    result.accepted = sum(counts.values())
     return result
 
 
@@ -104,7 +116,7 @@ class Chunk:
 
 
 def bounded_chunks(
-    data: trace_pb2.TracesData, max_bytes: int
+    data: trace_pb2.TracesData, max_bytes: int, spans: int | None = None
 ) -> tuple[list[Chunk], list[trace_pb2.Span]]:
     """Serialize ``data`` as messages of at most ``max_bytes``, halving by spans when needed.
 
@@ -114,10 +126,22 @@ def bounded_chunks(
     the caller rejects it by reason instead of failing its neighbours.
     """
     payload = data.SerializeToString()
-    entries = _flatten(data)
     if len(payload) <= max_bytes:
-        first = entries[0][2].trace_id if entries else b""
-        return [Chunk(payload, len(entries), first)], []
+        first = b""
+        for rs in data.resource_spans:
+            for ss in rs.scope_spans:
+                if ss.spans:
+                    first = ss.spans[0].trace_id
+                    break
+            if first:
+                break
+        count = (
+            spans
+            if spans is not None
+            else sum(len(ss.spans) for rs in data.resource_spans for ss in rs.scope_spans)
+        )
+        return [Chunk(payload, count, first)], []
+    entries = _flatten(data)
     chunks: list[Chunk] = []
     too_large: list[trace_pb2.Span] = []
     _halve(data, entries, max_bytes, chunks, too_large)
