@@ -153,7 +153,7 @@ def main() -> None:
         # The exact messages ingest writes for these requests.
         messages: list[tuple[int, bytes, bytes]] = []
         for req in requests:
-            split = split_by_partition(req, args.partitions)  # type: ignore[arg-type]
+            split = split_by_partition(req, args.partitions)
             for p, td in split.by_partition.items():
                 for chunk in bounded_chunks(td, settings.ingest_max_message_bytes)[0]:
                     messages.append((p, chunk.first_trace_id, chunk.payload))

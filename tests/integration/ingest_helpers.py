@@ -89,6 +89,7 @@ def otlp_json_request(spans: Sequence[ReadableSpan]) -> bytes:
         json_spans = []
         for s in items:
             ctx = s.get_span_context()
+            assert ctx is not None
             json_spans.append(
                 {
                     "traceId": format(ctx.trace_id, "032x"),

@@ -5,6 +5,7 @@ Uses its own Tansu broker (not the session's) so it can be killed and restarted.
 
 from __future__ import annotations
 
+import subprocess
 import time
 import uuid
 from collections.abc import Iterator
@@ -50,7 +51,7 @@ def _topic_span_ids(settings: Settings) -> set[bytes]:
             msg = consumer.poll(0.2)
             if msg is None or msg.error():
                 continue
-            seen |= _span_ids(msg.value())
+            seen |= _span_ids(msg.value() or b"")
             idle_until = time.monotonic() + 1.5
         return seen
     finally:
@@ -58,7 +59,7 @@ def _topic_span_ids(settings: Settings) -> set[bytes]:
 
 
 @pytest.fixture
-def own_broker(tmp_path: Path) -> Iterator[tuple[Settings, list]]:  # type: ignore[type-arg]
+def own_broker(tmp_path: Path) -> Iterator[tuple[Settings, list[subprocess.Popen[bytes]]]]:
     port = free_port()
     procs = [start_broker(port)]
     tag = uuid.uuid4().hex[:6]
@@ -82,8 +83,8 @@ def own_broker(tmp_path: Path) -> Iterator[tuple[Settings, list]]:  # type: igno
 
 
 def test_kafka_down_gives_retryable_errors_and_no_false_acks(
-    own_broker: tuple[Settings, list],
-    tmp_path: Path,  # type: ignore[type-arg]
+    own_broker: tuple[Settings, list[subprocess.Popen[bytes]]],
+    tmp_path: Path,
 ) -> None:
     settings, procs = own_broker
     ensure_topics(settings)
@@ -109,7 +110,7 @@ def test_kafka_down_gives_retryable_errors_and_no_false_acks(
             export = channel.unary_unary(f"/{SERVICE}/Export")
             with pytest.raises(grpc.RpcError) as info:
                 export(body, timeout=20)
-            assert info.value.code() == grpc.StatusCode.UNAVAILABLE  # type: ignore[attr-defined]
+            assert info.value.code() == grpc.StatusCode.UNAVAILABLE
 
         m = scrape(settings.ingest_http_port)
         assert metric(m, "tracehouse_ingest_spans_accepted_total", protocol="otlp_http") == 150

@@ -7,7 +7,7 @@ import json
 import random
 import uuid
 
-from confluent_kafka import Producer
+from confluent_kafka import KafkaError, Message, Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 from opentelemetry import trace
 from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import (
@@ -34,6 +34,7 @@ from tests.integration.ingest_helpers import (
     wait_for_trace_rows,
 )
 from tracehouse.demo_traces import make_request
+from tracehouse.settings import Settings
 
 
 def _emit(exporter: SpanExporter | None, service: str) -> list[ReadableSpan]:
@@ -55,7 +56,7 @@ def _emit(exporter: SpanExporter | None, service: str) -> list[ReadableSpan]:
     return list(memory.get_finished_spans())
 
 
-def _assert_landed(settings, spans: list[ReadableSpan], service: str) -> None:  # type: ignore[no-untyped-def]
+def _assert_landed(settings: Settings, spans: list[ReadableSpan], service: str) -> None:
     trace_id = format(spans[0].context.trace_id, "032x")
     rows = wait_for_trace_rows(settings, [trace_id], len(spans))
     assert len(rows) == len(spans)
@@ -151,7 +152,7 @@ def test_zipkin_post_lands(pipeline: LocalStack) -> None:
     )
 
 
-def test_librdkafka_murmur2_random_agrees_with_ingest(pipeline_settings) -> None:  # type: ignore[no-untyped-def]
+def test_librdkafka_murmur2_random_agrees_with_ingest(pipeline_settings: Settings) -> None:
     """Kafka keyed by raw trace id with partitioner murmur2_random == partition_for_key."""
     s = pipeline_settings
     topic, partitions = f"partition_check_{uuid.uuid4().hex[:8]}", 7
@@ -164,13 +165,13 @@ def test_librdkafka_murmur2_random_agrees_with_ingest(pipeline_settings) -> None
     mismatches: list[tuple[bytes, int, int]] = []
     delivered: list[int] = []
 
-    def report(err, msg) -> None:  # type: ignore[no-untyped-def]
+    def report(err: KafkaError | None, msg: Message) -> None:
         assert err is None, err
-        delivered.append(msg.partition())
-        if msg.partition() != partition_for_key(msg.key(), partitions):
-            mismatches.append(
-                (msg.key(), msg.partition(), partition_for_key(msg.key(), partitions))
-            )
+        key, partition = msg.key(), msg.partition()
+        assert isinstance(key, bytes) and partition is not None
+        delivered.append(partition)
+        if partition != partition_for_key(key, partitions):
+            mismatches.append((key, partition, partition_for_key(key, partitions)))
 
     for _ in range(2000):
         producer.produce(topic, b"x", key=rng.randbytes(16), on_delivery=report)
@@ -198,7 +199,7 @@ def test_direct_kafka_publish_lands(pipeline: LocalStack) -> None:
     sent = 0
     for rs in request.resource_spans:
         for ss in rs.scope_spans:
-            by_trace: dict[bytes, list] = {}  # type: ignore[type-arg]
+            by_trace: dict[bytes, list] = {}
             for span in ss.spans:
                 by_trace.setdefault(span.trace_id, []).append(span)
             for tid, spans in by_trace.items():

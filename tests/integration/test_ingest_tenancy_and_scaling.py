@@ -10,6 +10,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from deploy.local.stack import LocalStack
 from tests.conftest import isolated_settings
@@ -20,7 +21,7 @@ from tracehouse.settings import Settings
 PROTOBUF = "application/x-protobuf"
 
 
-def _ids(req) -> list[str]:  # type: ignore[no-untyped-def]
+def _ids(req: ExportTraceServiceRequest) -> list[str]:
     return sorted(
         {s.trace_id.hex() for rs in req.resource_spans for ss in rs.scope_spans for s in ss.spans}
     )
@@ -115,7 +116,7 @@ def test_two_ingest_processes_share_ports(two_ingests: LocalStack) -> None:
     assert not two_ingests.dead() and len(two_ingests.children) == 2
     # The second process answers once it has bound the port (the first one answered its
     # health check during startup); new connections then spread over both.
-    pids = set()
+    pids: set[int] = set()
     deadline = time.monotonic() + 30
     while len(pids) < 2 and time.monotonic() < deadline:
         with urllib.request.urlopen(f"http://127.0.0.1:{s.ingest_http_port}/health") as resp:

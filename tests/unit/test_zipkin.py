@@ -66,7 +66,7 @@ def test_mapping() -> None:
     rs, server = spans["SPAN_KIND_SERVER"]
     assert attributes_to_dict(rs.resource.attributes)["service.name"] == "backend"
     # 64-bit trace id padded; shared span gets its own id with the client span as parent.
-    assert server.trace_id.hex() == "0000000000000000" + SERVER["traceId"]
+    assert server.trace_id.hex() == "0000000000000000" + str(SERVER["traceId"])
     assert server.parent_span_id.hex() == SERVER["id"]
     assert server.span_id == shared_span_id(bytes.fromhex(SERVER["id"]))
     assert server.span_id != client.span_id
