@@ -10,6 +10,7 @@ from aiohttp import web
 
 from deploy.local.topics import partition_count
 from ingest import metrics
+from ingest.broker_limits import effective_max_message_bytes, reported_topic_limit
 from ingest.exporter import ExporterConfig, SpanExporter
 from ingest.grpc_receiver import build_server
 from ingest.http_receiver import build_app
@@ -20,7 +21,9 @@ from tracehouse import logs
 from tracehouse.settings import Settings
 
 
-def build_exporter(settings: Settings, publisher: KafkaPublisher, partitions: int) -> SpanExporter:
+def build_exporter(
+    settings: Settings, publisher: KafkaPublisher, partitions: int, max_message_bytes: int
+) -> SpanExporter:
     tenants = load_config(
         settings.ingest_auth_tokens,
         settings.ingest_auth_file,
@@ -31,7 +34,7 @@ def build_exporter(settings: Settings, publisher: KafkaPublisher, partitions: in
         topic=settings.topics.raw_spans,
         partitions=partitions,
         partitioner=settings.ingest_partitioner,
-        max_message_bytes=settings.ingest_max_message_bytes,
+        max_message_bytes=max_message_bytes,
         wait_for_ack=settings.ingest_wait_for_ack,
         sampling_ratio=settings.ingest_sampling_ratio,
         ack_timeout_seconds=settings.ingest_kafka_timeout_ms / 1000 + 10,
@@ -42,6 +45,10 @@ def build_exporter(settings: Settings, publisher: KafkaPublisher, partitions: in
 async def serve(settings: Settings) -> None:
     log = logs.setup("ingest")
     partitions = partition_count(settings.kafka_bootstrap, settings.topics.raw_spans)
+    max_message_bytes = effective_max_message_bytes(
+        settings.ingest_max_message_bytes,
+        reported_topic_limit(settings.kafka_bootstrap, settings.topics.raw_spans),
+    )
     publisher = KafkaPublisher(
         producer_config(
             settings.kafka_bootstrap,
@@ -52,7 +59,7 @@ async def serve(settings: Settings) -> None:
         )
     )
     metrics.track_queue_depth(publisher.queue_depth)
-    exporter = build_exporter(settings, publisher, partitions)
+    exporter = build_exporter(settings, publisher, partitions, max_message_bytes)
     host, reuse = settings.ingest_host, settings.ingest_reuse_port
     retry_after = settings.ingest_retry_after_seconds
     runners: list[web.AppRunner] = []
@@ -89,6 +96,7 @@ async def serve(settings: Settings) -> None:
                 "topic": settings.topics.raw_spans,
                 "partitions": partitions,
                 "partitioner": settings.ingest_partitioner,
+                "max_message_bytes": max_message_bytes,
                 "auth": exporter.tenants.auth_enabled,
                 "sampling_ratio": settings.ingest_sampling_ratio,
                 "reuse_port": reuse,

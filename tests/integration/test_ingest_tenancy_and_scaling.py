@@ -9,10 +9,13 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
+import grpc
 import pytest
+from google.rpc import error_details_pb2, status_pb2
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
 from deploy.local.stack import LocalStack
+from ingest.grpc_receiver import SERVICE
 from tests.conftest import isolated_settings
 from tests.integration.ingest_helpers import ch_rows, metric, post, scrape, wait_for_trace_rows
 from tracehouse.demo_traces import make_request
@@ -65,6 +68,32 @@ def test_tenants_limits_and_sampling(pipeline: LocalStack) -> None:
     status, headers, _ = post(url, make_request(15, seed=4).SerializeToString(), PROTOBUF, tiny)
     assert status == 429 and int(headers["Retry-After"]) >= 1
 
+    # gRPC: same auth and the same (now spent) bucket -> RESOURCE_EXHAUSTED with RetryInfo.
+    with grpc.insecure_channel(f"127.0.0.1:{s.ingest_grpc_port}") as channel:
+        export = channel.unary_unary(f"/{SERVICE}/Export")
+        body = make_request(2, seed=9).SerializeToString()
+        with pytest.raises(grpc.RpcError) as info:
+            export(body, timeout=10)
+        assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
+        # The bucket refills at 100 spans/s; back-to-back 100-span requests spend it.
+        tiny_md = (("authorization", "Bearer tiny-secret"),)
+        burst = make_request(20, seed=8).SerializeToString()
+        err: grpc.RpcError | None = None
+        for _ in range(5):
+            try:
+                export(burst, timeout=10, metadata=tiny_md)
+            except grpc.RpcError as exc:
+                err = exc
+                break
+        assert err is not None
+        assert err.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        trailers = dict(err.trailing_metadata())
+        detail = status_pb2.Status.FromString(trailers["grpc-status-details-bin"])
+        retry = error_details_pb2.RetryInfo()
+        assert (
+            detail.details[0].Unpack(retry) and retry.retry_delay.ToTimedelta().total_seconds() > 0
+        )
+
     m = scrape(s.ingest_http_port)
     sampled_out = metric(m, "tracehouse_ingest_spans_sampled_out_total", protocol="otlp_http")
     accepted = metric(m, "tracehouse_ingest_spans_accepted_total", protocol="otlp_http")
@@ -76,6 +105,10 @@ def test_tenants_limits_and_sampling(pipeline: LocalStack) -> None:
     assert received == 200 + 200 + 75 + 75
     assert received == accepted + sampled_out + limited
     assert 0.3 < sampled_out / 475 < 0.7  # 50% of traces, whole traces only
+    grpc_limited = metric(
+        m, "tracehouse_ingest_spans_rejected_total", protocol="otlp_grpc", reason="rate_limited"
+    )
+    assert grpc_limited >= 100 and grpc_limited % 100 == 0
 
     acme_ids, globex_ids = _ids(acme), _ids(globex)
     all_ids = acme_ids + globex_ids + _ids(make_request(15, seed=3))

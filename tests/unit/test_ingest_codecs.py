@@ -72,3 +72,11 @@ def test_rpc_status_with_retry_info_decodes_with_google_protos() -> None:
     info = error_details_pb2.RetryInfo()
     assert decoded.details[0].Unpack(info)
     assert info.retry_delay.seconds == 2 and info.retry_delay.nanos == 500_000_000
+
+
+def test_message_cap_follows_a_smaller_topic_limit() -> None:
+    from ingest.broker_limits import OVERHEAD_BYTES, effective_max_message_bytes
+
+    assert effective_max_message_bytes(1_000_000, None) == 1_000_000
+    assert effective_max_message_bytes(1_000_000, 8_000_000) == 1_000_000
+    assert effective_max_message_bytes(1_000_000, 500_000) == 500_000 - OVERHEAD_BYTES
