@@ -116,8 +116,10 @@ class SpanExporter:
         if futures:
             if self._config.wait_for_ack:
                 await self._await_acks(futures, protocol, to_publish)
+                metrics.TENANT_SPANS_ACCEPTED.labels(tenant).inc(to_publish)
             else:
                 self._track_in_background(futures, protocol, to_publish)
+                metrics.TENANT_SPANS_ACCEPTED.labels(tenant).inc(to_publish)
         message = ""
         if rejected:
             message = "rejected spans: " + ", ".join(

@@ -21,6 +21,11 @@ SPANS_ACCEPTED = Counter(
 SPANS_REJECTED = Counter(
     "tracehouse_ingest_spans_rejected", "Spans not accepted, by reason", ["protocol", "reason"]
 )
+TENANT_SPANS_ACCEPTED = Counter(
+    "tracehouse_ingest_tenant_spans_accepted",
+    "Spans accepted per tenant ('' with auth off); cardinality bounded by the tenants config",
+    ["tenant"],
+)
 SPANS_SAMPLED_OUT = Counter(
     "tracehouse_ingest_spans_sampled_out",
     "Spans dropped by consistent head sampling (ingest_sampling_ratio < 1)",

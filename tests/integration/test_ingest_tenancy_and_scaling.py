@@ -109,6 +109,13 @@ def test_tenants_limits_and_sampling(pipeline: LocalStack) -> None:
         m, "tracehouse_ingest_spans_rejected_total", protocol="otlp_grpc", reason="rate_limited"
     )
     assert grpc_limited >= 100 and grpc_limited % 100 == 0
+    per_tenant = {
+        t: metric(m, "tracehouse_ingest_tenant_spans_accepted_total", tenant=t)
+        for t in ("acme", "globex", "tiny")
+    }
+    assert per_tenant["acme"] > 0 and per_tenant["globex"] > 0 and per_tenant["tiny"] > 0
+    grpc_accepted = metric(m, "tracehouse_ingest_spans_accepted_total", protocol="otlp_grpc")
+    assert sum(per_tenant.values()) == accepted + grpc_accepted
 
     acme_ids, globex_ids = _ids(acme), _ids(globex)
     all_ids = acme_ids + globex_ids + _ids(make_request(15, seed=3))
