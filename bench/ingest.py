@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -123,6 +124,7 @@ def main() -> None:
         ingest_zipkin_port=0,
     )
     ingest = None
+    finished = False
     try:
         ensure_topics(settings)
         env = {**os.environ, **settings.to_env(), "PYTHONPATH": str(ROOT)}
@@ -184,12 +186,15 @@ def main() -> None:
             f"({raw_cpu:.1f} CPU-s in this process)"
         )
         print(f"ratio          ingest / raw = {ingest_rate / raw_rate:.2f}")
+        finished = True
     finally:
         if ingest is not None and ingest.poll() is None:
             ingest.terminate()
             ingest.wait(30)
         broker.kill()
         broker.wait()
+        if finished:  # keep the ingest log only when something went wrong
+            shutil.rmtree(run_dir, ignore_errors=True)
 
 
 if __name__ == "__main__":
