@@ -1,67 +1,190 @@
-"""The protocol-independent core of every receiver: split, publish, account.
+"""The protocol-independent core of every receiver: admit, sample, split, publish, account.
 
 HTTP, gRPC and Zipkin receivers decode their wire format into ``TracesData`` and hand it here,
-so validation, partition grouping, Kafka acknowledgement and span accounting are identical
-whatever the client spoke.
+so tenancy, rate limits, validation, partition grouping, Kafka acknowledgement and span
+accounting are identical whatever the client spoke.
 """
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import time
+from collections import Counter
 from dataclasses import dataclass
 
 from opentelemetry.proto.trace.v1 import trace_pb2
 
-from ingest import metrics
+from ingest import head_sampling, metrics
+from ingest.errors import RateLimited
 from ingest.kafka_publisher import KafkaPublisher, PublishError
-from ingest.otlp_split import split_by_partition
+from ingest.otlp_split import PartitionOf, bounded_chunks, split_by_partition
+from ingest.partitioning import PARTITIONERS, message_key
+from ingest.tenancy import TenantConfig, TokenBuckets, stamp_tenant
+
+log = logging.getLogger("tracehouse.ingest")
 
 
 @dataclass(frozen=True)
 class ExportOutcome:
     accepted: int
     rejected: int
+    sampled_out: int = 0
     message: str = ""
 
 
-class SpanExporter:
-    def __init__(self, publisher: KafkaPublisher, topic: str, partitions: int) -> None:
-        self._publisher = publisher
-        self._topic = topic
-        self._partitions = partitions
+@dataclass(frozen=True)
+class ExporterConfig:
+    topic: str
+    partitions: int
+    partitioner: str = "murmur2"
+    max_message_bytes: int = 1_000_000
+    wait_for_ack: bool = True
+    sampling_ratio: float = 1.0
+    ack_timeout_seconds: float = 40.0
 
-    async def export(self, data: trace_pb2.TracesData, protocol: str) -> ExportOutcome:
-        """Publish valid spans; raises PublishError if Kafka did not acknowledge all of them."""
-        split = split_by_partition(data, self._partitions)
-        received = split.accepted + split.rejected_total
-        metrics.SPANS_RECEIVED.labels(protocol).inc(received)
-        for reason, count in split.rejected.items():
-            metrics.SPANS_REJECTED.labels(protocol, reason).inc(count)
-        if split.accepted:
-            started = time.perf_counter()
-            futures = [
-                self._publisher.publish(
-                    self._topic, td.SerializeToString(), split.keys[p], partition=p
-                )
-                for p, td in split.by_partition.items()
-            ]
-            metrics.QUEUE_DEPTH.set(self._publisher.queue_depth())
-            results = await asyncio.gather(*futures, return_exceptions=True)
-            metrics.PRODUCE_LATENCY.observe(time.perf_counter() - started)
-            failures = [r for r in results if isinstance(r, BaseException)]
-            if failures:
-                # Some partitions may have been written: the client retries the whole request
-                # and the downstream dedupe on (trace, span) ids keeps storage exact.
-                metrics.SPANS_REJECTED.labels(protocol, "kafka_unavailable").inc(split.accepted)
-                first = failures[0]
-                if isinstance(first, PublishError):
-                    raise first
-                raise PublishError(str(first), retryable=True)
-            metrics.SPANS_ACCEPTED.labels(protocol).inc(split.accepted)
-        message = ""
-        if split.rejected:
-            message = "rejected spans: " + ", ".join(
-                f"{count} {reason}" for reason, count in sorted(split.rejected.items())
+
+def count_spans(data: trace_pb2.TracesData) -> int:
+    return sum(len(ss.spans) for rs in data.resource_spans for ss in rs.scope_spans)
+
+
+class SpanExporter:
+    def __init__(
+        self,
+        publisher: KafkaPublisher,
+        config: ExporterConfig,
+        tenants: TenantConfig | None = None,
+    ) -> None:
+        if config.partitioner not in PARTITIONERS:
+            raise ValueError(
+                f"unknown partitioner {config.partitioner!r}; use one of {sorted(PARTITIONERS)}"
             )
-        return ExportOutcome(split.accepted, split.rejected_total, message)
+        self._publisher = publisher
+        self._config = config
+        self._partition_of: PartitionOf = PARTITIONERS[config.partitioner]
+        self._tenants = tenants or TenantConfig()
+        self._buckets = TokenBuckets(self._tenants)
+        self._threshold = head_sampling.ratio_threshold(config.sampling_ratio)
+        self._background: set[asyncio.Future[list[BaseException | None]]] = set()
+
+    @property
+    def tenants(self) -> TenantConfig:
+        return self._tenants
+
+    async def export(
+        self, data: trace_pb2.TracesData, protocol: str, tenant: str = ""
+    ) -> ExportOutcome:
+        """Publish valid spans and return what happened to each span.
+
+        Raises RateLimited (nothing published) or PublishError (Kafka did not acknowledge
+        every message; the client must retry the request).
+        """
+        received = count_spans(data)
+        metrics.SPANS_RECEIVED.labels(protocol).inc(received)
+        try:
+            self._buckets.take(tenant, received)
+        except RateLimited:
+            metrics.SPANS_REJECTED.labels(protocol, "rate_limited").inc(received)
+            raise
+        stamp_tenant(data, tenant)
+        sampled_out = head_sampling.sample(data, self._threshold)
+        if sampled_out:
+            metrics.SPANS_SAMPLED_OUT.labels(protocol).inc(sampled_out)
+        split = split_by_partition(data, self._config.partitions, self._partition_of)
+        rejected: Counter[str] = Counter(split.rejected)
+        futures: list[asyncio.Future[None]] = []
+        to_publish = 0
+        for p, td in split.by_partition.items():
+            chunks, too_large = bounded_chunks(td, self._config.max_message_bytes, split.counts[p])
+            if too_large:
+                rejected["span_too_large"] += len(too_large)
+            if len(chunks) > 1:
+                metrics.SPLIT_MESSAGES.inc()
+            for chunk in chunks:
+                to_publish += chunk.spans
+                metrics.KAFKA_BYTES.inc(len(chunk.payload))
+                futures.append(
+                    self._publisher.publish(
+                        self._config.topic,
+                        chunk.payload,
+                        message_key(chunk.first_trace_id, self._config.partitioner),
+                        partition=p,
+                    )
+                )
+        for reason, count in rejected.items():
+            metrics.SPANS_REJECTED.labels(protocol, reason).inc(count)
+        if futures:
+            if self._config.wait_for_ack:
+                await self._await_acks(futures, protocol, to_publish)
+                metrics.TENANT_SPANS_ACCEPTED.labels(tenant).inc(to_publish)
+            else:
+                self._track_in_background(futures, protocol, to_publish)
+                metrics.TENANT_SPANS_ACCEPTED.labels(tenant).inc(to_publish)
+        message = ""
+        if rejected:
+            message = "rejected spans: " + ", ".join(
+                f"{count} {reason}" for reason, count in sorted(rejected.items())
+            )
+        return ExportOutcome(to_publish, sum(rejected.values()), sampled_out, message)
+
+    async def _await_acks(
+        self, futures: list[asyncio.Future[None]], protocol: str, spans: int
+    ) -> None:
+        started = time.perf_counter()
+        gathered = asyncio.gather(*futures, return_exceptions=True)
+        try:
+            # Backstop: librdkafka fails every message by message.timeout.ms; should a
+            # callback never come, the client still gets a retryable error, never a hang.
+            results = await asyncio.wait_for(gathered, self._config.ack_timeout_seconds)
+        except TimeoutError:
+            metrics.KAFKA_MESSAGES.labels("ack_timeout").inc(len(futures))
+            metrics.SPANS_REJECTED.labels(protocol, "kafka_unavailable").inc(spans)
+            raise PublishError("no acknowledgement from Kafka in time", retryable=True) from None
+        metrics.PRODUCE_LATENCY.observe(time.perf_counter() - started)
+        failures = [r for r in results if isinstance(r, BaseException)]
+        metrics.KAFKA_MESSAGES.labels("acked").inc(len(results) - len(failures))
+        if failures:
+            metrics.KAFKA_MESSAGES.labels("failed").inc(len(failures))
+            # Some partitions may have been written: the client retries the whole request and
+            # the downstream dedupe on (trace, span) ids keeps storage exact.
+            metrics.SPANS_REJECTED.labels(protocol, "kafka_unavailable").inc(spans)
+            first = failures[0]
+            if isinstance(first, PublishError):
+                raise first
+            raise PublishError(str(first), retryable=True)
+        metrics.SPANS_ACCEPTED.labels(protocol).inc(spans)
+
+    def _track_in_background(
+        self, futures: list[asyncio.Future[None]], protocol: str, spans: int
+    ) -> None:
+        """Fire-and-forget mode: the client is answered now; failures are still counted."""
+        for fut in futures:
+            if fut.done() and fut.exception() is not None:
+                # Synchronous failure (e.g. full queue): the client still gets a retryable error.
+                for other in futures:
+                    other.add_done_callback(_consume_exception)
+                metrics.SPANS_REJECTED.labels(protocol, "kafka_unavailable").inc(spans)
+                raise fut.exception()  # type: ignore[misc]
+        gathered = asyncio.gather(*futures, return_exceptions=True)
+        self._background.add(gathered)
+
+        def done(g: asyncio.Future[list[BaseException | None]]) -> None:
+            self._background.discard(g)
+            failures = [r for r in g.result() if isinstance(r, BaseException)]
+            metrics.KAFKA_MESSAGES.labels("acked").inc(len(futures) - len(failures))
+            if failures:
+                metrics.KAFKA_MESSAGES.labels("failed").inc(len(failures))
+                metrics.SPANS_REJECTED.labels(protocol, "kafka_lost_after_ack").inc(spans)
+                log.error(
+                    "spans lost after the client was answered (ingest_wait_for_ack=false)",
+                    extra={"fields": {"spans": spans, "error": str(failures[0])}},
+                )
+            else:
+                metrics.SPANS_ACCEPTED.labels(protocol).inc(spans)
+
+        gathered.add_done_callback(done)
+
+
+def _consume_exception(fut: asyncio.Future[None]) -> None:
+    if not fut.cancelled():
+        fut.exception()

@@ -1,14 +1,20 @@
 """OTLP/HTTP receiver (``POST /v1/traces``), answering as the OTLP specification says.
 
+Protobuf and JSON bodies, optionally gzip-compressed; the response uses the request's encoding.
 200 with an ``ExportTraceServiceResponse`` (``partial_success`` when spans were rejected),
-400 for bodies that do not decode, 413 over the size limit, 415 for unsupported media,
-503 with Retry-After when Kafka cannot take the spans so the client's retry logic kicks in.
+400 for bodies that do not decode, 401 without a valid token (auth on), 413 over the size
+limit, 415 for unsupported media, 429 + Retry-After over the tenant's rate, 503 + Retry-After
+when Kafka cannot take the spans, so the client's retry logic kicks in. Also serves
+``/health`` (used by the local stack) and ``/metrics``.
 """
 
 from __future__ import annotations
 
 import logging
+import math
+import os
 import zlib
+from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 from google.protobuf.message import DecodeError
@@ -16,22 +22,22 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 from opentelemetry.proto.trace.v1 import trace_pb2
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from ingest import metrics
-from ingest.exporter import SpanExporter
+from ingest import metrics, otlp_json, rpc_status
+from ingest.errors import BodyError, RateLimited, Unauthenticated
+from ingest.exporter import ExportOutcome, SpanExporter
 from ingest.kafka_publisher import PublishError
+from ingest.tenancy import resolve_tenant, token_from_headers
 
 log = logging.getLogger("tracehouse.ingest.http")
 
 PROTOBUF = "application/x-protobuf"
+JSON = "application/json"
 PROTOCOL = "otlp_http"
-RETRY_AFTER_SECONDS = "2"
 
+# google.rpc.Code values used in error bodies.
+_RPC_CODES = {400: 3, 401: 16, 413: 8, 415: 3, 429: 8, 500: 13, 503: 14}
 
-class BodyError(Exception):
-    def __init__(self, status: int, reason: str, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.reason = reason
+Decoder = Callable[[bytes], trace_pb2.TracesData]
 
 
 def gunzip_bounded(body: bytes, limit: int) -> bytes:
@@ -43,82 +49,155 @@ def gunzip_bounded(body: bytes, limit: int) -> bytes:
         raise BodyError(400, "bad_gzip", f"invalid gzip body: {exc}") from exc
     if len(out) > limit or inflater.unconsumed_tail:
         raise BodyError(413, "too_large", f"decompressed body exceeds {limit} bytes")
+    if not inflater.eof:
+        raise BodyError(400, "bad_gzip", "truncated gzip body")
     return out
 
 
-def _status_body(message: str) -> bytes:
-    # google.rpc.Status: field 1 code (int32), field 2 message (string); encoded by hand to
-    # avoid depending on googleapis-common-protos for two fields.
-    text = message.encode()
-    return b"\x12" + _varint(len(text)) + text
+def decode_protobuf(body: bytes) -> trace_pb2.TracesData:
+    try:
+        # TracesData and ExportTraceServiceRequest share field 1 (resource_spans): same bytes.
+        return trace_pb2.TracesData.FromString(body)
+    except DecodeError as exc:
+        raise BodyError(
+            400, "undecodable", f"body is not an OTLP ExportTraceServiceRequest: {exc}"
+        ) from exc
 
 
-def _varint(n: int) -> bytes:
-    out = bytearray()
-    while True:
-        byte = n & 0x7F
-        n >>= 7
-        if n:
-            out.append(byte | 0x80)
-        else:
-            out.append(byte)
-            return bytes(out)
+class Responder:
+    """Builds responses in the request's encoding and counts every request by outcome."""
+
+    def __init__(self, protocol: str, json_body: bool) -> None:
+        self.protocol = protocol
+        self.json_body = json_body
+
+    def error(
+        self, status: int, reason: str, message: str, retry_after: float | None = None
+    ) -> web.Response:
+        metrics.REQUESTS.labels(self.protocol, reason).inc()
+        headers: dict[str, str] = {}
+        if retry_after is not None:
+            headers["Retry-After"] = str(max(1, math.ceil(retry_after)))
+        if status == 401:
+            headers["WWW-Authenticate"] = 'Bearer realm="tracehouse"'
+        code = _RPC_CODES.get(status, 2)
+        if self.json_body:
+            body = otlp_json.encode_status(code, message)
+            return web.Response(status=status, body=body, content_type=JSON, headers=headers)
+        body = rpc_status.status(code, message)
+        return web.Response(status=status, body=body, content_type=PROTOBUF, headers=headers)
 
 
-def _error(status: int, reason: str, message: str, **headers: str) -> web.Response:
-    metrics.REQUESTS.labels(PROTOCOL, reason).inc()
-    return web.Response(
-        status=status, body=_status_body(message), content_type=PROTOBUF, headers=headers
-    )
+async def read_body(request: web.Request, limit: int) -> bytes:
+    """The (inflated) request body, enforcing ``limit`` before and after decompression."""
+    if request.content_length is not None and request.content_length > limit:
+        raise BodyError(413, "too_large", f"request body exceeds {limit} bytes")
+    try:
+        body = await request.read()
+    except web.HTTPRequestEntityTooLarge as exc:
+        raise BodyError(413, "too_large", f"request body exceeds {limit} bytes") from exc
+    encoding = request.headers.get("Content-Encoding", "identity").lower().strip()
+    if encoding == "gzip":
+        body = gunzip_bounded(body, limit)
+    elif encoding not in ("", "identity"):
+        raise BodyError(415, "unsupported_encoding", f"unsupported Content-Encoding {encoding!r}")
+    return body
 
 
-def build_app(exporter: SpanExporter, max_body_bytes: int) -> web.Application:
-    async def traces(request: web.Request) -> web.Response:
-        media = request.content_type
-        if media != PROTOBUF:
-            return _error(415, "unsupported_media", f"unsupported content type {media!r}")
+async def handle_export(
+    request: web.Request,
+    exporter: SpanExporter,
+    responder: Responder,
+    decode: Decoder,
+    limit: int,
+    retry_after: float,
+    respond: Callable[[ExportOutcome], web.Response],
+) -> web.Response:
+    """Auth -> read -> decode -> export, mapping every failure to a counted response."""
+    metrics.IN_FLIGHT.inc()
+    try:
         try:
-            body = await request.read()
-        except web.HTTPRequestEntityTooLarge:
-            return _error(413, "too_large", f"request body exceeds {max_body_bytes} bytes")
-        metrics.REQUEST_BYTES.labels(PROTOCOL).inc(len(body))
+            tenant = resolve_tenant(exporter.tenants, token_from_headers(request.headers.get))
+        except Unauthenticated as exc:
+            return responder.error(401, "unauthenticated", str(exc))
         try:
-            if request.headers.get("Content-Encoding", "").lower() == "gzip":
-                body = gunzip_bounded(body, max_body_bytes)
-            data = trace_pb2.TracesData.FromString(body)
+            raw = await read_body(request, limit)
+            metrics.REQUEST_BYTES.labels(responder.protocol).inc(len(raw))
+            data = decode(raw)
         except BodyError as exc:
-            return _error(exc.status, exc.reason, str(exc))
-        except DecodeError as exc:
-            return _error(
-                400, "undecodable", f"body is not an OTLP ExportTraceServiceRequest: {exc}"
-            )
+            return responder.error(exc.status, exc.reason, str(exc))
         try:
-            outcome = await exporter.export(data, PROTOCOL)
+            outcome = await exporter.export(data, responder.protocol, tenant)
+        except RateLimited as exc:
+            return responder.error(429, "rate_limited", str(exc), exc.retry_after)
         except PublishError as exc:
             log.warning("kafka publish failed", extra={"fields": {"error": str(exc)}})
             if exc.retryable:
-                return _error(
-                    503,
-                    "kafka_unavailable",
-                    f"kafka unavailable: {exc}",
-                    **{"Retry-After": RETRY_AFTER_SECONDS},
+                return responder.error(
+                    503, "kafka_unavailable", f"kafka unavailable: {exc}", retry_after
                 )
-            return _error(500, "kafka_error", f"kafka error: {exc}")
-        response = trace_service_pb2.ExportTraceServiceResponse()
+            return responder.error(500, "kafka_error", f"kafka error: {exc}")
         if outcome.rejected:
-            response.partial_success.rejected_spans = outcome.rejected
-            response.partial_success.error_message = outcome.message
-        metrics.REQUESTS.labels(PROTOCOL, "ok" if not outcome.rejected else "partial").inc()
-        return web.Response(body=response.SerializeToString(), content_type=PROTOBUF)
+            result = "partial"
+        elif outcome.accepted or outcome.sampled_out:
+            result = "ok"
+        else:
+            result = "empty"
+        metrics.REQUESTS.labels(responder.protocol, result).inc()
+        return respond(outcome)
+    finally:
+        metrics.IN_FLIGHT.dec()
 
+
+def otlp_response(outcome: ExportOutcome, json_body: bool) -> web.Response:
+    response = trace_service_pb2.ExportTraceServiceResponse()
+    if outcome.rejected:
+        response.partial_success.rejected_spans = outcome.rejected
+        response.partial_success.error_message = outcome.message
+    if json_body:
+        return web.Response(body=otlp_json.encode_response(response), content_type=JSON)
+    return web.Response(body=response.SerializeToString(), content_type=PROTOBUF)
+
+
+Handler = Callable[[web.Request], Awaitable[web.Response]]
+
+
+def build_app(
+    exporter: SpanExporter, max_body_bytes: int, retry_after_seconds: float = 2
+) -> web.Application:
+    async def traces(request: web.Request) -> web.Response:
+        media = request.content_type
+        if media == PROTOBUF:
+            json_body, decode = False, decode_protobuf
+        elif media == JSON:
+            json_body, decode = True, otlp_json.decode_traces
+        else:
+            return Responder(PROTOCOL, False).error(
+                415, "unsupported_media", f"unsupported content type {media!r}"
+            )
+        return await handle_export(
+            request,
+            exporter,
+            Responder(PROTOCOL, json_body),
+            decode,
+            max_body_bytes,
+            retry_after_seconds,
+            lambda outcome: otlp_response(outcome, json_body),
+        )
+
+    app = web.Application(client_max_size=max_body_bytes)
+    app.router.add_post("/v1/traces", traces)
+    add_ops_routes(app)
+    return app
+
+
+def add_ops_routes(app: web.Application) -> None:
     async def health(_request: web.Request) -> web.Response:
-        return web.json_response({"status": "ok"})
+        # The pid tells apart processes sharing a port with SO_REUSEPORT.
+        return web.json_response({"status": "ok", "pid": os.getpid()})
 
     async def prometheus(_request: web.Request) -> web.Response:
         return web.Response(body=generate_latest(), headers={"Content-Type": CONTENT_TYPE_LATEST})
 
-    app = web.Application(client_max_size=max_body_bytes)
-    app.router.add_post("/v1/traces", traces)
     app.router.add_get("/health", health)
     app.router.add_get("/metrics", prometheus)
-    return app

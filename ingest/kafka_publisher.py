@@ -8,10 +8,13 @@ A background thread drives librdkafka's delivery callbacks and hands results to 
 from __future__ import annotations
 
 import asyncio
+import logging
 import threading
 from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Producer
+
+log = logging.getLogger("tracehouse.ingest.kafka")
 
 
 class PublishError(RuntimeError):
@@ -22,35 +25,99 @@ class PublishError(RuntimeError):
         self.retryable = retryable
 
 
-def producer_config(bootstrap: str, **overrides: Any) -> dict[str, Any]:
+def producer_config(
+    bootstrap: str,
+    *,
+    compression: str = "lz4",
+    linger_ms: int = 5,
+    timeout_ms: int = 30_000,
+    max_message_bytes: int = 1_000_000,
+    **overrides: Any,
+) -> dict[str, Any]:
+    """Durable, throughput-tuned producer settings.
+
+    acks=all + idempotence: an ack means every in-sync replica has the message and retries
+    never duplicate or reorder it. A short linger lets concurrent requests share a produce
+    request; ``message.max.bytes`` leaves headroom over ingest's own message cap for the
+    record overhead. ``timeout_ms`` bounds how long a client waits before a retryable error
+    when the brokers are gone.
+    """
     config: dict[str, Any] = {
         "bootstrap.servers": bootstrap,
         "acks": "all",
         "enable.idempotence": True,
-        "compression.type": "lz4",
-        "linger.ms": 5,
-        "batch.size": 1_000_000,
-        "message.max.bytes": 8_000_000,
+        "compression.type": compression,
+        "linger.ms": linger_ms,
+        "batch.size": max(max_message_bytes, 1_000_000),
+        "message.max.bytes": max_message_bytes + 65_536,
         "queue.buffering.max.kbytes": 262_144,
         # Kafka's (Java) default partitioner, for messages produced without an explicit
-        # partition, so keys land where a Collector's keyed messages land.
+        # partition, so keys land where other keyed producers' messages land.
         "partitioner": "murmur2_random",
-        "message.timeout.ms": 30_000,
+        "message.timeout.ms": timeout_ms,
+        "socket.keepalive.enable": True,
     }
     config.update(overrides)
     return config
 
 
 class KafkaPublisher:
+    """One librdkafka producer, replaced when it hits a fatal error.
+
+    An idempotent producer turns fatal when the cluster forgets its producer id (e.g. a broker
+    restarted without its log); from then on it can never deliver again. Rather than hang or
+    answer every client with errors until someone restarts ingest, the poll thread purges the
+    dead producer (its pending messages fail, so their clients get a retryable error) and
+    builds a fresh one.
+    """
+
     def __init__(self, config: dict[str, Any]) -> None:
-        self._producer = Producer(config)
+        self._config = {**config, "error_cb": self._on_error}
+        self._producer = Producer(self._config)
+        self._fatal = threading.Event()
         self._stop = threading.Event()
+        self.resets = 0
         self._poller = threading.Thread(target=self._poll, name="kafka-poll", daemon=True)
         self._poller.start()
 
+    def _on_error(self, err: KafkaError) -> None:
+        if err.fatal():
+            log.error("kafka producer fatal error", extra={"fields": {"error": err.str()}})
+            self._fatal.set()
+        else:
+            log.debug("kafka client error", extra={"fields": {"error": err.str()}})
+
     def _poll(self) -> None:
+        # This thread must never die: it runs every delivery callback.
         while not self._stop.is_set():
-            self._producer.poll(0.05)
+            try:
+                self._producer.poll(0.05)
+            except KafkaException as exc:
+                err = exc.args[0]
+                if isinstance(err, KafkaError) and err.fatal():
+                    self._fatal.set()
+                else:
+                    log.warning("kafka poll error", extra={"fields": {"error": str(exc)}})
+            except Exception:
+                log.exception("unexpected error in the kafka poll loop")
+            if self._fatal.is_set():
+                self._replace_producer()
+
+    def _replace_producer(self) -> None:
+        old = self._producer
+        self._producer = Producer(self._config)
+        self._fatal.clear()
+        self.resets += 1
+        try:
+            old.purge(True, True, False)
+            old.poll(0)
+        except KafkaException:
+            pass
+        remaining = len(old)
+        log.warning(
+            "kafka producer replaced after a fatal error",
+            extra={"fields": {"purged_pending": remaining, "resets": self.resets}},
+        )
 
     def publish(
         self, topic: str, value: bytes, key: bytes | None, partition: int | None
@@ -70,17 +137,34 @@ class KafkaPublisher:
             fut.set_exception(PublishError(f"producer queue full: {exc}", retryable=True))
         except KafkaException as exc:
             err = exc.args[0]
-            fut.set_exception(PublishError(err.str(), retryable=err.retriable()))
+            if err.fatal():
+                self._fatal.set()
+            fut.set_exception(PublishError(err.str(), retryable=err.code() not in _PERMANENT))
         return fut
 
     def queue_depth(self) -> int:
         return len(self._producer)
 
     def close(self, timeout: float = 10) -> int:
-        remaining = self._producer.flush(timeout)
         self._stop.set()
         self._poller.join(1)
+        remaining = self._producer.flush(timeout)
         return int(remaining)
+
+
+# Errors that a retry of the same bytes can never fix; anything else (timeouts, transport,
+# a producer reset after a fatal idempotence error, ...) is retryable for the client.
+_PERMANENT = frozenset(
+    {
+        KafkaError.MSG_SIZE_TOO_LARGE,
+        KafkaError.INVALID_MSG,
+        KafkaError.INVALID_RECORD,
+        KafkaError.RECORD_LIST_TOO_LARGE,
+        KafkaError.TOPIC_AUTHORIZATION_FAILED,
+        KafkaError.CLUSTER_AUTHORIZATION_FAILED,
+        KafkaError._INVALID_ARG,
+    }
+)
 
 
 def _settle(fut: asyncio.Future[None], err: KafkaError | None) -> None:
@@ -89,9 +173,4 @@ def _settle(fut: asyncio.Future[None], err: KafkaError | None) -> None:
     if err is None:
         fut.set_result(None)
     else:
-        retryable = err.retriable() or err.code() in (
-            KafkaError._MSG_TIMED_OUT,
-            KafkaError._TRANSPORT,
-            KafkaError._ALL_BROKERS_DOWN,
-        )
-        fut.set_exception(PublishError(err.str(), retryable=retryable))
+        fut.set_exception(PublishError(err.str(), retryable=err.code() not in _PERMANENT))

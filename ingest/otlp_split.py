@@ -10,6 +10,7 @@ bad span never costs its neighbours.
 from __future__ import annotations
 
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from opentelemetry.proto.trace.v1 import trace_pb2
@@ -27,6 +28,8 @@ class SplitResult:
     by_partition: dict[int, trace_pb2.TracesData] = field(default_factory=dict)
     # Trace id (16 raw bytes) of the first span in each partition's message: the Kafka key.
     keys: dict[int, bytes] = field(default_factory=dict)
+    # Spans in each partition's message.
+    counts: Counter[int] = field(default_factory=Counter)
     accepted: int = 0
     rejected: Counter[str] = field(default_factory=Counter)
 
@@ -50,21 +53,39 @@ def span_problem(span: trace_pb2.Span) -> str | None:
     return None
 
 
-def split_by_partition(data: trace_pb2.TracesData, partitions: int) -> SplitResult:
-    """Group valid spans by the partition of their trace id, preserving resource/scope nesting."""
+PartitionOf = Callable[[bytes, int], int]
+
+
+def split_by_partition(
+    data: trace_pb2.TracesData, partitions: int, partition_of: PartitionOf = partition_for_key
+) -> SplitResult:
+    """Group valid spans by the partition of their trace id, preserving resource/scope nesting.
+
+    ``partition_of`` maps (trace id, partition count) to a partition; it must be the mapping of
+    any producer that writes to the same topic directly (see ingest/partitioning.py).
+    """
     result = SplitResult()
     out = result.by_partition
+    counts = result.counts
     for rs in data.resource_spans:
         # partition -> this resource's clone in that partition's message; created lazily.
         resources: dict[int, trace_pb2.ResourceSpans] = {}
         for ss in rs.scope_spans:
             scopes: dict[int, trace_pb2.ScopeSpans] = {}
             for span in ss.spans:
-                problem = span_problem(span)
-                if problem is not None:
-                    result.rejected[problem] += 1
+                tid = span.trace_id
+                sid = span.span_id
+                # Fast path for the valid common case; span_problem names the reason otherwise.
+                if not (
+                    len(tid) == 16
+                    and len(sid) == 8
+                    and tid != _ZERO_TRACE
+                    and sid != _ZERO_SPAN
+                    and len(span.parent_span_id) in (0, 8)
+                ):
+                    result.rejected[span_problem(span) or "invalid"] += 1
                     continue
-                p = partition_for_key(span.trace_id, partitions)
+                p = partition_of(tid, partitions)
                 target = scopes.get(p)
                 if target is None:
                     new_rs = resources.get(p)
@@ -80,5 +101,100 @@ def split_by_partition(data: trace_pb2.TracesData, partitions: int) -> SplitResu
                     target.scope.CopyFrom(ss.scope)
                     target.schema_url = ss.schema_url
                 target.spans.append(span)
-                result.accepted += 1
+                counts[p] += 1
+    result.accepted = sum(counts.values())
     return result
+
+
+@dataclass
+class Chunk:
+    """One Kafka message: serialized ``TracesData``, its span count and first trace id."""
+
+    payload: bytes
+    spans: int
+    first_trace_id: bytes
+
+
+def bounded_chunks(
+    data: trace_pb2.TracesData, max_bytes: int, spans: int | None = None
+) -> tuple[list[Chunk], list[trace_pb2.Span]]:
+    """Serialize ``data`` as messages of at most ``max_bytes``, halving by spans when needed.
+
+    A message over the broker's limit would be rejected by Kafka and lose every span in it, so
+    big partitions are cut in halves (resource and scope repeated in each) until each fits.
+    A single span that alone exceeds the limit cannot be stored; it is returned separately so
+    the caller rejects it by reason instead of failing its neighbours.
+    """
+    payload = data.SerializeToString()
+    if len(payload) <= max_bytes:
+        first = b""
+        for rs in data.resource_spans:
+            for ss in rs.scope_spans:
+                if ss.spans:
+                    first = ss.spans[0].trace_id
+                    break
+            if first:
+                break
+        count = (
+            spans
+            if spans is not None
+            else sum(len(ss.spans) for rs in data.resource_spans for ss in rs.scope_spans)
+        )
+        return [Chunk(payload, count, first)], []
+    entries = _flatten(data)
+    chunks: list[Chunk] = []
+    too_large: list[trace_pb2.Span] = []
+    _halve(data, entries, max_bytes, chunks, too_large)
+    return chunks, too_large
+
+
+_Entry = tuple[int, int, trace_pb2.Span]
+
+
+def _flatten(data: trace_pb2.TracesData) -> list[_Entry]:
+    return [
+        (r, s, span)
+        for r, rs in enumerate(data.resource_spans)
+        for s, ss in enumerate(rs.scope_spans)
+        for span in ss.spans
+    ]
+
+
+def _subset(data: trace_pb2.TracesData, entries: list[_Entry]) -> trace_pb2.TracesData:
+    out = trace_pb2.TracesData()
+    resources: dict[int, trace_pb2.ResourceSpans] = {}
+    scopes: dict[tuple[int, int], trace_pb2.ScopeSpans] = {}
+    for r, s, span in entries:
+        target = scopes.get((r, s))
+        if target is None:
+            new_rs = resources.get(r)
+            if new_rs is None:
+                src_rs = data.resource_spans[r]
+                new_rs = resources[r] = out.resource_spans.add()
+                new_rs.resource.CopyFrom(src_rs.resource)
+                new_rs.schema_url = src_rs.schema_url
+            src_ss = data.resource_spans[r].scope_spans[s]
+            target = scopes[(r, s)] = new_rs.scope_spans.add()
+            target.scope.CopyFrom(src_ss.scope)
+            target.schema_url = src_ss.schema_url
+        target.spans.append(span)
+    return out
+
+
+def _halve(
+    data: trace_pb2.TracesData,
+    entries: list[_Entry],
+    max_bytes: int,
+    chunks: list[Chunk],
+    too_large: list[trace_pb2.Span],
+) -> None:
+    payload = _subset(data, entries).SerializeToString()
+    if len(payload) <= max_bytes:
+        chunks.append(Chunk(payload, len(entries), entries[0][2].trace_id))
+        return
+    if len(entries) == 1:
+        too_large.append(entries[0][2])
+        return
+    mid = len(entries) // 2
+    _halve(data, entries[:mid], max_bytes, chunks, too_large)
+    _halve(data, entries[mid:], max_bytes, chunks, too_large)

@@ -8,6 +8,7 @@ trace-id bytes so both paths agree (librdkafka calls this partitioner ``murmur2_
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from functools import lru_cache
 
 _SEED = 0x9747B28C
@@ -50,3 +51,52 @@ def murmur2_signed(data: bytes) -> int:
 def partition_for_key(key: bytes, partitions: int) -> int:
     """Kafka's ``toPositive(murmur2(key)) % partitions``."""
     return (murmur2(key) & 0x7FFFFFFF) % partitions
+
+
+# --- Collector compatibility --------------------------------------------------------------
+# The OTel Collector's Kafka exporter (franz-go since it dropped Sarama) partitions keyed
+# records with ``StickyKeyPartitioner(SaramaCompatHasher(fnv1a32))`` and, with
+# ``partition_traces_by_id``, keys each single-trace message with the trace id as a 32-char
+# lowercase *hex string*. Neither the hash nor the key bytes match Kafka's default, and the
+# exporter has no option to change its partitioner, so when Collectors publish straight to
+# ``otlp_spans`` ingest must adopt their mapping instead (``ingest_partitioner=collector``).
+
+_FNV_OFFSET = 0x811C9DC5
+_FNV_PRIME = 0x01000193
+
+
+def fnv1a32(data: bytes) -> int:
+    """32-bit FNV-1a, the hash Sarama (and so the Collector) uses for keyed messages."""
+    h = _FNV_OFFSET
+    for byte in data:
+        h = ((h ^ byte) * _FNV_PRIME) & _MASK
+    return h
+
+
+def sarama_partition(key: bytes, partitions: int) -> int:
+    """Sarama's reduction: ``abs(int32(hash) % n)`` with Go's truncating remainder."""
+    h = fnv1a32(key)
+    signed = h - (1 << 32) if h & 0x80000000 else h
+    return abs(signed) % partitions
+
+
+@lru_cache(maxsize=65536)
+def collector_partition_for_trace(trace_id: bytes, partitions: int) -> int:
+    """Partition the Collector's Kafka exporter picks for a trace (key = hex trace id)."""
+    return sarama_partition(trace_id.hex().encode(), partitions)
+
+
+def murmur2_partition_for_trace(trace_id: bytes, partitions: int) -> int:
+    """Kafka's default partitioner on the 16 raw trace-id bytes (librdkafka murmur2_random)."""
+    return partition_for_key(trace_id, partitions)
+
+
+PARTITIONERS: dict[str, Callable[[bytes, int], int]] = {
+    "murmur2": murmur2_partition_for_trace,
+    "collector": collector_partition_for_trace,
+}
+
+
+def message_key(trace_id: bytes, partitioner: str) -> bytes:
+    """The Kafka key ingest writes, shaped like the key of the producers it must agree with."""
+    return trace_id.hex().encode() if partitioner == "collector" else trace_id

@@ -1,4 +1,5 @@
-"""Entry point of an ingest node: wires the receivers to one Kafka publisher."""
+"""Entry point of an ingest node: wires the OTLP/HTTP, OTLP/gRPC and Zipkin receivers to one
+Kafka publisher, and drains them in order on SIGTERM (stop accepting, finish requests, flush)."""
 
 from __future__ import annotations
 
@@ -8,29 +9,97 @@ import signal
 from aiohttp import web
 
 from deploy.local.topics import partition_count
-from ingest.exporter import SpanExporter
+from ingest import metrics
+from ingest.broker_limits import effective_max_message_bytes, reported_topic_limit
+from ingest.exporter import ExporterConfig, SpanExporter
+from ingest.grpc_receiver import build_server
 from ingest.http_receiver import build_app
 from ingest.kafka_publisher import KafkaPublisher, producer_config
+from ingest.tenancy import load_config
+from ingest.zipkin_receiver import build_zipkin_app
 from tracehouse import logs
 from tracehouse.settings import Settings
+
+
+def build_exporter(
+    settings: Settings, publisher: KafkaPublisher, partitions: int, max_message_bytes: int
+) -> SpanExporter:
+    tenants = load_config(
+        settings.ingest_auth_tokens,
+        settings.ingest_auth_file,
+        settings.ingest_tenant_spans_per_second,
+        settings.ingest_tenant_burst,
+    )
+    config = ExporterConfig(
+        topic=settings.topics.raw_spans,
+        partitions=partitions,
+        partitioner=settings.ingest_partitioner,
+        max_message_bytes=max_message_bytes,
+        wait_for_ack=settings.ingest_wait_for_ack,
+        sampling_ratio=settings.ingest_sampling_ratio,
+        ack_timeout_seconds=settings.ingest_kafka_timeout_ms / 1000 + 10,
+    )
+    return SpanExporter(publisher, config, tenants)
 
 
 async def serve(settings: Settings) -> None:
     log = logs.setup("ingest")
     partitions = partition_count(settings.kafka_bootstrap, settings.topics.raw_spans)
-    publisher = KafkaPublisher(producer_config(settings.kafka_bootstrap))
-    exporter = SpanExporter(publisher, settings.topics.raw_spans, partitions)
-    runner = web.AppRunner(build_app(exporter, settings.max_request_bytes), access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, settings.ingest_host, settings.ingest_http_port)
-    await site.start()
+    max_message_bytes = effective_max_message_bytes(
+        settings.ingest_max_message_bytes,
+        reported_topic_limit(settings.kafka_bootstrap, settings.topics.raw_spans),
+    )
+    publisher = KafkaPublisher(
+        producer_config(
+            settings.kafka_bootstrap,
+            compression=settings.ingest_compression,
+            linger_ms=settings.ingest_linger_ms,
+            timeout_ms=settings.ingest_kafka_timeout_ms,
+            max_message_bytes=settings.ingest_max_message_bytes,
+        )
+    )
+    metrics.track_queue_depth(publisher.queue_depth)
+    exporter = build_exporter(settings, publisher, partitions, max_message_bytes)
+    host, reuse = settings.ingest_host, settings.ingest_reuse_port
+    retry_after = settings.ingest_retry_after_seconds
+    runners: list[web.AppRunner] = []
+    limit = settings.max_request_bytes
+    apps = [(build_app(exporter, limit, retry_after), settings.ingest_http_port)]
+    if settings.ingest_zipkin_port:
+        apps.append(
+            (
+                build_zipkin_app(exporter, limit, retry_after),
+                settings.ingest_zipkin_port,
+            )
+        )
+    grpc_server = None
+    if settings.ingest_grpc_port:
+        grpc_server, _ = build_server(
+            exporter, host, settings.ingest_grpc_port, limit, reuse, retry_after
+        )
+        await grpc_server.start()
+    for app, port in apps:
+        # auto_decompress off: aiohttp would inflate gzip without our bomb-safe bound.
+        runner = web.AppRunner(app, access_log=None, auto_decompress=False)
+        await runner.setup()
+        await web.TCPSite(runner, host, port, reuse_port=reuse or None).start()
+        runners.append(runner)
     log.info(
         "ingest listening",
         extra={
             "fields": {
-                "otlp_http": f"{settings.ingest_host}:{settings.ingest_http_port}",
+                "otlp_http": f"{host}:{settings.ingest_http_port}",
+                "otlp_grpc": f"{host}:{settings.ingest_grpc_port}" if grpc_server else "off",
+                "zipkin": f"{host}:{settings.ingest_zipkin_port}"
+                if settings.ingest_zipkin_port
+                else "off",
                 "topic": settings.topics.raw_spans,
                 "partitions": partitions,
+                "partitioner": settings.ingest_partitioner,
+                "max_message_bytes": max_message_bytes,
+                "auth": exporter.tenants.auth_enabled,
+                "sampling_ratio": settings.ingest_sampling_ratio,
+                "reuse_port": reuse,
             }
         },
     )
@@ -39,8 +108,11 @@ async def serve(settings: Settings) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
-    log.info("ingest stopping: draining HTTP and Kafka")
-    await runner.cleanup()
+    log.info("ingest stopping: draining receivers and Kafka")
+    if grpc_server is not None:
+        await grpc_server.stop(grace=5)
+    for runner in runners:
+        await runner.cleanup()
     unsent = publisher.close()
     log.info("ingest stopped", extra={"fields": {"unsent_messages": unsent}})
 

@@ -18,6 +18,8 @@ def _auto_ports(settings: Settings) -> tuple[Settings, int]:
         kafka_bootstrap=f"127.0.0.1:{free_port()}",
         clickhouse_url=f"http://127.0.0.1:{free_port()}",
         ingest_http_port=free_port(),
+        ingest_grpc_port=free_port(),
+        ingest_zipkin_port=free_port(),
         streams_web_port=free_port(),
         sink_metrics_port=free_port(),
         query_http_port=free_port(),
@@ -49,6 +51,10 @@ def cmd_up(args: argparse.Namespace) -> int:
     print(f"logs: {stack.logs}")
     print(f"UI and Jaeger API: http://127.0.0.1:{settings.query_http_port}/")
     print(f"send OTLP/HTTP to http://127.0.0.1:{settings.ingest_http_port}/v1/traces")
+    if settings.ingest_grpc_port:
+        print(f"send OTLP/gRPC to 127.0.0.1:{settings.ingest_grpc_port}")
+    if settings.ingest_zipkin_port:
+        print(f"send Zipkin v2 JSON to http://127.0.0.1:{settings.ingest_zipkin_port}/api/v2/spans")
     if args.demo:
         from tracehouse.demo_traces import send_demo_load
 

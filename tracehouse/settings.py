@@ -54,6 +54,32 @@ class Settings:
     # Query API + web UI (Jaeger's default UI port).
     query_host: str = "127.0.0.1"
     query_http_port: int = 16686
+    # --- ingest (see ingest/README.md for every option) ---
+    ingest_grpc_port: int = 4317  # OTLP/gRPC; 0 disables
+    ingest_zipkin_port: int = 9411  # Zipkin v2 JSON; 0 disables
+    # SO_REUSEPORT on every listener, so several ingest processes can share the ports.
+    ingest_reuse_port: bool = False
+    # Answer clients only after Kafka acknowledged (acks=all): an OTLP success means durable.
+    ingest_wait_for_ack: bool = True
+    # "murmur2" (Kafka's default; librdkafka murmur2_random on the raw trace id) or
+    # "collector" (the OTel Collector Kafka exporter's Sarama-compatible FNV-1a on the hex id).
+    ingest_partitioner: str = "murmur2"
+    # Largest Kafka message ingest writes; bigger partition payloads are split (<= broker's
+    # message.max.bytes, Kafka's default is 1048588).
+    ingest_max_message_bytes: int = 1_000_000
+    ingest_compression: str = "lz4"
+    ingest_linger_ms: int = 5
+    ingest_kafka_timeout_ms: int = 30_000
+    # Per-tenant auth: "token=tenant,..." and/or a YAML file (ingest/README.md); empty = off.
+    ingest_auth_tokens: str = ""
+    ingest_auth_file: str = ""
+    # Default per-tenant limit in spans/s (0 = unlimited) and bucket size (0 = 2 x rate).
+    ingest_tenant_spans_per_second: float = 0.0
+    ingest_tenant_burst: float = 0.0
+    # Consistent head sampling ratio in (0, 1]; 1 = off.
+    ingest_sampling_ratio: float = 1.0
+    # Retry-After seconds sent with 503 / UNAVAILABLE when Kafka cannot take spans.
+    ingest_retry_after_seconds: int = 2
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:

@@ -71,11 +71,14 @@ class LocalStack:
         s = self.settings
         for port, what in (
             (s.ingest_http_port, "ingest OTLP/HTTP"),
+            (s.ingest_grpc_port, "ingest OTLP/gRPC"),
+            (s.ingest_zipkin_port, "ingest Zipkin"),
             (s.streams_web_port, "streams web"),
             (s.sink_metrics_port, "sink metrics"),
             (s.query_http_port, "query API / UI"),
         ):
-            ensure_free(port, what)
+            if port:  # 0 = that receiver is disabled
+                ensure_free(port, what)
         try:
             self.start_services()
             self.prepare()

@@ -1,0 +1,146 @@
+"""OTLP/gRPC receiver: ``opentelemetry.proto.collector.trace.v1.TraceService/Export``.
+
+A generic handler takes the raw request bytes so an undecodable request is answered
+INVALID_ARGUMENT and counted, instead of dying inside grpc's deserializer. Status codes follow
+the OTLP spec: OK (with ``partial_success`` for rejected spans), INVALID_ARGUMENT,
+UNAUTHENTICATED, RESOURCE_EXHAUSTED + RetryInfo over the tenant's rate, UNAVAILABLE + RetryInfo
+when Kafka cannot take the spans (both retryable for OTLP clients). gzip request compression is
+handled by grpc itself; ``max_request_bytes`` caps the message size (RESOURCE_EXHAUSTED).
+"""
+
+from __future__ import annotations
+
+import logging
+
+import grpc
+from google.protobuf.message import DecodeError
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
+from opentelemetry.proto.trace.v1 import trace_pb2
+
+from ingest import metrics, rpc_status
+from ingest.errors import RateLimited, Unauthenticated
+from ingest.exporter import SpanExporter
+from ingest.kafka_publisher import PublishError
+from ingest.tenancy import resolve_tenant, token_from_headers
+
+log = logging.getLogger("tracehouse.ingest.grpc")
+
+PROTOCOL = "otlp_grpc"
+SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
+STATUS_DETAILS_KEY = "grpc-status-details-bin"
+
+
+async def _abort(
+    context: grpc.aio.ServicerContext,
+    code: grpc.StatusCode,
+    reason: str,
+    message: str,
+    retry_after: float | None = None,
+) -> None:
+    metrics.REQUESTS.labels(PROTOCOL, reason).inc()
+    trailers: tuple[tuple[str, str | bytes], ...] = ()
+    if retry_after is not None:
+        details = rpc_status.status(code.value[0], message, retry_after)
+        trailers = ((STATUS_DETAILS_KEY, details),)
+    await context.abort(code, message, trailing_metadata=trailers)
+
+
+class TraceService:
+    def __init__(self, exporter: SpanExporter, retry_after_seconds: float) -> None:
+        self._exporter = exporter
+        self._retry_after = retry_after_seconds
+
+    async def export(self, raw: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        metrics.IN_FLIGHT.inc()
+        try:
+            return await self._export(raw, context)
+        finally:
+            metrics.IN_FLIGHT.dec()
+
+    async def _export(self, raw: bytes, context: grpc.aio.ServicerContext) -> bytes:
+        headers = {k.lower(): v for k, v in context.invocation_metadata() or ()}
+        try:
+            tenant = resolve_tenant(
+                self._exporter.tenants,
+                token_from_headers(lambda name: _text(headers.get(name))),
+            )
+        except Unauthenticated as exc:
+            await _abort(context, grpc.StatusCode.UNAUTHENTICATED, "unauthenticated", str(exc))
+        metrics.REQUEST_BYTES.labels(PROTOCOL).inc(len(raw))
+        try:
+            data = trace_pb2.TracesData.FromString(raw)
+        except DecodeError as exc:
+            await _abort(
+                context,
+                grpc.StatusCode.INVALID_ARGUMENT,
+                "undecodable",
+                f"request is not an OTLP ExportTraceServiceRequest: {exc}",
+            )
+        try:
+            outcome = await self._exporter.export(data, PROTOCOL, tenant)
+        except RateLimited as exc:
+            await _abort(
+                context,
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                "rate_limited",
+                str(exc),
+                exc.retry_after,
+            )
+        except PublishError as exc:
+            log.warning("kafka publish failed", extra={"fields": {"error": str(exc)}})
+            if exc.retryable:
+                await _abort(
+                    context,
+                    grpc.StatusCode.UNAVAILABLE,
+                    "kafka_unavailable",
+                    f"kafka unavailable: {exc}",
+                    self._retry_after,
+                )
+            await _abort(context, grpc.StatusCode.INTERNAL, "kafka_error", f"kafka error: {exc}")
+        response = trace_service_pb2.ExportTraceServiceResponse()
+        if outcome.rejected:
+            response.partial_success.rejected_spans = outcome.rejected
+            response.partial_success.error_message = outcome.message
+            result = "partial"
+        elif outcome.accepted or outcome.sampled_out:
+            result = "ok"
+        else:
+            result = "empty"
+        metrics.REQUESTS.labels(PROTOCOL, result).inc()
+        return response.SerializeToString()
+
+
+def _text(value: str | bytes | None) -> str | None:
+    if isinstance(value, bytes):
+        return value.decode(errors="replace")
+    return value
+
+
+def build_server(
+    exporter: SpanExporter,
+    host: str,
+    port: int,
+    max_request_bytes: int,
+    reuse_port: bool,
+    retry_after_seconds: float = 2,
+) -> tuple[grpc.aio.Server, int]:
+    """A grpc.aio server with the TraceService bound; returns (server, bound port)."""
+    server = grpc.aio.server(
+        options=[
+            ("grpc.so_reuseport", 1 if reuse_port else 0),
+            ("grpc.max_receive_message_length", max_request_bytes),
+        ]
+    )
+    service = TraceService(exporter, retry_after_seconds)
+    handler = grpc.method_handlers_generic_handler(
+        SERVICE,
+        {
+            # No deserializer: the handler decodes, so bad input is counted and answered.
+            "Export": grpc.unary_unary_rpc_method_handler(service.export),
+        },
+    )
+    server.add_generic_rpc_handlers((handler,))
+    bound = server.add_insecure_port(f"{host}:{port}")
+    if bound == 0:
+        raise OSError(f"OTLP/gRPC: cannot bind {host}:{port}")
+    return server, bound
