@@ -107,9 +107,9 @@ def render(sql: str, layout: Layout) -> list[str]:
             .replace("{ttl_start}", "{ttl:Start}")
         )
         text = _TTL.sub(
-            lambda m: f"TTL {ttl_expression(m.group(1), layout.ttl_days)}"
-            if layout.ttl_days > 0
-            else "",
+            lambda m: (
+                f"TTL {ttl_expression(m.group(1), layout.ttl_days)}" if layout.ttl_days > 0 else ""
+            ),
             text,
         )
         text = _LOCAL.sub(lambda m: layout.local(m.group(1)), text)
