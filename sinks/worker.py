@@ -32,8 +32,10 @@ from tracehouse.settings import Settings
 log = logging.getLogger("tracehouse.sink")
 
 MAX_BACKOFF = 10.0
-# Test-only fault injection: SIGKILL this process right after the N-th insert, before commit.
+# Test-only fault injection: SIGKILL this process right after the N-th insert (into the
+# table named by the second variable, if set), before the DLQ and the offset commit.
 CRASH_AFTER_INSERTS_ENV = "TRACEHOUSE_SINK_TEST_CRASH_AFTER_INSERTS"
+CRASH_TABLE_ENV = "TRACEHOUSE_SINK_TEST_CRASH_TABLE"
 
 Key = tuple[str, int]
 
@@ -96,6 +98,7 @@ class SinkWorker:
         self.inserts = 0
         crash = os.environ.get(CRASH_AFTER_INSERTS_ENV, "")
         self.crash_after_inserts = int(crash) if crash else 0
+        self.crash_table = os.environ.get(CRASH_TABLE_ENV, "")
 
     # -- rebalance ---------------------------------------------------------------------------
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
@@ -250,7 +253,8 @@ class SinkWorker:
             self.store.record_intent(batch)
         if batch.records:
             self.store.insert(writer.table, writer.arrow(batch.records), batch)
-            self.inserts += 1
+            if self.crash_table in ("", writer.table):
+                self.inserts += 1
             if self.crash_after_inserts and self.inserts >= self.crash_after_inserts:
                 log.warning("test hook: SIGKILL after insert, before commit")
                 os.kill(os.getpid(), signal.SIGKILL)

@@ -35,5 +35,5 @@ def test_batch_completion_and_token() -> None:
     assert b.dedup_token("g") == "g/t/3/10-11"
     b.planned_last_offset = 12
     assert not b.is_complete(max_rows=1, max_age=0.0, now=1e9)
-    b.add_poison(12, None, b"x", "bad")
+    b.add_poison(12, None, b"x", "bad", "detail")
     assert b.is_complete(max_rows=1, max_age=0.0, now=0) and b.rows == 10 and len(b.dlq) == 1
