@@ -29,10 +29,13 @@ _LOCAL = re.compile(r"\{local:(\w+)\}")
 _ENGINE = re.compile(r"\{engine:(\w*MergeTree)\}")
 _STORAGE_TABLE = re.compile(r"CREATE TABLE IF NOT EXISTS \{db\}\.\{local:(\w+)\}")
 
-# Rows of one trace stay on one shard so a trace lookup touches one node; the rest spread evenly.
+# Rows of one trace stay on one shard so a trace lookup touches one node; rows that FINAL must
+# collapse (intents of one partition, counters of one instance) share a shard; the rest spread.
 SHARDING_KEYS = {
     "otel_traces": "cityHash64(TraceId)",
     "otel_traces_trace_id_ts": "cityHash64(TraceId)",
+    "sink_batches": "cityHash64(ConsumerGroup, Topic, Partition)",
+    "pipeline_counters": "cityHash64(Component, Instance)",
 }
 REPLICA_PATH = "'/clickhouse/tables/{shard}/{database}/{table}', '{replica}'"
 MIGRATIONS_TABLE_DDL = (
