@@ -141,6 +141,21 @@ def compare_insert_paths(client: Any, spans: list[dict[str, Any]]) -> dict[str, 
     return out
 
 
+def stage_rates(spans: list[dict[str, Any]]) -> dict[str, float]:
+    """rows/s of the worker's two CPU stages alone, to name the bottleneck."""
+    messages = [
+        avro_codec.encode("span_batch", {"spans": spans[i : i + SPANS_PER_MESSAGE]})
+        for i in range(0, len(spans), SPANS_PER_MESSAGE)
+    ]
+    started = time.perf_counter()
+    decoded = [s for m in messages for s in avro_codec.decode("span_batch", m)["spans"]]
+    decode_s = time.perf_counter() - started
+    started = time.perf_counter()
+    otel_traces_arrow(decoded)
+    build_s = time.perf_counter() - started
+    return {"Avro decode (fastavro)": len(spans) / decode_s, "Arrow build": len(spans) / build_s}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--spans", type=int, default=200_000)
@@ -168,6 +183,7 @@ def main() -> None:
             direct = connect(settings.clickhouse_url, "bench_direct")
             direct_s = direct_insert(direct, spans, args.batch_rows)
             paths = compare_insert_paths(direct, spans[: min(len(spans), 100_000)])
+            stages = stage_rates(spans[: min(len(spans), 100_000)])
         finally:
             stack.stop()
     worker_rate, direct_rate = len(spans) / worker_s, len(spans) / direct_s
@@ -177,6 +193,8 @@ def main() -> None:
     print(f"ratio worker/direct:            {worker_rate / direct_rate:>10.2f}")
     for name, rate in paths.items():
         print(f"otel_traces build+insert via {name:<16} {rate:>10,.0f} rows/s")
+    for name, rate in stages.items():
+        print(f"stage alone: {name:<30} {rate:>10,.0f} rows/s")
 
 
 if __name__ == "__main__":
