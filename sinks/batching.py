@@ -16,7 +16,9 @@ class PartitionBatch:
     partition: int
     first_offset: int
     last_offset: int = -1
-    records: list[Any] = field(default_factory=list)
+    # One Arrow table per message (concatenated at insert time).
+    parts: list[Any] = field(default_factory=list)
+    row_count: int = 0
     dlq: list[tuple[int, bytes | None, bytes, str, str]] = field(default_factory=list)
     started_at: float = 0.0
     # Set when this batch replays a recorded intent: it must end exactly there.
@@ -24,15 +26,16 @@ class PartitionBatch:
 
     @property
     def rows(self) -> int:
-        return len(self.records)
+        return self.row_count
 
     @property
     def key(self) -> tuple[str, int]:
         return (self.topic, self.partition)
 
-    def add(self, offset: int, records: list[Any]) -> None:
+    def add(self, offset: int, part: Any, rows: int) -> None:
         self.last_offset = offset
-        self.records.extend(records)
+        self.parts.append(part)
+        self.row_count += rows
 
     def add_poison(
         self, offset: int, key: bytes | None, value: bytes, reason: str, detail: str

@@ -12,20 +12,21 @@ paused (memory stays bounded) and the insert is retried with backoff.
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import os
 import signal
 import time
 from typing import Any
 
+import pyarrow as pa
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from prometheus_client import start_http_server
 
-from schemas import avro_codec
 from sinks import metrics
 from sinks.batching import PartitionBatch, drop_stale_plans
 from sinks.clickhouse_store import BatchStore, connect
-from sinks.window_columns import InvalidRecord
-from sinks.writers import TableWriter, writers_by_topic
+from sinks.decoding import Decoded, decode_message
+from sinks.writers import writers_by_topic
 from tracehouse import logs
 from tracehouse.settings import Settings
 
@@ -54,25 +55,6 @@ def consumer_config(settings: Settings) -> dict[str, Any]:
     }
 
 
-def decode_rows(writer: TableWriter, value: bytes) -> list[Any]:
-    """Kafka value -> table rows; raises ``PoisonRecord`` with a reason code when impossible."""
-    try:
-        record = avro_codec.decode(writer.avro_schema, value)
-    except avro_codec.AvroDecodeError as exc:
-        raise PoisonRecord("undecodable_avro", str(exc)) from exc
-    try:
-        return writer.rows(record)
-    except (InvalidRecord, KeyError, TypeError) as exc:
-        raise PoisonRecord("invalid_record", str(exc)) from exc
-
-
-class PoisonRecord(Exception):
-    def __init__(self, reason: str, detail: str) -> None:
-        super().__init__(f"{reason}: {detail}")
-        self.reason = reason
-        self.detail = detail
-
-
 class SinkWorker:
     def __init__(self, settings: Settings, store: BatchStore | None = None) -> None:
         self.settings = settings
@@ -99,6 +81,12 @@ class SinkWorker:
         crash = os.environ.get(CRASH_AFTER_INSERTS_ENV, "")
         self.crash_after_inserts = int(crash) if crash else 0
         self.crash_table = os.environ.get(CRASH_TABLE_ENV, "")
+        # Spawned, not forked: the Kafka client's threads must not be copied into children.
+        self.pool = (
+            multiprocessing.get_context("spawn").Pool(settings.sink_decode_processes)
+            if settings.sink_decode_processes > 0
+            else None
+        )
 
     # -- rebalance ---------------------------------------------------------------------------
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
@@ -148,21 +136,40 @@ class SinkWorker:
         )
         try:
             while self.running:
-                for msg in self.consumer.consume(1000, 0.2):
-                    self._handle(msg)
+                messages = self.consumer.consume(1000, 0.2)
+                for msg, decoded in zip(messages, self._decode(messages), strict=True):
+                    self._handle(msg, decoded)
                 self._flush_due(time.monotonic())
         finally:
             self.consumer.close()
             self.dlq.flush(10)
+            if self.pool is not None:
+                self.pool.terminate()
+
+    def _decode(self, messages: list[Any]) -> list[Decoded | None]:
+        """Decode every data message of one fetch, in the pool when configured."""
+        jobs = [
+            (self.writers[msg.topic()].stream, msg.value() or b"")
+            for msg in messages
+            if msg.error() is None
+        ]
+        if self.pool is not None and len(jobs) > 1:
+            chunk = max(1, len(jobs) // (4 * self.settings.sink_decode_processes))
+            results = iter(self.pool.starmap(decode_message, jobs, chunksize=chunk))
+        else:
+            results = iter([decode_message(stream, value) for stream, value in jobs])
+        return [next(results) if msg.error() is None else None for msg in messages]
 
     def stop(self) -> None:
         self.running = False
 
-    def _handle(self, msg: Any) -> None:
+    def _handle(self, msg: Any, decoded: Decoded | None) -> None:
         err = msg.error()
         if err is not None:
             if err.code() != KafkaError._PARTITION_EOF:
                 log.warning("consume error: %s", err.str())
+            return
+        if decoded is None:  # cannot happen: every data message is decoded
             return
         key: Key = (msg.topic(), msg.partition())
         offset = msg.offset()
@@ -174,11 +181,10 @@ class SinkWorker:
                 key[0], key[1], offset, started_at=time.monotonic()
             )
             batch.planned_last_offset = drop_stale_plans(self.replays[key], offset)
-        value = msg.value() or b""
-        try:
-            batch.add(offset, decode_rows(self.writers[key[0]], value))
-        except PoisonRecord as poison:
-            batch.add_poison(offset, msg.key(), value, poison.reason, poison.detail)
+        if decoded.table is not None:
+            batch.add(offset, decoded.table, decoded.table.num_rows)
+        else:
+            batch.add_poison(offset, msg.key(), msg.value() or b"", decoded.reason, decoded.detail)
         self._update_buffer_gauge()
         if batch.is_complete(self.settings.sink_batch_rows, float("inf"), 0.0):
             self._flush(key)
@@ -251,8 +257,8 @@ class SinkWorker:
         replay = batch.planned_last_offset is not None
         if not replay:
             self.store.record_intent(batch)
-        if batch.records:
-            self.store.insert(writer.table, writer.arrow(batch.records), batch)
+        if batch.rows:
+            self.store.insert(writer.table, pa.concat_tables(batch.parts), batch)
             if self.crash_table in ("", writer.table):
                 self.inserts += 1
             if self.crash_after_inserts and self.inserts >= self.crash_after_inserts:

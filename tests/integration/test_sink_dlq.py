@@ -14,7 +14,7 @@ from tracehouse.settings import Settings
 def test_malformed_records_land_in_dlq_and_the_rest_is_stored(
     services: LocalStack, pipeline_settings: Settings
 ) -> None:
-    s = pipeline_settings
+    s = pipeline_settings.with_(sink_decode_processes=2)  # poison found in the decode pool
     t = s.topics
     good_before = span_batch(0, traces=5, spans_per_trace=4)
     good_after = span_batch(100, traces=5, spans_per_trace=4)

@@ -8,9 +8,9 @@ import pytest
 
 from schemas import avro_codec
 from sinks.batching import drop_stale_plans
+from sinks.decoding import PoisonRecord, decode_message, decode_rows
 from sinks.span_columns import OTEL_TRACES_COLUMNS, otel_traces_arrow, otel_traces_columns
 from sinks.window_columns import InvalidRecord, edge_rows, red_metrics_arrow, red_rows
-from sinks.worker import PoisonRecord, decode_rows
 from sinks.writers import WRITERS, writers_by_topic
 from tracehouse.settings import Settings
 
@@ -137,6 +137,15 @@ def test_decode_rows_classifies_poison() -> None:
         decode_rows(writer, avro_codec.encode("red_metrics", _red([1])))
     assert invalid.value.reason == "invalid_record"
     assert len(decode_rows(writer, avro_codec.encode("red_metrics", _red([1, 2, 0])))) == 1
+
+
+def test_decode_message_gives_a_table_or_a_reason() -> None:
+    ok = decode_message("red", avro_codec.encode("red_metrics", _red([1, 2, 0])))
+    assert ok.table is not None and ok.table.num_rows == 1 and ok.reason == ""
+    bad = decode_message("red", avro_codec.encode("red_metrics", _red([1])))
+    assert bad.table is None and bad.reason == "invalid_record" and "bucket" in bad.detail
+    junk = decode_message("spans", b"\xa7\x01garbage")
+    assert junk.table is None and junk.reason == "undecodable_avro"
 
 
 def test_writers_follow_settings() -> None:
