@@ -8,13 +8,15 @@ from __future__ import annotations
 
 import os
 import signal
+import time
 import urllib.request
 from dataclasses import dataclass, field
 from typing import Any
 
-from confluent_kafka import Consumer, Producer
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
 from deploy.local.stack import Child, LocalStack
+from deploy.local.topics import partition_count
 from schemas import avro_codec
 from tracehouse.settings import Settings
 
@@ -242,18 +244,13 @@ def kill(child: Child, sig: int = signal.SIGKILL) -> None:
 
 
 def read_topic(bootstrap: str, topic: str, expect: int, timeout: float = 30) -> list[Any]:
+    """Every message of ``topic`` (assigned directly: no group join, which is slow on Tansu)."""
+    partitions = partition_count(bootstrap, topic)
     consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": f"reader-{topic}",
-            "auto.offset.reset": "earliest",
-            "enable.auto.commit": False,
-        }
+        {"bootstrap.servers": bootstrap, "group.id": f"reader-{topic}", "enable.auto.commit": False}
     )
-    consumer.subscribe([topic])
+    consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(partitions)])
     out: list[Any] = []
-    import time
-
     deadline = time.monotonic() + timeout
     try:
         while len(out) < expect and time.monotonic() < deadline:

@@ -83,7 +83,6 @@ def test_sigkill_between_insert_and_commit_stores_each_row_once(
         stack.stop()
 
 
-@pytest.mark.slow
 def test_workers_sharing_partitions_survive_rebalance_and_kill(
     services: LocalStack, pipeline_settings: Settings
 ) -> None:
