@@ -211,7 +211,9 @@ class SinkWorker:
                 log.warning("batch store failed, retrying in %.1fs: %s", backoff, exc)
                 self._pause()
                 self._wait_paused(backoff)
-                if key not in self.replays:  # revoked during the outage: next owner takes over
+                if self.batches.get(key) is not batch:
+                    # Revoked during the outage (perhaps re-assigned since): whoever owns the
+                    # partition now re-reads it and replays the intent with the same token.
                     break
                 backoff = min(MAX_BACKOFF, backoff * 2)
         else:
