@@ -30,7 +30,8 @@ from deploy.local.ports import free_port
 from deploy.local.stack import LocalStack
 from schemas.migrations import migrate
 from sinks.batching import PartitionBatch
-from sinks.clickhouse_store import SpanStore, connect
+from sinks.clickhouse_store import BatchStore, connect
+from sinks.span_columns import otel_traces_arrow
 from streams.span_records import span_records
 from tracehouse.demo_traces import make_request
 from tracehouse.settings import Settings
@@ -43,7 +44,7 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def load(store: SpanStore, spans: int, chunk_traces: int = 20_000) -> list[str]:
+def load(store: BatchStore, spans: int, chunk_traces: int = 20_000) -> list[str]:
     now = time.time_ns()
     trace_ids: list[str] = []
     loaded, seed = 0, 0
@@ -55,8 +56,8 @@ def load(store: SpanStore, spans: int, chunk_traces: int = 20_000) -> list[str]:
         )
         records = span_records(data)[: spans - loaded]
         batch = PartitionBatch("bench", 0, seed)
-        batch.add(seed, records)
-        store.insert_spans(batch)
+        batch.add(seed, records, len(records))
+        store.insert("otel_traces", otel_traces_arrow(records), batch)
         trace_ids.extend(sorted({r["trace_id"] for r in records}))
         loaded += len(records)
         print(f"\rloaded {loaded:,}/{spans:,} spans", end="", flush=True)
@@ -91,7 +92,7 @@ def main() -> None:
             migrate(connect(settings.clickhouse_url, "default"), "bench")
             client = connect(settings.clickhouse_url, "bench")
             started = time.perf_counter()
-            trace_ids = load(SpanStore(client, "bench"), args.spans)
+            trace_ids = load(BatchStore(client, "bench"), args.spans)
             load_s = time.perf_counter() - started
             client.command("OPTIMIZE TABLE otel_traces_trace_id_ts FINAL")
             stored = int(client.command("SELECT count() FROM otel_traces"))

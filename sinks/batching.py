@@ -1,7 +1,7 @@
 """Pure bookkeeping of per-partition batches: what to flush and with which offsets.
 
-A batch is always one partition's contiguous offset range, because only then can a replacement
-worker rebuild it exactly (see ``sink_batches``) and reuse its deduplication token.
+A batch is always one topic partition's contiguous offset range, because only then can a
+replacement worker rebuild it exactly (see ``sink_batches``) and reuse its deduplication token.
 """
 
 from __future__ import annotations
@@ -16,23 +16,33 @@ class PartitionBatch:
     partition: int
     first_offset: int
     last_offset: int = -1
-    records: list[dict[str, Any]] = field(default_factory=list)
-    dlq: list[tuple[int, bytes | None, bytes, str]] = field(default_factory=list)
+    # One Arrow table per message (concatenated at insert time).
+    parts: list[Any] = field(default_factory=list)
+    row_count: int = 0
+    dlq: list[tuple[int, bytes | None, bytes, str, str]] = field(default_factory=list)
     started_at: float = 0.0
     # Set when this batch replays a recorded intent: it must end exactly there.
     planned_last_offset: int | None = None
 
     @property
     def rows(self) -> int:
-        return len(self.records)
+        return self.row_count
 
-    def add(self, offset: int, records: list[dict[str, Any]]) -> None:
-        self.last_offset = offset
-        self.records.extend(records)
+    @property
+    def key(self) -> tuple[str, int]:
+        return (self.topic, self.partition)
 
-    def add_poison(self, offset: int, key: bytes | None, value: bytes, reason: str) -> None:
+    def add(self, offset: int, part: Any, rows: int) -> None:
         self.last_offset = offset
-        self.dlq.append((offset, key, value, reason))
+        self.parts.append(part)
+        self.row_count += rows
+
+    def add_poison(
+        self, offset: int, key: bytes | None, value: bytes, reason: str, detail: str
+    ) -> None:
+        """Keep a record for the DLQ: it is produced with the batch, before the commit."""
+        self.last_offset = offset
+        self.dlq.append((offset, key, value, reason, detail))
 
     def dedup_token(self, group: str) -> str:
         return dedup_token(group, self.topic, self.partition, self.first_offset, self.last_offset)
@@ -45,3 +55,16 @@ class PartitionBatch:
 
 def dedup_token(group: str, topic: str, partition: int, first: int, last: int) -> str:
     return f"{group}/{topic}/{partition}/{first}-{last}"
+
+
+def drop_stale_plans(plan: list[tuple[int, int]], offset: int) -> int | None:
+    """Forget intents that end before ``offset``; the planned end if one starts exactly there.
+
+    An intent starting past ``offset`` cannot happen (offsets are committed only at intent
+    boundaries), so a new batch either replays an intent or is a fresh one.
+    """
+    while plan and plan[0][1] < offset:
+        plan.pop(0)
+    if plan and plan[0][0] == offset:
+        return plan[0][1]
+    return None

@@ -1,13 +1,13 @@
-"""The sink's narrow interface to ClickHouse: record an intent, insert spans, find intents."""
+"""The sink's narrow interface to ClickHouse: record an intent, insert a batch, find intents."""
 
 from __future__ import annotations
 
 from typing import Any
 
 import clickhouse_connect
+import pyarrow as pa
 
 from sinks.batching import PartitionBatch
-from sinks.span_columns import OTEL_TRACES_COLUMNS, otel_traces_columns
 
 
 def connect(url: str, database: str) -> Any:
@@ -23,7 +23,9 @@ def connect(url: str, database: str) -> Any:
     )
 
 
-class SpanStore:
+class BatchStore:
+    """ClickHouse side of the exactly-once protocol for any table (see docs/adr/0001)."""
+
     def __init__(self, client: Any, group: str) -> None:
         self._client = client
         self._group = group
@@ -65,13 +67,8 @@ class SpanStore:
             ],
         )
 
-    def insert_spans(self, batch: PartitionBatch) -> None:
-        if not batch.records:
-            return
-        self._client.insert(
-            "otel_traces",
-            otel_traces_columns(batch.records),
-            column_names=list(OTEL_TRACES_COLUMNS),
-            column_oriented=True,
-            settings={"insert_deduplication_token": batch.dedup_token(self._group)},
+    def insert(self, table: str, data: pa.Table, batch: PartitionBatch) -> None:
+        """One columnar insert; a retry with the same batch is a no-op thanks to the token."""
+        self._client.insert_arrow(
+            table, data, settings={"insert_deduplication_token": batch.dedup_token(self._group)}
         )

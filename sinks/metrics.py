@@ -1,15 +1,25 @@
-"""Prometheus metrics of the sink workers."""
+"""Prometheus metrics of the sink workers (listed in sinks/README.md)."""
 
 from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
-ROWS_STORED = Counter("tracehouse_sink_rows_stored", "Span rows inserted into ClickHouse")
-RECORDS_DLQ = Counter("tracehouse_sink_records_dlq", "Kafka records sent to the DLQ", ["reason"])
-BATCHES = Counter("tracehouse_sink_batches", "Batches flushed", ["outcome"])
+ROWS_STORED = Counter(
+    "tracehouse_sink_rows_stored",
+    "Rows inserted into ClickHouse (retried no-ops included)",
+    ["table"],
+)
+RECORDS_DLQ = Counter(
+    "tracehouse_sink_records_dlq", "Kafka records sent to the DLQ", ["topic", "reason"]
+)
+BATCHES = Counter("tracehouse_sink_batches", "Batches flushed", ["table", "outcome"])
+REPLAYED_BATCHES = Counter(
+    "tracehouse_sink_replayed_batches", "Batches rebuilt from a recorded intent", ["table"]
+)
 INSERT_SECONDS = Histogram(
     "tracehouse_sink_insert_seconds",
-    "ClickHouse insert time per batch",
+    "Intent + insert + DLQ + commit time per batch",
+    ["table"],
     buckets=(0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
 )
 BUFFERED_ROWS = Gauge("tracehouse_sink_buffered_rows", "Rows consumed but not yet stored")

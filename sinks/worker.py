@@ -1,6 +1,8 @@
-"""Sink worker: consume ``spans.sampled``, insert per-partition batches, then commit.
+"""Sink worker: consume the sunk topics, insert per-partition batches, then commit.
 
-Order per batch: record the intent (offset range) -> insert rows with a deterministic
+One process subscribes to every stream in ``settings.sink_streams`` (spans, RED, edges,
+accounting) with one consumer group; each topic has its own :class:`TableWriter`. Order per
+batch: record the intent (offset range) -> insert the Arrow table with a deterministic
 ``insert_deduplication_token`` -> send poison records to the DLQ -> commit offsets. A crash
 anywhere in between is repaired by the next owner of the partition replaying the intent, so
 delivery is at-least-once and storage exactly-once. While ClickHouse fails, consumption is
@@ -10,24 +12,33 @@ paused (memory stays bounded) and the insert is retried with backoff.
 from __future__ import annotations
 
 import logging
+import multiprocessing
+import os
 import signal
 import time
 from typing import Any
 
+import pyarrow as pa
 from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
 from prometheus_client import start_http_server
 
-from schemas import avro_codec
 from sinks import metrics
-from sinks.batching import PartitionBatch
-from sinks.clickhouse_store import SpanStore, connect
+from sinks.batching import PartitionBatch, drop_stale_plans
+from sinks.clickhouse_store import BatchStore, connect
+from sinks.decoding import Decoded, decode_message
+from sinks.writers import writers_by_topic
 from tracehouse import logs
 from tracehouse.settings import Settings
 
 log = logging.getLogger("tracehouse.sink")
 
-SPAN_BATCH = "span_batch"
 MAX_BACKOFF = 10.0
+# Test-only fault injection: SIGKILL this process right after the N-th insert (into the
+# table named by the second variable, if set), before the DLQ and the offset commit.
+CRASH_AFTER_INSERTS_ENV = "TRACEHOUSE_SINK_TEST_CRASH_AFTER_INSERTS"
+CRASH_TABLE_ENV = "TRACEHOUSE_SINK_TEST_CRASH_TABLE"
+
+Key = tuple[str, int]
 
 
 def consumer_config(settings: Settings) -> dict[str, Any]:
@@ -45,10 +56,10 @@ def consumer_config(settings: Settings) -> dict[str, Any]:
 
 
 class SinkWorker:
-    def __init__(self, settings: Settings, store: SpanStore | None = None) -> None:
+    def __init__(self, settings: Settings, store: BatchStore | None = None) -> None:
         self.settings = settings
-        self.topic = settings.topics.sampled_spans
-        self.store = store or SpanStore(
+        self.writers = writers_by_topic(settings)
+        self.store = store or BatchStore(
             connect(settings.clickhouse_url, settings.clickhouse_database), settings.sink_group
         )
         self.consumer = Consumer(consumer_config(settings))
@@ -59,32 +70,45 @@ class SinkWorker:
                 "enable.idempotence": True,
             }
         )
-        self.batches: dict[int, PartitionBatch] = {}
-        # Offsets of recorded intents not yet committed: partition -> [(first, last), ...]
-        self.replays: dict[int, list[tuple[int, int]]] = {}
+        self.batches: dict[Key, PartitionBatch] = {}
+        # Recorded intents not yet committed: (topic, partition) -> [(first, last), ...]
+        self.replays: dict[Key, list[tuple[int, int]]] = {}
+        self.paused = False
+        # Partitions pushed back while paused: (topic, partition) -> offset to re-read from.
+        self.held: dict[Key, int] = {}
         self.running = True
+        self.inserts = 0
+        crash = os.environ.get(CRASH_AFTER_INSERTS_ENV, "")
+        self.crash_after_inserts = int(crash) if crash else 0
+        self.crash_table = os.environ.get(CRASH_TABLE_ENV, "")
+        # Spawned, not forked: the Kafka client's threads must not be copied into children.
+        self.pool = (
+            multiprocessing.get_context("spawn").Pool(settings.sink_decode_processes)
+            if settings.sink_decode_processes > 0
+            else None
+        )
 
     # -- rebalance ---------------------------------------------------------------------------
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         committed = consumer.committed(partitions, timeout=30)
         for tp in committed:
             start = tp.offset if tp.offset >= 0 else 0
-            self.replays[tp.partition] = self._planned(tp.partition, start)
+            self.replays[(tp.topic, tp.partition)] = self._planned(tp.topic, tp.partition, start)
         log.info(
             "assigned",
             extra={
                 "fields": {
-                    "partitions": [tp.partition for tp in partitions],
-                    "replays": self.replays,
+                    "partitions": [f"{tp.topic}/{tp.partition}" for tp in partitions],
+                    "replays": {f"{t}/{p}": v for (t, p), v in self.replays.items() if v},
                 }
             },
         )
 
-    def _planned(self, partition: int, start: int) -> list[tuple[int, int]]:
+    def _planned(self, topic: str, partition: int, start: int) -> list[tuple[int, int]]:
         backoff = 0.5
         while True:
             try:
-                return self.store.planned_batches(self.topic, partition, start)
+                return self.store.planned_batches(topic, partition, start)
             except Exception as exc:
                 log.warning("reading batch intents failed, retrying: %s", exc)
                 time.sleep(backoff)
@@ -94,130 +118,188 @@ class SinkWorker:
         # Uncommitted work is dropped: the next owner re-reads it from the committed offset
         # and replays any recorded intent, so nothing is lost or stored twice.
         for tp in partitions:
-            self.batches.pop(tp.partition, None)
-            self.replays.pop(tp.partition, None)
+            self.batches.pop((tp.topic, tp.partition), None)
+            self.replays.pop((tp.topic, tp.partition), None)
         self._update_buffer_gauge()
-        log.info("revoked", extra={"fields": {"partitions": [tp.partition for tp in partitions]}})
+        log.info(
+            "revoked",
+            extra={"fields": {"partitions": [f"{tp.topic}/{tp.partition}" for tp in partitions]}},
+        )
 
     # -- main loop ---------------------------------------------------------------------------
     def run(self) -> None:
         self.consumer.subscribe(
-            [self.topic],
+            list(self.writers),
             on_assign=self._on_assign,
             on_revoke=self._on_revoke,
             on_lost=self._on_revoke,
         )
         try:
             while self.running:
-                for msg in self.consumer.consume(1000, 0.2):
-                    self._handle(msg)
+                messages = self.consumer.consume(1000, 0.2)
+                for msg, decoded in zip(messages, self._decode(messages), strict=True):
+                    self._handle(msg, decoded)
                 self._flush_due(time.monotonic())
         finally:
             self.consumer.close()
             self.dlq.flush(10)
+            if self.pool is not None:
+                self.pool.terminate()
+
+    def _decode(self, messages: list[Any]) -> list[Decoded | None]:
+        """Decode every data message of one fetch, in the pool when configured."""
+        jobs = [
+            (self.writers[msg.topic()].stream, msg.value() or b"")
+            for msg in messages
+            if msg.error() is None
+        ]
+        if self.pool is not None and len(jobs) > 1:
+            chunk = max(1, len(jobs) // (4 * self.settings.sink_decode_processes))
+            results = iter(self.pool.starmap(decode_message, jobs, chunksize=chunk))
+        else:
+            results = iter([decode_message(stream, value) for stream, value in jobs])
+        return [next(results) if msg.error() is None else None for msg in messages]
 
     def stop(self) -> None:
         self.running = False
 
-    def _handle(self, msg: Any) -> None:
+    def _handle(self, msg: Any, decoded: Decoded | None) -> None:
         err = msg.error()
         if err is not None:
             if err.code() != KafkaError._PARTITION_EOF:
                 log.warning("consume error: %s", err.str())
             return
-        p, offset = msg.partition(), msg.offset()
-        if p not in self.replays:  # revoked meanwhile
+        if decoded is None:  # cannot happen: every data message is decoded
             return
-        batch = self.batches.get(p)
+        key: Key = (msg.topic(), msg.partition())
+        offset = msg.offset()
+        if key not in self.replays:  # revoked meanwhile
+            return
+        batch = self.batches.get(key)
         if batch is None:
-            batch = self.batches[p] = PartitionBatch(
-                self.topic, p, offset, started_at=time.monotonic()
+            batch = self.batches[key] = PartitionBatch(
+                key[0], key[1], offset, started_at=time.monotonic()
             )
-            plan = self.replays[p]
-            while plan and plan[0][1] < offset:
-                plan.pop(0)
-            if plan and plan[0][0] == offset:
-                batch.planned_last_offset = plan[0][1]
-        try:
-            record = avro_codec.decode(SPAN_BATCH, msg.value() or b"")
-            batch.add(offset, record["spans"])
-        except (avro_codec.AvroDecodeError, KeyError) as exc:
-            batch.add_poison(offset, msg.key(), msg.value() or b"", str(exc))
+            batch.planned_last_offset = drop_stale_plans(self.replays[key], offset)
+        if decoded.table is not None:
+            batch.add(offset, decoded.table, decoded.table.num_rows)
+        else:
+            batch.add_poison(offset, msg.key(), msg.value() or b"", decoded.reason, decoded.detail)
         self._update_buffer_gauge()
-        if batch.planned_last_offset is not None and offset >= batch.planned_last_offset:
-            self._flush(p)
+        if batch.is_complete(self.settings.sink_batch_rows, float("inf"), 0.0):
+            self._flush(key)
 
     def _flush_due(self, now: float) -> None:
-        for p in list(self.batches):
-            batch = self.batches[p]
-            if batch.is_complete(
+        for key in list(self.batches):
+            batch = self.batches.get(key)
+            if batch is not None and batch.is_complete(
                 self.settings.sink_batch_rows, self.settings.sink_batch_seconds, now
             ):
-                self._flush(p)
+                self._flush(key)
 
-    def _flush(self, p: int) -> None:
-        batch = self.batches[p]
+    def _flush(self, key: Key) -> None:
+        batch = self.batches[key]
         if batch.planned_last_offset is not None and batch.last_offset < batch.planned_last_offset:
             return  # replay not complete yet
         backoff = 0.2
-        paused = False
         while self.running:
             try:
                 self._store(batch)
                 break
             except Exception as exc:
-                metrics.BATCHES.labels("retry").inc()
+                metrics.BATCHES.labels(self.writers[batch.topic].table, "retry").inc()
                 log.warning("batch store failed, retrying in %.1fs: %s", backoff, exc)
-                if not paused:
-                    self.consumer.pause(self.consumer.assignment())
-                    metrics.PAUSED.set(1)
-                    paused = True
-                # Serve group callbacks (heartbeats, rebalances) while waiting.
-                deadline = time.monotonic() + backoff
-                while time.monotonic() < deadline:
-                    for msg in self.consumer.consume(1, 0.1):
-                        log.debug("message while paused at %s", msg.offset())
-                if p not in self.replays:  # revoked during the outage: next owner takes over
+                self._pause()
+                self._wait_paused(backoff)
+                if self.batches.get(key) is not batch:
+                    # Revoked during the outage (perhaps re-assigned since): whoever owns the
+                    # partition now re-reads it and replays the intent with the same token.
                     break
                 backoff = min(MAX_BACKOFF, backoff * 2)
         else:
             return
-        if paused:
+        self._resume()
+
+    def _pause(self) -> None:
+        if not self.paused:
+            self.consumer.pause(self.consumer.assignment())
+            metrics.PAUSED.set(1)
+            self.paused = True
+
+    def _resume(self) -> None:
+        if self.paused:
             self.consumer.resume(self.consumer.assignment())
             metrics.PAUSED.set(0)
+            self.paused = False
+            self.held.clear()
+
+    def _wait_paused(self, seconds: float) -> None:
+        """Serve group callbacks (heartbeats, rebalances) while no new data is taken in.
+
+        A partition assigned during the pause is not paused yet and may deliver a message:
+        it is pushed back (seek) and paused, so it is read again after the outage.
+        """
+        deadline = time.monotonic() + seconds
+        while time.monotonic() < deadline:
+            for msg in self.consumer.consume(100, 0.1):
+                if msg.error() is not None:
+                    continue
+                key: Key = (str(msg.topic()), int(msg.partition() or 0))
+                offset = int(msg.offset() or 0)
+                if key in self.held and self.held[key] <= offset:
+                    continue
+                self.held[key] = offset
+                tp = TopicPartition(key[0], key[1], offset)
+                self.consumer.pause([tp])
+                self.consumer.seek(tp)
 
     def _store(self, batch: PartitionBatch) -> None:
+        writer = self.writers[batch.topic]
         started = time.perf_counter()
-        if batch.planned_last_offset is None:
+        replay = batch.planned_last_offset is not None
+        if not replay:
             self.store.record_intent(batch)
-        self.store.insert_spans(batch)
-        for offset, key, value, reason in batch.dlq:
+        if batch.rows:
+            self.store.insert(writer.table, pa.concat_tables(batch.parts), batch)
+            if self.crash_table in ("", writer.table):
+                self.inserts += 1
+            if self.crash_after_inserts and self.inserts >= self.crash_after_inserts:
+                log.warning("test hook: SIGKILL after insert, before commit")
+                os.kill(os.getpid(), signal.SIGKILL)
+        self._send_dlq(batch)
+        self.consumer.commit(
+            offsets=[TopicPartition(batch.topic, batch.partition, batch.last_offset + 1)],
+            asynchronous=False,
+        )
+        metrics.INSERT_SECONDS.labels(writer.table).observe(time.perf_counter() - started)
+        metrics.ROWS_STORED.labels(writer.table).inc(batch.rows)
+        metrics.BATCHES.labels(writer.table, "ok").inc()
+        if replay:
+            metrics.REPLAYED_BATCHES.labels(writer.table).inc()
+        del self.batches[batch.key]
+        plan = self.replays.get(batch.key)
+        if plan and plan[0] == (batch.first_offset, batch.last_offset):
+            plan.pop(0)
+        self._update_buffer_gauge()
+
+    def _send_dlq(self, batch: PartitionBatch) -> None:
+        """Poison records go out before the commit, so none is lost (a retry may repeat one)."""
+        for offset, key, value, reason, detail in batch.dlq:
             self.dlq.produce(
                 self.settings.topics.dlq,
                 value,
                 key=key,
                 headers=[
                     ("reason", reason.encode()),
+                    ("error", detail.encode()),
                     ("source_topic", batch.topic.encode()),
                     ("source_partition", str(batch.partition).encode()),
                     ("source_offset", str(offset).encode()),
                 ],
             )
-            metrics.RECORDS_DLQ.labels("undecodable_avro").inc()
+            metrics.RECORDS_DLQ.labels(batch.topic, reason).inc()
         if batch.dlq and self.dlq.flush(30) > 0:
             raise RuntimeError("DLQ messages not acknowledged")
-        self.consumer.commit(
-            offsets=[TopicPartition(batch.topic, batch.partition, batch.last_offset + 1)],
-            asynchronous=False,
-        )
-        metrics.INSERT_SECONDS.observe(time.perf_counter() - started)
-        metrics.ROWS_STORED.inc(batch.rows)
-        metrics.BATCHES.labels("ok").inc()
-        del self.batches[batch.partition]
-        plan = self.replays.get(batch.partition)
-        if plan and plan[0] == (batch.first_offset, batch.last_offset):
-            plan.pop(0)
-        self._update_buffer_gauge()
 
     def _update_buffer_gauge(self) -> None:
         metrics.BUFFERED_ROWS.set(sum(b.rows for b in self.batches.values()))
@@ -231,7 +313,8 @@ def main(settings: Settings | None = None) -> None:
     signal.signal(signal.SIGTERM, lambda *_: worker.stop())
     signal.signal(signal.SIGINT, lambda *_: worker.stop())
     log.info(
-        "sink started", extra={"fields": {"topic": worker.topic, "group": settings.sink_group}}
+        "sink started",
+        extra={"fields": {"topics": list(worker.writers), "group": settings.sink_group}},
     )
     worker.run()
     log.info("sink stopped")

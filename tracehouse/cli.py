@@ -108,11 +108,15 @@ def cmd_status(_args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_migrate(_args: argparse.Namespace) -> int:
-    from schemas.migrations import migrate
+def cmd_migrate(args: argparse.Namespace) -> int:
+    from schemas.migrations import migrate, render_all
     from sinks.clickhouse_store import connect
 
     s = Settings.from_env()
+    if args.print_sql or args.cluster:
+        # Render only: a cluster's DDL is reviewed and applied by its operators.
+        print(";\n\n".join(render_all(s.clickhouse_database, s.ttl_days, args.cluster)) + ";")
+        return 0
     applied = migrate(connect(s.clickhouse_url, "default"), s.clickhouse_database, s.ttl_days)
     print(f"applied migrations: {applied or 'none (up to date)'}")
     return 0
@@ -198,7 +202,13 @@ def build_parser() -> argparse.ArgumentParser:
     ):
         sub.add_parser(name, help=text).set_defaults(func=cmd_component)
     sub.add_parser("status", help="topics, lag and row counts").set_defaults(func=cmd_status)
-    sub.add_parser("migrate", help="apply ClickHouse migrations").set_defaults(func=cmd_migrate)
+    mig = sub.add_parser("migrate", help="apply ClickHouse migrations (and the TTL setting)")
+    mig.add_argument("--print-sql", action="store_true", help="print the DDL, run nothing")
+    mig.add_argument(
+        "--cluster",
+        help="print ReplicatedMergeTree + Distributed DDL for this cluster name (no run)",
+    )
+    mig.set_defaults(func=cmd_migrate)
     sub.add_parser("topics", help="create Kafka topics").set_defaults(func=cmd_topics)
     scale = sub.add_parser("scale", help="run N streams or sink workers in a running `up`")
     scale.add_argument("component", choices=["streams", "sink"])

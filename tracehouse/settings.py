@@ -45,6 +45,12 @@ class Settings:
     sink_group: str = "tracehouse-sink"
     sink_batch_rows: int = 50_000
     sink_batch_seconds: float = 1.0
+    # Which streams one sink process stores (comma list of spans, red, edges, accounting):
+    # all four by default; a deployment may run one process per stream instead.
+    sink_streams: str = "spans,red,edges,accounting"
+    # Processes decoding Avro for one sink worker (0: in the worker's thread). Decoding is the
+    # sink's CPU bottleneck; give it the cores the host can spare.
+    sink_decode_processes: int = 0
     ttl_days: int = 0
     # Kafka group timings: short by default because Tansu needs ~half the session timeout to
     # complete a join (DESIGN.md); production can raise them.

@@ -10,6 +10,7 @@ from confluent_kafka.admin import AdminClient
 
 from query.counts import table_row_counts
 from sinks.clickhouse_store import connect
+from sinks.writers import writers_by_topic
 from tracehouse.settings import Settings
 
 LAG_CAVEAT = (
@@ -61,10 +62,9 @@ def group_lag(bootstrap: str, group: str, topic: str, partitions: int) -> list[P
 def collect(settings: Settings) -> dict[str, Any]:
     topics = topic_partitions(settings.kafka_bootstrap)
     lags: list[PartitionLag] = []
-    for group, topic in (
-        (settings.streams_group, settings.topics.raw_spans),
-        (settings.sink_group, settings.topics.sampled_spans),
-    ):
+    pairs = [(settings.streams_group, settings.topics.raw_spans)]
+    pairs += [(settings.sink_group, topic) for topic in writers_by_topic(settings)]
+    for group, topic in pairs:
         if topic in topics:
             lags.extend(group_lag(settings.kafka_bootstrap, group, topic, topics[topic]))
     try:
@@ -80,12 +80,12 @@ def render(report: dict[str, Any]) -> str:
     lines += [f"  {name:<28} {n}" for name, n in report["topics"].items()]
     lines.append(f"Consumer-group lag per partition ({LAG_CAVEAT}):")
     lines.append(
-        f"  {'group':<22} {'topic':<18} {'part':>4} {'committed':>10} {'end':>10} {'lag':>8}"
+        f"  {'group':<22} {'topic':<20} {'part':>4} {'committed':>10} {'end':>10} {'lag':>8}"
     )
     for lag in report["lag"]:
         committed = str(lag.committed) if lag.committed >= 0 else "-"
         lines.append(
-            f"  {lag.group:<22} {lag.topic:<18} {lag.partition:>4} {committed:>10} "
+            f"  {lag.group:<22} {lag.topic:<20} {lag.partition:>4} {committed:>10} "
             f"{lag.high:>10} {lag.lag:>8}"
         )
     rows = report["rows"]

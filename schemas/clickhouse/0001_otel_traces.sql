@@ -2,7 +2,7 @@
 -- (same names, types and codecs) plus TenantId, so Grafana's ClickHouse plugin and existing
 -- SQL work. non_replicated_deduplication_window lets the sink's insert_deduplication_token
 -- turn a retried batch into a no-op on this non-replicated table.
-CREATE TABLE IF NOT EXISTS {db}.otel_traces
+CREATE TABLE IF NOT EXISTS {db}.{local:otel_traces}{on_cluster}
 (
     Timestamp DateTime64(9) CODEC(Delta, ZSTD(1)),
     TraceId String CODEC(ZSTD(1)),
@@ -40,33 +40,33 @@ CREATE TABLE IF NOT EXISTS {db}.otel_traces
     INDEX idx_span_attr_value mapValues(SpanAttributes) TYPE bloom_filter(0.01) GRANULARITY 1,
     INDEX idx_duration Duration TYPE minmax GRANULARITY 1
 )
-ENGINE = MergeTree
+ENGINE = {engine:MergeTree}
 PARTITION BY toDate(Timestamp)
 ORDER BY (ServiceName, SpanName, toDateTime(Timestamp), Timestamp)
-{ttl_timestamp}
+{ttl:Timestamp}
 SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1, non_replicated_deduplication_window = 10000;
 
 -- Trace id -> time range, so a lookup by id reads one small table and then only the
 -- otel_traces partitions of that range.
-CREATE TABLE IF NOT EXISTS {db}.otel_traces_trace_id_ts
+CREATE TABLE IF NOT EXISTS {db}.{local:otel_traces_trace_id_ts}{on_cluster}
 (
     TraceId String CODEC(ZSTD(1)),
     Start DateTime64(9) CODEC(Delta, ZSTD(1)),
     End DateTime64(9) CODEC(Delta, ZSTD(1)),
     INDEX idx_trace_id TraceId TYPE bloom_filter(0.01) GRANULARITY 1
 )
-ENGINE = MergeTree
+ENGINE = {engine:MergeTree}
 PARTITION BY toDate(Start)
 ORDER BY (TraceId, Start)
-{ttl_start}
+{ttl:Start}
 SETTINGS index_granularity = 8192, ttl_only_drop_parts = 1, non_replicated_deduplication_window = 10000;
 
-CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.otel_traces_trace_id_ts_mv
-TO {db}.otel_traces_trace_id_ts
+CREATE MATERIALIZED VIEW IF NOT EXISTS {db}.otel_traces_trace_id_ts_mv{on_cluster}
+TO {db}.{local:otel_traces_trace_id_ts}
 AS SELECT
     TraceId,
     min(Timestamp) AS Start,
     max(Timestamp) AS End
-FROM {db}.otel_traces
+FROM {db}.{local:otel_traces}
 WHERE TraceId != ''
 GROUP BY TraceId;

@@ -10,7 +10,8 @@ from opentelemetry.proto.trace.v1 import trace_pb2
 
 from deploy.local.stack import LocalStack
 from sinks.batching import PartitionBatch
-from sinks.clickhouse_store import SpanStore, connect
+from sinks.clickhouse_store import BatchStore, connect
+from sinks.span_columns import otel_traces_arrow
 from streams.span_records import span_records
 from tracehouse.demo_traces import make_request
 from tracehouse.settings import Settings
@@ -24,12 +25,12 @@ def query_api(services: LocalStack, pipeline_settings: Settings) -> Iterator[tup
         make_request(traces=40, seed=11, now_ns=NOW_NS).SerializeToString()
     )
     records = span_records(data)
-    store = SpanStore(
+    store = BatchStore(
         connect(pipeline_settings.clickhouse_url, pipeline_settings.clickhouse_database), "test"
     )
     batch = PartitionBatch("t", 0, 0)
-    batch.add(0, records)
-    store.insert_spans(batch)
+    batch.add(0, records, len(records))
+    store.insert("otel_traces", otel_traces_arrow(records), batch)
     stack = LocalStack(pipeline_settings, services.run_dir / "query", say=lambda _m: None)
     try:
         stack.start_component(

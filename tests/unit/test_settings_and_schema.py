@@ -27,13 +27,13 @@ def test_migrations_are_ordered_and_render_ttl() -> None:
 
 def test_batch_completion_and_token() -> None:
     b = PartitionBatch("t", 3, first_offset=10, started_at=100.0)
-    b.add(10, [{}] * 5)
-    b.add(11, [{}] * 5)
+    b.add(10, "part-a", 5)
+    b.add(11, "part-b", 5)
     assert not b.is_complete(max_rows=20, max_age=1.0, now=100.5)
     assert b.is_complete(max_rows=10, max_age=1.0, now=100.5)
     assert b.is_complete(max_rows=20, max_age=1.0, now=101.0)
     assert b.dedup_token("g") == "g/t/3/10-11"
     b.planned_last_offset = 12
     assert not b.is_complete(max_rows=1, max_age=0.0, now=1e9)
-    b.add_poison(12, None, b"x", "bad")
+    b.add_poison(12, None, b"x", "bad", "detail")
     assert b.is_complete(max_rows=1, max_age=0.0, now=0) and b.rows == 10 and len(b.dlq) == 1

@@ -1,0 +1,54 @@
+"""Kafka value -> Arrow table of one message, or the reason it is poison.
+
+A module-level pure function so it can run in the worker's own thread or in a pool of decode
+processes (``sink_decode_processes``): Avro decoding is the sink's CPU bottleneck (see
+docs/perf.md), and an Arrow table crosses a process boundary cheaply.
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple
+
+import pyarrow as pa
+
+from schemas import avro_codec
+from sinks.window_columns import InvalidRecord
+from sinks.writers import WRITERS, TableWriter
+
+
+class PoisonRecord(Exception):
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+class Decoded(NamedTuple):
+    table: pa.Table | None
+    reason: str = ""
+    detail: str = ""
+
+
+def decode_rows(writer: TableWriter, value: bytes) -> list[Any]:
+    """Kafka value -> table rows; raises ``PoisonRecord`` with a reason code when impossible."""
+    try:
+        record = avro_codec.decode(writer.avro_schema, value)
+    except avro_codec.AvroDecodeError as exc:
+        raise PoisonRecord("undecodable_avro", str(exc)) from exc
+    try:
+        return writer.rows(record)
+    except (InvalidRecord, KeyError, TypeError) as exc:
+        raise PoisonRecord("invalid_record", str(exc)) from exc
+
+
+def decode_message(stream: str, value: bytes) -> Decoded:
+    """One message of ``stream`` -> its rows as an Arrow table, or why it cannot be stored."""
+    writer = WRITERS[stream]
+    try:
+        rows = decode_rows(writer, value)
+    except PoisonRecord as poison:
+        return Decoded(None, poison.reason, poison.detail)
+    try:
+        return Decoded(writer.arrow(rows))
+    except (pa.ArrowException, OverflowError, ValueError, TypeError) as exc:
+        return Decoded(None, "invalid_record", f"cannot convert to columns: {exc}")

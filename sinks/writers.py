@@ -1,0 +1,68 @@
+"""Which topic goes to which table, and how: one :class:`TableWriter` per sunk stream.
+
+A writer is pure data plus two pure functions, so the worker's exactly-once protocol
+(intent -> insert with token -> commit) is written once and every table gets it.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pyarrow as pa
+
+from sinks.counter_columns import counter_rows, pipeline_counters_arrow
+from sinks.span_columns import otel_traces_arrow
+from sinks.window_columns import edge_rows, red_metrics_arrow, red_rows, service_graph_arrow
+from tracehouse.settings import Settings
+
+
+@dataclass(frozen=True)
+class TableWriter:
+    stream: str
+    avro_schema: str
+    table: str
+    # Decoded Avro record -> rows; raises window_columns.InvalidRecord for contract breaches.
+    rows: Callable[[dict[str, Any]], list[Any]]
+    # Rows of one batch -> the Arrow table inserted in one go.
+    arrow: Callable[[Sequence[Any]], pa.Table]
+
+
+def _spans(record: dict[str, Any]) -> list[Any]:
+    return list(record["spans"])
+
+
+WRITERS: dict[str, TableWriter] = {
+    w.stream: w
+    for w in (
+        TableWriter("spans", "span_batch", "otel_traces", _spans, otel_traces_arrow),
+        TableWriter("red", "red_metrics", "red_metrics", red_rows, red_metrics_arrow),
+        TableWriter("edges", "graph_edges", "service_graph_edges", edge_rows, service_graph_arrow),
+        TableWriter(
+            "accounting",
+            "pipeline_counters",
+            "pipeline_counters",
+            counter_rows,
+            pipeline_counters_arrow,
+        ),
+    )
+}
+
+
+def topic_of(settings: Settings, stream: str) -> str:
+    return {
+        "spans": settings.topics.sampled_spans,
+        "red": settings.topics.red_metrics,
+        "edges": settings.topics.graph_edges,
+        "accounting": settings.topics.accounting,
+    }[stream]
+
+
+def writers_by_topic(settings: Settings) -> dict[str, TableWriter]:
+    """The topics this worker sinks (``settings.sink_streams``) and their writers."""
+    streams = [s.strip() for s in settings.sink_streams.split(",") if s.strip()]
+    unknown = [s for s in streams if s not in WRITERS]
+    if unknown or not streams:
+        raise ValueError(f"sink_streams: unknown {unknown}; choose from {sorted(WRITERS)}")
+    return {topic_of(settings, s): WRITERS[s] for s in streams}

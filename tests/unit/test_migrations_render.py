@@ -1,0 +1,77 @@
+"""Rendering of the migration templates: one node, cluster, and TTL alterations."""
+
+from __future__ import annotations
+
+import re
+
+from schemas.migrations import load_migrations, render_all, ttl_changes
+
+
+def _tables(statements: list[str]) -> list[str]:
+    return [
+        m.group(1)
+        for s in statements
+        if (m := re.match(r"CREATE TABLE IF NOT EXISTS `db`\.(\w+)", s))
+    ]
+
+
+def test_single_node_has_no_placeholders_or_cluster_terms() -> None:
+    sql = render_all("db", ttl_days=0)
+    text = "\n".join(sql)
+    assert not re.search(r"\{(db|local|engine|ttl|on_cluster)", text)
+    assert "Replicated" not in text and "Distributed" not in text and "ON CLUSTER" not in text
+    assert set(_tables(sql)) >= {
+        "otel_traces",
+        "otel_traces_trace_id_ts",
+        "sink_batches",
+        "red_metrics",
+        "red_metrics_1h",
+        "service_graph_edges",
+        "pipeline_counters",
+    }
+    assert "TTL" not in text
+
+
+def test_cluster_renders_replicated_local_tables_behind_distributed_ones() -> None:
+    sql = render_all("db", ttl_days=30, cluster="main")
+    tables = _tables(sql)
+    local = [t for t in tables if t.endswith("_local")]
+    assert local and all(t.removesuffix("_local") in tables for t in local)
+    for statement in sql:
+        assert " ON CLUSTER `main`" in statement
+        if re.match(r"CREATE TABLE IF NOT EXISTS `db`\.\w+_local", statement):
+            assert re.search(r"ENGINE = Replicated\w*MergeTree\('/clickhouse/tables/", statement)
+    dist = {s.split()[5].split(".")[1]: s for s in sql if "ENGINE = Distributed" in s}
+    assert "cityHash64(TraceId)" in dist["otel_traces"]
+    assert "rand()" in dist["red_metrics"]
+    # Views read and write the local tables, so each node aggregates what it stores.
+    mv = next(s for s in sql if "red_metrics_1h_mv" in s)
+    assert "TO `db`.red_metrics_1h_local" in mv and "FROM `db`.red_metrics_local" in mv
+    assert any("TTL toDateTime(Timestamp) + toIntervalDay(30)" in s for s in sql)
+
+
+def test_every_time_table_has_a_ttl_column() -> None:
+    columns: dict[str, str] = {}
+    for mig in load_migrations():
+        columns.update(mig.ttl_columns())
+    assert columns["otel_traces"] == "Timestamp"
+    assert columns["otel_traces_trace_id_ts"] == "Start"
+    assert {"red_metrics", "red_metrics_1h", "service_graph_edges", "pipeline_counters"} <= set(
+        columns
+    )
+
+
+def test_ttl_changes_only_where_needed() -> None:
+    engines = {
+        "a": "MergeTree ORDER BY x TTL toDateTime(T) + toIntervalDay(7) SETTINGS y = 1",
+        "b": "MergeTree ORDER BY x SETTINGS y = 1",
+    }
+    columns = {"a": "T", "b": "T", "missing": "T"}
+    assert ttl_changes(engines, columns, 7) == [
+        "ALTER TABLE {db}.b MODIFY TTL toDateTime(T) + toIntervalDay(7)"
+    ]
+    assert ttl_changes(engines, columns, 3) == [
+        "ALTER TABLE {db}.a MODIFY TTL toDateTime(T) + toIntervalDay(3)",
+        "ALTER TABLE {db}.b MODIFY TTL toDateTime(T) + toIntervalDay(3)",
+    ]
+    assert ttl_changes(engines, columns, 0) == ["ALTER TABLE {db}.a REMOVE TTL"]
