@@ -51,6 +51,12 @@ class Settings:
     session_timeout_ms: int = 6000
     heartbeat_interval_ms: int = 1000
     max_request_bytes: int = 16 * 1024 * 1024
+    # Streams (see streams/README.md). An empty policy file keeps every trace.
+    sampling_policy_file: str = ""
+    red_window_seconds: float = 10.0
+    red_max_series: int = 5000
+    graph_wait_seconds: float = 10.0
+    streams_tick_seconds: float = 0.5
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
