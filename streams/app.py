@@ -221,9 +221,12 @@ def create_app(settings: Settings, sampling: SamplingConfig | None = None) -> fa
             await (await accounting.send(key=b"streams", value=batch, force=True))
         rt.update_gauges()
 
-    @app.on_partitions_revoked.connect
-    async def on_revoked(sender: Any, revoked: set[Any], **_: Any) -> None:
+    async def on_revoked(sender: Any, *args: Any, **kwargs: Any) -> None:
+        revoked: set[Any] = args[0] if args else kwargs.get("revoked", set())
         rt.forget({tp.partition for tp in revoked if tp.topic == topics.raw_spans})
+
+    # mode's annotation wants a positional-only signature; the runtime passes (sender, revoked).
+    app.on_partitions_revoked.connect(on_revoked)  # type: ignore[arg-type]
 
     @app.page("/metrics")
     async def metrics_page(web: Any, request: Any) -> Any:

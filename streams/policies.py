@@ -49,7 +49,7 @@ def _attr(span: dict[str, Any], key: str) -> str | None:
     value = span["attributes"].get(key)
     if value is None:
         value = span["resource_attributes"].get(key)
-    return value  # type: ignore[no-any-return]
+    return value
 
 
 def _inverted(matched: bool, invert: bool) -> Decision:

@@ -36,8 +36,8 @@ def hexid(n: int) -> str:
 def test_whole_trace_decided_across_messages_and_late_spans_follow() -> None:
     proc, cnt = make()
     proc.process(0, payload([SpanSpec(tid(1), sid(1), "shop", kind=CLIENT)]), 100.0)
-    proc.process(1, payload([SpanSpec(tid(1), sid(2), "pay", parent_id=sid(1), kind=SERVER, status=ERROR),
-                             SpanSpec(tid(2), sid(3), "shop")]), 100.2)  # fmt: skip
+    server = SpanSpec(tid(1), sid(2), "pay", parent_id=sid(1), kind=SERVER, status=ERROR)
+    proc.process(1, payload([server, SpanSpec(tid(2), sid(3), "shop")]), 100.2)
     out = proc.tick(101.05)
     assert {r["span_id"] for r in out.sampled} == {sid(1).hex(), sid(2).hex()}
     assert sorted(out.decisions) == [(hexid(1), True, 1)]
@@ -123,8 +123,9 @@ def test_root_span_decides_early() -> None:
 
 def test_outputs_encode_with_the_avro_contracts() -> None:
     proc, _ = make()
-    proc.process(0, payload([SpanSpec(tid(1), sid(1), "shop", kind=CLIENT, status=ERROR),
-                             SpanSpec(tid(1), sid(2), "pay", parent_id=sid(1), kind=SERVER)]), 100)  # fmt: skip
+    client = SpanSpec(tid(1), sid(1), "shop", kind=CLIENT, status=ERROR)
+    server = SpanSpec(tid(1), sid(2), "pay", parent_id=sid(1), kind=SERVER)
+    proc.process(0, payload([client, server]), 100)
     out = proc.tick(101.5)
     assert out.red is not None and out.edges is not None
     red = avro_codec.decode("red_metrics", avro_codec.encode("red_metrics", out.red))
