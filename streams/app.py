@@ -66,35 +66,44 @@ class Runtime:
         self.instance = f"{socket.gethostname()}:{os.getpid()}"
         self.seq = 0
         self.state_topic = state_topic_name(settings.streams_group)
+        self._loading: dict[int, asyncio.Future[PartitionProcessor]] = {}
 
     async def processor(self, partition: int) -> PartitionProcessor:
         proc = self.processors.get(partition)
-        if proc is None:
-            keep = self.sampling.sampled_cache_size + self.sampling.non_sampled_cache_size
-            restored = await asyncio.get_running_loop().run_in_executor(
-                None,
-                load_state,
-                self.settings.kafka_bootstrap,
-                self.state_topic,
-                partition,
-                keep,
-            )
-            log.info(
-                "partition %d restored: %d decisions, aggregates through offset %d",
-                partition,
-                len(restored.decisions),
-                restored.aggregates_through,
-            )
-            proc = PartitionProcessor(
-                f"{self.settings.topics.raw_spans}/{partition}",
-                self.sampling,
-                self.sampling.policies,  # shared: rate limits are per worker, as in the Collector
-                self.options,
-                self.counters,
-                restored,
-            )
-            self.processors[partition] = proc
-            self.events[partition] = {}
+        if proc is not None:
+            return proc
+        task = self._loading.get(partition)
+        if task is None:
+            task = self._loading[partition] = asyncio.ensure_future(self._load(partition))
+        try:
+            return await asyncio.shield(task)
+        finally:
+            if task.done():
+                self._loading.pop(partition, None)
+
+    async def _load(self, partition: int) -> PartitionProcessor:
+        keep = self.sampling.sampled_cache_size + self.sampling.non_sampled_cache_size
+        started = time.monotonic()
+        restored = await asyncio.get_running_loop().run_in_executor(
+            None, load_state, self.settings.kafka_bootstrap, self.state_topic, partition, keep
+        )
+        log.info(
+            "partition %d restored in %.2f s: %d decisions, aggregates through offset %d",
+            partition,
+            time.monotonic() - started,
+            len(restored.decisions),
+            restored.aggregates_through,
+        )
+        proc = PartitionProcessor(
+            f"{self.settings.topics.raw_spans}/{partition}",
+            self.sampling,
+            self.sampling.policies,  # shared: rate limits are per worker, as in the Collector
+            self.options,
+            self.counters,
+            restored,
+        )
+        self.processors[partition] = proc
+        self.events[partition] = {}
         return proc
 
     def forget(self, partitions: set[int]) -> None:
@@ -221,12 +230,20 @@ def create_app(settings: Settings, sampling: SamplingConfig | None = None) -> fa
             await (await accounting.send(key=b"streams", value=batch, force=True))
         rt.update_gauges()
 
+    async def on_assigned(sender: Any, *args: Any, **kwargs: Any) -> None:
+        # Restore every new partition before its first message (in parallel), so no message
+        # waits behind another partition's restore and outlives its trace's decision_wait.
+        assigned: set[Any] = args[0] if args else kwargs.get("assigned", set())
+        wanted = {tp.partition for tp in assigned if tp.topic == topics.raw_spans}
+        await asyncio.gather(*(rt.processor(p) for p in sorted(wanted)))
+
     async def on_revoked(sender: Any, *args: Any, **kwargs: Any) -> None:
         revoked: set[Any] = args[0] if args else kwargs.get("revoked", set())
         rt.forget({tp.partition for tp in revoked if tp.topic == topics.raw_spans})
 
     # mode's annotation wants a positional-only signature; the runtime passes (sender, revoked).
     app.on_partitions_revoked.connect(on_revoked)  # type: ignore[arg-type]
+    app.on_partitions_assigned.connect(on_assigned)  # type: ignore[arg-type]
 
     @app.page("/metrics")
     async def metrics_page(web: Any, request: Any) -> Any:

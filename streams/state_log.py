@@ -60,7 +60,7 @@ def load_state(
 ) -> RestoredState:
     """Everything persisted for ``partition``, read up to a barrier written just now."""
     marker = uuid.uuid4().hex.encode()
-    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all"})
+    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 0})
     producer.produce(topic, marker, key=BARRIER_KEY, partition=partition)
     if producer.flush(timeout) != 0:
         raise RuntimeError(f"could not write the state barrier to {topic}/{partition}")
@@ -70,6 +70,7 @@ def load_state(
             "group.id": f"state-loader-{marker.decode()}",
             "enable.auto.commit": False,
             "enable.partition.eof": False,
+            "fetch.wait.max.ms": 20,
         }
     )
     state = RestoredState()
@@ -80,7 +81,7 @@ def load_state(
         while True:
             if time.monotonic() > deadline:
                 raise RuntimeError(f"state barrier not found in {topic}/{partition}")
-            for msg in consumer.consume(1000, 0.5):
+            for msg in consumer.consume(1000, 0.1):
                 err = msg.error()
                 if err is not None:
                     if err.code() != KafkaError._PARTITION_EOF:
