@@ -23,7 +23,7 @@ from streams.policies import Policy, TraceView, evaluate_all
 from streams.red_metrics import RedAggregator
 from streams.sampling_config import SamplingConfig
 from streams.service_graph import ServiceGraph
-from streams.span_records import span_records
+from streams.span_views import full_record, span_views
 from streams.trace_buffer import BufferedTrace, DecisionCache, TraceBuffer
 
 
@@ -94,7 +94,7 @@ class PartitionProcessor:
         self.last_offset = offset
         self.tracker.add(offset, 0)
         try:
-            records = span_records(trace_pb2.TracesData.FromString(payload))
+            records = span_views(trace_pb2.TracesData.FromString(payload))
         except DecodeError as exc:
             self.counters.add(c.MESSAGES_REJECTED, 1, "malformed")
             return f"undecodable OTLP protobuf: {exc}"
@@ -106,7 +106,7 @@ class PartitionProcessor:
             self.counters.add(c.SPANS_RECEIVED, len(records))
             self.red.add(records)
             self.graph.add(records, now)
-        by_trace: dict[str, list[dict[str, Any]]] = {}
+        by_trace: dict[bytes, list[dict[str, Any]]] = {}
         for r in records:
             group = by_trace.get(r["trace_id"])
             if group is None:
@@ -114,7 +114,8 @@ class PartitionProcessor:
             else:
                 group.append(r)
         span_bytes = len(payload) // max(1, len(records))
-        for tid, recs in by_trace.items():
+        for tid_bytes, recs in by_trace.items():
+            tid = tid_bytes.hex()
             known = self.cache.get(tid)
             if known is not None:
                 self._follow_decision(tid, recs, offset, *known)
@@ -134,7 +135,7 @@ class PartitionProcessor:
             return
         self.counters.add(c.SPANS_LATE, len(recs), "sampled" if sampled else "not_sampled")
         if sampled:
-            self._outbox.extend(recs)
+            self._outbox.extend(full_record(r) for r in recs)
             self.counters.add(c.SPANS_SAMPLED, len(recs))
         else:
             self.counters.add(c.SPANS_SAMPLED_OUT, len(recs), "late")
@@ -184,7 +185,7 @@ class PartitionProcessor:
         out.decisions.append((trace.trace_id, keep, through))
         n = len(trace.records)
         if keep:
-            out.sampled.extend(trace.records)
+            out.sampled.extend(full_record(r) for r in trace.records)
             self.counters.add(c.TRACES_SAMPLED, 1, reason)
             self.counters.add(c.SPANS_SAMPLED, n)
         else:

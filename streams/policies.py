@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from streams.span_views import attributes_of
 from streams.trace_hash import in_sample
 
 STATUS_CODES = {"UNSET": 0, "OK": 1, "ERROR": 2}
@@ -46,7 +47,7 @@ class Policy(Protocol):
 
 
 def _attr(span: dict[str, Any], key: str) -> str | None:
-    value = span["attributes"].get(key)
+    value = attributes_of(span).get(key)
     if value is None:
         value = span["resource_attributes"].get(key)
     return value

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from streams.histogram import DEFAULT_BOUNDS_MS, Histogram, bounds_ns
+from streams.span_views import first_attribute
 
 KIND_SERVER, KIND_CLIENT, KIND_PRODUCER, KIND_CONSUMER = 2, 3, 4, 5
 STATUS_ERROR = 2
@@ -41,13 +42,7 @@ class _Half:
 
 
 def _half(r: dict[str, Any], now: float) -> _Half:
-    peer = ""
-    if r["kind"] == KIND_CLIENT:
-        attrs = r["attributes"]
-        for k in PEER_KEYS:
-            if k in attrs:
-                peer = attrs[k]
-                break
+    peer = first_attribute(r, PEER_KEYS) if r["kind"] == KIND_CLIENT else ""
     return _Half(
         r["tenant_id"],
         r["service_name"],
@@ -71,9 +66,9 @@ class ServiceGraph:
     def __post_init__(self) -> None:
         self._edges_ns = bounds_ns(self.bounds_ms)
         # (trace id, span id) -> the span, for children that arrive later.
-        self._spans: OrderedDict[tuple[str, str], _Half] = OrderedDict()
+        self._spans: OrderedDict[tuple[Any, Any], _Half] = OrderedDict()
         # (trace id, parent span id) -> children that arrived before their parent.
-        self._orphans: OrderedDict[tuple[str, str], list[_Half]] = OrderedDict()
+        self._orphans: OrderedDict[tuple[Any, Any], list[_Half]] = OrderedDict()
 
     def add(self, records: list[dict[str, Any]], now: float) -> None:
         spans, orphans = self._spans, self._orphans
