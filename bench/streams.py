@@ -18,14 +18,14 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from opentelemetry.proto.trace.v1 import trace_pb2  # noqa: E402
+from opentelemetry.proto.trace.v1 import trace_pb2
 
-from schemas import avro_codec  # noqa: E402
-from streams.counters import CounterSet  # noqa: E402
-from streams.partition_processor import AggregationOptions, PartitionProcessor  # noqa: E402
-from streams.pipeline import encode_span_batches  # noqa: E402
-from streams.sampling_config import SamplingConfig, parse_config  # noqa: E402
-from tests.otlp_builders import CLIENT, ERROR, SERVER, SpanSpec, payload  # noqa: E402
+from schemas import avro_codec
+from streams.counters import CounterSet
+from streams.partition_processor import AggregationOptions, PartitionProcessor
+from streams.pipeline import encode_span_batches
+from streams.sampling_config import SamplingConfig, parse_config
+from tests.otlp_builders import CLIENT, ERROR, SERVER, SpanSpec, payload
 
 SERVICES = ["frontend", "cart", "checkout", "payment", "shipping"]
 TAIL_POLICY = {
@@ -103,7 +103,9 @@ def main() -> None:
     ap.add_argument("--spans", type=int, default=500, help="spans per raw message")
     ap.add_argument("--policy", choices=["keep-all", "tail"], default="tail")
     args = ap.parse_args()
-    cfg = SamplingConfig(decision_wait=0) if args.policy == "keep-all" else parse_config(TAIL_POLICY)
+    cfg = (
+        SamplingConfig(decision_wait=0) if args.policy == "keep-all" else parse_config(TAIL_POLICY)
+    )
     messages = build_messages(args.messages, args.spans)
     run_full(messages[:10], cfg)  # warm caches and imports
     base_spans, base_s = run_baseline(messages)

@@ -82,6 +82,7 @@ class PartitionProcessor:
             self.cache.put(tid, sampled, through)
         self.replayed_through = restored.aggregates_through
         self.last_offset = -1
+        self._flushed_offset = -1
         self._window_start: float | None = None
         self._outbox: list[dict[str, Any]] = []
         self._decisions: list[tuple[str, bool, int]] = []
@@ -171,7 +172,8 @@ class PartitionProcessor:
                 out.edges = self.graph.drain(self.source, s_ns, e_ns)
             self.counters.add(c.GRAPH_EDGES_EXPIRED, self.graph.expired_unpaired)
             self.graph.expired_unpaired = 0
-            out.aggregates_through = self.last_offset
+            if self.last_offset > self._flushed_offset:  # idle partitions write nothing
+                out.aggregates_through = self._flushed_offset = self.last_offset
             w = self.options.red_window_seconds
             self._window_start = math.floor(now / w) * w
         return out
