@@ -107,6 +107,7 @@ def main() -> None:
         SamplingConfig(decision_wait=0) if args.policy == "keep-all" else parse_config(TAIL_POLICY)
     )
     messages = build_messages(args.messages, args.spans)
+    tune_gc()  # as the worker does
     run_full(messages[:10], cfg)  # warm caches and imports
     base_spans, base_s = run_baseline(messages)
     spans, full_s, sampled = run_full(messages, cfg)

@@ -24,6 +24,7 @@ from deploy.local.topics import partition_count
 from schemas import avro_codec
 from streams import metrics
 from streams.counters import CounterSet
+from streams.gc_tuning import tune_gc
 from streams.partition_processor import AggregationOptions, PartitionProcessor, TickOutput
 from streams.pipeline import encode_span_batches
 from streams.sampling_config import SamplingConfig, load_config
@@ -260,6 +261,7 @@ def main(settings: Settings | None = None) -> None:
     from faust import Worker
 
     settings = settings or Settings.from_env()
+    tune_gc()
     ensure_state_topic(settings)
     app = create_app(settings)
     Worker(app, loglevel="INFO").execute_from_commandline()
