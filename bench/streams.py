@@ -22,6 +22,7 @@ from opentelemetry.proto.trace.v1 import trace_pb2
 
 from schemas import avro_codec
 from streams.counters import CounterSet
+from streams.gc_tuning import tune_gc
 from streams.partition_processor import AggregationOptions, PartitionProcessor
 from streams.pipeline import encode_span_batches
 from streams.sampling_config import SamplingConfig, parse_config
