@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
 from deploy.local.stack import LocalStack
 from tests.integration.helpers import wait_until
@@ -91,6 +92,9 @@ def test_policy_set_keeps_exactly_errors_and_slow_traces_whole(sampling_stack: L
     produce_spans(settings, [s for _, spans in traces.values() for s in spans[:2]])
     produce_spans(settings, [s for _, spans in traces.values() for s in spans[2:]])
     total_spans = 4 * len(traces)
+    producer = Producer({"bootstrap.servers": settings.kafka_bootstrap})
+    producer.produce(settings.topics.raw_spans, b"\xff not protobuf", key=b"junk", partition=0)
+    assert producer.flush(10) == 0
 
     accounting = TopicReader(settings, settings.topics.accounting, "pipeline_counters")
     totals = wait_until(
@@ -106,6 +110,20 @@ def test_policy_set_keeps_exactly_errors_and_slow_traces_whole(sampling_stack: L
     assert totals[("traces_not_sampled", "no-health")] == 6
     assert totals[("traces_not_sampled", "no_policy_matched")] == 30
     assert totals[("spans_sampled_out", "no-health")] == 6 * 4
+    dropped = sum(v for (name, _), v in totals.items() if name == "spans_sampled_out")
+    assert totals[("spans_sampled", "")] + dropped == total_spans  # accounting balances
+
+    rejected = wait_until(
+        lambda: counter_totals(accounting.poll())[("messages_rejected", "malformed")],
+        lambda n: n >= 1,
+    )
+    assert rejected == 1
+    dlq = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": "dlq-check"})
+    dlq.assign([TopicPartition(settings.topics.raw_dlq, p, OFFSET_BEGINNING) for p in range(4)])
+    dead = wait_until(lambda: dlq.consume(10, 0.5), lambda m: len(m) >= 1)
+    assert dead[0].value() == b"\xff not protobuf"
+    assert b"OTLP" in dict(dead[0].headers() or [])["reason"]
+    dlq.close()
 
     expected = {t for t, (kind, _) in traces.items() if kind in ("error", "slow")}
     rows = wait_until(lambda: stored_spans(settings), lambda r: len(r) >= 4 * len(expected))

@@ -133,3 +133,13 @@ def test_outputs_encode_with_the_avro_contracts() -> None:
     edges = avro_codec.decode("graph_edges", avro_codec.encode("graph_edges", out.edges))
     assert edges["edges"][0]["client_service"] == "shop"
     assert len(out.sampled) == 2
+
+
+def test_state_records_fold_later_wins_and_garbage_is_skipped() -> None:
+    state = RestoredState()
+    latest: dict[str, tuple[bool, int]] = {}
+    apply_state(state, latest, encode_state([("a", True, 3), ("b", False, 4)], 7))
+    apply_state(state, latest, b"not json")
+    apply_state(state, latest, encode_state([("a", True, 9)], None))
+    assert latest == {"a": (True, 9), "b": (False, 4)}
+    assert state.aggregates_through == 7
