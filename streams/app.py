@@ -162,6 +162,10 @@ def create_app(settings: Settings, sampling: SamplingConfig | None = None) -> fa
         topic_partitions=settings.partitions,
         topic_allow_declare=False,
         broker_commit_interval=1.0,
+        # Events stay unacked until their traces are decided (the raw topic is the buffer's
+        # changelog), so waiting for "empty streams" would stall every rebalance and shutdown
+        # by up to decision_wait + a RED window. Unacked work is replayed by the next owner.
+        stream_wait_empty=False,
     )
     topics = settings.topics
     raw = app.topic(topics.raw_spans, key_type=bytes, value_type=bytes)
