@@ -227,9 +227,12 @@ def create_app(settings: Settings, sampling: SamplingConfig | None = None) -> fa
             out = proc.tick(now)
             try:
                 await deliver(partition, proc, out)
-            except Exception:
-                log.exception("delivery for partition %d failed; it will be replayed", partition)
-                rt.forget({partition})
+            except Exception as exc:
+                # The decided traces exist only in memory now: stop the worker so the group
+                # hands the partition to a live worker, which replays from the committed offset.
+                log.exception("delivery for partition %d failed; stopping the worker", partition)
+                await app.crash(exc)
+                return
         batch = rt.counter_batch()
         if batch is not None:
             await (await accounting.send(key=b"streams", value=batch, force=True))
