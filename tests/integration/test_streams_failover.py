@@ -84,7 +84,6 @@ def two_workers(
         stack.stop()
 
 
-@pytest.mark.slow
 def test_sigkill_one_worker_keeps_traces_whole_and_decisions_consistent(
     two_workers: tuple[LocalStack, int, int],
 ) -> None:

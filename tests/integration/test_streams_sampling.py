@@ -145,6 +145,13 @@ def test_policy_set_keeps_exactly_errors_and_slow_traces_whole(sampling_stack: L
     assert calls == Counter({("shop", 0): 120, ("pay", 0): 120 - 18, ("pay", ERROR): 18})
     errors = sum(s["errors"] for b in red.records for s in b["series"])
     assert errors == 18
+    # Histogram: the 12 slow root spans (900 ms) fall in (800, 1000], the other 48 in (10, 50].
+    roots = [s for b in red.records for s in b["series"] if s["span_name"] == "GET"]
+    bounds = red.records[0]["bucket_bounds_ms"]
+    buckets = [sum(s["bucket_counts"][i] for s in roots) for i in range(len(bounds) + 1)]
+    assert buckets[bounds.index(1000.0)] == 12 and buckets[bounds.index(50.0)] == 48
+    assert sum(buckets) == 60
+    assert max(s["duration_max_ns"] for s in roots) == 900 * 1_000_000
 
     edges_reader = TopicReader(settings, settings.topics.graph_edges, "graph_edges")
     edges = wait_until(
