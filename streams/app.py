@@ -68,6 +68,7 @@ class Runtime:
         self.seq = 0
         self.state_topic = state_topic_name(settings.streams_group)
         self._loading: dict[int, asyncio.Future[PartitionProcessor]] = {}
+        self._generation: dict[int, int] = {}
 
     async def processor(self, partition: int) -> PartitionProcessor:
         proc = self.processors.get(partition)
@@ -79,10 +80,11 @@ class Runtime:
         try:
             return await asyncio.shield(task)
         finally:
-            if task.done():
-                self._loading.pop(partition, None)
+            if task.done() and self._loading.get(partition) is task:
+                del self._loading[partition]
 
     async def _load(self, partition: int) -> PartitionProcessor:
+        generation = self._generation.get(partition, 0)
         keep = self.sampling.sampled_cache_size + self.sampling.non_sampled_cache_size
         started = time.monotonic()
         restored = await asyncio.get_running_loop().run_in_executor(
@@ -103,12 +105,16 @@ class Runtime:
             self.counters,
             restored,
         )
-        self.processors[partition] = proc
-        self.events[partition] = {}
+        if self._generation.get(partition, 0) == generation:
+            # Not revoked while restoring; a stale restore must not serve a later assignment.
+            self.processors[partition] = proc
+            self.events[partition] = {}
         return proc
 
     def forget(self, partitions: set[int]) -> None:
         for p in partitions:
+            self._generation[p] = self._generation.get(p, 0) + 1
+            self._loading.pop(p, None)
             self.processors.pop(p, None)
             self.events.pop(p, None)
 
@@ -182,6 +188,8 @@ def create_app(settings: Settings, sampling: SamplingConfig | None = None) -> fa
         async for event in stream.noack().events():
             msg = event.message
             proc = await rt.processor(msg.partition)
+            if rt.processors.get(msg.partition) is not proc:
+                continue  # revoked while restoring: the partition's next owner reads it
             if msg.offset <= proc.last_offset:
                 continue  # redelivery of a message already held
             reason = proc.process(msg.offset, msg.value or b"", time.time())
