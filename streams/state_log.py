@@ -48,7 +48,9 @@ def apply_state(state: RestoredState, latest: dict[str, tuple[bool, int]], value
     try:
         doc: Any = json.loads(value)
         for tid, sampled, through in doc.get("d", []):
-            latest[str(tid)] = (bool(sampled), int(through))
+            key = str(tid)
+            latest.pop(key, None)  # re-insert: dict order = recency, which keep_last relies on
+            latest[key] = (bool(sampled), int(through))
         if doc.get("a") is not None:
             state.aggregates_through = max(state.aggregates_through, int(doc["a"]))
     except (ValueError, TypeError, AttributeError) as exc:
