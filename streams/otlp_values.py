@@ -35,9 +35,13 @@ def attributes_to_dict(attrs: Any) -> dict[str, str]:
     out: dict[str, str] = {}
     for kv in attrs:
         v = kv.value
-        out[kv.key] = (
-            v.string_value if v.WhichOneof("value") == "string_value" else any_value_to_str(v)
-        )
+        which = v.WhichOneof("value")
+        if which == "string_value":
+            out[kv.key] = v.string_value
+        elif which == "int_value":
+            out[kv.key] = str(v.int_value)
+        else:
+            out[kv.key] = any_value_to_str(v)
     return out
 
 
