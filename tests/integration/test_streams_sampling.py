@@ -7,6 +7,7 @@ and RED must count every span that came in, sampled or not.
 
 from __future__ import annotations
 
+import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
@@ -124,6 +125,15 @@ def test_policy_set_keeps_exactly_errors_and_slow_traces_whole(sampling_stack: L
     assert dead[0].value() == b"\xff not protobuf"
     assert b"OTLP" in dict(dead[0].headers() or [])["reason"]
     dlq.close()
+
+    url = f"http://127.0.0.1:{settings.streams_web_port}/metrics"
+    exposed = wait_until(
+        lambda: urllib.request.urlopen(url, timeout=2).read().decode(),
+        lambda text: 'tracehouse_streams_traces_sampled_total{reason="slow"} 12.0' in text,
+        timeout=10,
+    )
+    assert 'tracehouse_streams_traces_sampled_total{reason="errors"} 12.0' in exposed
+    assert f'tracehouse_streams_spans_received_total{{reason=""}} {total_spans}.0' in exposed
 
     expected = {t for t, (kind, _) in traces.items() if kind in ("error", "slow")}
     rows = wait_until(lambda: stored_spans(settings), lambda r: len(r) >= 4 * len(expected))
