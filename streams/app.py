@@ -1,30 +1,155 @@
-"""The faust worker: a thin adapter from Kafka to :mod:`streams.pipeline`.
+"""The faust worker: a thin adapter from Kafka to :mod:`streams.partition_processor`.
 
-Agents see whole messages (each a ``TracesData`` of many spans), never single spans, because
-a faust worker tops out at ~14k messages/s on this hardware (DESIGN.md).
+Agents see whole messages (each a ``TracesData`` of many spans), never single spans, because a
+faust worker tops out at ~14k messages/s on this hardware (DESIGN.md). Messages are consumed
+without auto-ack: an event is acked (hence committable) only when the processor says its traces
+are decided, their sampled spans and the window's aggregates are on the broker and the decisions
+are in the state log. A timer drives decisions and window flushes.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
+import socket
+import time
 from typing import Any
 
 import faust
-from prometheus_client import CONTENT_TYPE_LATEST, Counter, generate_latest
+from confluent_kafka.admin import AdminClient, NewTopic
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from streams.pipeline import process_raw_message
+from deploy.local.topics import partition_count
+from schemas import avro_codec
+from streams import metrics
+from streams.counters import CounterSet
+from streams.gc_tuning import tune_gc
+from streams.partition_processor import AggregationOptions, PartitionProcessor, TickOutput
+from streams.pipeline import encode_span_batches
+from streams.sampling_config import SamplingConfig, load_config
+from streams.state_log import encode_state, load_state, state_topic_name
 from tracehouse.settings import Settings
 
 log = logging.getLogger("tracehouse.streams")
 
-SPANS_IN = Counter("tracehouse_streams_spans_in", "Spans read from the raw topic")
-SPANS_FORWARDED = Counter("tracehouse_streams_spans_sampled", "Spans sent to spans.sampled")
-MESSAGES_MALFORMED = Counter(
-    "tracehouse_streams_messages_malformed", "Raw messages that could not be decoded"
-)
+
+def ensure_state_topic(settings: Settings) -> str:
+    """Create the decisions log with the raw topic's partition count (idempotent)."""
+    topic = state_topic_name(settings.streams_group)
+    parts = partition_count(settings.kafka_bootstrap, settings.topics.raw_spans)
+    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+    fut = admin.create_topics(
+        [NewTopic(topic, parts, 1, config={"retention.ms": str(24 * 3600 * 1000)})]
+    )[topic]
+    try:
+        fut.result(30)
+    except Exception as exc:  # already exists is the normal case after the first start
+        if "exist" not in str(exc).lower():
+            raise
+    return topic
 
 
-def create_app(settings: Settings) -> faust.App:
+class Runtime:
+    """Per-worker state: one processor per owned raw partition plus its held events."""
+
+    def __init__(self, settings: Settings, sampling: SamplingConfig) -> None:
+        self.settings = settings
+        self.sampling = sampling
+        self.options = AggregationOptions(
+            red_window_seconds=settings.red_window_seconds,
+            red_max_series=settings.red_max_series,
+            graph_wait_seconds=settings.graph_wait_seconds,
+        )
+        self.counters = CounterSet()
+        self.processors: dict[int, PartitionProcessor] = {}
+        self.events: dict[int, dict[int, Any]] = {}
+        self.instance = f"{socket.gethostname()}:{os.getpid()}"
+        self.seq = 0
+        self.state_topic = state_topic_name(settings.streams_group)
+        self._loading: dict[int, asyncio.Future[PartitionProcessor]] = {}
+        self._generation: dict[int, int] = {}
+
+    async def processor(self, partition: int) -> PartitionProcessor:
+        proc = self.processors.get(partition)
+        if proc is not None:
+            return proc
+        task = self._loading.get(partition)
+        if task is None:
+            task = self._loading[partition] = asyncio.ensure_future(self._load(partition))
+        try:
+            return await asyncio.shield(task)
+        finally:
+            if task.done() and self._loading.get(partition) is task:
+                del self._loading[partition]
+
+    async def _load(self, partition: int) -> PartitionProcessor:
+        generation = self._generation.get(partition, 0)
+        keep = self.sampling.sampled_cache_size + self.sampling.non_sampled_cache_size
+        started = time.monotonic()
+        restored = await asyncio.get_running_loop().run_in_executor(
+            None, load_state, self.settings.kafka_bootstrap, self.state_topic, partition, keep
+        )
+        log.info(
+            "partition %d restored in %.2f s: %d decisions, aggregates through offset %d",
+            partition,
+            time.monotonic() - started,
+            len(restored.decisions),
+            restored.aggregates_through,
+        )
+        proc = PartitionProcessor(
+            f"{self.settings.topics.raw_spans}/{partition}",
+            self.sampling,
+            self.sampling.policies,  # shared: rate limits are per worker, as in the Collector
+            self.options,
+            self.counters,
+            restored,
+        )
+        if self._generation.get(partition, 0) == generation:
+            # Not revoked while restoring; a stale restore must not serve a later assignment.
+            self.processors[partition] = proc
+            self.events[partition] = {}
+        return proc
+
+    def forget(self, partitions: set[int]) -> None:
+        for p in partitions:
+            self._generation[p] = self._generation.get(p, 0) + 1
+            self._loading.pop(p, None)
+            self.processors.pop(p, None)
+            self.events.pop(p, None)
+
+    def update_gauges(self) -> None:
+        procs = list(self.processors.values())
+        metrics.BUFFERED_TRACES.set(sum(len(p.buffer) for p in procs))
+        metrics.BUFFERED_BYTES.set(sum(p.buffer.nbytes for p in procs))
+        metrics.UNCOMMITTED_MESSAGES.set(sum(len(e) for e in self.events.values()))
+        metrics.DECISION_CACHE.set(sum(len(p.cache) for p in procs))
+        metrics.GRAPH_WAITING.set(sum(p.graph.waiting() for p in procs))
+        metrics.OWNED_PARTITIONS.set(len(procs))
+
+    def counter_batch(self) -> bytes | None:
+        deltas = self.counters.drain()
+        metrics.publish(deltas)
+        if not deltas:
+            return None
+        self.seq += 1
+        return avro_codec.encode(
+            "pipeline_counters",
+            {
+                "component": "streams",
+                "instance": self.instance,
+                "seq": self.seq,
+                "time_unix_nano": time.time_ns(),
+                "counters": [
+                    {"tenant_id": "", "name": n, "reason": r, "value": v}
+                    for (n, r), v in sorted(deltas.items())
+                ],
+            },
+        )
+
+
+def create_app(settings: Settings, sampling: SamplingConfig | None = None) -> faust.App:
+    sampling = sampling or load_config(settings.sampling_policy_file)
     app = faust.App(
         settings.streams_group,
         broker=f"kafka://{settings.kafka_bootstrap}",
@@ -39,27 +164,105 @@ def create_app(settings: Settings) -> faust.App:
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
         producer_compression_type="lz4",
+        producer_max_request_size=settings.max_request_bytes,
         topic_partitions=settings.partitions,
         topic_allow_declare=False,
+        broker_commit_interval=1.0,
+        # Events stay unacked until their traces are decided (the raw topic is the buffer's
+        # changelog), so waiting for "empty streams" would stall every rebalance and shutdown
+        # by up to decision_wait + a RED window. Unacked work is replayed by the next owner.
+        stream_wait_empty=False,
     )
-    raw = app.topic(settings.topics.raw_spans, key_type=bytes, value_type=bytes)
-    sampled = app.topic(settings.topics.sampled_spans, key_type=bytes, value_type=bytes)
+    topics = settings.topics
+    raw = app.topic(topics.raw_spans, key_type=bytes, value_type=bytes)
+    sampled = app.topic(topics.sampled_spans, key_type=bytes, value_type=bytes)
+    red = app.topic(topics.red_metrics, key_type=bytes, value_type=bytes)
+    edges = app.topic(topics.graph_edges, key_type=bytes, value_type=bytes)
+    accounting = app.topic(topics.accounting, key_type=bytes, value_type=bytes)
+    raw_dlq = app.topic(topics.raw_dlq, key_type=bytes, value_type=bytes)
+    state = app.topic(state_topic_name(settings.streams_group), key_type=bytes, value_type=bytes)
+    rt = Runtime(settings, sampling)
 
     @app.agent(raw)
-    async def forward(stream: Any) -> None:
-        async for key, value in stream.items():
-            result = process_raw_message(value)
-            if result.malformed:
-                MESSAGES_MALFORMED.inc()
-                log.warning("malformed raw message skipped: %s", result.malformed)
-                continue
-            SPANS_IN.inc(result.spans_in)
-            for payload in result.sampled_payloads:
-                await sampled.send(key=key, value=payload)
-            SPANS_FORWARDED.inc(result.spans_in)
+    async def process(stream: Any) -> None:
+        async for event in stream.noack().events():
+            msg = event.message
+            proc = await rt.processor(msg.partition)
+            if rt.processors.get(msg.partition) is not proc:
+                continue  # revoked while restoring: the partition's next owner reads it
+            if msg.offset <= proc.last_offset:
+                continue  # redelivery of a message already held
+            reason = proc.process(msg.offset, msg.value or b"", time.time())
+            rt.events[msg.partition][msg.offset] = event
+            if reason is not None:
+                log.warning("malformed raw message at %s/%d: %s", msg.tp, msg.offset, reason)
+                fut = await raw_dlq.send(
+                    key=msg.key, value=msg.value, headers={"reason": reason.encode()}, force=True
+                )
+                await fut
+
+    async def deliver(partition: int, proc: PartitionProcessor, out: TickOutput) -> None:
+        key = str(partition).encode()
+        futures = [
+            await sampled.send(key=key, value=payload, force=True)
+            for payload in encode_span_batches(out.sampled)
+        ]
+        if out.red is not None:
+            futures.append(
+                await red.send(key=key, value=avro_codec.encode("red_metrics", out.red), force=True)
+            )
+        if out.edges is not None:
+            payload = avro_codec.encode("graph_edges", out.edges)
+            futures.append(await edges.send(key=key, value=payload, force=True))
+        await asyncio.gather(*futures)
+        # The state log is written only after the outputs are on the broker: a crash in between
+        # replays (duplicates are possible), it never loses a sampled span.
+        if out.decisions or out.aggregates_through is not None:
+            value = encode_state(out.decisions, out.aggregates_through)
+            await (await state.send(key=key, value=value, partition=partition, force=True))
+        if rt.processors.get(partition) is not proc:
+            return  # revoked meanwhile: the next owner replays from the committed offset
+        held = rt.events[partition]
+        for offset in proc.delivered(out):
+            event = held.pop(offset, None)
+            if event is not None:
+                event.ack()
+
+    @app.timer(interval=settings.streams_tick_seconds)
+    async def tick() -> None:
+        now = time.time()
+        for partition, proc in list(rt.processors.items()):
+            out = proc.tick(now)
+            try:
+                await deliver(partition, proc, out)
+            except Exception as exc:
+                # The decided traces exist only in memory now: stop the worker so the group
+                # hands the partition to a live worker, which replays from the committed offset.
+                log.exception("delivery for partition %d failed; stopping the worker", partition)
+                await app.crash(exc)
+                return
+        batch = rt.counter_batch()
+        if batch is not None:
+            await (await accounting.send(key=b"streams", value=batch, force=True))
+        rt.update_gauges()
+
+    async def on_assigned(sender: Any, *args: Any, **kwargs: Any) -> None:
+        # Restore every new partition before its first message (in parallel), so no message
+        # waits behind another partition's restore and outlives its trace's decision_wait.
+        assigned: set[Any] = args[0] if args else kwargs.get("assigned", set())
+        wanted = {tp.partition for tp in assigned if tp.topic == topics.raw_spans}
+        await asyncio.gather(*(rt.processor(p) for p in sorted(wanted)))
+
+    async def on_revoked(sender: Any, *args: Any, **kwargs: Any) -> None:
+        revoked: set[Any] = args[0] if args else kwargs.get("revoked", set())
+        rt.forget({tp.partition for tp in revoked if tp.topic == topics.raw_spans})
+
+    # mode's annotation wants a positional-only signature; the runtime passes (sender, revoked).
+    app.on_partitions_revoked.connect(on_revoked)  # type: ignore[arg-type]
+    app.on_partitions_assigned.connect(on_assigned)  # type: ignore[arg-type]
 
     @app.page("/metrics")
-    async def metrics(web: Any, request: Any) -> Any:
+    async def metrics_page(web: Any, request: Any) -> Any:
         return web.bytes(generate_latest(), content_type=CONTENT_TYPE_LATEST.split(";")[0])
 
     @app.page("/health")
@@ -72,5 +275,8 @@ def create_app(settings: Settings) -> faust.App:
 def main(settings: Settings | None = None) -> None:
     from faust import Worker
 
-    app = create_app(settings or Settings.from_env())
+    settings = settings or Settings.from_env()
+    tune_gc()
+    ensure_state_topic(settings)
+    app = create_app(settings)
     Worker(app, loglevel="INFO").execute_from_commandline()

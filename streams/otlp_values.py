@@ -31,7 +31,18 @@ def any_value_to_str(value: common_pb2.AnyValue) -> str:
 
 
 def attributes_to_dict(attrs: Any) -> dict[str, str]:
-    return {kv.key: any_value_to_str(kv.value) for kv in attrs}
+    # Hot path (every attribute of every span): strings, the common case, skip the call.
+    out: dict[str, str] = {}
+    for kv in attrs:
+        v = kv.value
+        which = v.WhichOneof("value")
+        if which == "string_value":
+            out[kv.key] = v.string_value
+        elif which == "int_value":
+            out[kv.key] = str(v.int_value)
+        else:
+            out[kv.key] = any_value_to_str(v)
+    return out
 
 
 def _double_text(d: float) -> str:

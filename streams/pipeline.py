@@ -1,8 +1,8 @@
-"""What the streams worker does to one raw ``otlp_spans`` message, free of faust.
+"""Raw message -> ``span_batch`` payloads without sampling, and the batch encoder.
 
-Decodes the OTLP message once into span records and returns what to publish. Today every span
-is forwarded to ``spans.sampled``; RED aggregation (on all spans, before sampling) and the tail
-sampler plug in here, which keeps them unit-testable without a broker.
+The worker itself runs :mod:`streams.partition_processor` (RED, graph, tail sampling);
+:func:`encode_span_batches` is how it cuts sampled spans into ``spans.sampled`` messages, and
+:func:`process_raw_message` remains the no-sampling conversion used by codec tests and tools.
 """
 
 from __future__ import annotations

@@ -49,7 +49,9 @@ def span_records(data: trace_pb2.TracesData, tenant_id: str = "") -> list[dict[s
                         "resource_attributes": resource_attributes,
                         "scope_name": scope_name,
                         "scope_version": scope_version,
-                        "attributes": attributes_to_dict(span.attributes),
+                        "attributes": attributes_to_dict(span.attributes)
+                        if span.attributes
+                        else {},
                         "events": [
                             {
                                 "time_unix_nano": e.time_unix_nano,
@@ -57,7 +59,9 @@ def span_records(data: trace_pb2.TracesData, tenant_id: str = "") -> list[dict[s
                                 "attributes": attributes_to_dict(e.attributes),
                             }
                             for e in span.events
-                        ],
+                        ]
+                        if span.events
+                        else [],
                         "links": [
                             {
                                 "trace_id": link.trace_id.hex(),
@@ -66,7 +70,9 @@ def span_records(data: trace_pb2.TracesData, tenant_id: str = "") -> list[dict[s
                                 "attributes": attributes_to_dict(link.attributes),
                             }
                             for link in span.links
-                        ],
+                        ]
+                        if span.links
+                        else [],
                     }
                 )
     return records

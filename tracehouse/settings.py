@@ -86,6 +86,12 @@ class Settings:
     ingest_sampling_ratio: float = 1.0
     # Retry-After seconds sent with 503 / UNAVAILABLE when Kafka cannot take spans.
     ingest_retry_after_seconds: int = 2
+    # Streams (see streams/README.md). An empty policy file keeps every trace.
+    sampling_policy_file: str = ""
+    red_window_seconds: float = 10.0
+    red_max_series: int = 5000
+    graph_wait_seconds: float = 10.0
+    streams_tick_seconds: float = 0.5
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:

@@ -75,3 +75,26 @@ def test_negative_duration_is_clamped() -> None:
     rec["end_time_unix_nano"] = rec["start_time_unix_nano"] - 5
     cols = dict(zip(OTEL_TRACES_COLUMNS, otel_traces_columns([rec]), strict=True))
     assert cols["Duration"] == [0]
+
+
+def test_span_views_build_the_same_records_as_span_records() -> None:
+    """The lazy hot-path views must not change what reaches spans.sampled."""
+    from opentelemetry.proto.trace.v1 import trace_pb2
+
+    from streams.span_views import attributes_of, full_record, span_views
+    from tests.otlp_builders import CLIENT, ERROR, SpanSpec, sid, tid, traces_data
+
+    data: trace_pb2.TracesData = traces_data(
+        [
+            SpanSpec(tid(1), sid(1), "shop", kind=CLIENT, attributes={"a": 1, "b": True}),
+            SpanSpec(tid(1), sid(2), "pay", parent_id=sid(1), status=ERROR, trace_state="k=v"),
+        ]
+    )
+    span = data.resource_spans[0].scope_spans[0].spans[0]
+    ev = span.events.add()
+    ev.name, ev.time_unix_nano = "e", 5
+    link = span.links.add()
+    link.trace_id, link.span_id = tid(9), sid(9)
+    views = span_views(data)
+    assert attributes_of(views[0]) == {"a": "1", "b": "true"}
+    assert [full_record(v) for v in views] == span_records(data)

@@ -1,0 +1,166 @@
+"""Service-graph edges from span pairs, joined across messages within an expiry.
+
+A caller and its callee usually reach the worker in different messages (different services
+export separately), so every span waits up to ``wait_seconds`` for its partner: a child waits for
+its parent and a parent stays findable for late children. Traces are partitioned by trace id, so
+both halves always reach the same worker. Memory is bounded by ``max_items``; the oldest waiting
+halves are dropped first and counted.
+
+Pairs become edges as follows: client -> server is a request/response edge (latency seen by the
+client), producer -> consumer a ``messaging_system`` edge (latency of the consumer), any other
+parent -> child across two services a ``parent_child`` edge. A client span that never finds its
+server but names ``peer.service`` (or ``db.system``) yields a ``virtual_node`` edge on expiry,
+because uninstrumented backends are otherwise invisible.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Any
+
+from streams.histogram import DEFAULT_BOUNDS_MS, Histogram, bounds_ns
+from streams.span_views import first_attribute
+
+KIND_SERVER, KIND_CLIENT, KIND_PRODUCER, KIND_CONSUMER = 2, 3, 4, 5
+STATUS_ERROR = 2
+PEER_KEYS = ("peer.service", "db.system")
+
+EdgeKey = tuple[str, str, str, str]  # tenant, client, server, connection type
+
+
+@dataclass
+class _Half:
+    tenant: str
+    service: str
+    kind: int
+    duration_ns: int
+    error: bool
+    born: float
+    peer: str
+    paired: bool = False
+
+
+def _half(r: dict[str, Any], now: float) -> _Half:
+    peer = first_attribute(r, PEER_KEYS) if r["kind"] == KIND_CLIENT else ""
+    return _Half(
+        r["tenant_id"],
+        r["service_name"],
+        r["kind"],
+        max(0, r["end_time_unix_nano"] - r["start_time_unix_nano"]),
+        r["status_code"] == STATUS_ERROR,
+        now,
+        peer,
+    )
+
+
+@dataclass
+class ServiceGraph:
+    wait_seconds: float = 10.0
+    max_items: int = 100_000
+    bounds_ms: tuple[float, ...] = DEFAULT_BOUNDS_MS
+    edges: dict[EdgeKey, Histogram] = field(default_factory=dict)
+    expired_unpaired: int = 0
+    dropped_full: int = 0
+
+    def __post_init__(self) -> None:
+        self._edges_ns = bounds_ns(self.bounds_ms)
+        # (trace id, span id) -> the span, for children that arrive later.
+        self._spans: OrderedDict[tuple[Any, Any], _Half] = OrderedDict()
+        # (trace id, parent span id) -> children that arrived before their parent.
+        self._orphans: OrderedDict[tuple[Any, Any], list[_Half]] = OrderedDict()
+
+    def add(self, records: list[dict[str, Any]], now: float) -> None:
+        spans, orphans = self._spans, self._orphans
+        for r in records:
+            me = _half(r, now)
+            trace = r["trace_id"]
+            parent_id = r["parent_span_id"]
+            if parent_id:
+                parent = spans.get((trace, parent_id))
+                if parent is not None:
+                    self._pair(parent, me)
+                else:
+                    orphans.setdefault((trace, parent_id), []).append(me)
+            waiting = orphans.pop((trace, r["span_id"]), None)
+            if waiting:
+                for child in waiting:
+                    self._pair(me, child)
+            spans[(trace, r["span_id"])] = me
+        self._bound()
+
+    def _pair(self, parent: _Half, child: _Half) -> None:
+        if parent.service == child.service:
+            return
+        if parent.kind == KIND_CLIENT and child.kind == KIND_SERVER:
+            conn, latency = "", parent.duration_ns
+        elif parent.kind == KIND_PRODUCER and child.kind == KIND_CONSUMER:
+            conn, latency = "messaging_system", child.duration_ns
+        else:
+            conn, latency = "parent_child", child.duration_ns
+        parent.paired = True
+        self._observe(
+            (parent.tenant, parent.service, child.service, conn),
+            latency,
+            parent.error or child.error,
+        )
+
+    def _observe(self, key: EdgeKey, latency_ns: int, error: bool) -> None:
+        hist = self.edges.get(key)
+        if hist is None:
+            hist = self.edges[key] = Histogram(len(self.bounds_ms))
+        hist.observe(latency_ns, error, self._edges_ns)
+
+    def _bound(self) -> None:
+        while len(self._spans) > self.max_items:
+            self._retire(self._spans.popitem(last=False)[1])
+            self.dropped_full += 1
+        while len(self._orphans) > self.max_items:
+            self._orphans.popitem(last=False)
+            self.dropped_full += 1
+
+    def _retire(self, half: _Half) -> None:
+        if half.kind == KIND_CLIENT and not half.paired and half.peer:
+            self._observe((half.tenant, half.service, half.peer, "virtual_node"), half.duration_ns,
+                          half.error)  # fmt: skip
+
+    def expire(self, now: float) -> None:
+        """Forget halves older than the wait; unpaired ones are counted or become virtual edges."""
+        limit = now - self.wait_seconds
+        spans, orphans = self._spans, self._orphans
+        while spans:
+            key, half = next(iter(spans.items()))
+            if half.born > limit:
+                break
+            del spans[key]
+            self._retire(half)
+        while orphans:
+            key, children = next(iter(orphans.items()))
+            if children[0].born > limit:
+                break
+            del orphans[key]
+            self.expired_unpaired += len(children)
+
+    def waiting(self) -> int:
+        return len(self._spans) + len(self._orphans)
+
+    def drain(self, source: str, start_ns: int, end_ns: int) -> dict[str, Any]:
+        """The edges observed since the last drain as a ``graph_edges`` record."""
+        rows = [
+            {
+                "tenant_id": k[0],
+                "client_service": k[1],
+                "server_service": k[2],
+                "connection_type": k[3],
+                **h.as_fields(),
+            }
+            for k, h in self.edges.items()
+        ]
+        self.edges = {}
+        return {
+            "source": source,
+            "window_start_unix_nano": start_ns,
+            "window_end_unix_nano": end_ns,
+            "bucket_bounds_ms": [float(b) for b in self.bounds_ms],
+            "edges": rows,
+        }

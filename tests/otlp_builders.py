@@ -1,0 +1,75 @@
+"""Build OTLP ``TracesData`` messages for tests and the benchmark, span by span."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from opentelemetry.proto.common.v1 import common_pb2
+from opentelemetry.proto.trace.v1 import trace_pb2
+
+SERVER, CLIENT, PRODUCER, CONSUMER, INTERNAL = 2, 3, 4, 5, 1
+OK, ERROR = 1, 2
+MS = 1_000_000
+
+
+@dataclass
+class SpanSpec:
+    trace_id: bytes
+    span_id: bytes
+    service: str
+    name: str = "op"
+    parent_id: bytes = b""
+    kind: int = INTERNAL
+    start_ns: int = 1_700_000_000_000_000_000
+    duration_ms: float = 1.0
+    status: int = 0
+    attributes: dict[str, Any] = field(default_factory=dict)
+    trace_state: str = ""
+
+
+def _any(value: Any) -> common_pb2.AnyValue:
+    if isinstance(value, bool):
+        return common_pb2.AnyValue(bool_value=value)
+    if isinstance(value, int):
+        return common_pb2.AnyValue(int_value=value)
+    if isinstance(value, float):
+        return common_pb2.AnyValue(double_value=value)
+    return common_pb2.AnyValue(string_value=str(value))
+
+
+def traces_data(spans: list[SpanSpec]) -> trace_pb2.TracesData:
+    """One ResourceSpans per service, in first-seen order."""
+    data = trace_pb2.TracesData()
+    by_service: dict[str, Any] = {}
+    for s in spans:
+        scope = by_service.get(s.service)
+        if scope is None:
+            rs = data.resource_spans.add()
+            kv = rs.resource.attributes.add()
+            kv.key, kv.value.string_value = "service.name", s.service
+            scope = by_service[s.service] = rs.scope_spans.add()
+            scope.scope.name = "tests"
+        span = scope.spans.add()
+        span.trace_id, span.span_id, span.parent_span_id = s.trace_id, s.span_id, s.parent_id
+        span.name, span.kind, span.trace_state = s.name, s.kind, s.trace_state
+        span.start_time_unix_nano = s.start_ns
+        span.end_time_unix_nano = s.start_ns + int(s.duration_ms * MS)
+        span.status.code = s.status
+        for k, v in s.attributes.items():
+            a = span.attributes.add()
+            a.key = k
+            a.value.CopyFrom(_any(v))
+    return data
+
+
+def payload(spans: list[SpanSpec]) -> bytes:
+    return traces_data(spans).SerializeToString()
+
+
+def tid(n: int) -> bytes:
+    return n.to_bytes(16, "big")
+
+
+def sid(n: int) -> bytes:
+    return n.to_bytes(8, "big")
