@@ -1,14 +1,19 @@
 """Trace-id hashing for probabilistic sampling, shared by every component that samples.
 
 Ingest (head sampling) and the streams tail sampler must agree on which trace ids fall inside a
-percentage, otherwise a trace kept at the edge could be dropped later (or the reverse). Both
-import this module: the decision depends only on the 16 trace-id bytes and a salt, never on the
-process, the partition or the time.
+percentage, otherwise a trace kept at the edge could be dropped later (or the reverse). Without
+a salt the decision is the OTel consistent-probability rule ingest uses (randomness = the low
+56 bits of the trace id, keep iff it reaches the ratio's threshold), so a tail policy at p% keeps
+exactly the traces an ingest node at p% would keep, and a stricter one keeps a subset. With a
+``hash_salt`` (the OTel tail_sampling option) the decision is deliberately independent: a keyed
+blake2b of the trace id.
 """
 
 from __future__ import annotations
 
 import hashlib
+
+from ingest.head_sampling import randomness, ratio_threshold
 
 _SPACE = 1 << 64
 
@@ -20,9 +25,11 @@ def trace_id_hash(trace_id: bytes, salt: str = "") -> int:
 
 
 def in_sample(trace_id: bytes, percentage: float, salt: str = "") -> bool:
-    """True when the trace id falls in the lowest ``percentage`` % of the hash space."""
+    """True when the trace id falls inside ``percentage`` % of traces (see module doc)."""
     if percentage >= 100:
         return True
     if percentage <= 0:
         return False
-    return trace_id_hash(trace_id, salt) < int(_SPACE * percentage / 100)
+    if salt:
+        return trace_id_hash(trace_id, salt) < int(_SPACE * percentage / 100)
+    return randomness(trace_id, {}) >= ratio_threshold(percentage / 100)

@@ -199,3 +199,18 @@ def test_evaluate_all_reasons() -> None:
     pols: list[p.Policy] = [p.StatusCode("errors", frozenset({2})), p.Latency("slow", 100)]
     assert p.evaluate_all(pols, trace(span(status_code=2)), 0) == (True, "errors")
     assert p.evaluate_all(pols, trace(), 0) == (False, "no_policy_matched")
+
+
+def test_unsalted_probabilistic_agrees_with_ingest_head_sampling() -> None:
+    import random
+
+    from ingest.head_sampling import keep_span, ratio_threshold
+
+    rng = random.Random(9)
+    for pct in (1.0, 10.0, 25.0, 50.0, 90.0):
+        threshold = ratio_threshold(pct / 100)
+        ids = [rng.randbytes(16) for _ in range(2000)]
+        tail = [in_sample(t, pct) for t in ids]
+        head = [keep_span(t, "", threshold)[0] for t in ids]
+        assert tail == head
+        assert abs(sum(tail) / len(ids) - pct / 100) < 0.04
