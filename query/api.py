@@ -18,6 +18,7 @@ from aiohttp import web
 
 from query.jaeger_model import envelope, error_envelope, traces_json
 from query.params import BadRequestError, parse_trace_query
+from query.red import choose_step, series_from_rows, summary_from_rows
 from query.store import TraceStore
 
 TenantResolver = Callable[[web.Request], str | None]
@@ -98,6 +99,53 @@ def build_app(store: TraceStore, tenant_of: TenantResolver = no_auth) -> web.App
             envelope([{"parent": p, "child": c, "callCount": n} for p, c, n in edges])
         )
 
+    def time_range(
+        request: web.Request, default_lookback_us: int = 3_600_000_000
+    ) -> tuple[int, int]:
+        try:
+            end_us = int(request.query.get("end") or time.time_ns() // 1000)
+            start_us = int(request.query.get("start") or end_us - default_lookback_us)
+        except ValueError as exc:
+            raise BadRequestError("start and end are Unix microseconds") from exc
+        if start_us >= end_us:
+            raise BadRequestError("start must be before end")
+        return start_us * 1000, end_us * 1000
+
+    async def red(request: web.Request, tenant: str) -> web.StreamResponse:
+        service = request.query.get("service", "")
+        if not service:
+            raise BadRequestError("parameter 'service' is required")
+        start_ns, end_ns = time_range(request)
+        try:
+            requested = int(request.query.get("step") or 0)
+        except ValueError as exc:
+            raise BadRequestError("step is whole seconds") from exc
+        step = choose_step(start_ns, end_ns, requested)
+        operation = request.query.get("operation", "")
+        overall = await run(
+            store.red_timeseries, tenant, service, operation, False, start_ns, end_ns, step
+        )
+        per_op = await run(
+            store.red_timeseries, tenant, service, operation, True, start_ns, end_ns, step
+        )
+        series = series_from_rows(overall, step) + series_from_rows(per_op, step)
+        return web.json_response(
+            {
+                "data": {"service": service, "step": step, "series": series},
+                "total": len(series),
+                "limit": 0,
+                "offset": 0,
+                "errors": None,
+            }
+        )
+
+    async def red_summary(request: web.Request, tenant: str) -> web.StreamResponse:
+        start_ns, end_ns = time_range(request)
+        rows = await run(
+            store.red_summary, tenant, request.query.get("service", ""), start_ns, end_ns
+        )
+        return web.json_response(envelope(summary_from_rows(rows, (end_ns - start_ns) / 1e9)))
+
     async def health(_request: web.Request) -> web.StreamResponse:
         return web.json_response({"status": "ok"})
 
@@ -111,6 +159,8 @@ def build_app(store: TraceStore, tenant_of: TenantResolver = no_auth) -> web.App
     app.router.add_get("/api/traces", handler(traces))
     app.router.add_get("/api/traces/{trace_id}", handler(trace))
     app.router.add_get("/api/dependencies", handler(dependencies))
+    app.router.add_get("/api/red", handler(red))
+    app.router.add_get("/api/red/summary", handler(red_summary))
     app.router.add_get("/health", health)
     app.router.add_get("/", index)
     app.router.add_static("/ui/", UI_DIR)

@@ -106,7 +106,43 @@ class TraceStore:
         return rows
 
     def dependencies(self, tenant: str, start_ns: int, end_ns: int) -> list[tuple[str, str, int]]:
-        rows = self._rows(
-            sql("dependencies"), {"tenant": tenant, "start_ns": start_ns, "end_ns": end_ns}
-        )
+        """Edges the streams workers joined on all spans; derived from stored spans if none.
+
+        The service-graph table sees every span (before sampling), so its counts are the true
+        call counts; stored spans are a fallback for data written without the streams stage.
+        """
+        params = {"tenant": tenant, "start_ns": start_ns, "end_ns": end_ns}
+        rows = self._rows(sql("graph_edges"), params)
+        if not rows:
+            rows = self._rows(sql("dependencies"), params)
         return [(r[0], r[1], int(r[2])) for r in rows]
+
+    def red_timeseries(
+        self,
+        tenant: str,
+        service: str,
+        operation: str,
+        by_operation: bool,
+        start_ns: int,
+        end_ns: int,
+        step: int,
+    ) -> list[Any]:
+        name = "red_timeseries_1h" if step >= 3600 and step % 3600 == 0 else "red_timeseries"
+        return self._rows(
+            sql(name),
+            {
+                "tenant": tenant,
+                "service": service,
+                "operation": operation,
+                "by_operation": int(by_operation),
+                "start_ns": start_ns,
+                "end_ns": end_ns,
+                "step": step,
+            },
+        )
+
+    def red_summary(self, tenant: str, service: str, start_ns: int, end_ns: int) -> list[Any]:
+        return self._rows(
+            sql("red_summary"),
+            {"tenant": tenant, "service": service, "start_ns": start_ns, "end_ns": end_ns},
+        )

@@ -1,0 +1,27 @@
+-- RED points per time step from the raw per-window series (computed on ALL spans before
+-- sampling). Histograms are summed bucket-wise and interpolated by th_histogram_quantile_v1;
+-- rows with different bucket layouts stay apart (grouped by BucketBoundsMs).
+SELECT
+    bucket, op, calls, errors,
+    th_histogram_quantile_v1(0.50, bounds, counts, max_ns / 1e6) AS p50_ms,
+    th_histogram_quantile_v1(0.90, bounds, counts, max_ns / 1e6) AS p90_ms,
+    th_histogram_quantile_v1(0.99, bounds, counts, max_ns / 1e6) AS p99_ms
+FROM
+(
+    SELECT
+        toUnixTimestamp(toStartOfInterval(TimeUnix, toIntervalSecond({step:UInt32}))) AS bucket,
+        if({by_operation:UInt8} = 1, SpanName, '') AS op,
+        BucketBoundsMs AS bounds,
+        sum(Calls) AS calls,
+        sum(Errors) AS errors,
+        max(DurationMaxNs) AS max_ns,
+        sumForEach(BucketCounts) AS counts
+    FROM red_metrics
+    WHERE TenantId = {tenant:String}
+      AND ServiceName = {service:String}
+      AND ({operation:String} = '' OR SpanName = {operation:String})
+      AND TimeUnix >= fromUnixTimestamp64Nano({start_ns:Int64})
+      AND TimeUnix < fromUnixTimestamp64Nano({end_ns:Int64})
+    GROUP BY bucket, op, bounds
+)
+ORDER BY op, bucket
