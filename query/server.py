@@ -8,6 +8,7 @@ import signal
 from aiohttp import web
 
 from query.api import build_app
+from query.auth import resolver, tenant_config
 from query.store import TraceStore
 from sinks.clickhouse_store import connect
 from tracehouse import logs
@@ -17,7 +18,8 @@ from tracehouse.settings import Settings
 async def serve(settings: Settings) -> None:
     log = logs.setup("query")
     store = TraceStore(connect(settings.clickhouse_url, settings.clickhouse_database))
-    runner = web.AppRunner(build_app(store), access_log=None)
+    auth = tenant_config(settings)
+    runner = web.AppRunner(build_app(store, resolver(auth)), access_log=None)
     await runner.setup()
     await web.TCPSite(runner, settings.query_host, settings.query_http_port).start()
     log.info(

@@ -284,6 +284,13 @@ async function route() {
 
 window.addEventListener("hashchange", route);
 document.addEventListener("DOMContentLoaded", async () => {
+  $("#token").value = localStorage.getItem("tracehouse.token") || "";
+  $("#token-form").addEventListener("submit", async (ev) => {
+    ev.preventDefault();
+    const token = $("#token").value.trim();
+    if (token) localStorage.setItem("tracehouse.token", token); else localStorage.removeItem("tracehouse.token");
+    try { await loadServices($("#service")); await loadOperations(); setStatus(""); } catch (e) { setStatus(e.message); }
+  });
   $("#search-form").addEventListener("submit", search);
   $("#red-form").addEventListener("submit", showRed);
   $("#service").addEventListener("change", loadOperations);
