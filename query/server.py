@@ -9,15 +9,14 @@ from aiohttp import web
 
 from query.api import build_app
 from query.auth import resolver, tenant_config
-from query.store import TraceStore
-from sinks.clickhouse_store import connect
+from query.store import TraceStore, connect_for_queries
 from tracehouse import logs
 from tracehouse.settings import Settings
 
 
 async def serve(settings: Settings) -> None:
     log = logs.setup("query")
-    store = TraceStore(connect(settings.clickhouse_url, settings.clickhouse_database))
+    store = TraceStore(connect_for_queries(settings))
     auth = tenant_config(settings)
     runner = web.AppRunner(build_app(store, resolver(auth)), access_log=None)
     await runner.setup()

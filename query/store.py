@@ -6,12 +6,32 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
+import clickhouse_connect
+
 from query.params import TraceQuery
+from tracehouse.settings import Settings
 
 LOOKBACK_DAYS = 7
 # A trace's spans may start a little before the lookup table's Start (clock skew between
 # services); widen the range scanned by this much.
 RANGE_SLACK_NS = 60_000_000_000
+
+
+def connect_for_queries(settings: Settings) -> Any:
+    """A client safe for concurrent queries from the API's thread pool.
+
+    clickhouse-connect ties a client to one server session by default and refuses concurrent
+    queries in a session; the read side needs no session state, so it runs without one.
+    """
+    host, port = settings.clickhouse_host_port
+    return clickhouse_connect.get_client(
+        host=host,
+        port=port,
+        database=settings.clickhouse_database,
+        compress="lz4",
+        autogenerate_session_id=False,
+        send_receive_timeout=60,
+    )
 
 
 @cache

@@ -217,21 +217,44 @@ function lineChart(title, points, key, fmt) {
   if (points.length) {
     svg.append(svgEl("polyline", { fill: "none", stroke: "#2f6fed", "stroke-width": 1.5,
       points: points.map((p) => `${X(p.ts).toFixed(1)},${Y(p[key] || 0).toFixed(1)}`).join(" ") }));
+    for (const p of points) {
+      const dot = svgEl("circle", { cx: X(p.ts).toFixed(1), cy: Y(p[key] || 0).toFixed(1), r: 2.5, fill: "#2f6fed" });
+      const tip = svgEl("title"); tip.textContent = `${new Date(p.ts / 1000).toLocaleTimeString()}: ${fmt(p[key] || 0)}`;
+      dot.append(tip); svg.append(dot);
+    }
   }
   return el("div", { class: "panel chart" }, el("h3", {}, title), svg);
 }
+// RED covers every span (before sampling), so its services come from the RED data itself:
+// a service whose traces were all sampled out still has rates and latencies.
+async function loadRedServices() {
+  const end = Date.now() * 1000, start = end - 7 * 86400 * 1e6;
+  const rows = await api(`/api/red/summary?start=${start}&end=${end}`);
+  const names = [...new Set(rows.map((r) => r.service))].sort();
+  $("#red-service").replaceChildren(...names.map((s) => el("option", { value: s }, s)));
+}
+let redSeq = 0;  // a newer request supersedes a slower older one
 async function showRed(ev) {
   if (ev) ev.preventDefault();
+  const seq = ++redSeq;
   const service = $("#red-service").value;
   if (!service) return;
   const end = Date.now() * 1000, start = end - Number($("#red-range").value) * 1e6;
   setStatus("loading RED…");
   try {
-    const data = await api(`/api/red?service=${encodeURIComponent(service)}&start=${start}&end=${end}`);
+    const q = `service=${encodeURIComponent(service)}&start=${start}&end=${end}`;
+    const [data, summary] = await Promise.all([api("/api/red?" + q), api("/api/red/summary?" + q)]);
+    if (seq !== redSeq) return;
     setStatus("");
     const box = $("#red-charts");
     if (!data.series.length) { box.replaceChildren(el("div", { class: "empty" }, "No RED data in this range.")); return; }
-    box.replaceChildren(...data.series.map((s) => el("div", {},
+    const ms = (v) => (v === null ? "–" : v.toFixed(1));
+    const table = el("table", { class: "kv panel", id: "red-summary", "data-service": service },
+      el("tr", {}, ...["operation", "calls", "req/s", "errors", "p50 ms", "p90 ms", "p99 ms"].map((h) => el("td", {}, h))),
+      ...summary.map((r) => el("tr", { class: "red-row" }, el("td", {}, r.operation), el("td", {}, r.calls),
+        el("td", {}, r.rate.toFixed(2)), el("td", {}, (r.errorRatio * 100).toFixed(1) + "%"),
+        el("td", {}, ms(r.p50)), el("td", {}, ms(r.p90)), el("td", {}, ms(r.p99)))));
+    box.replaceChildren(table, ...data.series.map((s) => el("div", {},
       el("h2", {}, s.operation || "all operations"),
       el("div", { class: "charts" },
         lineChart("Requests/s", s.points, "rate", (v) => v.toFixed(2)),
@@ -277,7 +300,7 @@ async function route() {
   document.querySelectorAll(".view").forEach((v) => { v.hidden = true; });
   document.querySelectorAll("nav a").forEach((a) => a.classList.toggle("active", a.dataset.view === view));
   if (view === "trace" && arg) { $("#view-trace").hidden = false; await showTrace(arg); }
-  else if (view === "red") { $("#view-red").hidden = false; if (!$("#red-service").options.length) await loadServices($("#red-service")); await showRed(); }
+  else if (view === "red") { $("#view-red").hidden = false; if (!$("#red-service").options.length) await loadRedServices(); await showRed(); }
   else if (view === "map") { $("#view-map").hidden = false; await showMap(); }
   else { $("#view-search").hidden = false; }
 }

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+import tempfile
 import time
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from opentelemetry.proto.trace.v1 import trace_pb2
@@ -39,3 +43,42 @@ def query_api(services: LocalStack, pipeline_settings: Settings) -> Iterator[tup
         yield f"http://127.0.0.1:{pipeline_settings.query_http_port}", records
     finally:
         stack.stop()
+
+
+@pytest.fixture
+def browser() -> Iterator[Any]:
+    chromium, driver = shutil.which("chromium"), shutil.which("chromedriver")
+    if not (chromium and driver):
+        if os.environ.get("CI"):
+            pytest.fail("CI must install Debian's chromium and chromium-driver")
+        pytest.skip("chromium/chromedriver not installed (CI installs them)")
+    options = _webdriver().ChromeOptions()
+    options.binary_location = chromium
+    profile = tempfile.mkdtemp(prefix="th-chromium-")
+    for arg in (
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        "--window-size=1400,900",
+        f"--user-data-dir={profile}",
+    ):
+        options.add_argument(arg)
+    service = _webdriver().ChromeService(executable_path=driver)
+    drv = _webdriver().Chrome(options=options, service=service)
+    try:
+        yield drv
+    finally:
+        drv.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def _webdriver() -> Any:
+    from selenium import webdriver
+
+    return webdriver

@@ -55,7 +55,7 @@ def get(url: str) -> Any:
         return json.loads(resp.read())
 
 
-def test_red_counts_all_spans_despite_sampling(red_stack: LocalStack) -> None:
+def test_red_counts_all_spans_despite_sampling(red_stack: LocalStack, browser: Any) -> None:
     s = red_stack.settings
     request = make_request(traces=60, seed=21)
     post_otlp_http(f"http://127.0.0.1:{s.ingest_http_port}/v1/traces", request.SerializeToString())
@@ -122,3 +122,23 @@ def test_red_counts_all_spans_despite_sampling(red_stack: LocalStack) -> None:
     assert {(d["parent"], d["child"]) for d in deps} <= {
         (a, b) for a in calls for b in calls if a != b
     }
+
+    # The RED page shows the same numbers: one summary row per operation of the service.
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import Select, WebDriverWait
+
+    browser.get(base + "/#/red")
+    wait = WebDriverWait(browser, 20)
+    wait.until(lambda d: d.find_elements(By.CSS_SELECTOR, "#red-service option"))
+    Select(browser.find_element(By.ID, "red-service")).select_by_value(service)
+    browser.find_element(By.CSS_SELECTOR, "#red-form button").click()
+    wait.until(
+        lambda d: d.find_elements(By.CSS_SELECTOR, f"#red-summary[data-service='{service}']")
+    )
+    rows = browser.find_elements(By.CSS_SELECTOR, "#red-summary .red-row")
+    assert len(rows) == len(per_op)
+    assert sum(int(r.find_elements(By.TAG_NAME, "td")[1].text) for r in rows) == calls[service]
+    assert len(browser.find_elements(By.CSS_SELECTOR, "#red-charts svg")) == 4 * (1 + len(per_op))
+    shots = Path(__file__).resolve().parents[2] / "docs" / "screenshots"
+    shots.mkdir(parents=True, exist_ok=True)
+    browser.save_screenshot(str(shots / "red.png"))
