@@ -308,7 +308,7 @@ class SinkWorker:
 def main(settings: Settings | None = None) -> None:
     settings = settings or Settings.from_env()
     logs.setup("sink")
-    start_http_server(settings.sink_metrics_port, addr="127.0.0.1")
+    start_http_server(settings.sink_metrics_port, addr=settings.sink_metrics_host)
     worker = SinkWorker(settings)
     signal.signal(signal.SIGTERM, lambda *_: worker.stop())
     signal.signal(signal.SIGINT, lambda *_: worker.stop())

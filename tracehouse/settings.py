@@ -40,6 +40,10 @@ class Settings:
     ingest_host: str = "127.0.0.1"
     ingest_http_port: int = 4318
     streams_web_port: int = 6066
+    # Bind addresses of the streams web/metrics and sink metrics endpoints: loopback locally,
+    # 0.0.0.0 in containers so probes and Prometheus can reach them.
+    streams_web_host: str = "127.0.0.1"
+    sink_metrics_host: str = "127.0.0.1"
     sink_metrics_port: int = 9464
     streams_group: str = "tracehouse-streams"
     sink_group: str = "tracehouse-sink"
