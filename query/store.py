@@ -147,9 +147,14 @@ class TraceStore:
         end_ns: int,
         step: int,
     ) -> list[Any]:
-        name = "red_timeseries_1h" if step >= 3600 and step % 3600 == 0 else "red_timeseries"
+        hourly = step >= 3600 and step % 3600 == 0
+        text = (
+            sql("red_timeseries")
+            .replace("{table}", "red_metrics_1h" if hourly else "red_metrics")
+            .replace("{sum_counts}", "sumForEachMerge" if hourly else "sumForEach")
+        )
         return self._rows(
-            sql(name),
+            text,
             {
                 "tenant": tenant,
                 "service": service,

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from deploy.local.ports import free_port
+from deploy.local.ports import free_component_ports, free_port
 from deploy.local.stack import LocalStack
 from tracehouse.settings import Settings, Topics
 
@@ -58,14 +60,21 @@ def isolated_settings(services: LocalStack, partitions: int = 4) -> Settings:
         clickhouse_database=f"th_{tag}",
         streams_group=f"streams-{tag}",
         sink_group=f"sink-{tag}",
-        ingest_http_port=free_port(),
-        ingest_grpc_port=free_port(),
-        ingest_zipkin_port=free_port(),
-        streams_web_port=free_port(),
-        sink_metrics_port=free_port(),
-        query_http_port=free_port(),
         sink_batch_seconds=0.5,
+        **free_component_ports(),
     )
+
+
+@contextmanager
+def running_pipeline(services: LocalStack, run_dir: Path, **changes: Any) -> Iterator[LocalStack]:
+    """Topics, tables and the pipeline processes for settings isolated_settings + changes."""
+    stack = LocalStack(isolated_settings(services).with_(**changes), run_dir, say=lambda _m: None)
+    stack.prepare()
+    try:
+        stack.start_pipeline()
+        yield stack
+    finally:
+        stack.stop()
 
 
 @pytest.fixture

@@ -12,17 +12,12 @@ from tracehouse.settings import Settings
 
 
 def _auto_ports(settings: Settings) -> tuple[Settings, int]:
-    from deploy.local.ports import free_port
+    from deploy.local.ports import free_component_ports, free_port
 
     return settings.with_(
         kafka_bootstrap=f"127.0.0.1:{free_port()}",
         clickhouse_url=f"http://127.0.0.1:{free_port()}",
-        ingest_http_port=free_port(),
-        ingest_grpc_port=free_port(),
-        ingest_zipkin_port=free_port(),
-        streams_web_port=free_port(),
-        sink_metrics_port=free_port(),
-        query_http_port=free_port(),
+        **free_component_ports(),
     ), free_port()
 
 

@@ -16,6 +16,24 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+# Settings fields of every port a pipeline component listens on (`up` checks and `--auto-ports`
+# picks them all, so a new listener needs adding only here).
+# Field -> the name a "port in use" error gives it.
+COMPONENT_PORT_FIELDS = {
+    "ingest_http_port": "ingest OTLP/HTTP",
+    "ingest_grpc_port": "ingest OTLP/gRPC",
+    "ingest_zipkin_port": "ingest Zipkin",
+    "streams_web_port": "streams web",
+    "sink_metrics_port": "sink metrics",
+    "query_http_port": "query API / UI",
+}
+
+
+def free_component_ports() -> dict[str, int]:
+    """A free loopback port for every component listener, as Settings field values."""
+    return {name: free_port() for name in COMPONENT_PORT_FIELDS}
+
+
 def ensure_free(port: int, what: str, host: str = "127.0.0.1") -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 from deploy.local.broker import start_broker
 from deploy.local.clickhouse_server import start_clickhouse
-from deploy.local.ports import ensure_free, free_port
+from deploy.local.ports import COMPONENT_PORT_FIELDS, ensure_free, free_port
 from deploy.local.topics import ensure_topics
 from schemas.migrations import migrate
 from sinks.clickhouse_store import connect
@@ -69,14 +69,8 @@ class LocalStack:
 
     def start(self) -> None:
         s = self.settings
-        for port, what in (
-            (s.ingest_http_port, "ingest OTLP/HTTP"),
-            (s.ingest_grpc_port, "ingest OTLP/gRPC"),
-            (s.ingest_zipkin_port, "ingest Zipkin"),
-            (s.streams_web_port, "streams web"),
-            (s.sink_metrics_port, "sink metrics"),
-            (s.query_http_port, "query API / UI"),
-        ):
+        for field_name, what in COMPONENT_PORT_FIELDS.items():
+            port = getattr(s, field_name)
             if port:  # 0 = that receiver is disabled
                 ensure_free(port, what)
         try:

@@ -1,6 +1,8 @@
--- RED points per time step from the raw per-window series (computed on ALL spans before
--- sampling). Histograms are summed bucket-wise and interpolated by th_histogram_quantile_v1;
--- rows with different bucket layouts stay apart (grouped by BucketBoundsMs).
+-- RED points per time step. Histograms are summed bucket-wise and interpolated by
+-- th_histogram_quantile_v1; rows with different bucket layouts stay apart (grouped by bounds).
+-- {table} and {sum_counts} are filled in by query/store.py: the raw per-window table
+-- (red_metrics, sumForEach) or, for steps of an hour or more, the hourly rollup
+-- (red_metrics_1h, sumForEachMerge of its aggregate state).
 SELECT
     bucket, op, calls, errors,
     th_histogram_quantile_v1(0.50, bounds, counts, max_ns / 1e6) AS p50_ms,
@@ -15,8 +17,8 @@ FROM
         sum(Calls) AS calls,
         sum(Errors) AS errors,
         max(DurationMaxNs) AS max_ns,
-        sumForEach(BucketCounts) AS counts
-    FROM red_metrics
+        {sum_counts}(BucketCounts) AS counts
+    FROM {table}
     WHERE TenantId = {tenant:String}
       AND ServiceName = {service:String}
       AND ({operation:String} = '' OR SpanName = {operation:String})

@@ -18,7 +18,7 @@ import pytest
 from opentelemetry.proto.trace.v1 import trace_pb2
 
 from deploy.local.stack import LocalStack
-from tests.conftest import isolated_settings
+from tests.conftest import running_pipeline
 from tests.integration.helpers import wait_until
 from tracehouse.demo_traces import make_request, post_otlp_http
 
@@ -35,19 +35,15 @@ decision_wait: 1s
 def red_stack(services: LocalStack, tmp_path: Path) -> Iterator[LocalStack]:
     policy = tmp_path / "policy.yaml"
     policy.write_text(DROP_MOST)
-    settings = isolated_settings(services).with_(
+    with running_pipeline(
+        services,
+        tmp_path,
         sampling_policy_file=str(policy),
         red_window_seconds=1.0,
         graph_wait_seconds=1.0,
         streams_tick_seconds=0.2,
-    )
-    stack = LocalStack(settings, tmp_path, say=lambda _m: None)
-    stack.prepare()
-    try:
-        stack.start_pipeline()
+    ) as stack:
         yield stack
-    finally:
-        stack.stop()
 
 
 def get(url: str) -> Any:
@@ -110,6 +106,11 @@ def test_red_counts_all_spans_despite_sampling(red_stack: LocalStack, browser: A
         assert p["rate"] == pytest.approx(p["calls"] / body["data"]["step"])
     per_op = [x for x in body["data"]["series"] if x["operation"]]
     assert sum(p["calls"] for x in per_op for p in x["points"]) == calls[service]
+    # Hour steps read the hourly rollup (materialized view): same totals.
+    hourly = get(f"{base}/api/red?service={service}&start={start_us}&end={end_us}&step=3600")
+    assert hourly["data"]["step"] == 3600
+    rolled = next(x for x in hourly["data"]["series"] if x["operation"] == "")
+    assert sum(p["calls"] for p in rolled["points"]) == calls[service]
 
     # Only error traces were stored, yet the dependency graph comes from all spans.
     stored = get(f"{base}/api/traces?service=frontend&limit=1000&start={start_us}&end={end_us}")

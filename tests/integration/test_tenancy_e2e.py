@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 
 from deploy.local.stack import LocalStack
-from tests.conftest import isolated_settings
+from tests.conftest import running_pipeline
 from tests.integration.helpers import wait_until
 from tracehouse.demo_traces import make_request
 
@@ -21,16 +21,9 @@ TOKENS = {"tok-acme": "acme", "tok-globex": "globex"}
 
 @pytest.fixture
 def tenant_stack(services: LocalStack, tmp_path: Path) -> Iterator[LocalStack]:
-    settings = isolated_settings(services).with_(
-        ingest_auth_tokens=",".join(f"{t}={n}" for t, n in TOKENS.items())
-    )
-    stack = LocalStack(settings, tmp_path, say=lambda _m: None)
-    stack.prepare()
-    try:
-        stack.start_pipeline()
+    tokens = ",".join(f"{t}={n}" for t, n in TOKENS.items())
+    with running_pipeline(services, tmp_path, ingest_auth_tokens=tokens) as stack:
         yield stack
-    finally:
-        stack.stop()
 
 
 def call(url: str, token: str | None = None, body: bytes | None = None) -> tuple[int, Any]:
