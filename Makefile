@@ -4,7 +4,7 @@ VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo up test unit integration lint bench clean
+.PHONY: setup system-deps demo up test unit integration lint bench clean
 
 setup: $(STAMP)
 
@@ -22,7 +22,12 @@ demo: setup
 up: setup
 	$(BIN)/tracehouse up
 
-test: setup
+# System packages the tests use (Chromium for the UI tests, docker-compose to validate the
+# compose file); installed with apt when missing and running as root.
+system-deps:
+	bash deploy/local/system-deps.sh
+
+test: setup system-deps
 	$(BIN)/pytest
 
 unit: setup
