@@ -90,6 +90,7 @@ def columnar_batch(views: Sequence[dict[str, Any]]) -> dict[str, Any]:
         rec["attribute_keys"],
         rec["attribute_values"],
     )
+    event_counts, link_counts = rec["event_counts"], rec["link_counts"]
     for view, span in zip(views, spans, strict=True):
         resource = view["resource_attributes"]
         slot = resource_slot.get(id(resource))
@@ -98,17 +99,23 @@ def columnar_batch(views: Sequence[dict[str, Any]]) -> dict[str, Any]:
             _put_map(resource, res_lengths, res_keys, res_values)
         res_index.append(slot)
         if span.attributes:
-            _put_map(attributes_of(view), attr_lengths, attr_keys, attr_values)
+            attrs = attributes_of(view)
+            attr_lengths.append(len(attrs))
+            attr_keys.extend(attrs)
+            attr_values.extend(attrs.values())
         else:
             attr_lengths.append(0)
-        _put_events(span, rec)
-        _put_links(span, rec)
+        # Most spans have neither events nor links: skip the calls for them.
+        if span.events:
+            _put_events(span.events, rec)
+        event_counts.append(len(span.events))
+        if span.links:
+            _put_links(span.links, rec)
+        link_counts.append(len(span.links))
     return rec
 
 
-def _put_events(span: Any, rec: dict[str, list[Any]]) -> None:
-    events = span.events
-    rec["event_counts"].append(len(events))
+def _put_events(events: Any, rec: dict[str, list[Any]]) -> None:
     for e in events:
         rec["event_time_unix_nano"].append(e.time_unix_nano)
         rec["event_name"].append(e.name)
@@ -120,9 +127,7 @@ def _put_events(span: Any, rec: dict[str, list[Any]]) -> None:
         )
 
 
-def _put_links(span: Any, rec: dict[str, list[Any]]) -> None:
-    links = span.links
-    rec["link_counts"].append(len(links))
+def _put_links(links: Any, rec: dict[str, list[Any]]) -> None:
     for link in links:
         rec["link_trace_id"].append(link.trace_id.hex())
         rec["link_span_id"].append(link.span_id.hex())

@@ -166,3 +166,23 @@ def test_row_fixture_converter_matches_the_streams_writer() -> None:
     data = _rich_data()
     table = otel_traces_from_columns(columns_from_rows(span_records(data)))
     assert table.equals(_v1_table(data))
+
+
+def test_row_fixture_converter_fills_v1_defaults() -> None:
+    minimal = {
+        "trace_id": "ab" * 16,
+        "span_id": "cd" * 8,
+        "name": "op",
+        "kind": 1,
+        "service_name": "svc",
+        "start_time_unix_nano": 5,
+        "end_time_unix_nano": 9,
+        "status_code": 0,
+        "links": [{"trace_id": "01" * 16, "span_id": "02" * 8}],
+    }
+    v1 = avro_codec.decode_as_written(
+        "span_batch", avro_codec.encode("span_batch", {"spans": [minimal]}, 1)
+    )
+    assert otel_traces_from_columns(columns_from_rows([minimal])).equals(
+        otel_traces_arrow(v1[1]["spans"])
+    )
