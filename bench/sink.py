@@ -19,12 +19,15 @@ Usage: .venv/bin/python bench/sink.py [--spans 200000] [--batch-rows 50000] [--w
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 import threading
 import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from confluent_kafka import Producer
 

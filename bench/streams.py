@@ -9,7 +9,7 @@ sampled spans, RED and edge batches. Prints spans/s for each and the ratio to th
 all spans alone in each format.
 
     .venv/bin/python bench/streams.py [--messages 200] [--spans 500] [--policy keep-all|tail]
-        [--wire v1|v2|both]
+        [--wire v1|v2|both] [--repeat 3]
 """
 
 from __future__ import annotations
@@ -135,6 +135,7 @@ def main() -> None:
     ap.add_argument("--spans", type=int, default=500, help="spans per raw message")
     ap.add_argument("--policy", choices=["keep-all", "tail"], default="tail")
     ap.add_argument("--wire", choices=["v1", "v2", "both"], default="both")
+    ap.add_argument("--repeat", type=int, default=3, help="best of N, wires alternating")
     args = ap.parse_args()
     wires = ["v2", "v1"] if args.wire == "both" else [args.wire]
     cfg = (
@@ -148,14 +149,21 @@ def main() -> None:
     base_rate = base_spans / base_s
     print(f"messages={args.messages} spans/message={args.spans} policy={args.policy}")
     print(f"baseline protobuf decode : {base_rate:>12,.0f} spans/s")
-    for wire in wires:
-        spans, full_s, sampled = run_full(messages, cfg, wire)
-        assert spans == base_spans, (spans, base_spans)
-        full_rate = spans / full_s
+    # A shared, noisy machine: alternate the wires and keep each one's best run.
+    best: dict[str, float] = dict.fromkeys(wires, 0.0)
+    for _ in range(args.repeat):
+        for wire in wires:
+            spans, full_s, sampled = run_full(messages, cfg, wire)
+            assert spans == base_spans, (spans, base_spans)
+            best[wire] = max(best[wire], spans / full_s)
+    for wire, full_rate in best.items():
         share = f"{full_rate / base_rate:.3f} x baseline; {sampled / spans:.1%} sampled"
         print(f"full streams path, {wire}    : {full_rate:>12,.0f} spans/s  ({share})")
-    for wire in wires:
-        rate = encode_alone(messages, wire)
+    alone: dict[str, float] = dict.fromkeys(wires, 0.0)
+    for _ in range(args.repeat):
+        for wire in wires:
+            alone[wire] = max(alone[wire], encode_alone(messages, wire))
+    for wire, rate in alone.items():
         print(f"encode alone, {wire}         : {rate:>12,.0f} spans/s")
 
 
