@@ -4,33 +4,44 @@ Starts its own broker and ClickHouse (pinned wheels), publishes N spans to spans
 Avro batches, then measures
 
 1. one in-process ``SinkWorker`` (consume -> Avro decode -> Arrow columns -> insert with the
-   intent/dedup protocol -> commit), from its first message to the last row stored;
+   intent/dedup protocol -> commit), from its first message to the last row stored, once per
+   wire version of ``span_batch`` (``--wire both``: v2 columnar, then v1 rows, each from its
+   own topic into its own database, back to back);
 2. a direct ``client.insert_arrow`` of the same spans as one Arrow table, in the same batch
    size, into a second database: the ceiling the worker is compared with;
 3. the two columnar insert paths the issue asked about for otel_traces: Python column lists
-   with ``insert(column_oriented=True)`` vs an Arrow table with ``insert_arrow`` (build + send).
+   with ``insert(column_oriented=True)`` vs an Arrow table with ``insert_arrow`` (build + send);
+4. the worker's CPU stages alone (Avro decode, Arrow build) for each wire version.
 
-Usage: .venv/bin/python bench/sink.py [--spans 200000] [--batch-rows 50000]
+Usage: .venv/bin/python bench/sink.py [--spans 200000] [--batch-rows 50000] [--wire both]
+       [--repeat 1]
 """
 
 from __future__ import annotations
 
 import argparse
+import sys
 import tempfile
 import threading
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from confluent_kafka import Producer
 
 from deploy.local.ports import free_port
 from deploy.local.stack import LocalStack
+from deploy.local.topics import ensure_topics
 from schemas import avro_codec
 from schemas.migrations import migrate
 from sinks.clickhouse_store import connect
+from sinks.columnar_spans import otel_traces_from_columns
 from sinks.span_columns import OTEL_TRACES_COLUMNS, otel_traces_arrow, otel_traces_columns
 from sinks.worker import SinkWorker
+from tests.span_batch_rows import columns_from_rows
 from tracehouse.settings import Settings
 
 T0 = 1_764_000_000_000_000_000
@@ -74,12 +85,24 @@ def make_span(i: int) -> dict[str, Any]:
     }
 
 
-def publish(settings: Settings, spans: list[dict[str, Any]]) -> None:
+def encode_message(spans: list[dict[str, Any]], wire: str) -> bytes:
+    if wire == "v1":
+        return avro_codec.encode("span_batch", {"spans": spans}, 1)
+    return avro_codec.encode("span_batch", columns_from_rows(spans), 2)
+
+
+def messages_of(spans: list[dict[str, Any]], wire: str) -> list[bytes]:
+    return [
+        encode_message(spans[i : i + SPANS_PER_MESSAGE], wire)
+        for i in range(0, len(spans), SPANS_PER_MESSAGE)
+    ]
+
+
+def publish(settings: Settings, spans: list[dict[str, Any]], wire: str) -> None:
     producer = Producer(
         {"bootstrap.servers": settings.kafka_bootstrap, "linger.ms": 20, "compression.type": "lz4"}
     )
-    for n, first in enumerate(range(0, len(spans), SPANS_PER_MESSAGE)):
-        value = avro_codec.encode("span_batch", {"spans": spans[first : first + SPANS_PER_MESSAGE]})
+    for n, value in enumerate(messages_of(spans, wire)):
         producer.produce(settings.topics.sampled_spans, value, partition=n % settings.partitions)
         producer.poll(0)
     assert producer.flush(60) == 0
@@ -142,19 +165,32 @@ def compare_insert_paths(client: Any, spans: list[dict[str, Any]]) -> dict[str, 
     return out
 
 
-def stage_rates(spans: list[dict[str, Any]]) -> dict[str, float]:
+def stage_rates(spans: list[dict[str, Any]], wire: str) -> dict[str, float]:
     """rows/s of the worker's two CPU stages alone, to name the bottleneck."""
-    messages = [
-        avro_codec.encode("span_batch", {"spans": spans[i : i + SPANS_PER_MESSAGE]})
-        for i in range(0, len(spans), SPANS_PER_MESSAGE)
-    ]
+    messages = messages_of(spans, wire)
     started = time.perf_counter()
-    decoded = [s for m in messages for s in avro_codec.decode("span_batch", m)["spans"]]
+    decoded = [avro_codec.decode_as_written("span_batch", m)[1] for m in messages]
     decode_s = time.perf_counter() - started
     started = time.perf_counter()
-    otel_traces_arrow(decoded)
+    if wire == "v1":
+        otel_traces_arrow([s for rec in decoded for s in rec["spans"]])
+    else:
+        for rec in decoded:
+            otel_traces_from_columns(rec)
     build_s = time.perf_counter() - started
-    return {"Avro decode (fastavro)": len(spans) / decode_s, "Arrow build": len(spans) / build_s}
+    return {
+        f"{wire} Avro decode (fastavro)": len(spans) / decode_s,
+        f"{wire} Arrow build": len(spans) / build_s,
+    }
+
+
+def settings_for(settings: Settings, wire: str, run: int) -> Settings:
+    """Own topic, consumer group and database per wire version and run, so runs do not mix."""
+    return settings.with_(
+        topics=replace(settings.topics, sampled_spans=f"spans.sampled.{wire}.{run}"),
+        sink_group=f"bench-sink-{wire}-{run}",
+        clickhouse_database=f"bench_sink_{wire}_{run}",
+    )
 
 
 def main() -> None:
@@ -162,7 +198,12 @@ def main() -> None:
     parser.add_argument("--spans", type=int, default=200_000)
     parser.add_argument("--batch-rows", type=int, default=50_000)
     parser.add_argument("--decode-processes", type=int, default=0)
+    parser.add_argument("--wire", choices=["v1", "v2", "both"], default="both")
+    parser.add_argument(
+        "--repeat", type=int, default=1, help="worker runs per wire, best kept; order alternates"
+    )
     args = parser.parse_args()
+    wires = ["v2", "v1"] if args.wire == "both" else [args.wire]
     with tempfile.TemporaryDirectory(prefix="bench-sink-") as tmp:
         settings = Settings(
             kafka_bootstrap=f"127.0.0.1:{free_port()}",
@@ -177,26 +218,40 @@ def main() -> None:
         stack = LocalStack(settings, Path(tmp), free_port(), say=lambda _m: None)
         try:
             stack.start_services()
-            stack.prepare()
             spans = [make_span(i) for i in range(args.spans)]
-            publish(settings, spans)
-            worker_s = run_worker(settings, len(spans))
+            worker_s: dict[str, float] = dict.fromkeys(wires, float("inf"))
+            for run in range(args.repeat):
+                for wire in wires:
+                    wire_settings = settings_for(settings, wire, run)
+                    ensure_topics(wire_settings)
+                    migrate(
+                        connect(settings.clickhouse_url, "default"),
+                        wire_settings.clickhouse_database,
+                    )
+                    publish(wire_settings, spans, wire)
+            for run in range(args.repeat):
+                # Alternate which wire goes first: the first worker run of a round pays warm-up.
+                for wire in wires if run % 2 == 0 else wires[::-1]:
+                    seconds = run_worker(settings_for(settings, wire, run), len(spans))
+                    worker_s[wire] = min(worker_s[wire], seconds)
             admin = connect(settings.clickhouse_url, "default")
             migrate(admin, "bench_direct")
             direct = connect(settings.clickhouse_url, "bench_direct")
             direct_s = direct_insert(direct, spans, args.batch_rows)
             paths = compare_insert_paths(direct, spans[: min(len(spans), 100_000)])
-            stages = stage_rates(spans[: min(len(spans), 100_000)])
+            stages = {k: v for w in wires for k, v in stage_rates(spans[:100_000], w).items()}
         finally:
             stack.stop()
-    worker_rate, direct_rate = len(spans) / worker_s, len(spans) / direct_s
+    direct_rate = len(spans) / direct_s
     print(
         f"spans: {len(spans)} in messages of {SPANS_PER_MESSAGE}, batch rows {args.batch_rows},"
-        f" decode processes {args.decode_processes}"
+        f" decode processes {args.decode_processes}, worker runs per wire {args.repeat} (best)"
     )
-    print(f"sink worker (1 process):       {worker_rate:>10,.0f} rows/s  ({worker_s:.2f} s)")
+    for wire, seconds in worker_s.items():
+        rate = len(spans) / seconds
+        print(f"sink worker (1 process), {wire}:   {rate:>10,.0f} rows/s  ({seconds:.2f} s)")
+        print(f"ratio worker {wire}/direct:         {rate / direct_rate:>10.2f}")
     print(f"direct insert_arrow, same data: {direct_rate:>10,.0f} rows/s  ({direct_s:.2f} s)")
-    print(f"ratio worker/direct:            {worker_rate / direct_rate:>10.2f}")
     for name, rate in paths.items():
         print(f"otel_traces build+insert via {name:<16} {rate:>10,.0f} rows/s")
     for name, rate in stages.items():

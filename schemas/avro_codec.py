@@ -2,9 +2,11 @@
 
 There is no schema registry in the local stack, so every message names its writer schema
 itself: byte 0 is the magic ``0xA7``, byte 1 the schema version. Readers resolve any known
-writer version against the newest reader schema, which is how schemas evolve without
-stopping the pipeline. The ``.avsc`` files are plain Avro, so any Avro library (the Apache
-``avro`` package in the tests) can read the body after the header.
+writer version against the newest reader schema (:func:`decode`), which is how schemas evolve
+without stopping the pipeline; a schema whose new version changes shape (``span_batch`` v2 is
+columnar) is read with :func:`decode_as_written` and dispatched on the version byte.
+The ``.avsc`` files are plain Avro, so any Avro library (the Apache ``avro`` package in the
+tests) can read the body after the header.
 """
 
 from __future__ import annotations
@@ -55,24 +57,20 @@ def encode(name: str, record: dict[str, Any], version: int | None = None) -> byt
     return buf.getvalue()
 
 
-def decode(name: str, payload: bytes) -> dict[str, Any]:
+def _writer_version(name: str, payload: bytes) -> int:
     if len(payload) < 2 or payload[0] != MAGIC:
         raise AvroDecodeError(f"{name}: missing Avro frame header")
     writer_version = payload[1]
-    reader_version = latest_version(name)
-    if writer_version > reader_version:
+    if writer_version > latest_version(name):
         raise AvroDecodeError(f"{name}: unknown schema version {writer_version}")
-    try:
-        writer = parsed_schema(name, writer_version)
-    except FileNotFoundError as exc:
-        raise AvroDecodeError(f"{name}: unknown schema version {writer_version}") from exc
-    reader = parsed_schema(name, reader_version)
+    return writer_version
+
+
+def _read_body(name: str, payload: bytes, writer: Any, reader: Any) -> dict[str, Any]:
     buf = io.BytesIO(payload)
     buf.seek(2)
     try:
-        record = fastavro.schemaless_reader(
-            buf, writer, reader if reader_version != writer_version else None
-        )
+        record = fastavro.schemaless_reader(buf, writer, reader)
     except Exception as exc:  # fastavro raises many types on corrupt input
         raise AvroDecodeError(f"{name}: corrupt Avro body: {exc}") from exc
     if buf.tell() != len(payload):
@@ -80,3 +78,31 @@ def decode(name: str, payload: bytes) -> dict[str, Any]:
     if not isinstance(record, dict):
         raise AvroDecodeError(f"{name}: body is not a record")
     return record
+
+
+def _writer_schema(name: str, version: int) -> Any:
+    try:
+        return parsed_schema(name, version)
+    except FileNotFoundError as exc:
+        raise AvroDecodeError(f"{name}: unknown schema version {version}") from exc
+
+
+def decode(name: str, payload: bytes) -> dict[str, Any]:
+    """The record resolved against the newest schema (for schemas that evolve compatibly)."""
+    writer_version = _writer_version(name, payload)
+    reader_version = latest_version(name)
+    writer = _writer_schema(name, writer_version)
+    reader = parsed_schema(name, reader_version) if reader_version != writer_version else None
+    return _read_body(name, payload, writer, reader)
+
+
+def decode_as_written(name: str, payload: bytes) -> tuple[int, dict[str, Any]]:
+    """The record in its writer's own schema, and that schema's version.
+
+    For schemas whose versions change shape incompatibly (``span_batch`` v1 rows -> v2
+    columns): Avro resolution cannot map one onto the other, so the reader dispatches on the
+    version instead, and old messages stay readable during an upgrade.
+    """
+    writer_version = _writer_version(name, payload)
+    writer = _writer_schema(name, writer_version)
+    return writer_version, _read_body(name, payload, writer, None)

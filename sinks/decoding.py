@@ -41,9 +41,28 @@ def decode_rows(writer: TableWriter, value: bytes) -> list[Any]:
         raise PoisonRecord("invalid_record", str(exc)) from exc
 
 
+def decode_versioned(writer: TableWriter, value: bytes) -> Decoded:
+    """A message of a schema with per-version builders (``span_batch``) -> its Arrow table."""
+    try:
+        version, record = avro_codec.decode_as_written(writer.avro_schema, value)
+    except avro_codec.AvroDecodeError as exc:
+        return Decoded(None, "undecodable_avro", str(exc))
+    build = writer.by_version.get(version)
+    if build is None:
+        return Decoded(None, "undecodable_avro", f"no reader for schema version {version}")
+    try:
+        return Decoded(build(record))
+    except (InvalidRecord, KeyError, TypeError) as exc:
+        return Decoded(None, "invalid_record", str(exc))
+    except (pa.ArrowException, OverflowError, ValueError) as exc:
+        return Decoded(None, "invalid_record", f"cannot convert to columns: {exc}")
+
+
 def decode_message(stream: str, value: bytes) -> Decoded:
     """One message of ``stream`` -> its rows as an Arrow table, or why it cannot be stored."""
     writer = WRITERS[stream]
+    if writer.by_version:
+        return decode_versioned(writer, value)
     try:
         rows = decode_rows(writer, value)
     except PoisonRecord as poison:

@@ -87,7 +87,7 @@ def _name(names: tuple[str, ...], code: int) -> str:
     return names[code] if 0 <= code < len(names) else str(code)
 
 
-def _enum_names(codes: pa.Array, names: tuple[str, ...]) -> pa.Array:
+def enum_names(codes: pa.Array, names: tuple[str, ...]) -> pa.Array:
     """OTLP enum numbers -> exporter strings; unknown numbers are kept as their digits."""
     known = pc.and_(pc.greater_equal(codes, 0), pc.less(codes, len(names)))
     index = pc.if_else(known, codes, 0)
@@ -119,14 +119,14 @@ def otel_traces_arrow(spans: Sequence[dict[str, Any]]) -> pa.Table:
         f("parent_span_id"),
         f("trace_state"),
         f("name"),
-        _enum_names(f("kind"), SPAN_KIND_NAMES),
+        enum_names(f("kind"), SPAN_KIND_NAMES),
         f("service_name"),
         f("resource_attributes"),
         f("scope_name"),
         f("scope_version"),
         f("attributes"),
         duration.cast(pa.uint64()),
-        _enum_names(f("status_code"), STATUS_CODE_NAMES),
+        enum_names(f("status_code"), STATUS_CODE_NAMES),
         f("status_message"),
         _nested(events, "time_unix_nano", _NS),
         _nested(events, "name"),

@@ -6,12 +6,13 @@ A writer is pure data plus two pure functions, so the worker's exactly-once prot
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import pyarrow as pa
 
+from sinks.columnar_spans import otel_traces_from_columns
 from sinks.counter_columns import counter_rows, pipeline_counters_arrow
 from sinks.span_columns import otel_traces_arrow
 from sinks.window_columns import edge_rows, red_metrics_arrow, red_rows, service_graph_arrow
@@ -27,16 +28,31 @@ class TableWriter:
     rows: Callable[[dict[str, Any]], list[Any]]
     # Rows of one batch -> the Arrow table inserted in one go.
     arrow: Callable[[Sequence[Any]], pa.Table]
+    # For schemas whose versions are not Avro-resolvable (span_batch v1 rows, v2 columns):
+    # writer-schema version -> record-as-written -> Arrow table. Versions missing here are
+    # resolved to the newest schema and go through ``rows``/``arrow``.
+    by_version: Mapping[int, Callable[[dict[str, Any]], pa.Table]] = field(default_factory=dict)
 
 
 def _spans(record: dict[str, Any]) -> list[Any]:
     return list(record["spans"])
 
 
+def _spans_v1(record: dict[str, Any]) -> pa.Table:
+    return otel_traces_arrow(record["spans"])
+
+
 WRITERS: dict[str, TableWriter] = {
     w.stream: w
     for w in (
-        TableWriter("spans", "span_batch", "otel_traces", _spans, otel_traces_arrow),
+        TableWriter(
+            "spans",
+            "span_batch",
+            "otel_traces",
+            _spans,
+            otel_traces_arrow,
+            {1: _spans_v1, 2: otel_traces_from_columns},
+        ),
         TableWriter("red", "red_metrics", "red_metrics", red_rows, red_metrics_arrow),
         TableWriter("edges", "graph_edges", "service_graph_edges", edge_rows, service_graph_arrow),
         TableWriter(

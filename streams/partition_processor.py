@@ -23,7 +23,7 @@ from streams.policies import Policy, TraceView, evaluate_all
 from streams.red_metrics import RedAggregator
 from streams.sampling_config import SamplingConfig
 from streams.service_graph import ServiceGraph
-from streams.span_views import full_record, span_views
+from streams.span_views import span_views
 from streams.trace_buffer import BufferedTrace, DecisionCache, TraceBuffer
 
 
@@ -45,6 +45,7 @@ class RestoredState:
 
 @dataclass
 class TickOutput:
+    # Span views of kept spans (ids as bytes); streams.pipeline encodes them for the wire.
     sampled: list[dict[str, Any]] = field(default_factory=list)
     decisions: list[tuple[str, bool, int]] = field(default_factory=list)
     red: dict[str, Any] | None = None
@@ -136,7 +137,7 @@ class PartitionProcessor:
             return
         self.counters.add(c.SPANS_LATE, len(recs), "sampled" if sampled else "not_sampled")
         if sampled:
-            self._outbox.extend(full_record(r) for r in recs)
+            self._outbox.extend(recs)
             self.counters.add(c.SPANS_SAMPLED, len(recs))
         else:
             self.counters.add(c.SPANS_SAMPLED_OUT, len(recs), "late")
@@ -187,7 +188,7 @@ class PartitionProcessor:
         out.decisions.append((trace.trace_id, keep, through))
         n = len(trace.records)
         if keep:
-            out.sampled.extend(full_record(r) for r in trace.records)
+            out.sampled.extend(trace.records)
             self.counters.add(c.TRACES_SAMPLED, 1, reason)
             self.counters.add(c.SPANS_SAMPLED, n)
         else:

@@ -1,8 +1,10 @@
-"""Raw message -> ``span_batch`` payloads without sampling, and the batch encoder.
+"""Raw message -> ``span_batch`` payloads without sampling, and the batch encoders.
 
 The worker itself runs :mod:`streams.partition_processor` (RED, graph, tail sampling);
-:func:`encode_span_batches` is how it cuts sampled spans into ``spans.sampled`` messages, and
-:func:`process_raw_message` remains the no-sampling conversion used by codec tests and tools.
+:func:`encode_span_batches` is how it cuts sampled span views into columnar ``span_batch`` v2
+messages for ``spans.sampled``, and :func:`process_raw_message` remains the no-sampling
+conversion used by codec tests and tools. :func:`encode_span_batches_v1` writes the old row
+format, kept for upgrade tests and the ``bench/streams.py --wire v1`` comparison.
 """
 
 from __future__ import annotations
@@ -14,7 +16,8 @@ from google.protobuf.message import DecodeError
 from opentelemetry.proto.trace.v1 import trace_pb2
 
 from schemas import avro_codec
-from streams.span_records import span_records
+from streams.columnar_batch import columnar_batch
+from streams.span_views import span_views
 
 SPAN_BATCH = "span_batch"
 # Upper bound of spans per spans.sampled message: keeps messages well under broker limits.
@@ -32,9 +35,18 @@ def decode_traces(payload: bytes) -> trace_pb2.TracesData:
     return trace_pb2.TracesData.FromString(payload)
 
 
-def encode_span_batches(records: list[dict[str, Any]]) -> list[bytes]:
+def encode_span_batches(views: list[dict[str, Any]]) -> list[bytes]:
+    """Span views (see :mod:`streams.span_views`) -> framed ``span_batch`` v2 messages."""
     return [
-        avro_codec.encode(SPAN_BATCH, {"spans": records[i : i + MAX_SPANS_PER_MESSAGE]})
+        avro_codec.encode(SPAN_BATCH, columnar_batch(views[i : i + MAX_SPANS_PER_MESSAGE]), 2)
+        for i in range(0, len(views), MAX_SPANS_PER_MESSAGE)
+    ]
+
+
+def encode_span_batches_v1(records: list[dict[str, Any]]) -> list[bytes]:
+    """v1 ``Span`` records (see :mod:`streams.span_records`) -> framed v1 messages."""
+    return [
+        avro_codec.encode(SPAN_BATCH, {"spans": records[i : i + MAX_SPANS_PER_MESSAGE]}, 1)
         for i in range(0, len(records), MAX_SPANS_PER_MESSAGE)
     ]
 
@@ -44,5 +56,5 @@ def process_raw_message(payload: bytes) -> MessageResult:
         data = decode_traces(payload)
     except DecodeError as exc:
         return MessageResult(malformed=f"undecodable OTLP protobuf: {exc}")
-    records = span_records(data)
-    return MessageResult(spans_in=len(records), sampled_payloads=encode_span_batches(records))
+    views = span_views(data)
+    return MessageResult(spans_in=len(views), sampled_payloads=encode_span_batches(views))

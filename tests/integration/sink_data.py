@@ -18,6 +18,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 from deploy.local.stack import Child, LocalStack
 from deploy.local.topics import partition_count
 from schemas import avro_codec
+from tests.span_batch_rows import columns_from_rows
 from tracehouse.settings import Settings
 
 BOUNDS_MS = [2.0, 4.0, 6.0, 8.0, 10.0, 50.0, 100.0, 250.0, 1000.0]
@@ -153,7 +154,12 @@ def produce_round(settings: Settings, round_no: int, expected: Expected, partiti
             rec = span_batch(first, traces=10, spans_per_trace=6)
             expected.spans += len(rec["spans"])
             expected.traces.update(s["trace_id"] for s in rec["spans"])
-            spans.append((p, avro_codec.encode("span_batch", rec)))
+            # Mixed wire versions, as in a topic during an upgrade from v1 to v2.
+            if m == 1:
+                spans.append((p, avro_codec.encode("span_batch", rec, 1)))
+            else:
+                columns = columns_from_rows(rec["spans"])
+                spans.append((p, avro_codec.encode("span_batch", columns, 2)))
         window = round_no * partitions + p
         red_rec = red_batch(window, f"otlp_spans/{p}")
         expected.red_rows += len(red_rec["series"])

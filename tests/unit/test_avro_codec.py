@@ -5,8 +5,9 @@ import avro.schema
 import pytest
 
 from schemas import avro_codec
+from streams.columnar_batch import columnar_batch
 from streams.pipeline import encode_span_batches, process_raw_message
-from streams.span_records import span_records
+from streams.span_views import span_views
 from tracehouse.demo_traces import make_request
 
 SPAN = {
@@ -37,14 +38,21 @@ SPAN = {
 }
 
 
-def test_fastavro_round_trip() -> None:
-    payload = avro_codec.encode("span_batch", {"spans": [SPAN, SPAN]})
+def test_fastavro_round_trip_v1() -> None:
+    """v1 (rows) is no longer written by streams but must stay readable during an upgrade."""
+    payload = avro_codec.encode("span_batch", {"spans": [SPAN, SPAN]}, 1)
     assert payload[0] == avro_codec.MAGIC and payload[1] == 1
-    assert avro_codec.decode("span_batch", payload) == {"spans": [SPAN, SPAN]}
+    assert avro_codec.decode_as_written("span_batch", payload) == (1, {"spans": [SPAN, SPAN]})
+
+
+def test_v1_does_not_resolve_to_the_columnar_v2() -> None:
+    payload = avro_codec.encode("span_batch", {"spans": [SPAN]}, 1)
+    with pytest.raises(avro_codec.AvroDecodeError):
+        avro_codec.decode("span_batch", payload)
 
 
 def test_apache_avro_reads_fastavro_bytes() -> None:
-    payload = avro_codec.encode("span_batch", {"spans": [SPAN]})
+    payload = avro_codec.encode("span_batch", {"spans": [SPAN]}, 1)
     import json
 
     schema = avro.schema.parse(json.dumps(avro_codec.schema_json("span_batch", 1)))
@@ -60,7 +68,7 @@ def test_apache_avro_written_bytes_decode_with_fastavro() -> None:
     buf = io.BytesIO()
     buf.write(bytes((avro_codec.MAGIC, 1)))
     avro.io.DatumWriter(schema).write({"spans": [SPAN]}, avro.io.BinaryEncoder(buf))
-    assert avro_codec.decode("span_batch", buf.getvalue()) == {"spans": [SPAN]}
+    assert avro_codec.decode_as_written("span_batch", buf.getvalue()) == (1, {"spans": [SPAN]})
 
 
 @pytest.mark.parametrize(
@@ -74,24 +82,28 @@ def test_apache_avro_written_bytes_decode_with_fastavro() -> None:
 )
 def test_bad_payloads_raise_clear_errors(payload: bytes, message: str) -> None:
     with pytest.raises(avro_codec.AvroDecodeError, match=message):
-        avro_codec.decode("span_batch", payload)
+        avro_codec.decode_as_written("span_batch", payload)
+    with pytest.raises(avro_codec.AvroDecodeError, match=message):
+        avro_codec.decode("red_metrics", payload)
 
 
-def test_trailing_bytes_are_rejected() -> None:
-    payload = avro_codec.encode("span_batch", {"spans": []}) + b"junk"
+@pytest.mark.parametrize("version", [1, 2])
+def test_trailing_bytes_are_rejected(version: int) -> None:
+    empty = {"spans": []} if version == 1 else columnar_batch([])
+    payload = avro_codec.encode("span_batch", empty, version) + b"junk"
     with pytest.raises(avro_codec.AvroDecodeError, match="trailing"):
-        avro_codec.decode("span_batch", payload)
+        avro_codec.decode_as_written("span_batch", payload)
 
 
 def test_raw_message_to_batches_keeps_all_spans() -> None:
     raw = make_request(traces=30, seed=5).SerializeToString()
     result = process_raw_message(raw)
     assert result.malformed is None and result.spans_in == 150
-    spans = [
-        s for p in result.sampled_payloads for s in avro_codec.decode("span_batch", p)["spans"]
-    ]
-    assert len(spans) == 150
-    assert {s["service_name"] for s in spans} <= {
+    batches = [avro_codec.decode_as_written("span_batch", p) for p in result.sampled_payloads]
+    assert {version for version, _ in batches} == {2}
+    services = [s for _, b in batches for s in b["service_name"]]
+    assert len(services) == 150
+    assert set(services) <= {
         "frontend",
         "checkout",
         "cart",
@@ -105,7 +117,7 @@ def test_large_message_is_split_into_bounded_batches() -> None:
     from opentelemetry.proto.trace.v1 import trace_pb2
 
     data = trace_pb2.TracesData.FromString(make_request(traces=2100, seed=1).SerializeToString())
-    payloads = encode_span_batches(span_records(data))
+    payloads = encode_span_batches(span_views(data))
     assert len(payloads) == 3  # 10500 spans, 5000 per message
 
 
