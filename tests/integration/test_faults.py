@@ -125,12 +125,6 @@ def test_network_cut_between_sink_and_clickhouse(stack: LocalStack) -> None:
         proxy.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known bug: after the broker loses its topics, offsets restart at 0 and the sink "
-    "replays its old batch intents / reuses their insert_deduplication_token "
-    "(topic, partition, offset range), so ClickHouse drops new batches as duplicates",
-)
 def test_broker_restart_loses_only_unconsumed_data(stack: LocalStack) -> None:
     """Tansu keeps topics in memory, so a restart loses every topic, offset and the streams
     state log; spans acknowledged before it may be lost if not yet stored. What this checks:
