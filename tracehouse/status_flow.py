@@ -64,8 +64,14 @@ def dlq_reasons(settings: Settings, topic: str, partitions: int) -> dict[str, in
     reasons: Counter[str] = Counter()
     try:
         consumer.assign([TopicPartition(topic, p, OFFSET_BEGINNING) for p in range(partitions)])
-        idle_until = time.monotonic() + 1.0
-        while time.monotonic() < idle_until and sum(reasons.values()) < DLQ_READ_LIMIT:
+        # The first fetch (metadata, leader, offset lookup) can take seconds on a busy
+        # broker; after that, a short silence means the end was reached.
+        started = time.monotonic()
+        idle_until = started + 3.0
+        while (
+            time.monotonic() < min(idle_until, started + 10.0)
+            and sum(reasons.values()) < DLQ_READ_LIMIT
+        ):
             msgs = consumer.consume(500, 0.2)
             for msg in msgs:
                 if msg.error() is None:
