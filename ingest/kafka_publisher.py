@@ -69,7 +69,17 @@ class KafkaPublisher:
     answer every client with errors until someone restarts ingest, the poll thread purges the
     dead producer (its pending messages fail, so their clients get a retryable error) and
     builds a fresh one.
+
+    A restarted broker that lost its state (Tansu's memory storage; a wiped Kafka cluster)
+    is worse: librdkafka answers UNKNOWN_PRODUCER_ID by bumping the epoch of the id the
+    broker forgot, forever, and never reports a fatal error, so every message times out.
+    Several delivery timeouts in a row with no success in between therefore also replace
+    the producer; the fresh one asks the broker for a new producer id. When the broker is
+    simply down, the fresh producer fails the same way until it is back, which costs nothing.
     """
+
+    #: consecutive delivery timeouts (no success in between) that trigger a replacement
+    TIMEOUTS_BEFORE_RESET = 3
 
     def __init__(self, config: dict[str, Any]) -> None:
         self._config = {**config, "error_cb": self._on_error}
@@ -77,6 +87,7 @@ class KafkaPublisher:
         self._fatal = threading.Event()
         self._stop = threading.Event()
         self.resets = 0
+        self._timeouts_in_a_row = 0
         self._poller = threading.Thread(target=self._poll, name="kafka-poll", daemon=True)
         self._poller.start()
 
@@ -100,6 +111,12 @@ class KafkaPublisher:
                     log.warning("kafka poll error", extra={"fields": {"error": str(exc)}})
             except Exception:
                 log.exception("unexpected error in the kafka poll loop")
+            if self._timeouts_in_a_row >= self.TIMEOUTS_BEFORE_RESET:
+                log.warning(
+                    "kafka deliveries keep timing out; replacing the producer",
+                    extra={"fields": {"timeouts_in_a_row": self._timeouts_in_a_row}},
+                )
+                self._fatal.set()
             if self._fatal.is_set():
                 self._replace_producer()
 
@@ -107,6 +124,7 @@ class KafkaPublisher:
         old = self._producer
         self._producer = Producer(self._config)
         self._fatal.clear()
+        self._timeouts_in_a_row = 0
         self.resets += 1
         try:
             old.purge(True, True, False)
@@ -126,6 +144,11 @@ class KafkaPublisher:
         fut: asyncio.Future[None] = loop.create_future()
 
         def delivered(err: KafkaError | None, _msg: Any) -> None:
+            # Runs on the poll thread, the only writer of the timeout streak.
+            if err is None:
+                self._timeouts_in_a_row = 0
+            elif err.code() == KafkaError._MSG_TIMED_OUT:
+                self._timeouts_in_a_row += 1
             loop.call_soon_threadsafe(_settle, fut, err)
 
         kwargs: dict[str, Any] = {"key": key, "on_delivery": delivered}

@@ -23,6 +23,12 @@ class PartitionBatch:
     started_at: float = 0.0
     # Set when this batch replays a recorded intent: it must end exactly there.
     planned_last_offset: int | None = None
+    # Kafka timestamp of the first record (-1: unknown). Offsets alone do not name the data:
+    # a topic that was deleted and recreated, or a broker that lost its log, starts again at
+    # offset 0, and a token made of offsets only would make ClickHouse drop the new batches
+    # as duplicates of old ones. The record's timestamp is stored with it, so a replay of the
+    # same record still yields the same token.
+    first_timestamp_ms: int = -1
 
     @property
     def rows(self) -> int:
@@ -45,7 +51,8 @@ class PartitionBatch:
         self.dlq.append((offset, key, value, reason, detail))
 
     def dedup_token(self, group: str) -> str:
-        return dedup_token(group, self.topic, self.partition, self.first_offset, self.last_offset)
+        token = dedup_token(group, self.topic, self.partition, self.first_offset, self.last_offset)
+        return token if self.first_timestamp_ms < 0 else f"{token}@{self.first_timestamp_ms}"
 
     def is_complete(self, max_rows: int, max_age: float, now: float) -> bool:
         if self.planned_last_offset is not None:

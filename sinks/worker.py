@@ -19,7 +19,7 @@ import time
 from typing import Any
 
 import pyarrow as pa
-from confluent_kafka import Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, Consumer, KafkaError, Producer, TopicPartition
 from prometheus_client import start_http_server
 
 from sinks import metrics
@@ -181,6 +181,9 @@ class SinkWorker:
                 key[0], key[1], offset, started_at=time.monotonic()
             )
             batch.planned_last_offset = drop_stale_plans(self.replays[key], offset)
+            ts_type, ts = msg.timestamp()
+            if ts_type != TIMESTAMP_NOT_AVAILABLE:
+                batch.first_timestamp_ms = ts
         if decoded.table is not None:
             batch.add(offset, decoded.table, decoded.table.num_rows)
         else:

@@ -96,10 +96,11 @@ def _wait_for_rows(settings: Settings, expected: int, timeout: float) -> int:
     return count
 
 
-def cmd_status(_args: argparse.Namespace) -> int:
+def cmd_status(args: argparse.Namespace) -> int:
     from tracehouse import status
 
-    print(status.render(status.collect(Settings.from_env())))
+    report = status.collect(Settings.from_env())
+    print(status.to_json(report) if args.json else status.render(report))
     return 0
 
 
@@ -196,7 +197,9 @@ def build_parser() -> argparse.ArgumentParser:
         ("query", "run the Jaeger-compatible query API and web UI"),
     ):
         sub.add_parser(name, help=text).set_defaults(func=cmd_component)
-    sub.add_parser("status", help="topics, lag and row counts").set_defaults(func=cmd_status)
+    status = sub.add_parser("status", help="topics, lag, row counts, throughput and drops")
+    status.add_argument("--json", action="store_true", help="machine-readable output")
+    status.set_defaults(func=cmd_status)
     mig = sub.add_parser("migrate", help="apply ClickHouse migrations (and the TTL setting)")
     mig.add_argument("--print-sql", action="store_true", help="print the DDL, run nothing")
     mig.add_argument(

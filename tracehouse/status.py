@@ -1,8 +1,10 @@
-"""`tracehouse status`: topics, consumer-group lag per partition and ClickHouse row counts."""
+"""`tracehouse status`: topics, consumer-group lag per partition, ClickHouse row counts,
+throughput and drops (see ``status_flow``); text for people, ``--json`` for scripts."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import json
+from dataclasses import asdict, dataclass
 from typing import Any
 
 from confluent_kafka import Consumer, TopicPartition
@@ -11,6 +13,7 @@ from confluent_kafka.admin import AdminClient
 from query.counts import table_row_counts
 from sinks.clickhouse_store import connect
 from sinks.writers import writers_by_topic
+from tracehouse import status_flow
 from tracehouse.settings import Settings
 
 LAG_CAVEAT = (
@@ -67,12 +70,35 @@ def collect(settings: Settings) -> dict[str, Any]:
     for group, topic in pairs:
         if topic in topics:
             lags.extend(group_lag(settings.kafka_bootstrap, group, topic, topics[topic]))
+    flow: dict[str, Any] | str
     try:
         client = connect(settings.clickhouse_url, settings.clickhouse_database)
         counts: dict[str, int] | str = table_row_counts(client, settings.clickhouse_database)
+        flow = {
+            "throughput": status_flow.throughput(client),
+            "drops": status_flow.counter_drops(client),
+        }
     except Exception as exc:  # status must still print Kafka's view when ClickHouse is down
-        counts = f"unavailable: {exc}"
-    return {"topics": topics, "lag": lags, "rows": counts}
+        counts = flow = f"unavailable: {exc}"
+    dlq = {
+        topic: status_flow.dlq_reasons(settings, topic, topics[topic])
+        for topic in (settings.topics.raw_dlq, settings.topics.dlq)
+        if topic in topics
+    }
+    return {
+        "topics": topics,
+        "lag": lags,
+        "rows": counts,
+        "flow": flow,
+        "dlq": dlq,
+        "ingest_rejected": status_flow.ingest_rejections(settings.ingest_http_port),
+    }
+
+
+def to_json(report: dict[str, Any]) -> str:
+    out = {**report, "lag": [{**asdict(lag), "lag": lag.lag} for lag in report["lag"]]}
+    out["lag_caveat"] = LAG_CAVEAT
+    return json.dumps(out, indent=2, sort_keys=True)
 
 
 def render(report: dict[str, Any]) -> str:
@@ -94,4 +120,38 @@ def render(report: dict[str, Any]) -> str:
         lines.append(f"  {rows}")
     else:
         lines += [f"  {name:<28} {n}" for name, n in rows.items()]
+    lines += _render_flow(report)
     return "\n".join(lines)
+
+
+def _render_flow(report: dict[str, Any]) -> list[str]:
+    flow = report.get("flow", "unavailable")
+    lines = []
+    if isinstance(flow, str):
+        lines += ["Throughput:", f"  {flow}", "Drops:", f"  {flow}"]
+    else:
+        tp = flow["throughput"]
+        lines.append(
+            f"Throughput (spans/s, last {tp['window_seconds']} s, from pipeline_counters):"
+        )
+        lines.append(f"  received by streams {tp['received_per_second']:>10}")
+        lines.append(f"  kept (to the sink)  {tp['sampled_per_second']:>10}")
+        lines.append("Drops (all time, from pipeline_counters):")
+        if not flow["drops"]:
+            lines.append("  none")
+        for name, reasons in flow["drops"].items():
+            lines += [f"  {name:<22} {reason:<24} {n:>10}" for reason, n in reasons.items()]
+    lines.append("Dead-letter topics (messages by reason):")
+    if not report.get("dlq"):
+        lines.append("  none")
+    for topic, reasons in report.get("dlq", {}).items():
+        lines.append(
+            f"  {topic}: " + (", ".join(f"{r}={n}" for r, n in reasons.items()) or "empty")
+        )
+    rejected = report.get("ingest_rejected", {})
+    lines.append("Ingest rejections (spans by reason, this node's /metrics):")
+    if isinstance(rejected, str):
+        lines.append(f"  {rejected}")
+    else:
+        lines.append("  " + (", ".join(f"{r}={n:g}" for r, n in rejected.items()) or "none"))
+    return lines
