@@ -135,7 +135,7 @@ async def run_load(
         result.bytes_sent += len(item.body)
         try:
             rejected = await send(item)
-        except Exception as exc:  # noqa: BLE001 - every failure is counted, the load goes on
+        except Exception as exc:  # every failure is counted, the load goes on
             result.failed_requests += 1
             result.failed_spans += item.spans
             result.note(f"{type(exc).__name__}: {exc}")
@@ -295,9 +295,7 @@ async def open_sender(target: str, concurrency: int) -> tuple[Send, Callable[[],
     raise ValueError(f"unknown target {target!r}: use http://, grpc:// or kafka://")
 
 
-async def send_all(
-    target: str, items: list[Item], result: Result, **options: Any
-) -> Result:
+async def send_all(target: str, items: list[Item], result: Result, **options: Any) -> Result:
     send, close = await open_sender(target, options.get("concurrency", 8))
     try:
         return await run_load(items, send, result, **options)
@@ -351,30 +349,46 @@ def main() -> int:
     args = parser.parse_args()
     kafka = args.target.startswith("kafka://")
     items, gen_seconds = build_items(
-        profile_from(args), args.seed, args.spans, args.traces_per_request,
+        profile_from(args),
+        args.seed,
+        args.spans,
+        args.traces_per_request,
         partitions=args.partitions if kafka else 0,
-    )  # fmt: skip
+    )
     result = Result(generate_seconds=gen_seconds)
     result.generated = sum(i.spans + (i.late.spans if i.late else 0) for i in items)
     asyncio.run(
         send_all(
-            args.target, items, result, rate=args.rate, concurrency=args.concurrency,
-            late_delay=args.late_delay, progress=not args.no_progress,
-        )  # fmt: skip
+            args.target,
+            items,
+            result,
+            rate=args.rate,
+            concurrency=args.concurrency,
+            late_delay=args.late_delay,
+            progress=not args.no_progress,
+        )
     )
     print_result(result)
     return 1 if result.failed_requests or result.rejected else 0
 
 
 def print_result(result: Result) -> None:
-    print(f"generated     {result.generated:,} spans in {result.generate_seconds:.1f} s = "
-          f"{result.generated / max(result.generate_seconds, 1e-9):,.0f} spans/s")  # fmt: skip
-    print(f"sent          {result.sent:,} spans, {result.bytes_sent / 1e6:.1f} MB, "
-          f"in {result.seconds:.1f} s")  # fmt: skip
-    print(f"acked         {result.acked:,} spans = {result.acked / max(result.seconds, 1e-9):,.0f}"
-          f" spans/s (incl. the late-span wait)")  # fmt: skip
-    print(f"errors        {result.failed_requests} failed requests ({result.failed_spans:,} spans), "
-          f"{result.rejected:,} spans rejected")  # fmt: skip
+    print(
+        f"generated     {result.generated:,} spans in {result.generate_seconds:.1f} s = "
+        f"{result.generated / max(result.generate_seconds, 1e-9):,.0f} spans/s"
+    )
+    print(
+        f"sent          {result.sent:,} spans, {result.bytes_sent / 1e6:.1f} MB, "
+        f"in {result.seconds:.1f} s"
+    )
+    print(
+        f"acked         {result.acked:,} spans = {result.acked / max(result.seconds, 1e-9):,.0f}"
+        f" spans/s (incl. the late-span wait)"
+    )
+    print(
+        f"errors        {result.failed_requests} failed requests ({result.failed_spans:,} spans), "
+        f"{result.rejected:,} spans rejected"
+    )
     for error in result.errors:
         print(f"  e.g.        {error}")
 

@@ -156,9 +156,7 @@ class TraceGenerator:
 
     def batch(self, traces: int, now_ns: int) -> Batch:
         """``traces`` traces that started up to 2 s before ``now_ns``, as two export requests."""
-        generated = [
-            self.trace(now_ns - self.rng.randint(0, 2_000_000_000)) for _ in range(traces)
-        ]
+        generated = [self.trace(now_ns - self.rng.randint(0, 2_000_000_000)) for _ in range(traces)]
         on_time = [s for t in generated for s in t.on_time]
         late = [s for t in generated for s in t.late_spans]
         return Batch(

@@ -64,10 +64,15 @@ def test_late_spans_are_the_held_back_tail_of_a_fraction_of_traces() -> None:
     assert batch.late_request is not None
     assert span_count(batch.request) == batch.spans
     assert span_count(batch.late_request) == batch.late_spans
-    late_traces = {s.trace_id for rs in batch.late_request.resource_spans
-                   for ss in rs.scope_spans for s in ss.spans}  # fmt: skip
-    on_time_traces = {s.trace_id for rs in batch.request.resource_spans
-                      for ss in rs.scope_spans for s in ss.spans}  # fmt: skip
+    late_traces = {
+        s.trace_id
+        for rs in batch.late_request.resource_spans
+        for ss in rs.scope_spans
+        for s in ss.spans
+    }
+    on_time_traces = {
+        s.trace_id for rs in batch.request.resource_spans for ss in rs.scope_spans for s in ss.spans
+    }
     assert late_traces <= on_time_traces  # every trace keeps at least one on-time span
     assert 0.2 < len(late_traces) / 2000 < 0.3
     gen = TraceGenerator(LoadProfile(late_trace_rate=0.0), seed=4)
@@ -94,5 +99,9 @@ def test_errors_propagate_to_the_root_and_slow_traces_are_longer() -> None:
     assert root.status.code == ERROR
     assert root.end_time_unix_nano - root.start_time_unix_nano >= 250_000_000
     clean = TraceGenerator(LoadProfile(error_rate=0.0), seed=6).batch(100, NOW)
-    assert all(s.status.code != ERROR for rs in clean.request.resource_spans
-               for ss in rs.scope_spans for s in ss.spans)  # fmt: skip
+    assert all(
+        s.status.code != ERROR
+        for rs in clean.request.resource_spans
+        for ss in rs.scope_spans
+        for s in ss.spans
+    )
