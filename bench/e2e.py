@@ -95,6 +95,33 @@ def cpu_seconds(pid: int) -> float:
     return total
 
 
+def run_queue_seconds(pid: int) -> float:
+    """Time the threads of ``pid`` and its descendants were runnable but waiting for a core.
+
+    From ``/proc/<pid>/task/<tid>/schedstat`` (second field, ns). High values mean the process
+    was starved of CPU (by the pipeline's other processes or other users of the machine);
+    low values with low CPU mean it was idle, i.e. waiting on its input or a timer.
+    """
+    total = 0
+    for p in _descendants(pid):
+        try:
+            tasks = list(Path(f"/proc/{p}/task").iterdir())
+        except OSError:
+            continue
+        for task in tasks:
+            try:
+                total += int((task / "schedstat").read_text().split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+    return total / 1e9
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds all processes on the machine used (``/proc/stat``), to show other load."""
+    f = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(f[:8]) - f[3] - f[4]) / CLK_TCK  # all but idle and iowait
+
+
 def peak_rss_mb(pid: int) -> float:
     total = 0.0
     for p in _descendants(pid):
@@ -286,7 +313,9 @@ def run(args: argparse.Namespace) -> int:
         result.generated = sum(i.spans + (i.late.spans if i.late else 0) for i in items)
         pids = {c.name: c.proc.pid for c in stack.children}
         cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+        wait_before = {name: run_queue_seconds(pid) for name, pid in pids.items()}
         own_before = time.process_time()
+        machine_before = machine_busy_seconds()
         watcher = Watcher(settings, result.probes)
         thread = threading.Thread(target=watcher.run, daemon=True)
         thread.start()
@@ -308,7 +337,9 @@ def run(args: argparse.Namespace) -> int:
         watcher.stop.set()
         thread.join(10)
         cpu = {name: cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()}
+        waited = {name: run_queue_seconds(pid) - wait_before[name] for name, pid in pids.items()}
         cpu["loadgen (this process)"] = time.process_time() - own_before
+        machine_cpu = machine_busy_seconds() - machine_before
         rss = {name: peak_rss_mb(pid) for name, pid in pids.items()}
         client = connect(settings.clickhouse_url, settings.clickhouse_database)
         disk_bytes, disk_rows = client.query(
@@ -338,6 +369,10 @@ def run(args: argparse.Namespace) -> int:
             f"(first send -> last row, {e2e_seconds:.1f} s; drain check {drain_seconds:.1f} s)"
         )
         print(
+            f"processed       {acc.received / e2e_seconds:,.0f} received spans/s decided and "
+            f"stored or dropped (first send -> last row)"
+        )
+        print(
             f"storing         {final / store_seconds:,.0f} spans/s from first to last stored row "
             f"({store_seconds:.1f} s: the drain rate without the fixed decision wait)"
         )
@@ -356,21 +391,31 @@ def run(args: argparse.Namespace) -> int:
                 f"disk            otel_traces {int(disk_bytes) / 1e6:.1f} MB on disk, "
                 f"{int(disk_bytes) / int(disk_rows):.1f} bytes/span ({int(disk_rows):,} rows)"
             )
-        print(f"component       cpu-s  %of-core over {run_seconds:.1f} s  peak-RSS-MB  us/span")
+        print(
+            f"component       cpu-s  %of-core over {run_seconds:.1f} s  peak-RSS-MB  us/recv-span  "
+            "runq-wait-s"
+        )
         for name in cpu:
             print(
                 f"  {name:<22}{cpu[name]:7.1f}  {100 * cpu[name] / run_seconds:14.0f}%"
-                f"  {rss.get(name, 0.0):11.0f}  {1e6 * cpu[name] / max(final, 1):7.1f}"
+                f"  {rss.get(name, 0.0):11.0f}  {1e6 * cpu[name] / max(acc.received, 1):7.1f}"
+                f"  {waited.get(name, float('nan')):11.1f}"
             )
         total_cpu = sum(cpu.values())
         print(
             f"  {'total':<22}{total_cpu:7.1f}  {100 * total_cpu / run_seconds:14.0f}%"
-            f"  {'':>11}  {1e6 * total_cpu / max(final, 1):7.1f}"
+            f"  {'':>11}  {1e6 * total_cpu / max(acc.received, 1):7.1f}"
         )
+        cores = os.cpu_count() or 1
         print(
-            f"cpu bound       {os.cpu_count()} cores / {total_cpu / max(final, 1) * 1e6:.1f} us "
-            f"per span = {os.cpu_count() / max(total_cpu / max(final, 1), 1e-12):,.0f} spans/s "
-            f"if the pipeline had every core to itself"
+            f"machine         {machine_cpu:.1f} CPU-s busy on {cores} cores "
+            f"({100 * machine_cpu / run_seconds / cores:.0f}% of the machine); "
+            f"{machine_cpu - total_cpu:.1f} s of it outside this benchmark"
+        )
+        per_span = max(total_cpu / max(acc.received, 1), 1e-12)
+        print(
+            f"cpu bound       {cores} cores / {per_span * 1e6:.1f} us per received span = "
+            f"{cores / per_span:,.0f} spans/s if the pipeline had every core to itself"
         )
         print("accounting      received = stored + sampled_out + rejected")
         print(

@@ -104,7 +104,7 @@ def _item(
 ) -> Item:
     item = Item(request.SerializeToString(), spans)
     if partitions:
-        split = split_by_partition(request, partitions)  # type: ignore[arg-type]
+        split = split_by_partition(request, partitions)  # type: ignore[arg-type,unused-ignore]
         for p, data in split.by_partition.items():
             for chunk in bounded_chunks(data, 1_000_000)[0]:
                 item.messages.append((p, chunk.first_trace_id, chunk.payload))
