@@ -62,6 +62,8 @@ TAIL_POLICY = {
     ],
 }
 
+KEEP_ALL = {"policies": [{"name": "keep-all", "type": "always_sample"}]}
+
 
 # -- process figures from /proc ---------------------------------------------------------------
 
@@ -255,9 +257,12 @@ def make_settings(args: argparse.Namespace, run_dir: Path) -> tuple[Settings, in
         query_http_port=free_port(),
         sink_decode_processes=args.sink_decode_processes,
     )
-    if args.policy == "tail":
+    if args.policy == "tail" or args.decision_wait is not None:
+        doc: dict[str, Any] = dict(TAIL_POLICY) if args.policy == "tail" else dict(KEEP_ALL)
+        if args.decision_wait is not None:
+            doc["decision_wait"] = f"{args.decision_wait}s"
         policy = run_dir / "policy.json"  # JSON is YAML
-        policy.write_text(json.dumps(TAIL_POLICY))
+        policy.write_text(json.dumps(doc))
         settings = settings.with_(sampling_policy_file=str(policy))
     return settings, free_port()
 
@@ -359,7 +364,8 @@ def run(args: argparse.Namespace) -> int:
         print(f"date            {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
         print(
             f"setup           {args.protocol}, {settings.partitions} partitions, policy "
-            f"{args.policy}, {args.services} services, concurrency {args.concurrency}, "
+            f"{args.policy} (decision wait {args.decision_wait or 5} s), {args.services} "
+            f"services, concurrency {args.concurrency}, "
             f"rate {'max' if not args.rate else f'{args.rate:,.0f}/s'}"
         )
         loadgen.print_result(result)
@@ -472,6 +478,9 @@ def main() -> int:
     )
     parser.add_argument("--protocol", choices=["http", "grpc", "kafka"], default="http")
     parser.add_argument("--policy", choices=["keep-all", "tail"], default="keep-all")
+    parser.add_argument(
+        "--decision-wait", type=float, help="streams' decision_wait, s (default: the policy's, 5)"
+    )
     parser.add_argument("--partitions", type=int, default=8)
     parser.add_argument("--sink-decode-processes", type=int, default=0)
     parser.add_argument("--probes", type=int, default=200, help="latency probe traces (about)")
