@@ -169,8 +169,10 @@ class Watcher:
                 self.counts.append((last_count, count))
             self.stop.wait(0.2)
 
-    def latencies(self) -> list[float]:
-        return sorted(self.seen[t] - sent for t, sent in self.probes.items() if t in self.seen)
+    def latencies(self, part: slice = slice(None)) -> list[float]:
+        """Sorted latencies of the seen probes among ``part`` of them in send order."""
+        chosen = sorted(self.probes.items(), key=lambda kv: kv[1])[part]
+        return sorted(self.seen[t] - sent for t, sent in chosen if t in self.seen)
 
 
 def scrape(url: str) -> dict[str, float]:
@@ -386,6 +388,12 @@ def run(args: argparse.Namespace) -> int:
             f"latency         sent -> queryable p50 {quantile(lat, 0.5):.2f} s, "
             f"p99 {quantile(lat, 0.99):.2f} s, max {quantile(lat, 1.0):.2f} s "
             f"({len(lat)}/{len(result.probes)} probe traces seen)"
+        )
+        half = len(result.probes) // 2
+        early, late = watcher.latencies(slice(None, half)), watcher.latencies(slice(half, None))
+        print(
+            f"latency trend   p50 of the first half of probes {quantile(early, 0.5):.2f} s, "
+            f"second half {quantile(late, 0.5):.2f} s (growing: the pipeline falls behind)"
         )
         print(
             f"baseline        raw Kafka produce of the same spans {baseline:,.0f} spans/s; "
