@@ -303,6 +303,9 @@ def run(args: argparse.Namespace) -> int:
     ok = False
     try:
         stack.start()
+        for kind, count in (("streams", args.streams), ("sink", args.sinks)):
+            if count > 1:
+                stack.scale(kind, count)
         kafka = args.protocol == "kafka"
         items, gen_seconds = loadgen.build_items(
             loadgen.profile_from(args),
@@ -367,7 +370,8 @@ def run(args: argparse.Namespace) -> int:
         print(
             f"setup           {args.protocol}, {settings.partitions} partitions, policy "
             f"{args.policy} (decision wait {args.decision_wait or 5} s), {args.services} "
-            f"services, concurrency {args.concurrency}, "
+            f"services, concurrency {args.concurrency}, {args.streams} streams + {args.sinks} sink "
+            f"workers, "
             f"rate {'max' if not args.rate else f'{args.rate:,.0f}/s'}"
         )
         loadgen.print_result(result)
@@ -490,6 +494,8 @@ def main() -> int:
         "--decision-wait", type=float, help="streams' decision_wait, s (default: the policy's, 5)"
     )
     parser.add_argument("--partitions", type=int, default=8)
+    parser.add_argument("--streams", type=int, default=1, help="streams worker processes")
+    parser.add_argument("--sinks", type=int, default=1, help="sink worker processes")
     parser.add_argument("--sink-decode-processes", type=int, default=0)
     parser.add_argument("--probes", type=int, default=200, help="latency probe traces (about)")
     parser.add_argument("--timeout", type=float, default=180, help="drain timeout, seconds")
