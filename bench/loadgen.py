@@ -1,7 +1,8 @@
 """Load generator: realistic traces over OTLP/gRPC, OTLP/HTTP (protobuf) or straight to Kafka.
 
 Traces come from ``tracehouse.loadgen_traces`` (fan-out trees over ``--services`` services,
-errors, slow traces, late spans, bounded attribute cardinality), deterministic for a ``--seed``.
+errors, slow traces, late spans, bounded attribute cardinality), deterministic for a ``--seed``
+(same ids, trees and attributes; timestamps are placed relative to the time of the run).
 All requests are built before the clock starts, so generation never throttles the send rate;
 the generation rate is printed as well. Late spans of a trace are sent ``--late-delay`` seconds
 after the request carrying the rest of it. ``--rate`` paces on-time spans (0 = as fast as
