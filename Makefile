@@ -40,8 +40,14 @@ lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/mypy tracehouse ingest streams sinks schemas query deploy
 
+# Quick versions of every benchmark (a few minutes in all); full runs: bench/README.md.
 bench: setup
-	$(BIN)/python bench/codec.py
+	if [ -f bench/codec.py ]; then $(BIN)/python bench/codec.py; fi
+	$(BIN)/python bench/ingest.py --seconds 3
+	$(BIN)/python bench/streams.py --messages 50
+	$(BIN)/python bench/sink.py --spans 50000
+	$(BIN)/python bench/query.py --spans 100000 --lookups 50 --searches 20
+	$(BIN)/python bench/e2e.py --spans 50000 --no-progress
 
 clean:
 	rm -rf .tracehouse $(VENV)

@@ -1,0 +1,509 @@
+"""End to end: the whole local stack on this machine, N spans in, every span accounted for.
+
+Starts ``deploy.local.stack.LocalStack`` on free ports in a temp run dir (Tansu broker, chdb
+ClickHouse server, ingest, streams, sink, query: what ``tracehouse up --auto-ports`` runs), sends
+``--spans`` spans with ``bench/loadgen.py``'s generator over ``--protocol``, waits for the
+pipeline to drain and prints:
+
+- ingest-acked spans/s (acked spans / send time, incl. the final late-span delay) and
+  end-to-end stored spans/s (stored spans / time from first send until the span count in
+  ``otel_traces`` reached its final value);
+- end-to-end latency p50/p99, span sent -> queryable: the first trace of every k-th request is
+  a probe; its send time is taken just before its request goes out, and a poller thread asks
+  ClickHouse every 0.2 s which outstanding probe trace ids are in ``otel_traces_trace_id_ts``
+  (filled by the same insert as ``otel_traces``). Resolution ~0.2 s + query time;
+- CPU seconds (user+sys from /proc/<pid>/stat, incl. each process's children) during the
+  load and drain, and peak RSS (VmHWM from /proc/<pid>/status) per component;
+- bytes per span on disk (``system.parts`` active parts of ``otel_traces``);
+- the accounting identity ``received = stored + sampled_out + rejected`` (terms printed; exit
+  code 1 if it fails or the pipeline does not drain);
+- a baseline from the same run: the same spans, split by partition as ingest does, produced
+  straight to a separate topic with confluent-kafka (``bench/loadgen.py``'s Kafka sender),
+  and the loadgen's own generation rate; plus the ratio stored rate / raw produce rate.
+
+    .venv/bin/python bench/e2e.py --spans 300000 [--protocol http|grpc|kafka] [--policy tail]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import re
+import shutil
+import sys
+import tempfile
+import threading
+import time
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))  # before bench/, so `ingest` is the package, not bench/ingest.py
+
+import loadgen  # noqa: E402
+
+from deploy.local.ports import free_port  # noqa: E402
+from deploy.local.stack import LocalStack  # noqa: E402
+from deploy.local.topics import ensure_topics  # noqa: E402
+from sinks.clickhouse_store import connect  # noqa: E402
+from tracehouse.settings import Settings, Topics  # noqa: E402
+
+CLK_TCK = os.sysconf("SC_CLK_TCK")
+TAIL_POLICY = {
+    "decision_wait": "5s",
+    "policies": [
+        {"name": "errors", "type": "status_code", "status_code": {"status_codes": ["ERROR"]}},
+        {"name": "slow", "type": "latency", "latency": {"threshold_ms": 1000}},
+        {"name": "sample", "type": "probabilistic", "probabilistic": {"sampling_percentage": 10}},
+    ],
+}
+
+KEEP_ALL = {"policies": [{"name": "keep-all", "type": "always_sample"}]}
+
+
+# -- process figures from /proc ---------------------------------------------------------------
+
+
+def _descendants(pid: int) -> list[int]:
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+            children.setdefault(ppid, []).append(int(entry.name))
+    out, todo = [], [pid]
+    while todo:
+        p = todo.pop()
+        out.append(p)
+        todo.extend(children.get(p, []))
+    return out
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU of ``pid`` and its live descendants (threads included)."""
+    total = 0.0
+    for p in _descendants(pid):
+        try:
+            f = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += (int(f[11]) + int(f[12])) / CLK_TCK
+    return total
+
+
+def run_queue_seconds(pid: int) -> float:
+    """Time the threads of ``pid`` and its descendants were runnable but waiting for a core.
+
+    From ``/proc/<pid>/task/<tid>/schedstat`` (second field, ns). High values mean the process
+    was starved of CPU (by the pipeline's other processes or other users of the machine);
+    low values with low CPU mean it was idle, i.e. waiting on its input or a timer.
+    """
+    total = 0
+    for p in _descendants(pid):
+        try:
+            tasks = list(Path(f"/proc/{p}/task").iterdir())
+        except OSError:
+            continue
+        for task in tasks:
+            try:
+                total += int((task / "schedstat").read_text().split()[1])
+            except (OSError, IndexError, ValueError):
+                continue
+    return total / 1e9
+
+
+def machine_busy_seconds() -> float:
+    """CPU seconds all processes on the machine used (``/proc/stat``), to show other load."""
+    f = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    return (sum(f[:8]) - f[3] - f[4]) / CLK_TCK  # all but idle and iowait
+
+
+def peak_rss_mb(pid: int) -> float:
+    total = 0.0
+    for p in _descendants(pid):
+        try:
+            status = Path(f"/proc/{p}/status").read_text()
+        except OSError:
+            continue
+        m = re.search(r"^VmHWM:\s+(\d+) kB", status, re.M)
+        total += int(m.group(1)) / 1024 if m else 0.0
+    return total
+
+
+# -- ClickHouse and metrics probes -------------------------------------------------------------
+
+
+@dataclass
+class Watcher:
+    """Polls ClickHouse during the run: probe traces' first appearance and the span count."""
+
+    settings: Settings
+    probes: dict[str, float]
+    seen: dict[str, float] = field(default_factory=dict)
+    counts: list[tuple[float, int]] = field(default_factory=list)
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def run(self) -> None:
+        client = connect(self.settings.clickhouse_url, self.settings.clickhouse_database)
+        last_count = 0.0
+        while not self.stop.is_set():
+            waiting = [t for t in list(self.probes) if t not in self.seen]
+            if waiting:
+                found = client.query(
+                    "SELECT DISTINCT TraceId FROM otel_traces_trace_id_ts "
+                    "WHERE TraceId IN {ids:Array(String)}",
+                    parameters={"ids": waiting},
+                ).result_rows
+                now = time.monotonic()
+                for (trace_id,) in found:
+                    self.seen.setdefault(trace_id, now)
+            if time.monotonic() - last_count >= 0.5:
+                last_count = time.monotonic()
+                count = int(client.command("SELECT count() FROM otel_traces"))
+                self.counts.append((last_count, count))
+            self.stop.wait(0.2)
+
+    def latencies(self, part: slice = slice(None)) -> list[float]:
+        """Sorted latencies of the seen probes among ``part`` of them in send order."""
+        chosen = sorted(self.probes.items(), key=lambda kv: kv[1])[part]
+        return sorted(self.seen[t] - sent for t, sent in chosen if t in self.seen)
+
+
+def scrape(url: str) -> dict[str, float]:
+    """Prometheus text -> {'name{labels}': value}."""
+    with urllib.request.urlopen(url, timeout=5) as resp:
+        text = resp.read().decode()
+    out: dict[str, float] = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            key, _, value = line.rpartition(" ")
+            out[key] = float(value)
+    return out
+
+
+def metric_sum(metrics: dict[str, float], name: str) -> int:
+    return int(sum(v for k, v in metrics.items() if k == name or k.startswith(name + "{")))
+
+
+@dataclass
+class Accounting:
+    received: int
+    stored: int
+    sampled_out: int
+    rejected: int
+    detail: dict[str, int]
+
+    @property
+    def balanced(self) -> bool:
+        return self.received == self.stored + self.sampled_out + self.rejected
+
+
+def accounting(settings: Settings, client: Any, protocol: str, kafka_acked: int) -> Accounting:
+    """The identity's terms; see bench/README.md for which counter forms which term."""
+    counters: dict[str, int] = {}
+    for name, value in client.query(
+        "SELECT Name, sum(Value) FROM pipeline_counters FINAL GROUP BY Name"
+    ).result_rows:
+        counters[str(name)] = int(value)
+    stored = int(client.command("SELECT count() FROM otel_traces"))
+    ingest = scrape(f"http://127.0.0.1:{settings.ingest_http_port}/metrics")
+    detail = {
+        "ingest spans_received": metric_sum(ingest, "tracehouse_ingest_spans_received_total"),
+        "ingest spans_accepted": metric_sum(ingest, "tracehouse_ingest_spans_accepted_total"),
+        "ingest spans_rejected": metric_sum(ingest, "tracehouse_ingest_spans_rejected_total"),
+        "ingest spans_sampled_out": metric_sum(ingest, "tracehouse_ingest_spans_sampled_out_total"),
+        "loadgen acked": kafka_acked,
+        "streams spans_received": counters.get("spans_received", 0),
+        "streams spans_sampled": counters.get("spans_sampled", 0),
+        "streams spans_sampled_out": counters.get("spans_sampled_out", 0),
+        "streams spans_evicted": counters.get("spans_evicted", 0),
+        "streams messages_rejected": counters.get("messages_rejected", 0),
+        "counters spans_rejected": counters.get("spans_rejected", 0),
+    }
+    # Straight to the topic there is no ingest in the path: the broker's acks are the input.
+    received = kafka_acked if protocol == "kafka" else detail["ingest spans_received"]
+    sampled_out = (
+        detail["ingest spans_sampled_out"]
+        + detail["streams spans_sampled_out"]
+        + detail["streams spans_evicted"]
+    )
+    rejected = detail["ingest spans_rejected"] + detail["counters spans_rejected"]
+    return Accounting(received, stored, sampled_out, rejected, detail)
+
+
+def quantile(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    return values[min(len(values) - 1, int(q * len(values)))]
+
+
+# -- the run -----------------------------------------------------------------------------------
+
+
+def make_settings(args: argparse.Namespace, run_dir: Path) -> tuple[Settings, int]:
+    settings = Settings(
+        kafka_bootstrap=f"127.0.0.1:{free_port()}",
+        clickhouse_url=f"http://127.0.0.1:{free_port()}",
+        partitions=args.partitions,
+        ingest_http_port=free_port(),
+        ingest_grpc_port=free_port(),
+        ingest_zipkin_port=free_port(),
+        streams_web_port=free_port(),
+        sink_metrics_port=free_port(),
+        query_http_port=free_port(),
+        sink_decode_processes=args.sink_decode_processes,
+    )
+    if args.policy == "tail" or args.decision_wait is not None:
+        doc: dict[str, Any] = dict(TAIL_POLICY) if args.policy == "tail" else dict(KEEP_ALL)
+        if args.decision_wait is not None:
+            doc["decision_wait"] = f"{args.decision_wait}s"
+        policy = run_dir / "policy.json"  # JSON is YAML
+        policy.write_text(json.dumps(doc))
+        settings = settings.with_(sampling_policy_file=str(policy))
+    return settings, free_port()
+
+
+def target_for(protocol: str, s: Settings) -> str:
+    if protocol == "http":
+        return f"http://127.0.0.1:{s.ingest_http_port}/v1/traces"
+    if protocol == "grpc":
+        return f"grpc://127.0.0.1:{s.ingest_grpc_port}"
+    return f"kafka://{s.kafka_bootstrap}/{s.topics.raw_spans}"
+
+
+def wait_for_drain(
+    settings: Settings, protocol: str, acked: int, timeout: float
+) -> tuple[Accounting, float]:
+    """Until the identity holds and the stored count did not change for two polls."""
+    client = connect(settings.clickhouse_url, settings.clickhouse_database)
+    started = time.monotonic()
+    stable = 0
+    previous = -1
+    acc = accounting(settings, client, protocol, acked)
+    while time.monotonic() - started < timeout:
+        acc = accounting(settings, client, protocol, acked)
+        stable = stable + 1 if acc.stored == previous else 0
+        previous = acc.stored
+        if acc.balanced and acc.received and stable >= 2:
+            break
+        time.sleep(1.0)
+    return acc, time.monotonic() - started
+
+
+def run(args: argparse.Namespace) -> int:
+    run_dir = Path(tempfile.mkdtemp(prefix="bench-e2e-"))
+    settings, ch_tcp = make_settings(args, run_dir)
+    stack = LocalStack(settings, run_dir, ch_tcp, say=lambda m: print(m, file=sys.stderr))
+    ok = False
+    try:
+        stack.start()
+        for kind, count in (("streams", args.streams), ("sink", args.sinks)):
+            if count > 1:
+                stack.scale(kind, count)
+        kafka = args.protocol == "kafka"
+        items, gen_seconds = loadgen.build_items(
+            loadgen.profile_from(args),
+            args.seed,
+            args.spans,
+            args.traces_per_request,
+            partitions=settings.partitions if kafka else 0,
+            probe_every=1,
+        )
+        every = max(1, len(items) // max(args.probes, 1))
+        for n, item in enumerate(items):
+            if n % every:
+                item.probe = b""
+        result = loadgen.Result(generate_seconds=gen_seconds)
+        result.generated = sum(i.spans + (i.late.spans if i.late else 0) for i in items)
+        pids = {c.name: c.proc.pid for c in stack.children}
+        cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
+        wait_before = {name: run_queue_seconds(pid) for name, pid in pids.items()}
+        own_before = time.process_time()
+        machine_before = machine_busy_seconds()
+        watcher = Watcher(settings, result.probes)
+        thread = threading.Thread(target=watcher.run, daemon=True)
+        thread.start()
+        send_started = time.monotonic()
+        asyncio.run(
+            loadgen.send_all(
+                target_for(args.protocol, settings),
+                items,
+                result,
+                rate=args.rate,
+                concurrency=args.concurrency,
+                late_delay=args.late_delay,
+                progress=not args.no_progress,
+            )
+        )
+        acc, drain_seconds = wait_for_drain(settings, args.protocol, result.acked, args.timeout)
+        # Let the watcher see the last probes (the drain already waited for every span).
+        time.sleep(0.5)
+        watcher.stop.set()
+        thread.join(10)
+        cpu = {name: cpu_seconds(pid) - cpu_before[name] for name, pid in pids.items()}
+        waited = {name: run_queue_seconds(pid) - wait_before[name] for name, pid in pids.items()}
+        cpu["loadgen (this process)"] = time.process_time() - own_before
+        machine_cpu = machine_busy_seconds() - machine_before
+        rss = {name: peak_rss_mb(pid) for name, pid in pids.items()}
+        client = connect(settings.clickhouse_url, settings.clickhouse_database)
+        disk_bytes, disk_rows = client.query(
+            "SELECT sum(bytes_on_disk), sum(rows) FROM system.parts "
+            "WHERE database = {db:String} AND table = 'otel_traces' AND active",
+            parameters={"db": settings.clickhouse_database},
+        ).result_rows[0]
+        final = acc.stored
+        reached = next((t for t, c in watcher.counts if c >= final), time.monotonic())
+        e2e_seconds = max(reached - send_started, 1e-9)
+        first_row = next((t for t, c in watcher.counts if c > 0), reached)
+        store_seconds = max(reached - first_row, 1e-9)
+        run_seconds = max(time.monotonic() - send_started, 1e-9)
+        baseline = raw_produce_baseline(args, settings, items)
+        lat = watcher.latencies()
+
+        print(f"date            {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
+        print(
+            f"setup           {args.protocol}, {settings.partitions} partitions, policy "
+            f"{args.policy} (decision wait {args.decision_wait or 5} s), {args.services} "
+            f"services, concurrency {args.concurrency}, {args.streams} streams + {args.sinks} sink "
+            f"workers, "
+            f"rate {'max' if not args.rate else f'{args.rate:,.0f}/s'}"
+        )
+        loadgen.print_result(result)
+        print(f"ingest-acked    {result.acked / max(result.seconds, 1e-9):,.0f} spans/s")
+        print(
+            f"stored          {final:,} spans, e2e {final / e2e_seconds:,.0f} spans/s "
+            f"(first send -> last row, {e2e_seconds:.1f} s; drain check {drain_seconds:.1f} s)"
+        )
+        print(
+            f"processed       {acc.received / e2e_seconds:,.0f} received spans/s decided and "
+            f"stored or dropped (first send -> last row)"
+        )
+        print(
+            f"storing         {final / store_seconds:,.0f} spans/s from first to last stored row "
+            f"({store_seconds:.1f} s: the drain rate without the fixed decision wait)"
+        )
+        print(
+            f"latency         sent -> queryable p50 {quantile(lat, 0.5):.2f} s, "
+            f"p99 {quantile(lat, 0.99):.2f} s, max {quantile(lat, 1.0):.2f} s "
+            f"({len(lat)}/{len(result.probes)} probe traces seen)"
+        )
+        half = len(result.probes) // 2
+        early, late = watcher.latencies(slice(None, half)), watcher.latencies(slice(half, None))
+        print(
+            f"latency trend   p50 of the first half of probes {quantile(early, 0.5):.2f} s, "
+            f"second half {quantile(late, 0.5):.2f} s (growing: the pipeline falls behind)"
+        )
+        print(
+            f"baseline        raw Kafka produce of the same spans {baseline:,.0f} spans/s; "
+            f"generation {result.generated / max(gen_seconds, 1e-9):,.0f} spans/s; "
+            f"e2e / raw = {final / e2e_seconds / baseline:.3f}"
+        )
+        if disk_rows:
+            print(
+                f"disk            otel_traces {int(disk_bytes) / 1e6:.1f} MB on disk, "
+                f"{int(disk_bytes) / int(disk_rows):.1f} bytes/span ({int(disk_rows):,} rows)"
+            )
+        print(
+            f"component       cpu-s  %of-core over {run_seconds:.1f} s  peak-RSS-MB  us/recv-span  "
+            "runq-wait-s"
+        )
+        for name in cpu:
+            print(
+                f"  {name:<22}{cpu[name]:7.1f}  {100 * cpu[name] / run_seconds:14.0f}%"
+                f"  {rss.get(name, 0.0):11.0f}  {1e6 * cpu[name] / max(acc.received, 1):7.1f}"
+                f"  {waited.get(name, float('nan')):11.1f}"
+            )
+        total_cpu = sum(cpu.values())
+        print(
+            f"  {'total':<22}{total_cpu:7.1f}  {100 * total_cpu / run_seconds:14.0f}%"
+            f"  {'':>11}  {1e6 * total_cpu / max(acc.received, 1):7.1f}"
+        )
+        cores = os.cpu_count() or 1
+        print(
+            f"machine         {machine_cpu:.1f} CPU-s busy on {cores} cores "
+            f"({100 * machine_cpu / run_seconds / cores:.0f}% of the machine); "
+            f"{machine_cpu - total_cpu:.1f} s of it outside this benchmark"
+        )
+        per_span = max(total_cpu / max(acc.received, 1), 1e-12)
+        print(
+            f"cpu bound       {cores} cores / {per_span * 1e6:.1f} us per received span = "
+            f"{cores / per_span:,.0f} spans/s if the pipeline had every core to itself"
+        )
+        print("accounting      received = stored + sampled_out + rejected")
+        print(
+            f"  {acc.received:,} = {acc.stored:,} + {acc.sampled_out:,} + {acc.rejected:,}  "
+            f"-> {'HOLDS' if acc.balanced else 'FAILS'}"
+        )
+        for key, value in acc.detail.items():
+            print(f"  {key:<28}{value:,}")
+        ok = acc.balanced and result.failed_requests == 0
+        return 0 if ok else 1
+    finally:
+        stack.stop()
+        if ok and not args.keep:
+            shutil.rmtree(run_dir, ignore_errors=True)
+        else:
+            print(f"run dir kept: {run_dir}", file=sys.stderr)
+
+
+def raw_produce_baseline(
+    args: argparse.Namespace, settings: Settings, items: list[loadgen.Item]
+) -> float:
+    """Spans/s of producing the same spans, pre-split by partition, to a fresh topic."""
+    topic = "otlp_spans_baseline"
+    ensure_topics(settings.with_(topics=Topics(raw_spans=topic)))
+    if not items[0].messages:
+        for item in items:
+            for part in (item, item.late):
+                if part is not None:
+                    fresh = loadgen._item(
+                        loadgen.trace_service_pb2.ExportTraceServiceRequest.FromString(part.body),
+                        part.spans,
+                        settings.partitions,
+                    )
+                    part.messages = fresh.messages
+    for item in items:
+        item.probe = b""
+    result = loadgen.Result()
+    asyncio.run(
+        loadgen.send_all(
+            f"kafka://{settings.kafka_bootstrap}/{topic}",
+            items,
+            result,
+            concurrency=args.concurrency,
+            late_delay=0.0,
+            progress=False,
+        )
+    )
+    return result.acked / max(result.seconds, 1e-9)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawTextHelpFormatter
+    )
+    parser.add_argument("--protocol", choices=["http", "grpc", "kafka"], default="http")
+    parser.add_argument("--policy", choices=["keep-all", "tail"], default="keep-all")
+    parser.add_argument(
+        "--decision-wait", type=float, help="streams' decision_wait, s (default: the policy's, 5)"
+    )
+    parser.add_argument("--partitions", type=int, default=8)
+    parser.add_argument("--streams", type=int, default=1, help="streams worker processes")
+    parser.add_argument("--sinks", type=int, default=1, help="sink worker processes")
+    parser.add_argument("--sink-decode-processes", type=int, default=0)
+    parser.add_argument("--probes", type=int, default=200, help="latency probe traces (about)")
+    parser.add_argument("--timeout", type=float, default=180, help="drain timeout, seconds")
+    parser.add_argument("--keep", action="store_true", help="keep the run dir (logs, data)")
+    loadgen.add_arguments(parser)
+    parser.set_defaults(spans=300_000, concurrency=16)
+    return run(parser.parse_args())
+
+
+if __name__ == "__main__":
+    sys.exit(main())
