@@ -42,7 +42,6 @@ lint: setup
 
 # Quick versions of every benchmark (a few minutes in all); full runs: bench/README.md.
 bench: setup
-	if [ -f bench/codec.py ]; then $(BIN)/python bench/codec.py; fi
 	$(BIN)/python bench/ingest.py --seconds 3
 	$(BIN)/python bench/streams.py --messages 50
 	$(BIN)/python bench/sink.py --spans 50000
