@@ -13,6 +13,11 @@ RECORDS_DLQ = Counter(
     "tracehouse_sink_records_dlq", "Kafka records sent to the DLQ", ["topic", "reason"]
 )
 BATCHES = Counter("tracehouse_sink_batches", "Batches flushed", ["table", "outcome"])
+CLICKHOUSE_ERRORS = Counter(
+    "tracehouse_sink_clickhouse_errors",
+    "Failed ClickHouse calls, each followed by a backoff and a retry",
+    ["operation"],
+)
 REPLAYED_BATCHES = Counter(
     "tracehouse_sink_replayed_batches", "Batches rebuilt from a recorded intent", ["table"]
 )

@@ -110,6 +110,7 @@ class SinkWorker:
             try:
                 return self.store.planned_batches(topic, partition, start)
             except Exception as exc:
+                metrics.CLICKHOUSE_ERRORS.labels("read_intents").inc()
                 log.warning("reading batch intents failed, retrying: %s", exc)
                 time.sleep(backoff)
                 backoff = min(MAX_BACKOFF, backoff * 2)
@@ -211,6 +212,7 @@ class SinkWorker:
                 break
             except Exception as exc:
                 metrics.BATCHES.labels(self.writers[batch.topic].table, "retry").inc()
+                metrics.CLICKHOUSE_ERRORS.labels("store_batch").inc()
                 log.warning("batch store failed, retrying in %.1fs: %s", backoff, exc)
                 self._pause()
                 self._wait_paused(backoff)

@@ -205,13 +205,9 @@ def running_load(settings: Settings, **kwargs: Any) -> Iterator[SdkLikeLoad]:
 
 
 def sink_retries(settings: Settings) -> float:
-    """Failed insert attempts of the sink, all tables (proves a fault was really hit)."""
+    """Failed ClickHouse calls of the sink, any operation (proves a fault was really hit)."""
     m = scrape(settings.sink_metrics_port)
-    return sum(
-        v
-        for (name, labels), v in m.items()
-        if name == "tracehouse_sink_batches_total" and ("outcome", "retry") in labels
-    )
+    return sum(v for (name, _), v in m.items() if name == "tracehouse_sink_clickhouse_errors_total")
 
 
 # -- checks -------------------------------------------------------------------------------

@@ -57,3 +57,11 @@ def test_dashboard_covers_every_component_and_uses_a_templated_datasource() -> N
     for panel in dashboard["panels"]:
         if panel["type"] != "row":
             assert panel["datasource"]["uid"] == "${datasource}", panel["title"]
+
+
+def test_ref_ids_are_unique_per_panel() -> None:
+    """Grafana silently shows only one of two queries that share a refId."""
+    dashboard = json.loads(DASHBOARD.read_text())
+    for panel in dashboard["panels"]:
+        refs = [t["refId"] for t in panel.get("targets", [])]
+        assert len(refs) == len(set(refs)), panel["title"]
