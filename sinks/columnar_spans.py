@@ -16,31 +16,12 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from schemas.span_batch_v2 import PER_SPAN
 from sinks.span_columns import OTEL_TRACES_COLUMNS, SPAN_KIND_NAMES, STATUS_CODE_NAMES, enum_names
 from sinks.window_columns import InvalidRecord
 
 _NS = pa.timestamp("ns")
 _STR = pa.string()
-_PER_SPAN = (
-    "tenant_id",
-    "trace_id",
-    "span_id",
-    "parent_span_id",
-    "trace_state",
-    "name",
-    "kind",
-    "service_name",
-    "start_time_unix_nano",
-    "end_time_unix_nano",
-    "status_code",
-    "status_message",
-    "scope_name",
-    "scope_version",
-    "resource_index",
-    "attribute_lengths",
-    "event_counts",
-    "link_counts",
-)
 
 
 def _offsets(lengths: list[int], total: int, what: str) -> pa.Array:
@@ -70,7 +51,7 @@ def _same_length(rec: dict[str, Any], fields: tuple[str, ...], n: int, owner: st
 def otel_traces_from_columns(rec: dict[str, Any]) -> pa.Table:
     """One decoded v2 ``SpanBatch`` -> an Arrow table with exactly the ``otel_traces`` columns."""
     n = len(rec["trace_id"])
-    _same_length(rec, _PER_SPAN, n, "spans")
+    _same_length(rec, PER_SPAN, n, "spans")
     resources = _map(rec, "resource_attribute", "resource_attribute_lengths")
     resource_index = pa.array(rec["resource_index"], pa.int32())
     if n and (

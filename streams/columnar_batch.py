@@ -12,49 +12,21 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from schemas.span_batch_v2 import SPAN_SCALARS, empty_record
 from streams.otlp_values import attributes_to_dict
 from streams.span_views import attributes_of
 
-# Per-span string/number fields that come straight from the view, in schema order.
-_VIEW_FIELDS = (
-    "tenant_id",
-    "trace_state",
-    "name",
-    "kind",
-    "service_name",
-    "start_time_unix_nano",
-    "end_time_unix_nano",
-    "status_code",
-)
-_LIST_FIELDS = (
+# Per-span scalars the view does not hold as-is: ids are bytes there, the rest sits on the
+# protobuf span or scope.
+_DERIVED = {
     "trace_id",
     "span_id",
     "parent_span_id",
-    *_VIEW_FIELDS,
     "status_message",
     "scope_name",
     "scope_version",
-    "resource_index",
-    "resource_attribute_lengths",
-    "resource_attribute_keys",
-    "resource_attribute_values",
-    "attribute_lengths",
-    "attribute_keys",
-    "attribute_values",
-    "event_counts",
-    "event_time_unix_nano",
-    "event_name",
-    "event_attribute_lengths",
-    "event_attribute_keys",
-    "event_attribute_values",
-    "link_counts",
-    "link_trace_id",
-    "link_span_id",
-    "link_trace_state",
-    "link_attribute_lengths",
-    "link_attribute_keys",
-    "link_attribute_values",
-)
+}
+_VIEW_FIELDS = tuple(f for f in SPAN_SCALARS if f not in _DERIVED)
 
 
 def _put_map(m: dict[str, str], lengths: list[int], keys: list[str], values: list[str]) -> None:
@@ -65,7 +37,7 @@ def _put_map(m: dict[str, str], lengths: list[int], keys: list[str], values: lis
 
 def columnar_batch(views: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """One v2 ``SpanBatch`` record holding ``views`` in order."""
-    rec: dict[str, list[Any]] = {f: [] for f in _LIST_FIELDS}
+    rec: dict[str, list[Any]] = empty_record()
     for f in _VIEW_FIELDS:
         rec[f] = [v[f] for v in views]
     rec["trace_id"] = [v["trace_id"].hex() for v in views]

@@ -11,6 +11,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from schemas.span_batch_v2 import SPAN_SCALARS, empty_record
+
 # v1 fields with a schema default (everything else is required).
 _DEFAULTS: dict[str, Any] = {
     "tenant_id": "",
@@ -20,22 +22,6 @@ _DEFAULTS: dict[str, Any] = {
     "scope_name": "",
     "scope_version": "",
 }
-_SCALARS = (
-    "tenant_id",
-    "trace_id",
-    "span_id",
-    "parent_span_id",
-    "trace_state",
-    "name",
-    "kind",
-    "service_name",
-    "start_time_unix_nano",
-    "end_time_unix_nano",
-    "status_code",
-    "status_message",
-    "scope_name",
-    "scope_version",
-)
 
 
 def _put(rec: dict[str, list[Any]], prefix: str, lengths: str, m: dict[str, str]) -> None:
@@ -45,32 +31,9 @@ def _put(rec: dict[str, list[Any]], prefix: str, lengths: str, m: dict[str, str]
 
 
 def columns_from_rows(spans: Sequence[dict[str, Any]]) -> dict[str, list[Any]]:
-    rec: dict[str, list[Any]] = {
-        f: [s[f] if f in s else _DEFAULTS[f] for s in spans] for f in _SCALARS
-    }
-    for f in (
-        "resource_index",
-        "resource_attribute_lengths",
-        "resource_attribute_keys",
-        "resource_attribute_values",
-        "attribute_lengths",
-        "attribute_keys",
-        "attribute_values",
-        "event_counts",
-        "event_time_unix_nano",
-        "event_name",
-        "event_attribute_lengths",
-        "event_attribute_keys",
-        "event_attribute_values",
-        "link_counts",
-        "link_trace_id",
-        "link_span_id",
-        "link_trace_state",
-        "link_attribute_lengths",
-        "link_attribute_keys",
-        "link_attribute_values",
-    ):
-        rec[f] = []
+    rec: dict[str, list[Any]] = empty_record()
+    for f in SPAN_SCALARS:
+        rec[f] = [s[f] if f in s else _DEFAULTS[f] for s in spans]
     resources: dict[tuple[tuple[str, str], ...], int] = {}
     for s in spans:
         res = s.get("resource_attributes", {})

@@ -11,8 +11,9 @@ import time
 import urllib.request
 
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
-from opentelemetry.proto.common.v1 import common_pb2
 from opentelemetry.proto.trace.v1 import trace_pb2
+
+from tracehouse.otlp_build import ServiceScopes, kv
 
 SERVICES = ("frontend", "checkout", "cart", "payment", "inventory", "shipping")
 OPERATIONS = {
@@ -25,17 +26,6 @@ OPERATIONS = {
 }
 
 
-def _kv(key: str, value: str | int | bool) -> common_pb2.KeyValue:
-    kv = common_pb2.KeyValue(key=key)
-    if isinstance(value, bool):
-        kv.value.bool_value = value
-    elif isinstance(value, int):
-        kv.value.int_value = value
-    else:
-        kv.value.string_value = value
-    return kv
-
-
 def make_request(
     traces: int, seed: int = 1, spans_per_trace: int = 5, now_ns: int | None = None
 ) -> trace_service_pb2.ExportTraceServiceRequest:
@@ -43,20 +33,7 @@ def make_request(
     rng = random.Random(seed)
     now_ns = time.time_ns() if now_ns is None else now_ns
     request = trace_service_pb2.ExportTraceServiceRequest()
-    by_service: dict[str, trace_pb2.ScopeSpans] = {}
-
-    def scope(service: str) -> trace_pb2.ScopeSpans:
-        ss = by_service.get(service)
-        if ss is None:
-            rs = request.resource_spans.add()
-            rs.resource.attributes.extend(
-                [_kv("service.name", service), _kv("deployment.environment", "demo")]
-            )
-            ss = rs.scope_spans.add()
-            ss.scope.name = "tracehouse.demo"
-            ss.scope.version = "1"
-            by_service[service] = ss
-        return ss
+    scope = ServiceScopes(request, "demo", "tracehouse.demo")
 
     for _ in range(traces):
         trace_id = rng.randbytes(16)
@@ -83,9 +60,9 @@ def make_request(
             span.end_time_unix_nano = span_start + duration
             span.attributes.extend(
                 [
-                    _kv("http.route", span.name),
-                    _kv("user.id", f"u{rng.randint(1, 500)}"),
-                    _kv("retry", depth > 3),
+                    kv("http.route", span.name),
+                    kv("user.id", f"u{rng.randint(1, 500)}"),
+                    kv("retry", depth > 3),
                 ]
             )
             if error_trace and depth == spans_per_trace - 1:

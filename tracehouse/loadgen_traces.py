@@ -15,8 +15,9 @@ import random
 from dataclasses import dataclass, field
 
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
-from opentelemetry.proto.common.v1 import common_pb2
 from opentelemetry.proto.trace.v1 import trace_pb2
+
+from tracehouse.otlp_build import ServiceScopes, kv
 
 SERVICE_NAMES = (
     "frontend", "checkout", "cart", "payment", "inventory", "shipping", "catalog", "search",
@@ -86,12 +87,6 @@ class Batch:
     trace_ids: list[bytes]
 
 
-def _str_kv(key: str, value: str) -> common_pb2.KeyValue:
-    kv = common_pb2.KeyValue(key=key)
-    kv.value.string_value = value
-    return kv
-
-
 class TraceGenerator:
     def __init__(self, profile: LoadProfile | None = None, seed: int = 1) -> None:
         self.profile = profile or LoadProfile()
@@ -148,9 +143,9 @@ class TraceGenerator:
             start_time_unix_nano=start,
             end_time_unix_nano=start + length,
         )
-        span.attributes.append(_str_kv("user.id", f"user-{rng.randrange(p.cardinality)}"))
+        span.attributes.append(kv("user.id", f"user-{rng.randrange(p.cardinality)}"))
         for i in range(p.attributes):
-            span.attributes.append(_str_kv(f"app.attr{i}", f"{service}-v{i}"))
+            span.attributes.append(kv(f"app.attr{i}", f"{service}-v{i}"))
         out.spans.append((service, span))
         return span
 
@@ -183,19 +178,9 @@ def build_request(
 ) -> trace_service_pb2.ExportTraceServiceRequest:
     """Group spans by service into one ResourceSpans each, as an SDK per service would send."""
     request = trace_service_pb2.ExportTraceServiceRequest()
-    scopes: dict[str, trace_pb2.ScopeSpans] = {}
+    scope = ServiceScopes(request, "load", "tracehouse.loadgen")
     for service, span in spans:
-        ss = scopes.get(service)
-        if ss is None:
-            rs = request.resource_spans.add()
-            rs.resource.attributes.extend(
-                [_str_kv("service.name", service), _str_kv("deployment.environment", "load")]
-            )
-            ss = rs.scope_spans.add()
-            ss.scope.name = "tracehouse.loadgen"
-            ss.scope.version = "1"
-            scopes[service] = ss
-        ss.spans.append(span)
+        scope(service).spans.append(span)
     return request
 
 

@@ -3,15 +3,13 @@ cluster DDL (which cannot run on one node) at least parses on ClickHouse 26.9.""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import uuid
 from typing import Any
 
-from deploy.local.stack import PROJECT_ROOT, LocalStack
+from deploy.local.stack import LocalStack
 from schemas.migrations import load_migrations, migrate, render_all
 from sinks.clickhouse_store import connect
+from tests.integration.cli_runner import run_cli
 
 
 def _engine(client: Any, db: str, table: str) -> str:
@@ -33,19 +31,7 @@ def test_migrate_is_idempotent_and_applies_ttl_changes(services: LocalStack) -> 
     assert " TTL " not in _engine(client, db, "otel_traces")
 
     # Through the CLI, as an operator would change retention.
-    env = {
-        **os.environ,
-        **services.settings.with_(clickhouse_database=db, ttl_days=14).to_env(),
-    }
-    out = subprocess.run(
-        [sys.executable, "-m", "tracehouse.cli", "migrate"],
-        env=env,
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    ).stdout
+    out = run_cli(services.settings.with_(clickhouse_database=db, ttl_days=14), "migrate")
     assert "none (up to date)" in out
     for table, column in (
         ("otel_traces", "Timestamp"),

@@ -4,30 +4,18 @@ reason (a malformed raw message lands in the DLQ and in ``messages_rejected``), 
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 
 from confluent_kafka import Producer
 
-from deploy.local.stack import PROJECT_ROOT, LocalStack
+from deploy.local.stack import LocalStack
 from sinks.clickhouse_store import connect
+from tests.integration.cli_runner import run_cli
 from tests.integration.helpers import wait_until
 from tracehouse.demo_traces import send_demo_load
 
 
 def _status(stack: LocalStack, *args: str) -> str:
-    env = {**os.environ, **stack.settings.to_env()}
-    out = subprocess.run(
-        [sys.executable, "-m", "tracehouse.cli", "status", *args],
-        env=env,
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=True,
-    )
-    return out.stdout
+    return run_cli(stack.settings, "status", *args)
 
 
 def test_status_reports_throughput_drops_and_dlq(pipeline: LocalStack) -> None:

@@ -1,0 +1,26 @@
+"""Run ``tracehouse`` subcommands as an operator would: a separate process configured only
+through ``TRACEHOUSE_*`` environment variables, so the tests cover the CLI's own wiring."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from deploy.local.stack import PROJECT_ROOT
+from tracehouse.settings import Settings
+
+
+def run_cli(settings: Settings, *args: str, timeout: float = 60) -> str:
+    """Stdout of ``tracehouse <args>``; a non-zero exit fails the test with its stderr."""
+    env = {**os.environ, **settings.to_env()}
+    out = subprocess.run(
+        [sys.executable, "-m", "tracehouse.cli", *args],
+        env=env,
+        cwd=PROJECT_ROOT,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+    assert out.returncode == 0, f"tracehouse {' '.join(args)} exited {out.returncode}: {out.stderr}"
+    return out.stdout
