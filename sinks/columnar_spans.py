@@ -4,10 +4,11 @@ v2 carries every field as its own Avro array, so fastavro hands back plain Pytho
 each becomes one Arrow array in C++; v3 carries the same fields already in Arrow layout and
 :mod:`sinks.packed_spans` hands them over as Arrow arrays. Either way the table is assembled
 here, so both versions store identical rows: maps, events and links are rebuilt from their
-flattened values and per-owner lengths with offsets, never through per-span dicts. The result equals
-:func:`sinks.span_columns.otel_traces_arrow` of the same spans sent as v1 (same column types),
-which tests/unit/test_span_batch_v2.py checks. Lengths that do not add up are a contract
-breach (``InvalidRecord``), so a bad message goes to the DLQ instead of stopping the worker.
+flattened values and per-owner lengths with offsets, never through per-span dicts. The result
+equals :func:`sinks.span_columns.otel_traces_arrow` of the same spans sent as v1 (same column
+types), which tests/unit/test_span_batch_v2.py and test_span_batch_v3.py check. Lengths that
+do not add up are a contract breach (``InvalidRecord``), so a bad message goes to the DLQ
+instead of stopping the worker.
 """
 
 from __future__ import annotations
