@@ -4,7 +4,7 @@ Measures, on the ``bench/sink.py`` spans, a layout where every column of the v2 
 Avro ``bytes`` field holding Arrow buffers (UTF-8 data + int32 offsets for strings,
 little-endian int64 for numbers) against the committed typed-array v2: packing from column
 lists, fastavro encode/decode, and rebuilding Arrow arrays (zero-copy). The figures feed the
-"next step" in docs/adr/0002-columnar-span-batches.md.
+"next step" in docs/adr/0002-columnar-span-batches.md, since built as span_batch v3 (ADR 0003).
 
     .venv/bin/python bench/packed_probe.py
 """

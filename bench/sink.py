@@ -5,21 +5,22 @@ Avro batches, then measures
 
 1. one in-process ``SinkWorker`` (consume -> Avro decode -> Arrow columns -> insert with the
    intent/dedup protocol -> commit), from its first message to the last row stored, once per
-   wire version of ``span_batch`` (``--wire both``: v2 columnar, then v1 rows, each from its
-   own topic into its own database, back to back);
+   wire version of ``span_batch`` (``--wire both``: v3 packed columns, then v2 typed columns;
+   ``--wire all`` adds v1 rows; each from its own topic into its own database, back to back);
 2. a direct ``client.insert_arrow`` of the same spans as one Arrow table, in the same batch
    size, into a second database: the ceiling the worker is compared with;
 3. the two columnar insert paths the issue asked about for otel_traces: Python column lists
    with ``insert(column_oriented=True)`` vs an Arrow table with ``insert_arrow`` (build + send);
 4. the worker's CPU stages alone (Avro decode, Arrow build) for each wire version.
 
-Usage: .venv/bin/python bench/sink.py [--spans 200000] [--batch-rows 50000] [--wire both]
-       [--repeat 1]
+Usage: .venv/bin/python bench/sink.py [--spans 200000] [--batch-rows 50000]
+       [--wire v1|v2|v3|both|all] [--repeat 1] [--profile FILE]
 """
 
 from __future__ import annotations
 
 import argparse
+import cProfile
 import sys
 import tempfile
 import threading
@@ -38,9 +39,10 @@ from deploy.local.topics import ensure_topics
 from schemas import avro_codec
 from schemas.migrations import migrate
 from sinks.clickhouse_store import connect
-from sinks.columnar_spans import otel_traces_from_columns
 from sinks.span_columns import OTEL_TRACES_COLUMNS, otel_traces_arrow, otel_traces_columns
 from sinks.worker import SinkWorker
+from sinks.writers import WRITERS
+from streams.packed_batch import pack_columns
 from tests.span_batch_rows import columns_from_rows
 from tracehouse.settings import Settings
 
@@ -85,10 +87,16 @@ def make_span(i: int) -> dict[str, Any]:
     }
 
 
+WIRES = ("v3", "v2", "v1")
+WIRE_SETS = {"both": ["v3", "v2"], "all": ["v3", "v2", "v1"]}
+
+
 def encode_message(spans: list[dict[str, Any]], wire: str) -> bytes:
     if wire == "v1":
         return avro_codec.encode("span_batch", {"spans": spans}, 1)
-    return avro_codec.encode("span_batch", columns_from_rows(spans), 2)
+    if wire == "v2":
+        return avro_codec.encode("span_batch", columns_from_rows(spans), 2)
+    return avro_codec.encode("span_batch", pack_columns(columns_from_rows(spans)), 3)
 
 
 def messages_of(spans: list[dict[str, Any]], wire: str) -> list[bytes]:
@@ -108,7 +116,7 @@ def publish(settings: Settings, spans: list[dict[str, Any]], wire: str) -> None:
     assert producer.flush(60) == 0
 
 
-def run_worker(settings: Settings, expected: int) -> float:
+def run_worker(settings: Settings, expected: int, profile: str = "") -> float:
     """Seconds from the worker's first fetched messages (before decoding) to the last row
     stored: consume, decode, columns, intents, inserts and commits, without group-join time."""
     worker = SinkWorker(settings)
@@ -121,7 +129,20 @@ def run_worker(settings: Settings, expected: int) -> float:
         return decode(messages)
 
     worker._decode = timed_decode  # type: ignore[method-assign]
-    thread = threading.Thread(target=worker.run, daemon=True)
+
+    def run() -> None:
+        # cProfile sees only the thread it is enabled in: the worker loop's own thread.
+        profiler = cProfile.Profile() if profile else None
+        if profiler:
+            profiler.enable()
+        try:
+            worker.run()
+        finally:
+            if profiler:
+                profiler.disable()
+                profiler.dump_stats(profile)
+
+    thread = threading.Thread(target=run, daemon=True)
     thread.start()
     client = connect(settings.clickhouse_url, settings.clickhouse_database)
     deadline = time.monotonic() + 300
@@ -168,15 +189,14 @@ def compare_insert_paths(client: Any, spans: list[dict[str, Any]]) -> dict[str, 
 def stage_rates(spans: list[dict[str, Any]], wire: str) -> dict[str, float]:
     """rows/s of the worker's two CPU stages alone, to name the bottleneck."""
     messages = messages_of(spans, wire)
+    build = WRITERS["spans"].by_version[int(wire[1:])]  # what the worker calls per message
+    build(avro_codec.decode_as_written("span_batch", messages[0])[1])  # lazy imports, caches
     started = time.perf_counter()
     decoded = [avro_codec.decode_as_written("span_batch", m)[1] for m in messages]
     decode_s = time.perf_counter() - started
     started = time.perf_counter()
-    if wire == "v1":
-        otel_traces_arrow([s for rec in decoded for s in rec["spans"]])
-    else:
-        for rec in decoded:
-            otel_traces_from_columns(rec)
+    for rec in decoded:
+        build(rec)
     build_s = time.perf_counter() - started
     return {
         f"{wire} Avro decode (fastavro)": len(spans) / decode_s,
@@ -198,12 +218,18 @@ def main() -> None:
     parser.add_argument("--spans", type=int, default=200_000)
     parser.add_argument("--batch-rows", type=int, default=50_000)
     parser.add_argument("--decode-processes", type=int, default=0)
-    parser.add_argument("--wire", choices=["v1", "v2", "both"], default="both")
+    parser.add_argument("--wire", choices=[*WIRES, *WIRE_SETS], default="both")
     parser.add_argument(
-        "--repeat", type=int, default=1, help="worker runs per wire, best kept; order alternates"
+        "--repeat",
+        type=int,
+        default=1,
+        help="worker runs per wire and direct inserts, best kept; order alternates",
+    )
+    parser.add_argument(
+        "--profile", default="", help="cProfile the worker thread into FILE.<wire> (pstats)"
     )
     args = parser.parse_args()
-    wires = ["v2", "v1"] if args.wire == "both" else [args.wire]
+    wires = WIRE_SETS.get(args.wire, [args.wire])
     with tempfile.TemporaryDirectory(prefix="bench-sink-") as tmp:
         settings = Settings(
             kafka_bootstrap=f"127.0.0.1:{free_port()}",
@@ -232,12 +258,17 @@ def main() -> None:
             for run in range(args.repeat):
                 # Alternate which wire goes first: the first worker run of a round pays warm-up.
                 for wire in wires if run % 2 == 0 else wires[::-1]:
-                    seconds = run_worker(settings_for(settings, wire, run), len(spans))
+                    profile = f"{args.profile}.{wire}" if args.profile else ""
+                    seconds = run_worker(settings_for(settings, wire, run), len(spans), profile)
                     worker_s[wire] = min(worker_s[wire], seconds)
             admin = connect(settings.clickhouse_url, "default")
             migrate(admin, "bench_direct")
             direct = connect(settings.clickhouse_url, "bench_direct")
-            direct_s = direct_insert(direct, spans, args.batch_rows)
+            # Best of --repeat as for the worker: the insert alone is as noisy as the worker.
+            direct_s = float("inf")
+            for _ in range(args.repeat):
+                direct.command("TRUNCATE TABLE otel_traces")
+                direct_s = min(direct_s, direct_insert(direct, spans, args.batch_rows))
             paths = compare_insert_paths(direct, spans[: min(len(spans), 100_000)])
             stages = {k: v for w in wires for k, v in stage_rates(spans[:100_000], w).items()}
         finally:

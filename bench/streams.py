@@ -4,12 +4,12 @@ Measures, on the same pre-built raw messages: (1) the baseline, a bare protobuf 
 ``TracesData``; (2) the full path a worker runs per message: decode -> span records -> RED ->
 service graph -> trace buffer, then the ticks' sampling decisions and Avro encoding of the
 sampled spans, RED and edge batches. Prints spans/s for each and the ratio to the baseline.
-``--wire both`` (default) runs the full path twice back to back, writing ``span_batch`` v2
-(columnar, what the worker writes) and v1 (row records, the old format), plus the encoding of
-all spans alone in each format.
+``--wire both`` (default) runs the full path twice back to back, writing ``span_batch`` v3
+(packed columns, what the worker writes) and v2 (typed Avro columns, the previous format);
+``--wire all`` adds v1 (row records); the encoding of all spans alone is measured per format.
 
     .venv/bin/python bench/streams.py [--messages 200] [--spans 500] [--policy keep-all|tail]
-        [--wire v1|v2|both] [--repeat 3]
+        [--wire v1|v2|v3|both|all] [--repeat 3]
 """
 
 from __future__ import annotations
@@ -87,10 +87,16 @@ def encode_v1(views: list[dict[str, Any]]) -> list[bytes]:
     return encode_span_batches_v1([full_record(v) for v in views])
 
 
+def encode_v2(views: list[dict[str, Any]]) -> list[bytes]:
+    return encode_span_batches(views, version=2)
+
+
 ENCODERS: dict[str, Callable[[list[dict[str, Any]]], list[bytes]]] = {
-    "v2": encode_span_batches,
+    "v3": encode_span_batches,
+    "v2": encode_v2,
     "v1": encode_v1,
 }
+WIRE_SETS = {"both": ["v3", "v2"], "all": ["v3", "v2", "v1"]}
 
 
 def encode_alone(messages: list[bytes], wire: str) -> float:
@@ -104,7 +110,7 @@ def encode_alone(messages: list[bytes], wire: str) -> float:
 
 
 def run_full(
-    messages: list[bytes], cfg: SamplingConfig, wire: str = "v2"
+    messages: list[bytes], cfg: SamplingConfig, wire: str = "v3"
 ) -> tuple[int, float, int]:
     encode = ENCODERS[wire]
     counters = CounterSet()
@@ -134,10 +140,10 @@ def main() -> None:
     ap.add_argument("--messages", type=int, default=200)
     ap.add_argument("--spans", type=int, default=500, help="spans per raw message")
     ap.add_argument("--policy", choices=["keep-all", "tail"], default="tail")
-    ap.add_argument("--wire", choices=["v1", "v2", "both"], default="both")
+    ap.add_argument("--wire", choices=[*ENCODERS, *WIRE_SETS], default="both")
     ap.add_argument("--repeat", type=int, default=3, help="best of N, wires alternating")
     args = ap.parse_args()
-    wires = ["v2", "v1"] if args.wire == "both" else [args.wire]
+    wires = WIRE_SETS.get(args.wire, [args.wire])
     cfg = (
         SamplingConfig(decision_wait=0) if args.policy == "keep-all" else parse_config(TAIL_POLICY)
     )

@@ -30,3 +30,15 @@ PER_SPAN: tuple[str, ...] = (
 def empty_record() -> dict[str, list[Any]]:
     """A v2 record with every array present and empty, ready to append to."""
     return {f: [] for f in FIELDS}
+
+
+def _fields_of(item: str) -> tuple[str, ...]:
+    return tuple(
+        f["name"] for f in schema_json("span_batch", 2)["fields"] if f["type"]["items"] == item
+    )
+
+
+# Value types of the arrays; span_batch v3 packs each kind in its own Arrow layout.
+STRING_FIELDS: tuple[str, ...] = _fields_of("string")
+INT_FIELDS: tuple[str, ...] = _fields_of("int")
+LONG_FIELDS: tuple[str, ...] = _fields_of("long")

@@ -1,8 +1,9 @@
 """Kafka value -> Arrow table of one message, or the reason it is poison.
 
 A module-level pure function so it can run in the worker's own thread or in a pool of decode
-processes (``sink_decode_processes``): Avro decoding is the sink's CPU bottleneck (see
-docs/perf.md), and an Arrow table crosses a process boundary cheaply.
+processes (``sink_decode_processes``): decoding ``span_batch`` v1/v2 is CPU-heavy (v3 is
+cheap and leaves the worker insert-bound, see docs/perf.md), and an Arrow table crosses a
+process boundary cheaply.
 """
 
 from __future__ import annotations

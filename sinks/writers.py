@@ -14,6 +14,7 @@ import pyarrow as pa
 
 from sinks.columnar_spans import otel_traces_from_columns
 from sinks.counter_columns import counter_rows, pipeline_counters_arrow
+from sinks.packed_spans import otel_traces_from_packed
 from sinks.span_columns import otel_traces_arrow
 from sinks.window_columns import edge_rows, red_metrics_arrow, red_rows, service_graph_arrow
 from tracehouse.settings import Settings
@@ -28,7 +29,8 @@ class TableWriter:
     rows: Callable[[dict[str, Any]], list[Any]]
     # Rows of one batch -> the Arrow table inserted in one go.
     arrow: Callable[[Sequence[Any]], pa.Table]
-    # For schemas whose versions are not Avro-resolvable (span_batch v1 rows, v2 columns):
+    # For schemas whose versions are not Avro-resolvable (span_batch v1 rows, v2 columns,
+    # v3 packed columns):
     # writer-schema version -> record-as-written -> Arrow table. Versions missing here are
     # resolved to the newest schema and go through ``rows``/``arrow``.
     by_version: Mapping[int, Callable[[dict[str, Any]], pa.Table]] = field(default_factory=dict)
@@ -51,7 +53,7 @@ WRITERS: dict[str, TableWriter] = {
             "otel_traces",
             _spans,
             otel_traces_arrow,
-            {1: _spans_v1, 2: otel_traces_from_columns},
+            {1: _spans_v1, 2: otel_traces_from_columns, 3: otel_traces_from_packed},
         ),
         TableWriter("red", "red_metrics", "red_metrics", red_rows, red_metrics_arrow),
         TableWriter("edges", "graph_edges", "service_graph_edges", edge_rows, service_graph_arrow),

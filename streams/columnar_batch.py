@@ -2,9 +2,10 @@
 
 Building a v1 row record per kept span (a dict with nested maps, events and links) and then
 letting fastavro walk it was most of the streams worker's cost with keep-all sampling. Here
-each field is a flat list appended to directly, and fastavro writes arrays of primitives. The
-values are exactly those :func:`streams.span_views.full_record` produces, so ClickHouse rows
-do not depend on the wire version (tests/unit/test_span_batch_v2.py).
+each field is a flat list appended to directly; v2 writes them as typed Avro arrays and v3
+packs them into Arrow-layout bytes (:mod:`streams.packed_batch`). The values are exactly
+those :func:`streams.span_views.full_record` produces, so ClickHouse rows do not depend on the
+wire version (tests/unit/test_span_batch_v2.py, test_span_batch_v3.py).
 """
 
 from __future__ import annotations

@@ -1,10 +1,11 @@
 """Raw message -> ``span_batch`` payloads without sampling, and the batch encoders.
 
 The worker itself runs :mod:`streams.partition_processor` (RED, graph, tail sampling);
-:func:`encode_span_batches` is how it cuts sampled span views into columnar ``span_batch`` v2
-messages for ``spans.sampled``, and :func:`process_raw_message` remains the no-sampling
-conversion used by codec tests and tools. :func:`encode_span_batches_v1` writes the old row
-format, kept for upgrade tests and the ``bench/streams.py --wire v1`` comparison.
+:func:`encode_span_batches` is how it cuts sampled span views into ``span_batch`` v3 (packed
+columns) messages for ``spans.sampled``, and :func:`process_raw_message` remains the
+no-sampling conversion used by codec tests and tools. ``encode_span_batches(views, version=2)``
+(typed columns) and :func:`encode_span_batches_v1` (rows) write the older formats, kept for
+upgrade tests and the ``bench/streams.py --wire`` comparison.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ from opentelemetry.proto.trace.v1 import trace_pb2
 
 from schemas import avro_codec
 from streams.columnar_batch import columnar_batch
+from streams.packed_batch import pack_columns
 from streams.span_views import span_views
 
 SPAN_BATCH = "span_batch"
@@ -35,12 +37,22 @@ def decode_traces(payload: bytes) -> trace_pb2.TracesData:
     return trace_pb2.TracesData.FromString(payload)
 
 
-def encode_span_batches(views: list[dict[str, Any]]) -> list[bytes]:
-    """Span views (see :mod:`streams.span_views`) -> framed ``span_batch`` v2 messages."""
-    return [
-        avro_codec.encode(SPAN_BATCH, columnar_batch(views[i : i + MAX_SPANS_PER_MESSAGE]), 2)
-        for i in range(0, len(views), MAX_SPANS_PER_MESSAGE)
-    ]
+# What encode_span_batches writes: v3. Sinks must be deployed first (ADR 0003).
+SPAN_BATCH_VERSION = 3
+
+
+def encode_span_batches(
+    views: list[dict[str, Any]], version: int = SPAN_BATCH_VERSION
+) -> list[bytes]:
+    """Span views (see :mod:`streams.span_views`) -> framed ``span_batch`` v3 (or v2) messages."""
+    if version not in (2, 3):
+        raise ValueError(f"span views encode as span_batch v2 or v3, not v{version}")
+    out = []
+    for i in range(0, len(views), MAX_SPANS_PER_MESSAGE):
+        columns = columnar_batch(views[i : i + MAX_SPANS_PER_MESSAGE])
+        record = pack_columns(columns) if version == 3 else columns
+        out.append(avro_codec.encode(SPAN_BATCH, record, version))
+    return out
 
 
 def encode_span_batches_v1(records: list[dict[str, Any]]) -> list[bytes]:

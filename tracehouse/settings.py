@@ -52,8 +52,8 @@ class Settings:
     # Which streams one sink process stores (comma list of spans, red, edges, accounting):
     # all four by default; a deployment may run one process per stream instead.
     sink_streams: str = "spans,red,edges,accounting"
-    # Processes decoding Avro for one sink worker (0: in the worker's thread). Decoding is the
-    # sink's CPU bottleneck; give it the cores the host can spare.
+    # Processes decoding Avro for one sink worker (0: in the worker's thread). Worth it for
+    # span_batch v1/v2, whose decoding is CPU-bound; v3 decodes cheaply (docs/perf.md).
     sink_decode_processes: int = 0
     ttl_days: int = 0
     # Kafka group timings: short by default because Tansu needs ~half the session timeout to

@@ -18,6 +18,7 @@ from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 from deploy.local.stack import Child, LocalStack
 from deploy.local.topics import partition_count
 from schemas import avro_codec
+from streams.packed_batch import pack_columns
 from tests.span_batch_rows import columns_from_rows
 from tracehouse.settings import Settings
 
@@ -154,12 +155,15 @@ def produce_round(settings: Settings, round_no: int, expected: Expected, partiti
             rec = span_batch(first, traces=10, spans_per_trace=6)
             expected.spans += len(rec["spans"])
             expected.traces.update(s["trace_id"] for s in rec["spans"])
-            # Mixed wire versions, as in a topic during an upgrade from v1 to v2.
+            # Mixed wire versions, as in a topic during upgrades from v1 to v2 to v3.
             if m == 1:
                 spans.append((p, avro_codec.encode("span_batch", rec, 1)))
             else:
                 columns = columns_from_rows(rec["spans"])
-                spans.append((p, avro_codec.encode("span_batch", columns, 2)))
+                if m == 2:
+                    spans.append((p, avro_codec.encode("span_batch", pack_columns(columns), 3)))
+                else:
+                    spans.append((p, avro_codec.encode("span_batch", columns, 2)))
         window = round_no * partitions + p
         red_rec = red_batch(window, f"otlp_spans/{p}")
         expected.red_rows += len(red_rec["series"])

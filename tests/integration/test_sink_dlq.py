@@ -6,6 +6,7 @@ from deploy.local.ports import free_port
 from deploy.local.stack import LocalStack
 from schemas import avro_codec
 from sinks.clickhouse_store import connect
+from streams.packed_batch import pack_columns
 from tests.integration.helpers import wait_until
 from tests.integration.sink_data import produce, read_topic, red_batch, span_batch, start_sink
 from tests.span_batch_rows import columns_from_rows
@@ -19,7 +20,7 @@ def test_malformed_records_land_in_dlq_and_the_rest_is_stored(
     t = s.topics
     good_before = span_batch(0, traces=5, spans_per_trace=4)
     good_after = span_batch(100, traces=5, spans_per_trace=4)
-    corrupt = bytearray(avro_codec.encode("span_batch", columns_from_rows(good_before["spans"])))
+    corrupt = bytearray(avro_codec.encode("span_batch", columns_from_rows(good_before["spans"]), 2))
     corrupt[5:] = b"\xff" * (len(corrupt) - 5)
     bad_red = red_batch(0, "otlp_spans/0")
     bad_red["series"][0]["bucket_counts"] = [1, 2]  # does not fit the 9 bounds
@@ -30,7 +31,12 @@ def test_malformed_records_land_in_dlq_and_the_rest_is_stored(
             (0, avro_codec.encode("span_batch", good_before, 1)),
             (0, b"not avro at all"),
             (0, bytes(corrupt)),
-            (0, avro_codec.encode("span_batch", columns_from_rows(good_after["spans"]))),
+            (
+                0,
+                avro_codec.encode(
+                    "span_batch", pack_columns(columns_from_rows(good_after["spans"]))
+                ),
+            ),
         ],
     )
     produce(

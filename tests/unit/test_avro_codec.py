@@ -1,11 +1,14 @@
 import io
+from typing import Any
 
 import avro.io
 import avro.schema
 import pytest
 
 from schemas import avro_codec
+from sinks.decoding import decode_message
 from streams.columnar_batch import columnar_batch
+from streams.packed_batch import pack_columns
 from streams.pipeline import encode_span_batches, process_raw_message
 from streams.span_views import span_views
 from tracehouse.demo_traces import make_request
@@ -87,9 +90,11 @@ def test_bad_payloads_raise_clear_errors(payload: bytes, message: str) -> None:
         avro_codec.decode("red_metrics", payload)
 
 
-@pytest.mark.parametrize("version", [1, 2])
+@pytest.mark.parametrize("version", [1, 2, 3])
 def test_trailing_bytes_are_rejected(version: int) -> None:
-    empty = {"spans": []} if version == 1 else columnar_batch([])
+    empty: dict[str, Any] = {1: {"spans": []}, 2: columnar_batch([])}.get(
+        version, pack_columns(columnar_batch([]))
+    )
     payload = avro_codec.encode("span_batch", empty, version) + b"junk"
     with pytest.raises(avro_codec.AvroDecodeError, match="trailing"):
         avro_codec.decode_as_written("span_batch", payload)
@@ -100,8 +105,9 @@ def test_raw_message_to_batches_keeps_all_spans() -> None:
     result = process_raw_message(raw)
     assert result.malformed is None and result.spans_in == 150
     batches = [avro_codec.decode_as_written("span_batch", p) for p in result.sampled_payloads]
-    assert {version for version, _ in batches} == {2}
-    services = [s for _, b in batches for s in b["service_name"]]
+    assert {version for version, _ in batches} == {3}
+    tables = [decode_message("spans", p).table for p in result.sampled_payloads]
+    services = [s for t in tables if t is not None for s in t["ServiceName"].to_pylist()]
     assert len(services) == 150
     assert set(services) <= {
         "frontend",

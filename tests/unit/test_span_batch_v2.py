@@ -89,7 +89,7 @@ def test_v2_table_equals_v1_table_for_the_same_spans() -> None:
     data = _rich_data()
     views = span_views(data)
     attributes_of(views[1])  # a policy may have converted attributes already
-    [payload] = encode_span_batches(views)
+    [payload] = encode_span_batches(views, version=2)
     assert payload[:2] == bytes((avro_codec.MAGIC, 2))
     v2 = decode_message("spans", payload).table
     v1 = _v1_table(data)
@@ -102,7 +102,7 @@ def test_v2_table_equals_v1_table_for_the_same_spans() -> None:
 def test_sink_reads_v1_and_v2_messages_to_the_same_table() -> None:
     data = _rich_data()
     [v1_payload] = encode_span_batches_v1(span_records(data))
-    [v2_payload] = encode_span_batches(span_views(data))
+    [v2_payload] = encode_span_batches(span_views(data), version=2)
     assert v1_payload[1] == 1
     v1, v2 = decode_message("spans", v1_payload), decode_message("spans", v2_payload)
     assert v1.table is not None and v2.table is not None
