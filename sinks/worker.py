@@ -15,7 +15,9 @@ import logging
 import multiprocessing
 import os
 import signal
+import threading
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import pyarrow as pa
@@ -59,9 +61,15 @@ class SinkWorker:
     def __init__(self, settings: Settings, store: BatchStore | None = None) -> None:
         self.settings = settings
         self.writers = writers_by_topic(settings)
-        self.store = store or BatchStore(
-            connect(settings.clickhouse_url, settings.clickhouse_database), settings.sink_group
+        self.store = store or self._new_store()
+        # Concurrent stores: one thread per batch in flight, each with its own client (a
+        # ClickHouse HTTP session takes one query at a time).
+        self.insert_pool = (
+            ThreadPoolExecutor(settings.sink_insert_threads, thread_name_prefix="sink-insert")
+            if settings.sink_insert_threads > 1
+            else None
         )
+        self._thread_stores = threading.local()
         self.consumer = Consumer(consumer_config(settings))
         self.dlq = Producer(
             {
@@ -87,6 +95,18 @@ class SinkWorker:
             if settings.sink_decode_processes > 0
             else None
         )
+
+    def _new_store(self) -> BatchStore:
+        return BatchStore(
+            connect(self.settings.clickhouse_url, self.settings.clickhouse_database),
+            self.settings.sink_group,
+        )
+
+    def _thread_store(self) -> BatchStore:
+        store = getattr(self._thread_stores, "store", None)
+        if store is None:
+            store = self._thread_stores.store = self._new_store()
+        return store
 
     # -- rebalance ---------------------------------------------------------------------------
     def _on_assign(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
@@ -144,6 +164,8 @@ class SinkWorker:
         finally:
             self.consumer.close()
             self.dlq.flush(10)
+            if self.insert_pool is not None:
+                self.insert_pool.shutdown(wait=True)
             if self.pool is not None:
                 self.pool.terminate()
 
@@ -190,16 +212,54 @@ class SinkWorker:
         else:
             batch.add_poison(offset, msg.key(), msg.value() or b"", decoded.reason, decoded.detail)
         self._update_buffer_gauge()
-        if batch.is_complete(self.settings.sink_batch_rows, float("inf"), 0.0):
+        if batch.planned_last_offset is not None and batch.is_complete(0, float("inf"), 0.0):
+            # A replayed batch must end exactly where its recorded intent ends (same token).
             self._flush(key)
 
     def _flush_due(self, now: float) -> None:
-        for key in list(self.batches):
-            batch = self.batches.get(key)
-            if batch is not None and batch.is_complete(
-                self.settings.sink_batch_rows, self.settings.sink_batch_seconds, now
-            ):
+        """Store every complete batch; called once per fetch, so a full batch grows by at most
+        the rest of one fetch before it goes out."""
+        max_rows, max_age = self.settings.sink_batch_rows, self.settings.sink_batch_seconds
+        due = [
+            key for key, batch in self.batches.items() if batch.is_complete(max_rows, max_age, now)
+        ]
+        if self.insert_pool is not None and len(due) > 1:
+            due = self._store_concurrently(due)
+        for key in due:
+            if key in self.batches:
                 self._flush(key)
+
+    def _store_concurrently(self, keys: list[Key]) -> list[Key]:
+        """Intents and inserts of several partitions' batches in parallel; the rest of the
+        protocol (DLQ, commit, bookkeeping) stays on this thread, after every insert is back.
+
+        No consumer call happens while inserts are in flight, so no rebalance callback can
+        run in between. Returns the keys whose store failed: the caller retries them one by
+        one on the serial path (same intent, same dedup token, so a retry is a no-op where
+        the first attempt got through)."""
+        pool = self.insert_pool
+        assert pool is not None
+        batches = [self.batches[k] for k in keys]
+        futures: list[Future[float]] = [pool.submit(self._write, b, None) for b in batches]
+        failed: list[Key] = []
+        written: list[tuple[PartitionBatch, float]] = []
+        for batch, fut in zip(batches, futures, strict=True):
+            try:
+                written.append((batch, fut.result()))
+            except Exception as exc:
+                metrics.BATCHES.labels(self.writers[batch.topic].table, "retry").inc()
+                metrics.CLICKHOUSE_ERRORS.labels("store_batch").inc()
+                log.warning("concurrent batch store failed, retrying serially: %s", exc)
+                failed.append(batch.key)
+        for batch, _ in written:
+            self._after_insert(batch)
+        for batch, started in written:
+            try:
+                self._finish(batch, started)
+            except Exception as exc:  # DLQ or commit: the serial path retries the whole store
+                log.warning("finishing a stored batch failed, retrying serially: %s", exc)
+                failed.append(batch.key)
+        return failed
 
     def _flush(self, key: Key) -> None:
         batch = self.batches[key]
@@ -259,18 +319,34 @@ class SinkWorker:
                 self.consumer.seek(tp)
 
     def _store(self, batch: PartitionBatch) -> None:
-        writer = self.writers[batch.topic]
+        started = self._write(batch, self.store)
+        self._after_insert(batch)
+        self._finish(batch, started)
+
+    def _write(self, batch: PartitionBatch, store: BatchStore | None) -> float:
+        """Intent, then the insert with its dedup token; safe on an insert thread."""
+        store = store or self._thread_store()
         started = time.perf_counter()
-        replay = batch.planned_last_offset is not None
-        if not replay:
-            self.store.record_intent(batch)
+        if batch.planned_last_offset is None:
+            store.record_intent(batch)
         if batch.rows:
-            self.store.insert(writer.table, pa.concat_tables(batch.parts), batch)
-            if self.crash_table in ("", writer.table):
-                self.inserts += 1
-            if self.crash_after_inserts and self.inserts >= self.crash_after_inserts:
-                log.warning("test hook: SIGKILL after insert, before commit")
-                os.kill(os.getpid(), signal.SIGKILL)
+            store.insert(self.writers[batch.topic].table, pa.concat_tables(batch.parts), batch)
+        return started
+
+    def _after_insert(self, batch: PartitionBatch) -> None:
+        """Test hook: SIGKILL between the insert and the commit."""
+        if not batch.rows:
+            return
+        if self.crash_table in ("", self.writers[batch.topic].table):
+            self.inserts += 1
+        if self.crash_after_inserts and self.inserts >= self.crash_after_inserts:
+            log.warning("test hook: SIGKILL after insert, before commit")
+            os.kill(os.getpid(), signal.SIGKILL)
+
+    def _finish(self, batch: PartitionBatch, started: float) -> None:
+        """DLQ, offset commit and bookkeeping of a stored batch (consumer thread only)."""
+        writer = self.writers[batch.topic]
+        replay = batch.planned_last_offset is not None
         self._send_dlq(batch)
         self.consumer.commit(
             offsets=[TopicPartition(batch.topic, batch.partition, batch.last_offset + 1)],

@@ -55,6 +55,10 @@ class Settings:
     # Processes decoding Avro for one sink worker (0: in the worker's thread). Worth it for
     # span_batch v1/v2, whose decoding is CPU-bound; v3 decodes cheaply (docs/perf.md).
     sink_decode_processes: int = 0
+    # Partition batches one sink worker stores at the same time (each on its own ClickHouse
+    # connection). One insert stream leaves the server half idle while the worker decodes;
+    # several partitions' batches in flight at once raise rows/s (docs/perf.md). 1: serial.
+    sink_insert_threads: int = 4
     ttl_days: int = 0
     # Kafka group timings: short by default because Tansu needs ~half the session timeout to
     # complete a join (DESIGN.md); production can raise them.
