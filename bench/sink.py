@@ -218,6 +218,12 @@ def main() -> None:
     parser.add_argument("--spans", type=int, default=200_000)
     parser.add_argument("--batch-rows", type=int, default=50_000)
     parser.add_argument("--decode-processes", type=int, default=0)
+    parser.add_argument(
+        "--insert-threads",
+        type=int,
+        default=Settings().sink_insert_threads,
+        help="batches of different partitions stored at once (sink_insert_threads)",
+    )
     parser.add_argument("--wire", choices=[*WIRES, *WIRE_SETS], default="both")
     parser.add_argument(
         "--repeat",
@@ -237,6 +243,7 @@ def main() -> None:
             clickhouse_database="bench_sink",
             sink_streams="spans",
             sink_decode_processes=args.decode_processes,
+            sink_insert_threads=args.insert_threads,
             sink_batch_rows=args.batch_rows,
             sink_batch_seconds=1.0,
             partitions=4,
@@ -276,7 +283,8 @@ def main() -> None:
     direct_rate = len(spans) / direct_s
     print(
         f"spans: {len(spans)} in messages of {SPANS_PER_MESSAGE}, batch rows {args.batch_rows},"
-        f" decode processes {args.decode_processes}, worker runs per wire {args.repeat} (best)"
+        f" decode processes {args.decode_processes}, insert threads {args.insert_threads},"
+        f" worker runs per wire {args.repeat} (best)"
     )
     for wire, seconds in worker_s.items():
         rate = len(spans) / seconds
