@@ -18,6 +18,11 @@ CLICKHOUSE_ERRORS = Counter(
     "Failed ClickHouse calls, each followed by a backoff and a retry",
     ["operation"],
 )
+CONCURRENT_BATCHES = Counter(
+    "tracehouse_sink_concurrent_batches",
+    "Batches whose intent and insert ran alongside other partitions' batches",
+    ["table"],
+)
 REPLAYED_BATCHES = Counter(
     "tracehouse_sink_replayed_batches", "Batches rebuilt from a recorded intent", ["table"]
 )

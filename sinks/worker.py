@@ -252,6 +252,7 @@ class SinkWorker:
                 log.warning("concurrent batch store failed, retrying serially: %s", exc)
                 failed.append(batch.key)
         for batch, _ in written:
+            metrics.CONCURRENT_BATCHES.labels(self.writers[batch.topic].table).inc()
             self._after_insert(batch)
         for batch, started in written:
             try:

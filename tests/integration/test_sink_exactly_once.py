@@ -103,3 +103,36 @@ def test_workers_sharing_partitions_survive_rebalance_and_kill(
         assert metric(b_port, "tracehouse_sink_batches_total") > 0
     finally:
         stack.stop()
+
+
+@pytest.mark.slow
+def test_concurrent_partition_stores_are_exact_even_when_killed_mid_round(
+    services: LocalStack, pipeline_settings: Settings
+) -> None:
+    """Large row limits and a 1 s timer make every partition's batch due in the same round,
+    so intents and inserts run on the insert threads; a SIGKILL after the round's second
+    insert (the others done or in flight, nothing committed) must still end exact."""
+    settings = pipeline_settings.with_(
+        sink_batch_rows=1_000_000, sink_batch_seconds=1.0, sink_insert_threads=4
+    )
+    stack = _stack(services, settings)
+    client = connect(settings.clickhouse_url, settings.clickhouse_database)
+    expected = Expected()
+    produce_round(settings, 0, expected, settings.partitions)
+    try:
+        crashed = start_sink(
+            stack,
+            free_port(),
+            {
+                "TRACEHOUSE_SINK_TEST_CRASH_AFTER_INSERTS": "2",
+                "TRACEHOUSE_SINK_TEST_CRASH_TABLE": "otel_traces",
+            },
+        )
+        assert crashed.proc.wait(40) == -signal.SIGKILL
+        produce_round(settings, 1, expected, settings.partitions)
+        port = free_port()
+        start_sink(stack, port)
+        _settle(client, expected)
+        assert metric(port, "tracehouse_sink_concurrent_batches_total") >= 2
+    finally:
+        stack.stop()
