@@ -231,15 +231,23 @@ def create_app(settings: Settings, sampling: SamplingConfig | None = None) -> fa
     @app.timer(interval=settings.streams_tick_seconds)
     async def tick() -> None:
         now = time.time()
-        for partition, proc in list(rt.processors.items()):
-            out = proc.tick(now)
-            try:
-                await deliver(partition, proc, out)
-            except Exception as exc:
+        # Decide every partition first, then deliver all of them at once: each delivery waits
+        # for broker acks twice (outputs, then state log), and waiting partition by partition
+        # left the worker idle for most of a tick under load.
+        ticks = [(p, proc, proc.tick(now)) for p, proc in list(rt.processors.items())]
+        results = await asyncio.gather(
+            *(deliver(p, proc, out) for p, proc, out in ticks), return_exceptions=True
+        )
+        for (partition, _, _), result in zip(ticks, results, strict=True):
+            if isinstance(result, BaseException):
                 # The decided traces exist only in memory now: stop the worker so the group
                 # hands the partition to a live worker, which replays from the committed offset.
-                log.exception("delivery for partition %d failed; stopping the worker", partition)
-                await app.crash(exc)
+                log.error(
+                    "delivery for partition %d failed; stopping the worker",
+                    partition,
+                    exc_info=result,
+                )
+                await app.crash(result)
                 return
         batch = rt.counter_batch()
         if batch is not None:
