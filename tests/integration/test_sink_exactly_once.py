@@ -13,7 +13,7 @@ import signal
 import pytest
 
 from deploy.local.ports import free_port
-from deploy.local.stack import LocalStack
+from deploy.local.stack import Child, LocalStack
 from sinks.clickhouse_store import connect
 from tests.integration.helpers import wait_until
 from tests.integration.sink_data import (
@@ -32,6 +32,15 @@ def _stack(services: LocalStack, settings: Settings) -> LocalStack:
     return LocalStack(
         settings, services.run_dir / settings.clickhouse_database, say=lambda _m: None
     )
+
+
+def _crashing_sink(stack: LocalStack, after_inserts: int, table: str) -> Child:
+    """A sink that SIGKILLs itself after its N-th insert into ``table``, before committing."""
+    env = {
+        "TRACEHOUSE_SINK_TEST_CRASH_AFTER_INSERTS": str(after_inserts),
+        "TRACEHOUSE_SINK_TEST_CRASH_TABLE": table,
+    }
+    return start_sink(stack, free_port(), env)
 
 
 def _settle(client: object, expected: Expected) -> None:
@@ -54,25 +63,11 @@ def test_sigkill_between_insert_and_commit_stores_each_row_once(
     produce_round(settings, 0, expected, settings.partitions)
     try:
         # 1st crash: right after the first insert into the raw RED table (feeds the rollup MV).
-        first = start_sink(
-            stack,
-            free_port(),
-            {
-                "TRACEHOUSE_SINK_TEST_CRASH_AFTER_INSERTS": "1",
-                "TRACEHOUSE_SINK_TEST_CRASH_TABLE": "red_metrics",
-            },
-        )
+        first = _crashing_sink(stack, after_inserts=1, table="red_metrics")
         assert first.proc.wait(40) == -signal.SIGKILL
         produce_round(settings, 1, expected, settings.partitions)
         # 2nd crash: after the third span insert, with new data queued behind it.
-        second = start_sink(
-            stack,
-            free_port(),
-            {
-                "TRACEHOUSE_SINK_TEST_CRASH_AFTER_INSERTS": "3",
-                "TRACEHOUSE_SINK_TEST_CRASH_TABLE": "otel_traces",
-            },
-        )
+        second = _crashing_sink(stack, after_inserts=3, table="otel_traces")
         assert second.proc.wait(40) == -signal.SIGKILL
         port = free_port()
         start_sink(stack, port)
@@ -120,14 +115,7 @@ def test_concurrent_partition_stores_are_exact_even_when_killed_mid_round(
     expected = Expected()
     produce_round(settings, 0, expected, settings.partitions)
     try:
-        crashed = start_sink(
-            stack,
-            free_port(),
-            {
-                "TRACEHOUSE_SINK_TEST_CRASH_AFTER_INSERTS": "2",
-                "TRACEHOUSE_SINK_TEST_CRASH_TABLE": "otel_traces",
-            },
-        )
+        crashed = _crashing_sink(stack, after_inserts=2, table="otel_traces")
         assert crashed.proc.wait(40) == -signal.SIGKILL
         produce_round(settings, 1, expected, settings.partitions)
         port = free_port()

@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import io
-import json
 from typing import Any
 
-import avro.io
-import avro.schema
 import pyarrow as pa
 import pytest
 from opentelemetry.proto.common.v1 import common_pb2
@@ -21,6 +17,7 @@ from streams.columnar_batch import columnar_batch
 from streams.pipeline import encode_span_batches, encode_span_batches_v1
 from streams.span_records import span_records
 from streams.span_views import attributes_of, span_views
+from tests.avro_interop import apache_read, apache_write
 from tests.span_batch_rows import columns_from_rows
 
 
@@ -121,19 +118,14 @@ def test_empty_batch_and_message_cut() -> None:
 def test_fastavro_v2_is_readable_by_apache_avro() -> None:
     record = columnar_batch(span_views(_rich_data()))
     payload = avro_codec.encode("span_batch", record, 2)
-    schema = avro.schema.parse(json.dumps(avro_codec.schema_json("span_batch", 2)))
-    decoded = avro.io.DatumReader(schema).read(avro.io.BinaryDecoder(io.BytesIO(payload[2:])))
-    assert decoded == record
+    assert apache_read("span_batch", 2, payload) == record
 
 
 def test_apache_avro_v2_is_readable_by_the_sink() -> None:
     record = columnar_batch(span_views(_rich_data()))
-    schema = avro.schema.parse(json.dumps(avro_codec.schema_json("span_batch", 2)))
-    buf = io.BytesIO()
-    buf.write(bytes((avro_codec.MAGIC, 2)))
-    avro.io.DatumWriter(schema).write(record, avro.io.BinaryEncoder(buf))
-    assert avro_codec.decode_as_written("span_batch", buf.getvalue()) == (2, record)
-    decoded = decode_message("spans", buf.getvalue())
+    payload = apache_write("span_batch", 2, record)
+    assert avro_codec.decode_as_written("span_batch", payload) == (2, record)
+    decoded = decode_message("spans", payload)
     assert decoded.table is not None and decoded.table.equals(_v1_table(_rich_data()))
 
 

@@ -3,12 +3,8 @@ buffers as invalid records instead of crashing the sink or storing garbage."""
 
 from __future__ import annotations
 
-import io
-import json
 from typing import Any
 
-import avro.io
-import avro.schema
 import numpy as np
 import pyarrow as pa
 import pytest
@@ -23,6 +19,7 @@ from streams.packed_batch import pack_columns
 from streams.pipeline import encode_span_batches, encode_span_batches_v1
 from streams.span_records import span_records
 from streams.span_views import span_views
+from tests.avro_interop import apache_read, apache_write
 from tests.span_batch_rows import columns_from_rows
 from tests.unit.test_span_batch_v2 import _kv, _rich_data, _v1_table
 
@@ -114,19 +111,14 @@ def test_arrays_are_views_of_the_message_bytes() -> None:
 def test_fastavro_v3_is_readable_by_apache_avro() -> None:
     record = _packed()
     payload = avro_codec.encode("span_batch", record, 3)
-    schema = avro.schema.parse(json.dumps(avro_codec.schema_json("span_batch", 3)))
-    decoded = avro.io.DatumReader(schema).read(avro.io.BinaryDecoder(io.BytesIO(payload[2:])))
-    assert decoded == record
+    assert apache_read("span_batch", 3, payload) == record
 
 
 def test_apache_avro_v3_is_readable_by_the_sink() -> None:
     record = _packed()
-    schema = avro.schema.parse(json.dumps(avro_codec.schema_json("span_batch", 3)))
-    buf = io.BytesIO()
-    buf.write(bytes((avro_codec.MAGIC, 3)))
-    avro.io.DatumWriter(schema).write(record, avro.io.BinaryEncoder(buf))
-    assert avro_codec.decode_as_written("span_batch", buf.getvalue()) == (3, record)
-    decoded = decode_message("spans", buf.getvalue())
+    payload = apache_write("span_batch", 3, record)
+    assert avro_codec.decode_as_written("span_batch", payload) == (3, record)
+    decoded = decode_message("spans", payload)
     assert decoded.table is not None and decoded.table.equals(_v1_table(_data()))
 
 
