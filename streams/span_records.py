@@ -20,6 +20,35 @@ def service_name_of(resource_attributes: dict[str, str]) -> str:
     return resource_attributes.get(SERVICE_NAME_KEY, "")
 
 
+def events_of(span: trace_pb2.Span) -> list[dict[str, Any]]:
+    """The span's events as ``Event`` records (most spans have none: no list is built)."""
+    if not span.events:
+        return []
+    return [
+        {
+            "time_unix_nano": e.time_unix_nano,
+            "name": e.name,
+            "attributes": attributes_to_dict(e.attributes),
+        }
+        for e in span.events
+    ]
+
+
+def links_of(span: trace_pb2.Span) -> list[dict[str, Any]]:
+    """The span's links as ``Link`` records, ids as hex like the span's own."""
+    if not span.links:
+        return []
+    return [
+        {
+            "trace_id": link.trace_id.hex(),
+            "span_id": link.span_id.hex(),
+            "trace_state": link.trace_state,
+            "attributes": attributes_to_dict(link.attributes),
+        }
+        for link in span.links
+    ]
+
+
 def span_records(data: trace_pb2.TracesData, tenant_id: str = "") -> list[dict[str, Any]]:
     records: list[dict[str, Any]] = []
     append = records.append
@@ -52,27 +81,8 @@ def span_records(data: trace_pb2.TracesData, tenant_id: str = "") -> list[dict[s
                         "attributes": attributes_to_dict(span.attributes)
                         if span.attributes
                         else {},
-                        "events": [
-                            {
-                                "time_unix_nano": e.time_unix_nano,
-                                "name": e.name,
-                                "attributes": attributes_to_dict(e.attributes),
-                            }
-                            for e in span.events
-                        ]
-                        if span.events
-                        else [],
-                        "links": [
-                            {
-                                "trace_id": link.trace_id.hex(),
-                                "span_id": link.span_id.hex(),
-                                "trace_state": link.trace_state,
-                                "attributes": attributes_to_dict(link.attributes),
-                            }
-                            for link in span.links
-                        ]
-                        if span.links
-                        else [],
+                        "events": events_of(span),
+                        "links": links_of(span),
                     }
                 )
     return records

@@ -14,7 +14,7 @@ from typing import Any
 from opentelemetry.proto.trace.v1 import trace_pb2
 
 from streams.otlp_values import any_value_to_str, attributes_to_dict
-from streams.span_records import service_name_of
+from streams.span_records import events_of, links_of, service_name_of
 
 
 def span_views(data: trace_pb2.TracesData, tenant_id: str = "") -> list[dict[str, Any]]:
@@ -96,25 +96,6 @@ def full_record(view: dict[str, Any]) -> dict[str, Any]:
         "scope_name": scope.name,
         "scope_version": scope.version,
         "attributes": attributes_of(view),
-        "events": [
-            {
-                "time_unix_nano": e.time_unix_nano,
-                "name": e.name,
-                "attributes": attributes_to_dict(e.attributes),
-            }
-            for e in span.events
-        ]
-        if span.events
-        else [],
-        "links": [
-            {
-                "trace_id": link.trace_id.hex(),
-                "span_id": link.span_id.hex(),
-                "trace_state": link.trace_state,
-                "attributes": attributes_to_dict(link.attributes),
-            }
-            for link in span.links
-        ]
-        if span.links
-        else [],
+        "events": events_of(span),
+        "links": links_of(span),
     }
