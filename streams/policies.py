@@ -234,16 +234,20 @@ class RateLimiting:
         return Decision.SAMPLED if ok else Decision.NOT_SAMPLED
 
 
+def _all_keep(policies: list[Policy], trace: TraceView, now: float) -> bool:
+    """True when every sub-policy keeps the trace; stops at the first that does not."""
+    return all(p.evaluate(trace, now).keeps for p in policies)
+
+
 @dataclass
 class And:
     name: str
     sub_policies: list[Policy]
 
     def evaluate(self, trace: TraceView, now: float) -> Decision:
-        for p in self.sub_policies:
-            if not p.evaluate(trace, now).keeps:
-                return Decision.NOT_SAMPLED
-        return Decision.SAMPLED
+        if _all_keep(self.sub_policies, trace, now):
+            return Decision.SAMPLED
+        return Decision.NOT_SAMPLED
 
 
 @dataclass
@@ -254,10 +258,9 @@ class Drop:
     sub_policies: list[Policy]
 
     def evaluate(self, trace: TraceView, now: float) -> Decision:
-        for p in self.sub_policies:
-            if not p.evaluate(trace, now).keeps:
-                return Decision.NOT_SAMPLED
-        return Decision.DROPPED
+        if _all_keep(self.sub_policies, trace, now):
+            return Decision.DROPPED
+        return Decision.NOT_SAMPLED
 
 
 @dataclass
