@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import json
+from typing import Any
+
 
 class BodyError(Exception):
     """The request body cannot be used: ``status`` is the HTTP code, ``reason`` the metric label."""
@@ -10,6 +13,15 @@ class BodyError(Exception):
         super().__init__(message)
         self.status = status
         self.reason = reason
+
+
+def parse_json_body(body: bytes) -> Any:
+    """The JSON document of a request body; undecodable text or JSON is a 400 ``invalid_json``,
+    the same reason label for every JSON receiver."""
+    try:
+        return json.loads(body)
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise BodyError(400, "invalid_json", f"body is not valid JSON: {exc}") from exc
 
 
 class Unauthenticated(Exception):

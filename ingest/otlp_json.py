@@ -18,7 +18,7 @@ from google.protobuf import json_format
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 from opentelemetry.proto.trace.v1 import trace_pb2
 
-from ingest.errors import BodyError
+from ingest.errors import BodyError, parse_json_body
 
 # Both the JSON (lowerCamel) and the proto field names are legal keys in proto3 JSON.
 _SPAN_ID_KEYS = ("traceId", "trace_id", "spanId", "span_id", "parentSpanId", "parent_span_id")
@@ -51,10 +51,7 @@ def _items(obj: dict[str, Any], *keys: str) -> list[Any]:
 
 def decode_traces(body: bytes) -> trace_pb2.TracesData:
     """Parse an OTLP/JSON ``ExportTraceServiceRequest``; raises BodyError(400) when invalid."""
-    try:
-        doc = json.loads(body)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise BodyError(400, "invalid_json", f"body is not valid JSON: {exc}") from exc
+    doc = parse_json_body(body)
     if not isinstance(doc, dict):
         raise BodyError(400, "invalid_json", "OTLP/JSON body must be a JSON object")
     for rs in _items(doc, "resourceSpans", "resource_spans"):

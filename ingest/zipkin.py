@@ -18,13 +18,12 @@ from __future__ import annotations
 
 import binascii
 import hashlib
-import json
 from typing import Any
 
 from opentelemetry.proto.common.v1 import common_pb2
 from opentelemetry.proto.trace.v1 import trace_pb2
 
-from ingest.errors import BodyError
+from ingest.errors import BodyError, parse_json_body
 
 SCOPE_NAME = "tracehouse.zipkin"
 _KINDS = {
@@ -125,10 +124,7 @@ def _convert(z: dict[str, Any], span: trace_pb2.Span) -> None:
 
 def decode_spans(body: bytes) -> trace_pb2.TracesData:
     """Parse a Zipkin v2 JSON span list; raises BodyError(400) for anything else."""
-    try:
-        doc = json.loads(body)
-    except (UnicodeDecodeError, ValueError) as exc:
-        raise BodyError(400, "invalid_json", f"body is not valid JSON: {exc}") from exc
+    doc = parse_json_body(body)
     if not isinstance(doc, list):
         raise BodyError(400, "invalid_zipkin", "Zipkin v2 body must be a JSON array of spans")
     data = trace_pb2.TracesData()
