@@ -212,8 +212,9 @@ class SinkWorker:
         else:
             batch.add_poison(offset, msg.key(), msg.value() or b"", decoded.reason, decoded.detail)
         self._update_buffer_gauge()
-        if batch.planned_last_offset is not None and batch.is_complete(0, float("inf"), 0.0):
-            # A replayed batch must end exactly where its recorded intent ends (same token).
+        if batch.planned_last_offset is not None:
+            # A replayed batch must end exactly where its recorded intent ends (same token):
+            # _flush stores it as soon as it reaches that offset, and waits until then.
             self._flush(key)
 
     def _flush_due(self, now: float) -> None:
