@@ -50,17 +50,33 @@ from deploy.local.ports import free_port  # noqa: E402
 from deploy.local.stack import LocalStack  # noqa: E402
 from deploy.local.topics import ensure_topics  # noqa: E402
 from sinks.clickhouse_store import connect  # noqa: E402
+from streams.trace_hash import in_sample  # noqa: E402
 from tracehouse.settings import Settings, Topics  # noqa: E402
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
+TAIL_SAMPLE_PERCENT = 10
 TAIL_POLICY = {
     "decision_wait": "5s",
     "policies": [
         {"name": "errors", "type": "status_code", "status_code": {"status_codes": ["ERROR"]}},
         {"name": "slow", "type": "latency", "latency": {"threshold_ms": 1000}},
-        {"name": "sample", "type": "probabilistic", "probabilistic": {"sampling_percentage": 10}},
+        {
+            "name": "sample",
+            "type": "probabilistic",
+            "probabilistic": {"sampling_percentage": TAIL_SAMPLE_PERCENT},
+        },
     ],
 }
+
+
+def kept_by_tail_policy(trace_id: bytes) -> bool:
+    """Whether TAIL_POLICY's probabilistic policy keeps the trace, whatever its spans hold.
+
+    Probes are chosen this way under tail sampling: a dropped probe never becomes queryable,
+    and the ~10 % that happened to be kept were too few for a latency trend.
+    """
+    return in_sample(trace_id, TAIL_SAMPLE_PERCENT)
+
 
 KEEP_ALL = {"policies": [{"name": "keep-all", "type": "always_sample"}]}
 
@@ -185,6 +201,25 @@ def scrape(url: str) -> dict[str, float]:
             key, _, value = line.rpartition(" ")
             out[key] = float(value)
     return out
+
+
+CLICKHOUSE_EVENTS = (
+    "SelectQuery",
+    "InsertQuery",
+    "InsertedRows",
+    "Merge",
+    "MergedRows",
+    "MergeTotalMilliseconds",
+)
+
+
+def clickhouse_events(client: Any) -> dict[str, int]:
+    """The server's cumulative ProfileEvents that explain its CPU: queries, inserts, merges."""
+    rows = client.query(
+        "SELECT event, value FROM system.events WHERE event IN {names:Array(String)}",
+        parameters={"names": list(CLICKHOUSE_EVENTS)},
+    ).result_rows
+    return {str(name): int(value) for name, value in rows}
 
 
 def metric_sum(metrics: dict[str, float], name: str) -> int:
@@ -314,6 +349,7 @@ def run(args: argparse.Namespace) -> int:
             args.traces_per_request,
             partitions=settings.partitions if kafka else 0,
             probe_every=1,
+            probe_filter=kept_by_tail_policy if args.policy == "tail" else None,
         )
         every = max(1, len(items) // max(args.probes, 1))
         for n, item in enumerate(items):
@@ -324,6 +360,9 @@ def run(args: argparse.Namespace) -> int:
         pids = {c.name: c.proc.pid for c in stack.children}
         cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}
         wait_before = {name: run_queue_seconds(pid) for name, pid in pids.items()}
+        ch_before = clickhouse_events(
+            connect(settings.clickhouse_url, settings.clickhouse_database)
+        )
         own_before = time.process_time()
         machine_before = machine_busy_seconds()
         watcher = Watcher(settings, result.probes)
@@ -352,6 +391,8 @@ def run(args: argparse.Namespace) -> int:
         machine_cpu = machine_busy_seconds() - machine_before
         rss = {name: peak_rss_mb(pid) for name, pid in pids.items()}
         client = connect(settings.clickhouse_url, settings.clickhouse_database)
+        ch_after = clickhouse_events(client)
+        ch = {name: ch_after.get(name, 0) - ch_before.get(name, 0) for name in CLICKHOUSE_EVENTS}
         disk_bytes, disk_rows = client.query(
             "SELECT sum(bytes_on_disk), sum(rows) FROM system.parts "
             "WHERE database = {db:String} AND table = 'otel_traces' AND active",
@@ -393,11 +434,17 @@ def run(args: argparse.Namespace) -> int:
             f"p99 {quantile(lat, 0.99):.2f} s, max {quantile(lat, 1.0):.2f} s "
             f"({len(lat)}/{len(result.probes)} probe traces seen)"
         )
+        send_end = send_started + result.seconds
+        print(
+            f"after sending   last row {reached - send_end:.1f} s after the last span was sent "
+            f"(decision wait {args.decision_wait or 5:g} s + tick + sink batch when the "
+            f"pipeline keeps up; more means a backlog)"
+        )
         half = len(result.probes) // 2
         early, late = watcher.latencies(slice(None, half)), watcher.latencies(slice(half, None))
         print(
             f"latency trend   p50 of the first half of probes {quantile(early, 0.5):.2f} s, "
-            f"second half {quantile(late, 0.5):.2f} s (growing: the pipeline falls behind)"
+            f"second half {quantile(late, 0.5):.2f} s (growing means the pipeline falls behind)"
         )
         print(
             f"baseline        raw Kafka produce of the same spans {baseline:,.0f} spans/s; "
@@ -409,6 +456,12 @@ def run(args: argparse.Namespace) -> int:
                 f"disk            otel_traces {int(disk_bytes) / 1e6:.1f} MB on disk, "
                 f"{int(disk_bytes) / int(disk_rows):.1f} bytes/span ({int(disk_rows):,} rows)"
             )
+        print(
+            f"clickhouse work {ch['InsertQuery']:,} inserts of {ch['InsertedRows']:,} rows (all "
+            f"tables and views), {ch['SelectQuery']:,} selects (with this benchmark's pollers), "
+            f"{ch['Merge']:,} merges of {ch['MergedRows']:,} rows taking "
+            f"{ch['MergeTotalMilliseconds'] / 1000:.1f} s"
+        )
         print(
             f"component       cpu-s  %of-core over {run_seconds:.1f} s  peak-RSS-MB  us/recv-span  "
             "runq-wait-s"

@@ -82,8 +82,13 @@ def build_items(
     traces_per_request: int,
     partitions: int = 0,
     probe_every: int = 0,
+    probe_filter: Callable[[bytes], bool] | None = None,
 ) -> tuple[list[Item], float]:
-    """Requests holding at least ``spans`` spans; Kafka messages too when ``partitions`` > 0."""
+    """Requests holding at least ``spans`` spans; Kafka messages too when ``partitions`` > 0.
+
+    A probe is the first trace of a request that ``probe_filter`` accepts: with tail sampling
+    only kept traces ever become queryable, so e2e picks probes its policy will keep.
+    """
     gen = TraceGenerator(profile, seed)
     items: list[Item] = []
     total = 0
@@ -94,7 +99,9 @@ def build_items(
         if batch.late_request is not None:
             item.late = _item(batch.late_request, batch.late_spans, partitions)
         if probe_every and len(items) % probe_every == 0:
-            item.probe = batch.trace_ids[0]
+            item.probe = next(
+                (t for t in batch.trace_ids if probe_filter is None or probe_filter(t)), b""
+            )
         items.append(item)
         total += batch.spans + batch.late_spans
     return items, time.perf_counter() - started

@@ -122,7 +122,9 @@ class PartitionProcessor:
             if known is not None:
                 self._follow_decision(tid, recs, offset, *known)
                 continue
-            has_root = any(not r["parent_span_id"] for r in recs)
+            has_root = self.buffer.decide_on_root_span and any(
+                not r["parent_span_id"] for r in recs
+            )
             self.tracker.inc(offset)
             for ev in self.buffer.add(tid, recs, span_bytes * len(recs), offset, now, has_root):
                 self._evicted(ev)

@@ -32,22 +32,20 @@ class RedAggregator:
     def add(self, records: list[dict[str, Any]]) -> None:
         series = self.series
         edges = self._edges
-        nb = len(self.bounds_ms)
         for r in records:
             key = (r["tenant_id"], r["service_name"], r["name"], r["kind"], r["status_code"])
             hist = series.get(key)
             if hist is None:
                 if len(series) >= self.max_series:
                     if self.overflow is None:
-                        self.overflow = Histogram(nb)
+                        self.overflow = Histogram(edges)
                     hist = self.overflow
                     self.overflow_spans += 1
                 else:
-                    hist = series[key] = Histogram(nb)
+                    hist = series[key] = Histogram(edges)
             hist.observe(
                 r["end_time_unix_nano"] - r["start_time_unix_nano"],
                 r["status_code"] == STATUS_ERROR,
-                edges,
             )
 
     def empty(self) -> bool:

@@ -29,7 +29,7 @@ PEER_KEYS = ("peer.service", "db.system")
 EdgeKey = tuple[str, str, str, str]  # tenant, client, server, connection type
 
 
-@dataclass
+@dataclass(slots=True)
 class _Half:
     tenant: str
     service: str
@@ -37,21 +37,8 @@ class _Half:
     duration_ns: int
     error: bool
     born: float
-    peer: str
+    peer: str = ""
     paired: bool = False
-
-
-def _half(r: dict[str, Any], now: float) -> _Half:
-    peer = first_attribute(r, PEER_KEYS) if r["kind"] == KIND_CLIENT else ""
-    return _Half(
-        r["tenant_id"],
-        r["service_name"],
-        r["kind"],
-        max(0, r["end_time_unix_nano"] - r["start_time_unix_nano"]),
-        r["status_code"] == STATUS_ERROR,
-        now,
-        peer,
-    )
 
 
 @dataclass
@@ -72,8 +59,19 @@ class ServiceGraph:
 
     def add(self, records: list[dict[str, Any]], now: float) -> None:
         spans, orphans = self._spans, self._orphans
+        clients: list[tuple[_Half, dict[str, Any]]] = []
         for r in records:
-            me = _half(r, now)
+            kind = r["kind"]
+            me = _Half(
+                r["tenant_id"],
+                r["service_name"],
+                kind,
+                max(0, r["end_time_unix_nano"] - r["start_time_unix_nano"]),
+                r["status_code"] == STATUS_ERROR,
+                now,
+            )
+            if kind == KIND_CLIENT:
+                clients.append((me, r))
             trace = r["trace_id"]
             parent_id = r["parent_span_id"]
             if parent_id:
@@ -82,11 +80,18 @@ class ServiceGraph:
                     self._pair(parent, me)
                 else:
                     orphans.setdefault((trace, parent_id), []).append(me)
-            waiting = orphans.pop((trace, r["span_id"]), None)
+            key = (trace, r["span_id"])
+            waiting = orphans.pop(key, None)
             if waiting:
                 for child in waiting:
                     self._pair(me, child)
-            spans[(trace, r["span_id"])] = me
+            spans[key] = me
+        # A client's peer name only matters if it never meets its server (a virtual node), and
+        # scanning attributes is the dearest step here: look only at clients still unpaired
+        # after their own message, while their spans are still at hand.
+        for half, r in clients:
+            if not half.paired:
+                half.peer = first_attribute(r, PEER_KEYS)
         self._bound()
 
     def _pair(self, parent: _Half, child: _Half) -> None:
@@ -108,8 +113,8 @@ class ServiceGraph:
     def _observe(self, key: EdgeKey, latency_ns: int, error: bool) -> None:
         hist = self.edges.get(key)
         if hist is None:
-            hist = self.edges[key] = Histogram(len(self.bounds_ms))
-        hist.observe(latency_ns, error, self._edges_ns)
+            hist = self.edges[key] = Histogram(self._edges_ns)
+        hist.observe(latency_ns, error)
 
     def _bound(self) -> None:
         while len(self._spans) > self.max_items:
@@ -128,17 +133,21 @@ class ServiceGraph:
         """Forget halves older than the wait; unpaired ones are counted or become virtual edges."""
         limit = now - self.wait_seconds
         spans, orphans = self._spans, self._orphans
+        # Pop from the front and put back the first half still waiting: one C call per expired
+        # half instead of a fresh iterator each (this runs over every span once).
         while spans:
-            key, half = next(iter(spans.items()))
+            key, half = spans.popitem(last=False)
             if half.born > limit:
+                spans[key] = half
+                spans.move_to_end(key, last=False)
                 break
-            del spans[key]
             self._retire(half)
         while orphans:
-            key, children = next(iter(orphans.items()))
+            key, children = orphans.popitem(last=False)
             if children[0].born > limit:
+                orphans[key] = children
+                orphans.move_to_end(key, last=False)
                 break
-            del orphans[key]
             self.expired_unpaired += len(children)
 
     def waiting(self) -> int:

@@ -32,16 +32,19 @@ def test_default_bounds_are_spanmetrics() -> None:
 
 def test_histogram_bucket_edges() -> None:
     edges = bounds_ns(DEFAULT_BOUNDS_MS)
-    h = Histogram(len(DEFAULT_BOUNDS_MS))
+    h = Histogram(edges)
     for ms in (0, 2, 2.000001, 15000, 15001, -5):
-        h.observe(int(ms * MS), ms == 2, edges)
-    assert h.buckets[0] == 3  # 0, 2 (le) and the negative clamped to 0
-    assert h.buckets[1] == 1  # just above 2
-    assert h.buckets[15] == 1 and h.buckets[16] == 1  # 15000 and +Inf
-    assert sum(h.buckets) == h.calls == 6
-    assert h.errors == 1
-    assert h.duration_max_ns == 15001 * MS
-    assert h.duration_sum_ns == int((2 + 2.000001 + 15000 + 15001) * MS)
+        h.observe(int(ms * MS), ms == 2)
+    f = h.as_fields()
+    buckets = f["bucket_counts"]
+    assert isinstance(buckets, list) and len(buckets) == len(DEFAULT_BOUNDS_MS) + 1
+    assert buckets[0] == 3  # 0, 2 (le) and the negative clamped to 0
+    assert buckets[1] == 1  # just above 2
+    assert buckets[15] == 1 and buckets[16] == 1  # 15000 and +Inf
+    assert sum(buckets) == f["calls"] == h.calls == 6
+    assert f["errors"] == 1
+    assert f["duration_max_ns"] == 15001 * MS
+    assert f["duration_sum_ns"] == int((2 + 2.000001 + 15000 + 15001) * MS)
 
 
 def test_red_series_by_dimensions() -> None:
