@@ -546,7 +546,7 @@ def main() -> int:
     parser.add_argument(
         "--decision-wait", type=float, help="streams' decision_wait, s (default: the policy's, 5)"
     )
-    parser.add_argument("--partitions", type=int, default=8)
+    parser.add_argument("--partitions", type=int, default=Settings().partitions)
     parser.add_argument("--streams", type=int, default=1, help="streams worker processes")
     parser.add_argument("--sinks", type=int, default=1, help="sink worker processes")
     parser.add_argument("--sink-decode-processes", type=int, default=0)

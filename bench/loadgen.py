@@ -39,6 +39,7 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2  # noqa: E4
 from ingest.kafka_publisher import producer_config  # noqa: E402
 from ingest.otlp_split import bounded_chunks, split_by_partition  # noqa: E402
 from tracehouse.loadgen_traces import LoadProfile, TraceGenerator  # noqa: E402
+from tracehouse.settings import Settings  # noqa: E402
 
 GRPC_EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 Message = tuple[int, bytes, bytes]  # partition, key, value
@@ -352,7 +353,9 @@ def main() -> int:
         required=True,
         help="http://host:port/v1/traces | grpc://host:port | kafka://host:port/topic",
     )
-    parser.add_argument("--partitions", type=int, default=8, help="of the topic (kafka://)")
+    parser.add_argument(
+        "--partitions", type=int, default=Settings().partitions, help="of the topic (kafka://)"
+    )
     add_arguments(parser)
     args = parser.parse_args()
     kafka = args.target.startswith("kafka://")

@@ -33,8 +33,12 @@ class Topics:
 class Settings:
     kafka_bootstrap: str = "127.0.0.1:9092"
     topics: Topics = field(default_factory=Topics)
-    # Partitions bound the number of streams and sink workers that can share the load.
-    partitions: int = 8
+    # Partitions bound the number of streams and sink workers that can share the load, and
+    # every request becomes one message per partition it touches: more partitions than
+    # workers make smaller messages and raise the per-span cost of every stage (4 instead of
+    # 8 on this 2-core machine: 27 instead of 37 us per span end to end, docs/perf.md).
+    # Clusters set TRACEHOUSE_PARTITIONS to their maximum worker count (deploy/k8s: 16).
+    partitions: int = 4
     clickhouse_url: str = "http://127.0.0.1:8123"
     clickhouse_database: str = "tracehouse"
     ingest_host: str = "127.0.0.1"
