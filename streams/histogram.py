@@ -23,9 +23,10 @@ class Histogram:
     """calls/errors/sum/max plus bucket counts of one series over one window.
 
     Observing only appends the duration; buckets, sum and max are computed once, when the
-    window is drained. Bucketing every span in Python was the largest cost of RED and the
-    service graph (each sees every span), while one vectorised pass per series and window is
-    negligible. Memory is one int per span of the window.
+    window is drained. RED and the service graph observe every span, and bucketing each one in
+    Python (a bisect and four updates) cost ~270 ns against ~180 ns for the append, while one
+    vectorised pass per series and window is negligible. Memory: one int per observation of
+    the window.
     """
 
     __slots__ = ("_durations", "_edges", "errors")
