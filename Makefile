@@ -44,6 +44,7 @@ lint: setup
 bench: setup
 	$(BIN)/python bench/ingest.py --seconds 3
 	$(BIN)/python bench/streams.py --messages 50
+	$(BIN)/python bench/streams_gc.py --spans 300000
 	$(BIN)/python bench/sink.py --spans 50000
 	$(BIN)/python bench/query.py --spans 100000 --lookups 50 --searches 20
 	$(BIN)/python bench/e2e.py --spans 50000 --no-progress
