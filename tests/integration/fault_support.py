@@ -34,6 +34,7 @@ from tests.integration.ingest_helpers import metric, scrape
 from tests.integration.test_docs_queries import doc_queries
 from tracehouse.demo_traces import make_request
 from tracehouse.settings import Settings
+from tracehouse.status import collect, render
 
 HEALTH = {
     "ingest": "http://127.0.0.1:{s.ingest_http_port}/health",
@@ -226,6 +227,24 @@ def stored_keys(client: Any) -> set[tuple[str, str]]:
     }
 
 
+def wait_stored(
+    settings: Settings, client: Any, acked: set[tuple[str, str]], timeout: float = 60
+) -> None:
+    """Until every acknowledged span is in ``otel_traces``; on timeout the error also carries
+    ``tracehouse status`` (lag per group and partition, counters, drops), which names the
+    stage that stopped."""
+    try:
+        wait_until(
+            lambda: len(acked - stored_keys(client)), lambda missing: missing == 0, timeout=timeout
+        )
+    except AssertionError as exc:
+        try:
+            report = render(collect(settings))
+        except Exception as status_exc:  # the diagnosis must not hide the failure
+            report = f"tracehouse status failed: {status_exc!r}"
+        raise AssertionError(f"{exc}\n{report}") from None
+
+
 def accounting(client: Any) -> dict[str, Any]:
     result = client.query(doc_queries()["pipeline_accounting"])
     return dict(zip(result.column_names, result.result_rows[0], strict=True))
@@ -248,9 +267,7 @@ def check_consistent(
     duplicate would show.
     """
     client = connect(clickhouse_url or settings.clickhouse_url, settings.clickhouse_database)
-    wait_until(
-        lambda: len(acked - stored_keys(client)), lambda missing: missing == 0, timeout=timeout
-    )
+    wait_stored(settings, client, acked, timeout)
     wait_until(lambda: accounting(client), lambda a: bool(a["balanced"]), timeout=timeout)
     time.sleep(1.5)
     acc = accounting(client)

@@ -33,8 +33,8 @@ from tests.integration.fault_support import (
     sink_retries,
     start_stack,
     stored_keys,
+    wait_stored,
 )
-from tests.integration.helpers import wait_until
 
 pytestmark = pytest.mark.slow
 
@@ -143,7 +143,7 @@ def test_broker_restart_loses_only_unconsumed_data(stack: LocalStack) -> None:
     with running_load(s) as before:
         before.wait_acked(10)
     before.stop()
-    wait_until(lambda: len(before.acked - stored_keys(client)), lambda n: n == 0, timeout=60)
+    wait_stored(s, client, before.acked)
     kept = stored_keys(client)
 
     restart_broker(stack)
@@ -152,7 +152,7 @@ def test_broker_restart_loses_only_unconsumed_data(stack: LocalStack) -> None:
         after.wait_acked(10, timeout=60)
     after.stop()
     client = connect(s.clickhouse_url, s.clickhouse_database)
-    wait_until(lambda: len(after.acked - stored_keys(client)), lambda n: n == 0, timeout=60)
+    wait_stored(s, client, after.acked)
     time.sleep(1.5)
     assert not stack.dead(), [c.name for c in stack.dead()]
     assert kept <= stored_keys(client)
