@@ -59,7 +59,7 @@ def test_up_runs_demo_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
     assert re.search(r"otel_traces\s+1000\b", output), output
     # Lag rows for both groups, per partition, with the caveat about the test broker.
     assert "approximate on the local Tansu broker" in output
-    partitions = Settings().partitions  # what `up` creates topics with
+    partitions = Settings.from_env().partitions  # what `up`, run with this env, creates
     assert len(re.findall(r"tracehouse-sink\s+spans\.sampled\s+\d+", output)) == partitions
     for name in ("query", "sink", "streams", "ingest", "clickhouse", "broker"):
         assert re.search(rf"{name}\s+stopped \(exit 0\)", output), output
