@@ -2,14 +2,18 @@
 
 Paths and JSON shapes follow Jaeger's HTTP API (what Jaeger UI and Grafana's Jaeger data source
 call), so existing tooling points at tracehouse unchanged. ClickHouse calls are blocking, so
-they run in the default executor to keep the event loop responsive.
+they run in an executor to keep the event loop responsive; so does turning span rows into JSON.
+Every parameter goes through query.params, so a bad one is a 400 Jaeger envelope naming it,
+and any other failure is a 500 in the same envelope rather than aiohttp's plain-text page.
 """
 
 from __future__ import annotations
 
 import asyncio
-import time
+import json
+import logging
 from collections.abc import Awaitable, Callable
+from concurrent.futures import Executor
 from importlib import resources
 from pathlib import Path
 from typing import Any
@@ -17,21 +21,47 @@ from typing import Any
 from aiohttp import web
 
 from query.jaeger_model import envelope, error_envelope, traces_json
-from query.params import BadRequestError, parse_trace_query
-from query.red import choose_step, series_from_rows, summary_from_rows
-from query.store import TraceStore
+from query.params import (
+    BadRequestError,
+    TraceQuery,
+    check_name,
+    optional_int,
+    optional_name,
+    parse_dependencies_range,
+    parse_span_kind,
+    parse_trace_query,
+    parse_us_range,
+    required_name,
+)
+from query.red import MAX_STEP_SECONDS, choose_step, series_from_rows, summary_from_rows
+from query.store import MAX_SPANS_PER_RESPONSE, MAX_SPANS_PER_TRACE, TraceSpans, TraceStore
 
 TenantResolver = Callable[[web.Request], str | None]
 UI_DIR = Path(str(resources.files("query").joinpath("ui")))
+# Requests reading spans at once. Each holds up to MAX_SPANS_PER_RESPONSE spans as rows,
+# dicts and JSON while it runs, so this bounds the process's peak memory (not just per request).
+MAX_CONCURRENT_SPAN_READS = 4
+log = logging.getLogger("query.api")
 
 
 def no_auth(_request: web.Request) -> str:
     return ""
 
 
-def build_app(store: TraceStore, tenant_of: TenantResolver = no_auth) -> web.Application:
+def build_app(
+    store: TraceStore,
+    tenant_of: TenantResolver = no_auth,
+    *,
+    executor: Executor | None = None,
+    max_spans_per_trace: int = MAX_SPANS_PER_TRACE,
+    max_spans_per_response: int = MAX_SPANS_PER_RESPONSE,
+    max_concurrent_span_reads: int = MAX_CONCURRENT_SPAN_READS,
+) -> web.Application:
+    """The API and UI; the span caps are parameters so tests and embedders can lower them."""
+    span_reads = asyncio.Semaphore(max_concurrent_span_reads)
+
     async def run(fn: Callable[..., Any], *args: Any) -> Any:
-        return await asyncio.get_running_loop().run_in_executor(None, fn, *args)
+        return await asyncio.get_running_loop().run_in_executor(executor, fn, *args)
 
     def handler(
         fn: Callable[[web.Request, str], Awaitable[web.StreamResponse]],
@@ -48,80 +78,75 @@ def build_app(store: TraceStore, tenant_of: TenantResolver = no_auth) -> web.App
                 return await fn(request, tenant)
             except BadRequestError as exc:
                 return web.json_response(error_envelope(400, str(exc)), status=400)
+            except Exception:
+                # Still the envelope clients parse, without internals (the log has them).
+                log.exception("query failed: %s", request.path_qs[:200])
+                return web.json_response(error_envelope(500, "internal error"), status=500)
 
         return wrapped
+
+    def json_body(data: Any) -> web.Response:
+        return web.Response(body=data, content_type="application/json")
+
+    def traces_body(spans: TraceSpans) -> bytes:
+        """Span rows -> the JSON envelope, in a worker thread: 20k spans take ~0.5 s of CPU."""
+        return json.dumps(envelope(traces_json(spans.rows, spans.truncated()))).encode()
 
     async def services(request: web.Request, tenant: str) -> web.StreamResponse:
         return web.json_response(envelope(await run(store.services, tenant)))
 
     async def service_operations(request: web.Request, tenant: str) -> web.StreamResponse:
-        ops = await run(store.operations, tenant, request.match_info["service"], "")
+        service = check_name(request.match_info["service"], "service")
+        ops = await run(store.operations, tenant, service, "")
         return web.json_response(envelope(sorted({name for name, _kind in ops})))
 
     async def operations(request: web.Request, tenant: str) -> web.StreamResponse:
-        service = request.query.get("service", "")
-        if not service:
-            raise BadRequestError("parameter 'service' is required")
-        kind = request.query.get("spanKind", "")
-        ops = await run(store.operations, tenant, service, kind.capitalize() if kind else "")
+        service = required_name(request.query, "service")
+        kind = parse_span_kind(request.query)
+        ops = await run(store.operations, tenant, service, kind)
         return web.json_response(
             envelope([{"name": name, "spanKind": kind.lower()} for name, kind in ops])
         )
+
+    def search_and_render(tenant: str, q: TraceQuery) -> bytes:
+        spans = store.search(tenant, q, max_spans_per_trace, max_spans_per_response)
+        return traces_body(spans)
 
     async def traces(request: web.Request, tenant: str) -> web.StreamResponse:
         q = parse_trace_query(
             request.query, request.query.getall("tags", []), request.query.getall("tag", [])
         )
-        rows = await run(store.search, tenant, q)
-        return web.json_response(envelope(traces_json(rows)))
+        async with span_reads:
+            return json_body(await run(search_and_render, tenant, q))
+
+    def trace_and_render(tenant: str, trace_id: str) -> bytes | None:
+        spans = store.spans_of(tenant, [trace_id], max_spans_per_trace, max_spans_per_response)
+        return traces_body(spans) if spans.rows else None
 
     async def trace(request: web.Request, tenant: str) -> web.StreamResponse:
-        trace_id = request.match_info["trace_id"].lower().rjust(32, "0")
+        raw = request.match_info["trace_id"]
+        trace_id = raw.lower().rjust(32, "0")
         if len(trace_id) != 32 or any(c not in "0123456789abcdef" for c in trace_id):
-            raise BadRequestError(f"invalid trace id {request.match_info['trace_id']!r}")
-        rows = await run(store.spans_of, tenant, [trace_id])
-        found = traces_json(rows)
-        if not found:
+            raise BadRequestError(f"invalid trace id {raw[:64]!r}")
+        async with span_reads:
+            body = await run(trace_and_render, tenant, trace_id)
+        if body is None:
             return web.json_response(error_envelope(404, "trace not found"), status=404)
-        return web.json_response(envelope(found))
+        return json_body(body)
 
     async def dependencies(request: web.Request, tenant: str) -> web.StreamResponse:
-        now_ms = time.time_ns() // 1_000_000
-        try:
-            end_ms = int(request.query.get("endTs") or now_ms)
-            lookback_ms = int(request.query.get("lookback") or 86_400_000)
-        except ValueError as exc:
-            raise BadRequestError("endTs and lookback are milliseconds") from exc
-        edges = await run(
-            store.dependencies, tenant, (end_ms - lookback_ms) * 1_000_000, end_ms * 1_000_000
-        )
+        start_ns, end_ns = parse_dependencies_range(request.query)
+        edges = await run(store.dependencies, tenant, start_ns, end_ns)
         return web.json_response(
             envelope([{"parent": p, "child": c, "callCount": n} for p, c, n in edges])
         )
 
-    def time_range(
-        request: web.Request, default_lookback_us: int = 3_600_000_000
-    ) -> tuple[int, int]:
-        try:
-            end_us = int(request.query.get("end") or time.time_ns() // 1000)
-            start_us = int(request.query.get("start") or end_us - default_lookback_us)
-        except ValueError as exc:
-            raise BadRequestError("start and end are Unix microseconds") from exc
-        if start_us >= end_us:
-            raise BadRequestError("start must be before end")
-        return start_us * 1000, end_us * 1000
-
     async def red(request: web.Request, tenant: str) -> web.StreamResponse:
-        service = request.query.get("service", "")
-        if not service:
-            raise BadRequestError("parameter 'service' is required")
-        start_ns, end_ns = time_range(request)
-        try:
-            requested = int(request.query.get("step") or 0)
-        except ValueError as exc:
-            raise BadRequestError("step is whole seconds") from exc
+        service = required_name(request.query, "service")
+        operation = optional_name(request.query, "operation")
+        start_ns, end_ns = parse_us_range(request.query)
+        requested = optional_int(request.query, "step", 0, MAX_STEP_SECONDS, "whole seconds")
         step = choose_step(start_ns, end_ns, requested)
-        operation = request.query.get("operation", "")
         overall = await run(
             store.red_timeseries, tenant, service, operation, False, start_ns, end_ns, step
         )
@@ -140,10 +165,9 @@ def build_app(store: TraceStore, tenant_of: TenantResolver = no_auth) -> web.App
         )
 
     async def red_summary(request: web.Request, tenant: str) -> web.StreamResponse:
-        start_ns, end_ns = time_range(request)
-        rows = await run(
-            store.red_summary, tenant, request.query.get("service", ""), start_ns, end_ns
-        )
+        service = optional_name(request.query, "service")
+        start_ns, end_ns = parse_us_range(request.query)
+        rows = await run(store.red_summary, tenant, service, start_ns, end_ns)
         return web.json_response(envelope(summary_from_rows(rows, (end_ns - start_ns) / 1e9)))
 
     async def health(_request: web.Request) -> web.StreamResponse:

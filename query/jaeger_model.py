@@ -7,7 +7,7 @@ Jaeger UI and Grafana's Jaeger data source read these shapes: times in microseco
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 KIND_TAG = {
@@ -41,6 +41,16 @@ KIND_TAG = {
     LINK_SPANS,
     TRACE_STATE,
 ) = range(20)
+
+
+# Missing-parent warnings listed per trace; a trace cut by the span cap (or with many sampled-out
+# parents) would otherwise carry thousands of them.
+MAX_PARENT_WARNINGS = 10
+
+
+def truncation_warning(stored: int, shown: int) -> str:
+    """The warning on a trace cut by the span cap (Jaeger UI shows trace warnings on top)."""
+    return f"trace has {stored} spans; showing the first {shown} by start time"
 
 
 def envelope(data: Any, errors: list[dict[str, Any]] | None = None) -> dict[str, Any]:
@@ -111,8 +121,15 @@ def span_json(row: Sequence[Any], process_id: str) -> dict[str, Any]:
     }
 
 
-def traces_json(rows: Iterable[Sequence[Any]]) -> list[dict[str, Any]]:
-    """Group rows (ordered by trace) into Jaeger traces, each with its own process table."""
+def traces_json(
+    rows: Iterable[Sequence[Any]],
+    truncated: Mapping[str, tuple[int, int]] | None = None,
+) -> list[dict[str, Any]]:
+    """Group rows (ordered by trace) into Jaeger traces, each with its own process table.
+
+    ``truncated`` maps a trace id to (spans stored, spans returned) for traces the store
+    capped; those traces lead their warnings with :func:`truncation_warning`.
+    """
     traces: dict[str, dict[str, Any]] = {}
     process_ids: dict[str, dict[tuple[str, tuple[tuple[str, str], ...]], str]] = {}
     for row in rows:
@@ -137,6 +154,10 @@ def traces_json(rows: Iterable[Sequence[Any]]) -> list[dict[str, Any]]:
             }
         trace["spans"].append(span_json(row, pid))
     for trace in traces.values():
+        warnings: list[str] = []
+        cut = (truncated or {}).get(trace["traceID"])
+        if cut is not None:
+            warnings.append(truncation_warning(*cut))
         ids = {s["spanID"] for s in trace["spans"]}
         missing = sorted(
             {
@@ -147,8 +168,15 @@ def traces_json(rows: Iterable[Sequence[Any]]) -> list[dict[str, Any]]:
             }
             - ids
         )
-        if missing:
-            trace["warnings"] = [
-                f"parent span {m} is not stored (sampled out or late)" for m in missing
-            ]
+        warnings += [
+            f"parent span {m} is not stored (sampled out or late)"
+            + ("" if cut is None else " or beyond the span limit")
+            for m in missing[:MAX_PARENT_WARNINGS]
+        ]
+        if len(missing) > MAX_PARENT_WARNINGS:
+            warnings.append(
+                f"{len(missing) - MAX_PARENT_WARNINGS} more parent spans are not returned"
+            )
+        if warnings:
+            trace["warnings"] = warnings
     return list(traces.values())

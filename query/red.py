@@ -14,15 +14,33 @@ from typing import Any
 MIN_STEP_SECONDS = 10
 TARGET_POINTS = 120
 HOURLY = 3600
+# Largest step a client may ask for: ten years, a multiple of the hour (so the hourly rollup
+# serves it) that fits the UInt32 of toIntervalSecond with a wide margin. Larger is a 400.
+MAX_STEP_SECONDS = 10 * 365 * 86_400
+# Most points per series: a tiny step over a long range would make ClickHouse build (and the
+# API serialise) millions of buckets, so such a step is raised until the range fits this many
+# (Prometheus refuses range queries above 11,000 points for the same reason).
+MAX_POINTS = 11_000
+
+
+def _round_up(seconds: int, multiple: int = MIN_STEP_SECONDS) -> int:
+    return -(-seconds // multiple) * multiple
 
 
 def choose_step(start_ns: int, end_ns: int, requested: int | None = None) -> int:
-    """A step (s) giving ~TARGET_POINTS points, a multiple of the 10 s RED window."""
-    if requested:
-        return max(MIN_STEP_SECONDS, requested)
+    """The step (s) of a RED query: ~TARGET_POINTS points by default, never > MAX_POINTS.
+
+    A requested step is honoured, except that it is at least the 10 s RED window and at
+    least the step that keeps the range within MAX_POINTS points; the response reports the
+    step actually used. Callers validate ``requested <= MAX_STEP_SECONDS`` (query.params).
+    """
     span_s = max(1, (end_ns - start_ns) // 1_000_000_000)
+    floor = max(MIN_STEP_SECONDS, _round_up(span_s, MAX_POINTS) // MAX_POINTS)
+    floor = _round_up(floor)
+    if requested:
+        return min(max(floor, requested), MAX_STEP_SECONDS)
     raw = max(MIN_STEP_SECONDS, span_s // TARGET_POINTS)
-    return int(math.ceil(raw / MIN_STEP_SECONDS) * MIN_STEP_SECONDS)
+    return min(max(floor, _round_up(raw)), MAX_STEP_SECONDS)
 
 
 def _num(v: Any) -> float | None:

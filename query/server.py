@@ -1,9 +1,26 @@
-"""Entry point of the query service (`tracehouse query`)."""
+"""Entry point of the query service (`tracehouse query`).
+
+Two bounds keep one slow or hostile client from holding the process:
+
+- Read timeout: aiohttp arms its keep-alive timer when a connection opens and re-arms it after
+  each response, and closes the connection if no complete request has arrived when it fires;
+  with ``keepalive_timeout=READ_TIMEOUT_SECONDS`` a client that sends half a request (or
+  trickles headers) is dropped after that long instead of the default hour.
+- Shutdown grace: on SIGTERM/SIGINT the listener closes at once, in-flight requests get
+  ``SHUTDOWN_GRACE_SECONDS`` to finish, and then the process exits even if a ClickHouse call
+  is still running in a worker thread (the thread would otherwise keep the interpreter alive
+  until the client's 60 s receive timeout).
+"""
 
 from __future__ import annotations
 
 import asyncio
+import logging
+import os
 import signal
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
 
 from aiohttp import web
 
@@ -13,12 +30,31 @@ from query.store import TraceStore, connect_for_queries
 from tracehouse import logs
 from tracehouse.settings import Settings
 
+READ_TIMEOUT_SECONDS = 10.0
+SHUTDOWN_GRACE_SECONDS = 5.0
+# Threads running ClickHouse calls (and JSON rendering of span reads).
+QUERY_THREADS = 8
 
-async def serve(settings: Settings) -> None:
+
+async def serve(
+    settings: Settings,
+    *,
+    read_timeout: float = READ_TIMEOUT_SECONDS,
+    grace: float = SHUTDOWN_GRACE_SECONDS,
+) -> None:
+    """Serve until SIGTERM/SIGINT, then stop within ``grace`` seconds."""
     log = logs.setup("query")
     store = TraceStore(connect_for_queries(settings))
     auth = tenant_config(settings)
-    runner = web.AppRunner(build_app(store, resolver(auth)), access_log=None)
+    executor = ThreadPoolExecutor(QUERY_THREADS, thread_name_prefix="query")
+    runner = web.AppRunner(
+        build_app(store, resolver(auth), executor=executor),
+        access_log=None,
+        keepalive_timeout=read_timeout,
+        # aiohttp waits this long twice per connection (handler, then its task); the overall
+        # deadline below is what bounds the whole shutdown.
+        shutdown_timeout=grace / 2,
+    )
     await runner.setup()
     await web.TCPSite(runner, settings.query_host, settings.query_http_port).start()
     log.info(
@@ -30,7 +66,26 @@ async def serve(settings: Settings) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
-    await runner.cleanup()
+    deadline = time.monotonic() + grace
+    log.info("query stopping", extra={"fields": {"grace_seconds": grace}})
+    try:
+        await asyncio.wait_for(runner.cleanup(), timeout=grace)
+    except TimeoutError:
+        log.warning("query: connections still open after the grace period; closing them")
+    executor.shutdown(wait=False, cancel_futures=True)
+    busy = [t for t in _executor_threads(executor) if t.is_alive()]
+    for thread in busy:
+        thread.join(max(0.0, deadline - time.monotonic()))
+    if any(t.is_alive() for t in busy):
+        # A ClickHouse call is still running; its thread would hold the interpreter's exit.
+        log.warning("query: abandoning in-flight ClickHouse calls at the end of the grace period")
+        logging.shutdown()
+        os._exit(0)
+
+
+def _executor_threads(executor: ThreadPoolExecutor) -> list[threading.Thread]:
+    # ThreadPoolExecutor keeps its workers in a private set; there is no public accessor.
+    return list(getattr(executor, "_threads", ()))
 
 
 def main(settings: Settings | None = None) -> None:

@@ -1,20 +1,69 @@
-"""The query API's narrow read interface to ClickHouse; SQL lives in query/sql/*.sql."""
+"""The query API's narrow read interface to ClickHouse; SQL lives in query/sql/*.sql.
+
+Reads of whole traces are bounded: a trace can hold any number of spans (a batch job with
+100k spans is 34 MB of Jaeger JSON and ~280 MB of query-process memory), so span rows are
+capped in the SQL itself (``LIMIT n BY TraceId``) and the API marks capped traces with a
+warning. ClickHouse never ships more rows than one response may hold.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
 from typing import Any
 
 import clickhouse_connect
 
-from query.params import TraceQuery
+from query.params import MAX_TIME_NS, TraceQuery
 from tracehouse.settings import Settings
 
 LOOKBACK_DAYS = 7
 # A trace's spans may start a little before the lookup table's Start (clock skew between
 # services); widen the range scanned by this much.
 RANGE_SLACK_NS = 60_000_000_000
+# Most spans of one trace returned by /api/traces/{id}: the first ones by start time. 20,000
+# spans are ~7 MB of JSON and a bounded, measured slice of memory (see query/README.md).
+MAX_SPANS_PER_TRACE = 20_000
+# Most spans in one response of any kind (a search returns up to 1500 whole traces): shared
+# fairly, small traces whole and the largest cut to a common level (see per_trace_limit).
+MAX_SPANS_PER_RESPONSE = 20_000
+
+
+def per_trace_limit(span_counts: Sequence[int], budget: int, cap: int) -> int:
+    """The largest L <= cap with sum(min(count, L)) <= budget ("water-filling"), at least 1.
+
+    One L serves every trace of a response through ``LIMIT L BY TraceId``: traces with up to
+    L spans come back whole, larger ones are cut to their first L spans, so a search of many
+    small traces and one huge trace still shows the small ones completely.
+    """
+    remaining = budget
+    counts = sorted(span_counts)
+    for i, count in enumerate(counts):
+        left = len(counts) - i
+        if count * left > remaining:
+            return max(1, min(cap, remaining // left))
+        remaining -= count
+    return max(1, cap)
+
+
+@dataclass(frozen=True)
+class TraceSpans:
+    """Span rows of some traces plus what the API needs to flag the capped ones."""
+
+    rows: list[Any] = field(default_factory=list)
+    # Spans stored per trace (as counted before the capped read).
+    stored: dict[str, int] = field(default_factory=dict)
+    # Spans returned at most per trace.
+    limit: int = 0
+
+    def truncated(self) -> dict[str, tuple[int, int]]:
+        """trace id -> (stored spans, returned spans) for each trace cut by the limit."""
+        shown: dict[str, int] = {}
+        for row in self.rows:
+            shown[row[0]] = shown.get(row[0], 0) + 1
+        return {t: (n, shown.get(t, 0)) for t, n in self.stored.items() if n > shown.get(t, 0)}
 
 
 def connect_for_queries(settings: Settings) -> Any:
@@ -87,25 +136,43 @@ class TraceStore:
         )
         return [(r[0], r[1]) for r in rows]
 
-    def spans_of(self, tenant: str, trace_ids: list[str]) -> list[Any]:
+    def spans_of(
+        self,
+        tenant: str,
+        trace_ids: list[str],
+        max_per_trace: int = MAX_SPANS_PER_TRACE,
+        max_total: int = MAX_SPANS_PER_RESPONSE,
+    ) -> TraceSpans:
+        """Spans of the traces, ordered by trace then start time, at most the given caps."""
         if not trace_ids:
-            return []
+            return TraceSpans()
         ranges = self._rows(sql("trace_range"), {"trace_ids": trace_ids})
         if not ranges:
-            return []
-        start = min(r[3] for r in ranges) - RANGE_SLACK_NS
-        end = max(r[4] for r in ranges) + RANGE_SLACK_NS
-        return self._rows(
-            sql("trace_spans"),
-            {
-                "trace_ids": [r[0] for r in ranges],
-                "start_ns": start,
-                "end_ns": end,
-                "tenant": tenant,
-            },
-        )
+            return TraceSpans()
+        # Clamped: a span stored at the edge of DateTime64(9) must not push the slack past Int64.
+        start = max(0, min(r[3] for r in ranges) - RANGE_SLACK_NS)
+        end = min(MAX_TIME_NS, max(r[4] for r in ranges) + RANGE_SLACK_NS)
+        params = {
+            "trace_ids": [r[0] for r in ranges],
+            "start_ns": start,
+            "end_ns": end,
+            "tenant": tenant,
+        }
+        stored = {str(r[0]): int(r[1]) for r in self._rows(sql("trace_span_counts"), params)}
+        if not stored:
+            return TraceSpans()
+        limit = per_trace_limit(list(stored.values()), max_total, max_per_trace)
+        rows = self._rows(sql("trace_spans"), {**params, "per_trace": limit, "max_rows": max_total})
+        return TraceSpans(rows, stored, limit)
 
-    def search(self, tenant: str, q: TraceQuery) -> list[Any]:
+    def search(
+        self,
+        tenant: str,
+        q: TraceQuery,
+        max_per_trace: int = MAX_SPANS_PER_TRACE,
+        max_total: int = MAX_SPANS_PER_RESPONSE,
+    ) -> TraceSpans:
+        """The newest matching traces, whole up to the span caps, newest first."""
         filters, params = search_filters(q)
         text = sql("search_trace_ids").replace("{filters}", filters)
         found = self._rows(
@@ -120,10 +187,10 @@ class TraceStore:
             },
         )
         order = [r[0] for r in found]
-        rows = self.spans_of(tenant, order)
+        spans = self.spans_of(tenant, order, max_per_trace, max_total)
         rank = {t: i for i, t in enumerate(order)}
-        rows.sort(key=lambda r: (rank.get(r[0], len(rank)), r[10]))
-        return rows
+        spans.rows.sort(key=lambda r: (rank.get(r[0], len(rank)), r[10]))
+        return spans
 
     def dependencies(self, tenant: str, start_ns: int, end_ns: int) -> list[tuple[str, str, int]]:
         """Edges the streams workers joined on all spans; derived from stored spans if none.
