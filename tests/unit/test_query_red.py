@@ -1,6 +1,12 @@
 import math
 
-from query.red import choose_step, series_from_rows, summary_from_rows
+from query.red import (
+    MAX_POINTS,
+    MAX_STEP_SECONDS,
+    choose_step,
+    series_from_rows,
+    summary_from_rows,
+)
 
 S = 1_000_000_000
 
@@ -41,3 +47,14 @@ def test_summary_rate_over_range() -> None:
     out = summary_from_rows(rows, seconds=60)
     assert [o["operation"] for o in out] == ["GET /", "POST /"]
     assert math.isclose(out[0]["rate"], 2.0) and math.isclose(out[0]["errorRatio"], 0.05)
+
+
+def test_step_bounds() -> None:
+    year = 365 * 86_400 * S
+    # Too fine for the range: raised until the range fits MAX_POINTS points.
+    assert choose_step(0, 10 * year, requested=10) == 28_670
+    assert (10 * year // S) // 28_670 <= MAX_POINTS
+    # The whole DateTime64 range still gets a step that fits toIntervalSecond's UInt32.
+    assert choose_step(0, 2**63 - 1) <= MAX_STEP_SECONDS < 2**32
+    assert choose_step(0, 2**63 - 1, requested=MAX_STEP_SECONDS) == MAX_STEP_SECONDS
+    assert MAX_STEP_SECONDS % 3600 == 0  # the largest step still reads the hourly rollup
