@@ -16,8 +16,12 @@ class PartitionBatch:
     partition: int
     first_offset: int
     last_offset: int = -1
-    # One Arrow table per message (concatenated at insert time).
+    # One Arrow table per message (concatenated at insert time) and its offset.
     parts: list[Any] = field(default_factory=list)
+    part_offsets: list[int] = field(default_factory=list)
+    # Key and value of each message with rows, by offset: the original bytes go to the DLQ
+    # if ClickHouse refuses some of its rows (v3 tables are zero-copy views of these bytes).
+    sources: dict[int, tuple[bytes | None, bytes]] = field(default_factory=dict)
     row_count: int = 0
     dlq: list[tuple[int, bytes | None, bytes, str, str]] = field(default_factory=list)
     started_at: float = 0.0
@@ -29,6 +33,9 @@ class PartitionBatch:
     # as duplicates of old ones. The record's timestamp is stored with it, so a replay of the
     # same record still yields the same token.
     first_timestamp_ms: int = -1
+    # Rows ClickHouse refused (``sinks.isolation.Rejection``), set by the store; they go to
+    # the DLQ and into the accounting with the batch, before the commit.
+    rejections: list[Any] = field(default_factory=list)
 
     @property
     def rows(self) -> int:
@@ -38,9 +45,13 @@ class PartitionBatch:
     def key(self) -> tuple[str, int]:
         return (self.topic, self.partition)
 
-    def add(self, offset: int, part: Any, rows: int) -> None:
+    def add(
+        self, offset: int, part: Any, rows: int, key: bytes | None = None, value: bytes = b""
+    ) -> None:
         self.last_offset = offset
         self.parts.append(part)
+        self.part_offsets.append(offset)
+        self.sources[offset] = (key, value)
         self.row_count += rows
 
     def add_poison(

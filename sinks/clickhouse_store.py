@@ -7,7 +7,9 @@ from typing import Any
 import clickhouse_connect
 import pyarrow as pa
 
+from sinks import metrics
 from sinks.batching import PartitionBatch
+from sinks.clickhouse_errors import ErrorClass, classify
 
 
 def connect(url: str, database: str) -> Any:
@@ -67,8 +69,34 @@ class BatchStore:
             ],
         )
 
+    def dedup_token(self, batch: PartitionBatch) -> str:
+        return batch.dedup_token(self._group)
+
     def insert(self, table: str, data: pa.Table, batch: PartitionBatch) -> None:
         """One columnar insert; a retry with the same batch is a no-op thanks to the token."""
-        self._client.insert_arrow(
-            table, data, settings={"insert_deduplication_token": batch.dedup_token(self._group)}
-        )
+        self.insert_block(table, data, batch.dedup_token(self._group))
+
+    def insert_block(self, table: str, data: pa.Table, token: str) -> None:
+        """Insert ``data`` with dedup ``token``; rows spanning too many partitions go in anyway.
+
+        ``max_partitions_per_insert_block`` (100) guards against a bad PARTITION BY, but our
+        keys are daily and fixed: a request with spans on 101 days is legal data, and retrying
+        it can never succeed. ClickHouse checks the limit before writing any part, so the
+        same insert with the same token is repeated with the check off. A replay after a
+        crash does the same two steps and the second one is deduplicated part by part (the
+        block splits identically, so the per-partition block ids are identical).
+        """
+        try:
+            self._client.insert_arrow(table, data, settings={"insert_deduplication_token": token})
+        except Exception as exc:
+            if classify(exc) is not ErrorClass.TOO_MANY_PARTITIONS:
+                raise
+            metrics.SHAPE_ERRORS.labels(table, ErrorClass.TOO_MANY_PARTITIONS.value).inc()
+            self._client.insert_arrow(
+                table,
+                data,
+                settings={
+                    "insert_deduplication_token": token,
+                    "throw_on_max_partitions_per_insert_block": 0,
+                },
+            )

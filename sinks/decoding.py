@@ -60,7 +60,20 @@ def decode_versioned(writer: TableWriter, value: bytes) -> Decoded:
 
 
 def decode_message(stream: str, value: bytes) -> Decoded:
-    """One message of ``stream`` -> its rows as an Arrow table, or why it cannot be stored."""
+    """One message of ``stream`` -> its rows as an Arrow table, or why it cannot be stored.
+
+    Never raises for a message's content: an exception the builders did not anticipate
+    (an ``IndexError`` deep in a column builder, say) is still about this one message, so it
+    makes the message ``invalid_record`` instead of stopping the worker (or, in the decode
+    pool, failing the whole fetch).
+    """
+    try:
+        return _decode_message(stream, value)
+    except Exception as exc:  # any failure here is the message's: dead-letter it
+        return Decoded(None, "invalid_record", f"cannot decode: {type(exc).__name__}: {exc}")
+
+
+def _decode_message(stream: str, value: bytes) -> Decoded:
     writer = WRITERS[stream]
     if writer.by_version:
         return decode_versioned(writer, value)

@@ -12,6 +12,21 @@ ROWS_STORED = Counter(
 RECORDS_DLQ = Counter(
     "tracehouse_sink_records_dlq", "Kafka records sent to the DLQ", ["topic", "reason"]
 )
+ROWS_REJECTED = Counter(
+    "tracehouse_sink_rows_rejected",
+    "Rows ClickHouse refused for their data, isolated by bisection and dead-lettered",
+    ["table", "reason"],
+)
+SHAPE_ERRORS = Counter(
+    "tracehouse_sink_shape_errors",
+    "Inserts ClickHouse refused for their data (split or bisected, never retried forever)",
+    ["table", "kind"],
+)
+SUB_INSERTS = Counter(
+    "tracehouse_sink_sub_inserts",
+    "Inserts of batch halves made while isolating rejected rows",
+    ["table"],
+)
 BATCHES = Counter("tracehouse_sink_batches", "Batches flushed", ["table", "outcome"])
 CLICKHOUSE_ERRORS = Counter(
     "tracehouse_sink_clickhouse_errors",

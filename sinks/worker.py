@@ -7,6 +7,12 @@ batch: record the intent (offset range) -> insert the Arrow table with a determi
 anywhere in between is repaired by the next owner of the partition replaying the intent, so
 delivery is at-least-once and storage exactly-once. While ClickHouse fails, consumption is
 paused (memory stays bounded) and the insert is retried with backoff.
+
+Only outages are retried (``sinks/clickhouse_errors.py``). A batch ClickHouse refuses for its
+data is bisected until the bad rows are isolated (``sinks/isolation.py``): the good rows are
+stored with deterministic sub-tokens, the bad ones go to the DLQ with the reason, and for the
+spans topic they are counted in the pipeline accounting, all before the commit. No message,
+row or batch can hold a partition, let alone the worker.
 """
 
 from __future__ import annotations
@@ -21,13 +27,24 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import pyarrow as pa
-from confluent_kafka import TIMESTAMP_NOT_AVAILABLE, Consumer, KafkaError, Producer, TopicPartition
+from confluent_kafka import (
+    TIMESTAMP_NOT_AVAILABLE,
+    Consumer,
+    KafkaError,
+    KafkaException,
+    Producer,
+    TopicPartition,
+)
 from prometheus_client import start_http_server
 
+from schemas import avro_codec
 from sinks import metrics
+from sinks.accounting import CLICKHOUSE_REJECTED, rejected_spans_record
 from sinks.batching import PartitionBatch, drop_stale_plans
+from sinks.clickhouse_errors import ErrorClass
 from sinks.clickhouse_store import BatchStore, connect
 from sinks.decoding import Decoded, decode_message
+from sinks.isolation import Part, Rejection, store_isolating
 from sinks.writers import writers_by_topic
 from tracehouse import logs
 from tracehouse.settings import Settings
@@ -41,6 +58,18 @@ CRASH_AFTER_INSERTS_ENV = "TRACEHOUSE_SINK_TEST_CRASH_AFTER_INSERTS"
 CRASH_TABLE_ENV = "TRACEHOUSE_SINK_TEST_CRASH_TABLE"
 
 Key = tuple[str, int]
+# One record for the DLQ or the accounting topic: topic, key, value, headers.
+Header = tuple[str, str | bytes | None]
+Outgoing = tuple[str, bytes | None, bytes, list[Header]]
+# Largest record the DLQ producer sends: the consumer fetches up to 16 MiB per partition, so
+# a poison record can be that large. Records the broker still refuses as too large are
+# dead-lettered without their value (header ``value_omitted``) rather than blocking.
+DLQ_MAX_MESSAGE_BYTES = 20 * 1024 * 1024
+_SIZE_ERRORS = (
+    KafkaError.MSG_SIZE_TOO_LARGE,
+    KafkaError.RECORD_LIST_TOO_LARGE,
+    KafkaError.INVALID_MSG_SIZE,
+)
 
 
 def consumer_config(settings: Settings) -> dict[str, Any]:
@@ -76,6 +105,7 @@ class SinkWorker:
                 "bootstrap.servers": settings.kafka_bootstrap,
                 "acks": "all",
                 "enable.idempotence": True,
+                "message.max.bytes": DLQ_MAX_MESSAGE_BYTES,
             }
         )
         self.batches: dict[Key, PartitionBatch] = {}
@@ -86,6 +116,7 @@ class SinkWorker:
         self.held: dict[Key, int] = {}
         self.running = True
         self.inserts = 0
+        self._inserts_lock = threading.Lock()
         crash = os.environ.get(CRASH_AFTER_INSERTS_ENV, "")
         self.crash_after_inserts = int(crash) if crash else 0
         self.crash_table = os.environ.get(CRASH_TABLE_ENV, "")
@@ -208,7 +239,7 @@ class SinkWorker:
             if ts_type != TIMESTAMP_NOT_AVAILABLE:
                 batch.first_timestamp_ms = ts
         if decoded.table is not None:
-            batch.add(offset, decoded.table, decoded.table.num_rows)
+            batch.add(offset, decoded.table, decoded.table.num_rows, msg.key(), msg.value() or b"")
         else:
             batch.add_poison(offset, msg.key(), msg.value() or b"", decoded.reason, decoded.detail)
         self._update_buffer_gauge()
@@ -254,7 +285,6 @@ class SinkWorker:
                 failed.append(batch.key)
         for batch, _ in written:
             metrics.CONCURRENT_BATCHES.labels(self.writers[batch.topic].table).inc()
-            self._after_insert(batch)
         for batch, started in written:
             try:
                 self._finish(batch, started)
@@ -322,28 +352,58 @@ class SinkWorker:
 
     def _store(self, batch: PartitionBatch) -> None:
         started = self._write(batch, self.store)
-        self._after_insert(batch)
         self._finish(batch, started)
 
     def _write(self, batch: PartitionBatch, store: BatchStore | None) -> float:
-        """Intent, then the insert with its dedup token; safe on an insert thread."""
+        """Intent, then the insert with its dedup token; safe on an insert thread.
+
+        Rows ClickHouse refuses are isolated by bisection and kept in ``batch.rejections``
+        for ``_finish``; only outages raise (the caller retries the whole batch, and the
+        deterministic walk repeats the same sub-inserts, deduplicated where they got in).
+        """
         store = store or self._thread_store()
         started = time.perf_counter()
         if batch.planned_last_offset is None:
             store.record_intent(batch)
+        batch.rejections = []
         if batch.rows:
-            store.insert(self.writers[batch.topic].table, pa.concat_tables(batch.parts), batch)
+            table = self.writers[batch.topic].table
+
+            def insert(data: pa.Table, token: str) -> None:
+                store.insert_block(table, data, token)
+                self._after_insert(table)
+
+            parts = [Part(o, t) for o, t in zip(batch.part_offsets, batch.parts, strict=True)]
+            result = store_isolating(parts, store.dedup_token(batch), insert)
+            if result.inserts:
+                metrics.SHAPE_ERRORS.labels(table, ErrorClass.REJECTED.value).inc()
+                metrics.SUB_INSERTS.labels(table).inc(result.inserts)
+                log.warning(
+                    "ClickHouse rejected rows, isolated them",
+                    extra={
+                        "fields": {
+                            "batch": f"{batch.topic}/{batch.partition}/"
+                            f"{batch.first_offset}-{batch.last_offset}",
+                            "sub_inserts": result.inserts,
+                            "rejected_rows": sum(r.rows for r in result.rejections),
+                            "error": result.rejections[0].error if result.rejections else "",
+                        }
+                    },
+                )
+            batch.rejections = result.rejections
         return started
 
-    def _after_insert(self, batch: PartitionBatch) -> None:
-        """Test hook: SIGKILL between the insert and the commit."""
-        if not batch.rows:
+    def _after_insert(self, table: str) -> None:
+        """Test hook: SIGKILL right after an insert (a whole batch or one of its isolating
+        sub-inserts), before the DLQ and the commit."""
+        if not self.crash_after_inserts:
             return
-        if self.crash_table in ("", self.writers[batch.topic].table):
-            self.inserts += 1
-        if self.crash_after_inserts and self.inserts >= self.crash_after_inserts:
-            log.warning("test hook: SIGKILL after insert, before commit")
-            os.kill(os.getpid(), signal.SIGKILL)
+        with self._inserts_lock:
+            if self.crash_table in ("", table):
+                self.inserts += 1
+            if self.inserts >= self.crash_after_inserts:
+                log.warning("test hook: SIGKILL after insert, before commit")
+                os.kill(os.getpid(), signal.SIGKILL)
 
     def _finish(self, batch: PartitionBatch, started: float) -> None:
         """DLQ, offset commit and bookkeeping of a stored batch (consumer thread only)."""
@@ -355,7 +415,10 @@ class SinkWorker:
             asynchronous=False,
         )
         metrics.INSERT_SECONDS.labels(writer.table).observe(time.perf_counter() - started)
-        metrics.ROWS_STORED.labels(writer.table).inc(batch.rows)
+        rejected = sum(r.rows for r in batch.rejections)
+        metrics.ROWS_STORED.labels(writer.table).inc(batch.rows - rejected)
+        if rejected:
+            metrics.ROWS_REJECTED.labels(writer.table, CLICKHOUSE_REJECTED).inc(rejected)
         metrics.BATCHES.labels(writer.table, "ok").inc()
         if replay:
             metrics.REPLAYED_BATCHES.labels(writer.table).inc()
@@ -366,26 +429,104 @@ class SinkWorker:
         self._update_buffer_gauge()
 
     def _send_dlq(self, batch: PartitionBatch) -> None:
-        """Poison records go out before the commit, so none is lost (a retry may repeat one)."""
+        """Poison records, rejected rows and their accounting go out before the commit, so
+        none is lost (a retry may repeat a DLQ record; the counter record collapses)."""
+        out: list[Outgoing] = []
+        reasons: list[str] = []
+        dlq = self.settings.topics.dlq
         for offset, key, value, reason, detail in batch.dlq:
-            self.dlq.produce(
-                self.settings.topics.dlq,
-                value,
-                key=key,
-                headers=[
-                    ("reason", reason.encode()),
-                    ("error", detail.encode()),
-                    ("source_topic", batch.topic.encode()),
-                    ("source_partition", str(batch.partition).encode()),
-                    ("source_offset", str(offset).encode()),
-                ],
+            out.append((dlq, key, value, _headers(batch, offset, reason, detail)))
+            reasons.append(reason)
+        for offset, rejections in _by_offset(batch.rejections).items():
+            key, value = batch.sources.get(offset, (None, b""))
+            headers = _headers(batch, offset, CLICKHOUSE_REJECTED, rejections[0].error)
+            rows = ",".join(f"{r.first_row}:{r.end_row}" for r in rejections)
+            headers.append(("rows", rows.encode()))
+            headers.append(("rejected_rows", str(sum(r.rows for r in rejections)).encode()))
+            out.append((dlq, key, value, headers))
+            reasons.append(CLICKHOUSE_REJECTED)
+        if self.writers[batch.topic].stream == "spans" and batch.rejections:
+            record = rejected_spans_record(
+                batch.topic,
+                batch.partition,
+                batch.first_offset,
+                batch.first_timestamp_ms,
+                {CLICKHOUSE_REJECTED: sum(r.rows for r in batch.rejections)},
             )
+            if record is not None:
+                value = avro_codec.encode("pipeline_counters", record)
+                out.append((self.settings.topics.accounting, b"sink", value, []))
+        if not out:
+            return
+        self._produce_acked(out)
+        for reason in reasons:
             metrics.RECORDS_DLQ.labels(batch.topic, reason).inc()
-        if batch.dlq and self.dlq.flush(30) > 0:
+
+    def _produce_acked(self, records: list[Outgoing]) -> None:
+        """Produce and wait for every ack; raise (the batch is retried) unless all are in.
+
+        A record too large for the producer or the broker would fail forever: it is sent
+        again without its value (header ``value_omitted`` = its size), so the DLQ still
+        names the source offset and the partition moves on.
+        """
+        failed: list[tuple[Outgoing, KafkaError]] = []
+
+        def produce(record: Outgoing) -> None:
+            topic, key, value, headers = record
+
+            def on_delivery(err: KafkaError | None, _msg: Any) -> None:
+                if err is not None:
+                    failed.append((record, err))
+
+            try:
+                self.dlq.produce(topic, value, key=key, headers=headers, on_delivery=on_delivery)
+            except KafkaException as exc:
+                failed.append((record, exc.args[0]))
+            except BufferError:  # local queue full: make room, then once more
+                self.dlq.flush(30)
+                self.dlq.produce(topic, value, key=key, headers=headers, on_delivery=on_delivery)
+
+        for record in records:
+            produce(record)
+        if self.dlq.flush(30) > 0:
             raise RuntimeError("DLQ messages not acknowledged")
+        retry = [r for r, err in failed if _too_large(err)]
+        others = [err for _, err in failed if not _too_large(err)]
+        if others:
+            raise RuntimeError(f"DLQ produce failed: {others[0]}")
+        if not retry:
+            return
+        failed.clear()
+        for topic, key, value, headers in retry:
+            produce((topic, key, b"", [*headers, ("value_omitted", str(len(value)).encode())]))
+        if self.dlq.flush(30) > 0 or failed:
+            raise RuntimeError(f"DLQ produce failed: {failed[0][1] if failed else 'no ack'}")
 
     def _update_buffer_gauge(self) -> None:
         metrics.BUFFERED_ROWS.set(sum(b.rows for b in self.batches.values()))
+
+
+def _headers(batch: PartitionBatch, offset: int, reason: str, detail: str) -> list[Header]:
+    # Error texts may quote the data (lone surrogates included): never fail on encoding.
+    return [
+        ("reason", reason.encode()),
+        ("error", detail.encode("utf-8", "backslashreplace")),
+        ("source_topic", batch.topic.encode()),
+        ("source_partition", str(batch.partition).encode()),
+        ("source_offset", str(offset).encode()),
+    ]
+
+
+def _by_offset(rejections: list[Rejection]) -> dict[int, list[Rejection]]:
+    grouped: dict[int, list[Rejection]] = {}
+    for r in rejections:
+        grouped.setdefault(r.offset, []).append(r)
+    return grouped
+
+
+def _too_large(err: Any) -> bool:
+    code = err.code() if isinstance(err, KafkaError) else None
+    return code in _SIZE_ERRORS
 
 
 def main(settings: Settings | None = None) -> None:
