@@ -129,3 +129,88 @@ def test_dependencies(query_api: tuple[str, list]) -> None:
     assert status == 200
     got = {(d["parent"], d["child"]): d["callCount"] for d in body["data"]}
     assert got == expected and expected
+
+
+# -- parameter bounds against the real service (each of these used to be a 500 or to wrap) ---
+
+MAX_US = (2**63 - 1) // 1000  # the last µs whose ns value fits DateTime64(9)
+MAX_MS = (2**63 - 1) // 1_000_000
+ENVELOPE = {"data", "total", "limit", "offset", "errors"}
+
+
+def get_raw(url: str) -> tuple[int, str, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=30) as resp:
+            return resp.status, resp.headers.get("Content-Type", ""), resp.read()
+    except urllib.error.HTTPError as err:
+        return err.code, err.headers.get("Content-Type", ""), err.read()
+
+
+def assert_400(url: str, parameter: str) -> None:
+    """A Jaeger error envelope, status 400, whose message names the parameter."""
+    status, ctype, raw = get_raw(url)
+    assert status == 400 and ctype.startswith("application/json"), (url, status, raw[:200])
+    body = json.loads(raw)
+    assert set(body) == ENVELOPE and body["data"] is None and body["total"] == 0
+    [error] = body["errors"]
+    assert error["code"] == 400 and parameter in error["msg"], (url, error)
+    assert len(error["msg"]) < 400  # the offending value is not echoed back whole
+
+
+def test_out_of_range_parameters_are_400_naming_them(query_api: tuple[str, list]) -> None:
+    base, records = query_api
+    w = window(records)
+    digits = "9" * 400
+    traces = f"{base}/api/traces?service=frontend"
+    assert_400(f"{traces}&minDuration={digits}ms&{w}", "minDuration")
+    assert_400(f"{traces}&minDuration={digits}&{w}", "minDuration")
+    assert_400(f"{traces}&maxDuration={2**63}ns&{w}", "maxDuration")
+    assert_400(f"{traces}&lookback={digits}h", "lookback")
+    assert_400(f"{traces}&end={2**63}", "end")
+    assert_400(f"{traces}&end={MAX_US + 1}", "end")
+    assert_400(f"{traces}&start={2**64}&end={MAX_US}", "start")
+    assert_400(f"{traces}&start=-1", "start")
+    assert_400(f"{traces}&limit={digits}", "limit")
+    assert_400(f"{traces}&limit={2**63}", "limit")
+    assert_400(f"{base}/api/red?service=frontend&step={2**40}", "step")
+    assert_400(f"{base}/api/red?service=frontend&step={digits}", "step")
+    assert_400(f"{base}/api/red?service=frontend&end={2**63}", "end")
+    assert_400(f"{base}/api/red/summary?start={digits}", "start")
+    assert_400(f"{base}/api/dependencies?endTs={2**63}", "endTs")
+    assert_400(f"{base}/api/dependencies?endTs={MAX_MS + 1}", "endTs")
+    assert_400(f"{base}/api/dependencies?lookback={digits}", "lookback")
+    assert_400(f"{base}/api/operations?service=frontend&spanKind=nope", "spanKind")
+    assert_400(f"{base}/api/traces/{'a' * 40}", "trace id")
+
+
+def test_malformed_deep_or_huge_tags_are_400(query_api: tuple[str, list]) -> None:
+    base, records = query_api
+    traces = f"{base}/api/traces?service=frontend&{window(records)}"
+    # Brackets unencoded: 1,500 levels fit aiohttp's request line and exceed json's recursion.
+    assert_400(f"{traces}&tags={'[' * 1500}{']' * 1500}", "tags")
+    assert_400(f"{traces}&tags=%7Bbad", "tags")
+    assert_400(f"{traces}&tags=%7B%22k%22%3A%7B%22a%22%3A1%7D%7D", "tags")  # {"k":{"a":1}}
+    assert_400(f"{traces}&tags=%7B%22k%22%3A%22{'v' * 5000}%22%7D", "tags")
+    many = ",".join(f"%22k{i}%22%3A%22v%22" for i in range(40))
+    assert_400(f"{traces}&tags=%7B{many}%7D", "tags")
+
+
+def test_values_at_the_limits_are_served(query_api: tuple[str, list]) -> None:
+    """The largest accepted values reach ClickHouse as valid Int64/UInt32 parameters."""
+    base, _records = query_api
+    status, body = get(f"{base}/api/traces?service=frontend&start=0&end={MAX_US}&limit=5")
+    assert status == 200 and len(body["data"]) == 5
+    status, body = get(
+        f"{base}/api/traces?service=frontend&end={MAX_US}&lookback=2562047h&limit=1"
+        f"&minDuration={2**63 - 1}ns"
+    )
+    assert status == 200 and body["data"] == []
+    status, body = get(f"{base}/api/red?service=frontend&start=0&end={MAX_US}&step=10")
+    assert status == 200 and body["data"]["step"] >= 10  # raised to fit the point limit
+    assert (MAX_US // 1_000_000) // body["data"]["step"] <= 11_000
+    status, body = get(f"{base}/api/red?service=frontend&step=315360000")
+    assert status == 200 and body["data"]["step"] == 315_360_000
+    status, body = get(f"{base}/api/red/summary?start=0&end={MAX_US}")
+    assert status == 200 and body["errors"] is None
+    status, body = get(f"{base}/api/dependencies?endTs={MAX_MS}&lookback={MAX_MS}")
+    assert status == 200 and body["data"]
