@@ -11,6 +11,7 @@ import asyncio
 import logging
 import time
 from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 
 from opentelemetry.proto.trace.v1 import trace_pb2
@@ -72,19 +73,28 @@ class SpanExporter:
         return self._tenants
 
     async def export(
-        self, data: trace_pb2.TracesData, protocol: str, tenant: str = ""
+        self,
+        data: trace_pb2.TracesData,
+        protocol: str,
+        tenant: str = "",
+        decode_rejected: Mapping[str, int] | None = None,
     ) -> ExportOutcome:
         """Publish valid spans and return what happened to each span.
 
+        ``decode_rejected`` counts spans of the request the decoder already refused (malformed
+        JSON spans), so they are received, rejected and reported like validation rejections.
         Raises RateLimited (nothing published) or PublishError (Kafka did not acknowledge
         every message; the client must retry the request).
         """
-        received = count_spans(data)
-        metrics.SPANS_RECEIVED.labels(protocol).inc(received)
+        decoded = count_spans(data)
+        pre_rejected: Counter[str] = Counter(decode_rejected or {})
+        metrics.SPANS_RECEIVED.labels(protocol).inc(decoded + sum(pre_rejected.values()))
         try:
-            self._buckets.take(tenant, received)
+            self._buckets.take(tenant, decoded)
         except RateLimited:
-            metrics.SPANS_REJECTED.labels(protocol, "rate_limited").inc(received)
+            metrics.SPANS_REJECTED.labels(protocol, "rate_limited").inc(decoded)
+            for reason, count in pre_rejected.items():
+                metrics.SPANS_REJECTED.labels(protocol, reason).inc(count)
             raise
         stamp_tenant(data, tenant)
         sampled_out = head_sampling.sample(data, self._threshold)
@@ -92,6 +102,7 @@ class SpanExporter:
             metrics.SPANS_SAMPLED_OUT.labels(protocol).inc(sampled_out)
         split = split_by_partition(data, self._config.partitions, self._partition_of)
         rejected: Counter[str] = Counter(split.rejected)
+        rejected.update(pre_rejected)
         futures: list[asyncio.Future[None]] = []
         to_publish = 0
         for p, td in split.by_partition.items():

@@ -6,6 +6,8 @@ the OTLP spec: OK (with ``partial_success`` for rejected spans), INVALID_ARGUMEN
 UNAUTHENTICATED, RESOURCE_EXHAUSTED + RetryInfo over the tenant's rate, UNAVAILABLE + RetryInfo
 when Kafka cannot take the spans (both retryable for OTLP clients). gzip request compression is
 handled by grpc itself; ``max_request_bytes`` caps the message size (RESOURCE_EXHAUSTED).
+Connections that carry no call for ``IDLE_CONNECTION_SECONDS`` are closed, and at shutdown
+``server.stop(grace)`` cancels whatever a stalled client still holds open.
 """
 
 from __future__ import annotations
@@ -28,6 +30,9 @@ log = logging.getLogger("tracehouse.ingest.grpc")
 PROTOCOL = "otlp_grpc"
 SERVICE = "opentelemetry.proto.collector.trace.v1.TraceService"
 STATUS_DETAILS_KEY = "grpc-status-details-bin"
+# Idle connections (no call in flight) are closed with GOAWAY after this long, so half-open
+# clients do not pile up; OTLP exporters reconnect transparently.
+IDLE_CONNECTION_SECONDS = 300
 
 
 async def _abort(
@@ -97,6 +102,10 @@ class TraceService:
                     self._retry_after,
                 )
             await _abort(context, grpc.StatusCode.INTERNAL, "kafka_error", f"kafka error: {exc}")
+        except Exception:
+            # A bug must still be answered and counted, not surface as grpc's bare UNKNOWN.
+            log.exception("export failed", extra={"fields": {"protocol": PROTOCOL}})
+            await _abort(context, grpc.StatusCode.INTERNAL, "internal_error", "internal error")
         response = trace_service_pb2.ExportTraceServiceResponse()
         if outcome.rejected:
             response.partial_success.rejected_spans = outcome.rejected
@@ -129,6 +138,7 @@ def build_server(
         options=[
             ("grpc.so_reuseport", 1 if reuse_port else 0),
             ("grpc.max_receive_message_length", max_request_bytes),
+            ("grpc.max_connection_idle_ms", IDLE_CONNECTION_SECONDS * 1000),
         ]
     )
     service = TraceService(exporter, retry_after_seconds)

@@ -6,10 +6,17 @@ Protobuf and JSON bodies, optionally gzip-compressed; the response uses the requ
 limit, 415 for unsupported media, 429 + Retry-After over the tenant's rate, 503 + Retry-After
 when Kafka cannot take the spans, so the client's retry logic kicks in. Also serves
 ``/health`` (used by the local stack) and ``/metrics``.
+
+A client that stalls cannot hold a request (or shutdown) open: the body must keep arriving
+(``BODY_IDLE_TIMEOUT_SECONDS`` between chunks, ``BODY_TIMEOUT_SECONDS`` in all) or the request is
+answered 408 ``read_timeout``; headers are bounded by the connection's keep-alive timeout
+(``HEADER_TIMEOUT_SECONDS``, see server.py). Every failure of a decoder, even an unforeseen
+one, is answered and counted under a reason; nothing escapes as an uncounted 500.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import math
 import os
@@ -23,6 +30,7 @@ from opentelemetry.proto.trace.v1 import trace_pb2
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from ingest import metrics, otlp_json, rpc_status
+from ingest.decoded import Decoded
 from ingest.errors import BodyError, RateLimited, Unauthenticated
 from ingest.exporter import ExportOutcome, SpanExporter
 from ingest.kafka_publisher import PublishError
@@ -34,10 +42,18 @@ PROTOBUF = "application/x-protobuf"
 JSON = "application/json"
 PROTOCOL = "otlp_http"
 
-# google.rpc.Code values used in error bodies.
-_RPC_CODES = {400: 3, 401: 16, 413: 8, 415: 3, 429: 8, 500: 13, 503: 14}
+# google.rpc.Code values used in error bodies (408: DEADLINE_EXCEEDED).
+_RPC_CODES = {400: 3, 401: 16, 408: 4, 413: 8, 415: 3, 429: 8, 500: 13, 503: 14}
 
-Decoder = Callable[[bytes], trace_pb2.TracesData]
+# A body that stops arriving for this long, or takes longer than the total, is a 408: a stalled
+# client must not hold a request slot, memory, or the shutdown grace period.
+BODY_IDLE_TIMEOUT_SECONDS = 15.0
+BODY_TIMEOUT_SECONDS = 60.0
+# Idle keep-alive connections, and connections whose request headers have not all arrived
+# (aiohttp waits for headers under the keep-alive timer), are closed after this long.
+HEADER_TIMEOUT_SECONDS = 30.0
+
+Decoder = Callable[[bytes], Decoded]
 
 
 def gunzip_bounded(body: bytes, limit: int) -> bytes:
@@ -54,10 +70,10 @@ def gunzip_bounded(body: bytes, limit: int) -> bytes:
     return out
 
 
-def decode_protobuf(body: bytes) -> trace_pb2.TracesData:
+def decode_protobuf(body: bytes) -> Decoded:
     try:
         # TracesData and ExportTraceServiceRequest share field 1 (resource_spans): same bytes.
-        return trace_pb2.TracesData.FromString(body)
+        return Decoded(trace_pb2.TracesData.FromString(body))
     except DecodeError as exc:
         raise BodyError(
             400, "undecodable", f"body is not an OTLP ExportTraceServiceRequest: {exc}"
@@ -89,19 +105,39 @@ class Responder:
 
 
 async def read_body(request: web.Request, limit: int) -> bytes:
-    """The (inflated) request body, enforcing ``limit`` before and after decompression."""
+    """The (inflated) request body, enforcing ``limit`` before and after decompression and the
+    read timeouts (408 ``read_timeout`` for a client that stalls mid-body)."""
     if request.content_length is not None and request.content_length > limit:
         raise BodyError(413, "too_large", f"request body exceeds {limit} bytes")
-    try:
-        body = await request.read()
-    except web.HTTPRequestEntityTooLarge as exc:
-        raise BodyError(413, "too_large", f"request body exceeds {limit} bytes") from exc
+    body = await _read_bounded(request, limit)
     encoding = request.headers.get("Content-Encoding", "identity").lower().strip()
     if encoding == "gzip":
         body = gunzip_bounded(body, limit)
     elif encoding not in ("", "identity"):
         raise BodyError(415, "unsupported_encoding", f"unsupported Content-Encoding {encoding!r}")
     return body
+
+
+async def _read_bounded(request: web.Request, limit: int) -> bytes:
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + BODY_TIMEOUT_SECONDS
+    chunks: list[bytes] = []
+    size = 0
+    try:
+        while True:
+            wait = min(BODY_IDLE_TIMEOUT_SECONDS, deadline - loop.time())
+            async with asyncio.timeout(max(wait, 0)):
+                chunk = await request.content.readany()
+            if not chunk:
+                return b"".join(chunks)
+            size += len(chunk)
+            if size > limit:
+                raise BodyError(413, "too_large", f"request body exceeds {limit} bytes")
+            chunks.append(chunk)
+    except TimeoutError:
+        raise BodyError(
+            408, "read_timeout", f"request body not received in time ({size} bytes read)"
+        ) from None
 
 
 async def handle_export(
@@ -123,11 +159,18 @@ async def handle_export(
         try:
             raw = await read_body(request, limit)
             metrics.REQUEST_BYTES.labels(responder.protocol).inc(len(raw))
-            data = decode(raw)
+            decoded = decode(raw)
         except BodyError as exc:
+            count_refused_spans(responder.protocol, exc)
             return responder.error(exc.status, exc.reason, str(exc))
+        except Exception:
+            # A decoder bug must still be an answer and a count, never a bare 500 traceback.
+            log.exception("decoder failed", extra={"fields": {"protocol": responder.protocol}})
+            return responder.error(400, "invalid_request", "request could not be decoded")
         try:
-            outcome = await exporter.export(data, responder.protocol, tenant)
+            outcome = await exporter.export(
+                decoded.data, responder.protocol, tenant, decoded.rejected
+            )
         except RateLimited as exc:
             return responder.error(429, "rate_limited", str(exc), exc.retry_after)
         except PublishError as exc:
@@ -137,6 +180,9 @@ async def handle_export(
                     503, "kafka_unavailable", f"kafka unavailable: {exc}", retry_after
                 )
             return responder.error(500, "kafka_error", f"kafka error: {exc}")
+        except Exception:
+            log.exception("export failed", extra={"fields": {"protocol": responder.protocol}})
+            return responder.error(500, "internal_error", "internal error")
         if outcome.rejected:
             result = "partial"
         elif outcome.accepted or outcome.sampled_out:
@@ -147,6 +193,15 @@ async def handle_export(
         return respond(outcome)
     finally:
         metrics.IN_FLIGHT.dec()
+
+
+def count_refused_spans(protocol: str, exc: BodyError) -> None:
+    """Spans a decoder delimited but refused in a request answered 400: received and rejected
+    by reason, so the accounting identity and the per-reason counts hold for them too."""
+    if exc.rejected:
+        metrics.SPANS_RECEIVED.labels(protocol).inc(sum(exc.rejected.values()))
+        for reason, count in exc.rejected.items():
+            metrics.SPANS_REJECTED.labels(protocol, reason).inc(count)
 
 
 def otlp_response(outcome: ExportOutcome, json_body: bool) -> web.Response:
@@ -170,7 +225,7 @@ def build_app(
         if media == PROTOBUF:
             json_body, decode = False, decode_protobuf
         elif media == JSON:
-            json_body, decode = True, otlp_json.decode_traces
+            json_body, decode = True, otlp_json.decode_request
         else:
             return Responder(PROTOCOL, False).error(
                 415, "unsupported_media", f"unsupported content type {media!r}"

@@ -3,8 +3,9 @@
 A faust worker handles ~14k messages/s (DESIGN.md), so ingest must never send one message per
 span: each request becomes at most one message per partition, keeping resource and scope
 grouping intact so the message is still valid OTLP that any Collector can read.
-Invalid spans (ids of the wrong length or all zero) are removed and counted by reason, so one
-bad span never costs its neighbours.
+Invalid spans (ids of the wrong length or all zero, times storage cannot hold) are removed and
+counted by reason, so one bad span never costs its neighbours; a parent span id of eight zero
+bytes (some SDKs send it for roots) is cleared to mean "root", as the data model says.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from dataclasses import dataclass, field
 from opentelemetry.proto.trace.v1 import trace_pb2
 
 from ingest.partitioning import partition_for_key
+from schemas.span_limits import MAX_TIME_UNIX_NANO, times_problem
 
 _ZERO_TRACE = bytes(16)
 _ZERO_SPAN = bytes(8)
@@ -39,7 +41,12 @@ class SplitResult:
 
 
 def span_problem(span: trace_pb2.Span) -> str | None:
-    """Why a span cannot be stored, or None. Reasons are stable metric label values."""
+    """Why a span cannot be stored, or None. Reasons are stable metric label values.
+
+    Times are checked against ``DateTime64(9)`` (schemas/span_limits.py): OTLP carries them
+    as uint64, so 2^63 ns and above are legal on the wire but would overflow every int64
+    downstream (they used to kill the streams worker).
+    """
     if len(span.trace_id) != 16:
         return "invalid_trace_id_length"
     if span.trace_id == _ZERO_TRACE:
@@ -50,7 +57,17 @@ def span_problem(span: trace_pb2.Span) -> str | None:
         return "zero_span_id"
     if span.parent_span_id and len(span.parent_span_id) != 8:
         return "invalid_parent_span_id_length"
-    return None
+    if span.events:
+        return times_problem(
+            span.start_time_unix_nano,
+            span.end_time_unix_nano,
+            [e.time_unix_nano for e in span.events],
+        )
+    return times_problem(span.start_time_unix_nano, span.end_time_unix_nano)
+
+
+def _event_time_over(span: trace_pb2.Span, max_time: int) -> bool:
+    return any(event.time_unix_nano > max_time for event in span.events)
 
 
 PartitionOf = Callable[[bytes, int], int]
@@ -67,6 +84,7 @@ def split_by_partition(
     result = SplitResult()
     out = result.by_partition
     counts = result.counts
+    max_time = MAX_TIME_UNIX_NANO
     for rs in data.resource_spans:
         # partition -> this resource's clone in that partition's message; created lazily.
         resources: dict[int, trace_pb2.ResourceSpans] = {}
@@ -75,16 +93,22 @@ def split_by_partition(
             for span in ss.spans:
                 tid = span.trace_id
                 sid = span.span_id
-                # Fast path for the valid common case; span_problem names the reason otherwise.
+                parent = span.parent_span_id
+                # Fast path for the valid common case (a few comparisons; event times only
+                # when there are events); span_problem names the reason otherwise.
                 if not (
                     len(tid) == 16
                     and len(sid) == 8
                     and tid != _ZERO_TRACE
                     and sid != _ZERO_SPAN
-                    and len(span.parent_span_id) in (0, 8)
-                ):
+                    and len(parent) in (0, 8)
+                    and span.start_time_unix_nano <= max_time
+                    and span.end_time_unix_nano <= max_time
+                ) or (span.events and _event_time_over(span, max_time)):
                     result.rejected[span_problem(span) or "invalid"] += 1
                     continue
+                if parent == _ZERO_SPAN:
+                    span.parent_span_id = b""  # all-zero parent = root, not a stored id
                 p = partition_of(tid, partitions)
                 target = scopes.get(p)
                 if target is None:

@@ -1,11 +1,18 @@
 """Entry point of an ingest node: wires the OTLP/HTTP, OTLP/gRPC and Zipkin receivers to one
-Kafka publisher, and drains them in order on SIGTERM (stop accepting, finish requests, flush)."""
+Kafka publisher, and drains them in order on SIGTERM (stop accepting, finish requests, flush).
+
+Shutdown is bounded: in-flight requests get ``SHUTDOWN_GRACE_SECONDS`` to finish (HTTP and
+gRPC in parallel), then whatever is left (a client stalled mid-headers or mid-body) is cut off.
+aiohttp's default would wait 60 s per stalled connection, longer than any orchestrator waits.
+"""
 
 from __future__ import annotations
 
 import asyncio
+import logging
 import signal
 
+import grpc
 from aiohttp import web
 
 from deploy.local.topics import partition_count
@@ -13,12 +20,17 @@ from ingest import metrics
 from ingest.broker_limits import effective_max_message_bytes, reported_topic_limit
 from ingest.exporter import ExporterConfig, SpanExporter
 from ingest.grpc_receiver import build_server
-from ingest.http_receiver import build_app
+from ingest.http_receiver import HEADER_TIMEOUT_SECONDS, build_app
 from ingest.kafka_publisher import KafkaPublisher, producer_config
 from ingest.tenancy import load_config
 from ingest.zipkin_receiver import build_zipkin_app
 from tracehouse import logs
 from tracehouse.settings import Settings
+
+# How long in-flight requests may take to finish once SIGTERM arrived. Requests waiting for
+# Kafka longer than this are cut off; their clients retry and the sink's dedupe keeps storage
+# exact. Kubernetes' default termination grace (30 s) leaves room for the Kafka flush after.
+SHUTDOWN_GRACE_SECONDS = 5.0
 
 
 def build_exporter(
@@ -80,7 +92,13 @@ async def serve(settings: Settings) -> None:
         await grpc_server.start()
     for app, port in apps:
         # auto_decompress off: aiohttp would inflate gzip without our bomb-safe bound.
-        runner = web.AppRunner(app, access_log=None, auto_decompress=False)
+        runner = web.AppRunner(
+            app,
+            access_log=None,
+            auto_decompress=False,
+            shutdown_timeout=SHUTDOWN_GRACE_SECONDS,
+            keepalive_timeout=HEADER_TIMEOUT_SECONDS,
+        )
         await runner.setup()
         await web.TCPSite(runner, host, port, reuse_port=reuse or None).start()
         runners.append(runner)
@@ -109,12 +127,25 @@ async def serve(settings: Settings) -> None:
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     log.info("ingest stopping: draining receivers and Kafka")
-    if grpc_server is not None:
-        await grpc_server.stop(grace=5)
-    for runner in runners:
-        await runner.cleanup()
+    await drain(grpc_server, runners)
     unsent = publisher.close()
     log.info("ingest stopped", extra={"fields": {"unsent_messages": unsent}})
+
+
+async def drain(grpc_server: grpc.aio.Server | None, runners: list[web.AppRunner]) -> None:
+    """Stop every listener at once and let in-flight requests finish within the grace period.
+
+    aiohttp waits up to ``shutdown_timeout`` for a running handler and again for it to
+    cancel, so the whole drain is additionally capped; grpc cancels its calls after ``grace``.
+    """
+    stops = [runner.cleanup() for runner in runners]
+    if grpc_server is not None:
+        stops.append(grpc_server.stop(grace=SHUTDOWN_GRACE_SECONDS))
+    try:
+        async with asyncio.timeout(2 * SHUTDOWN_GRACE_SECONDS + 1):
+            await asyncio.gather(*stops)
+    except TimeoutError:
+        logging.getLogger("tracehouse.ingest").warning("receivers did not drain in time")
 
 
 def main(settings: Settings | None = None) -> None:

@@ -12,20 +12,32 @@ pipeline see only OTLP. Mapping (the same choices the OTel Collector's zipkin re
 - ``shared: true`` server spans reuse their client's span id in Zipkin, which would collide
   with the client span in OTLP storage, so they get a derived id (BLAKE2b of the original id)
   with the client span as parent, and keep the original in ``zipkin.original_span_id``.
+
+Each span is checked while it is converted: a span with a field of the wrong type or range
+(negative, fractional or > int64 timestamps, a port outside 1..65535, ``annotations`` that is
+not a list, ``tags`` that is not an object of scalars, ids that are not hex, a lone surrogate)
+is refused alone with a reason, since the array still delimits it; a body that is not a JSON
+array, or nests deeper than ``errors.MAX_JSON_DEPTH``, is a 400. Times are checked against
+storage here (``time_out_of_range``) because microseconds x 1000 can exceed even uint64.
 """
 
 from __future__ import annotations
 
 import binascii
 import hashlib
+import math
+from collections import Counter
 from typing import Any
 
 from opentelemetry.proto.common.v1 import common_pb2
 from opentelemetry.proto.trace.v1 import trace_pb2
 
+from ingest.decoded import Decoded, finish
 from ingest.errors import BodyError, parse_json_body
+from schemas.span_limits import MAX_TIME_UNIX_NANO, TIME_OUT_OF_RANGE
 
 SCOPE_NAME = "tracehouse.zipkin"
+REQUEST_REASON = "invalid_zipkin"
 _KINDS = {
     "CLIENT": trace_pb2.Span.SPAN_KIND_CLIENT,
     "SERVER": trace_pb2.Span.SPAN_KIND_SERVER,
@@ -33,17 +45,34 @@ _KINDS = {
     "CONSUMER": trace_pb2.Span.SPAN_KIND_CONSUMER,
 }
 _STATUS = {"ERROR": trace_pb2.Status.STATUS_CODE_ERROR, "OK": trace_pb2.Status.STATUS_CODE_OK}
+_MAX_INT64 = 2**63 - 1
+_MAX_MICROS = MAX_TIME_UNIX_NANO // 1000
 
 
-def _hex_id(value: Any, width: int) -> bytes:
-    """Hex id -> bytes, left-padded to ``width`` bytes; invalid -> b"" (rejected later)."""
-    if not isinstance(value, str) or not value or len(value) > width * 2:
+class SpanRejected(Exception):
+    """This span cannot be converted; ``reason`` is its metric label."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _hex_id(value: Any, width: int, reason: str) -> bytes:
+    """Hex id -> bytes, left-padded to ``width`` bytes like Zipkin does.
+
+    Missing/empty or longer than ``width`` -> b"" (validation then rejects it by length);
+    not a string or not hex -> the span is refused with ``reason``.
+    """
+    if value is None or value == "":
+        return b""
+    if not isinstance(value, str):
+        raise SpanRejected(reason)
+    if len(value) > width * 2:
         return b""
     try:
-        raw = binascii.unhexlify(value.rjust(width * 2, "0"))
+        return binascii.unhexlify(value.rjust(width * 2, "0"))
     except (binascii.Error, ValueError):
-        return b""
-    return raw
+        raise SpanRejected(reason) from None
 
 
 def shared_span_id(span_id: bytes) -> bytes:
@@ -57,27 +86,70 @@ def _str_attr(span: trace_pb2.Span, key: str, value: str) -> None:
     )
 
 
-def _int(value: Any) -> int:
-    if isinstance(value, bool):
+def _micros(value: Any, reason: str) -> int:
+    """A Zipkin int64 microsecond count (absent = 0): integers, integral floats within int64
+    and digit strings; anything else (negative, fractional, bool, NaN, > int64) refuses."""
+    if value is None:
         return 0
-    if isinstance(value, int):
-        return value
+    if isinstance(value, bool):
+        raise SpanRejected(reason)
     if isinstance(value, float):
-        return int(value)
-    if isinstance(value, str) and value.isdigit():
-        return int(value)
-    return 0
+        if not (math.isfinite(value) and value.is_integer()):
+            raise SpanRejected(reason)
+        value = int(value)
+    elif isinstance(value, str) and value.isascii() and value.isdigit():
+        value = int(value)
+    if not isinstance(value, int) or not 0 <= value <= _MAX_INT64:
+        raise SpanRejected(reason)
+    return value
 
 
-def _obj(value: Any) -> dict[str, Any]:
-    return value if isinstance(value, dict) else {}
+def _nanos(micros: int) -> int:
+    if micros > _MAX_MICROS:
+        raise SpanRejected(TIME_OUT_OF_RANGE)
+    return micros * 1000
+
+
+def _text(value: Any, reason: str) -> str:
+    """An optional string field (absent/null = ""); other types refuse the span."""
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise SpanRejected(reason)
+    return value
+
+
+def _endpoint(value: Any) -> dict[str, Any]:
+    """A validated endpoint object (absent/null = {}); port must be 1..65535 when given."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise SpanRejected("invalid_endpoint")
+    for key in ("serviceName", "ipv4", "ipv6"):
+        _text(value.get(key), "invalid_endpoint")
+    port = value.get("port")
+    if port is not None and port != 0:
+        if isinstance(port, str) and port.isascii() and port.isdigit():
+            port = int(port)
+        if isinstance(port, bool) or not isinstance(port, int) or not 0 < port <= 65535:
+            raise SpanRejected("invalid_port")
+    return value
+
+
+def _tag_value(value: Any) -> str:
+    # Zipkin v2 tags are strings; numbers and booleans are tolerated as their text.
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (bool, int, float)):
+        return str(value)
+    raise SpanRejected("invalid_tags")
 
 
 def _convert(z: dict[str, Any], span: trace_pb2.Span) -> None:
-    span.trace_id = _hex_id(z.get("traceId"), 16)
-    span_id = _hex_id(z.get("id"), 8)
-    parent = _hex_id(z.get("parentId"), 8) if z.get("parentId") else b""
-    kind = str(z.get("kind") or "").upper()
+    span.trace_id = _hex_id(z.get("traceId"), 16, "invalid_trace_id_encoding")
+    span_id = _hex_id(z.get("id"), 8, "invalid_span_id_encoding")
+    parent = _hex_id(z.get("parentId"), 8, "invalid_parent_span_id_encoding")
+    kind = _text(z.get("kind"), "malformed_span").upper()
     if z.get("shared") is True and kind == "SERVER" and span_id:
         parent, span_id = span_id, shared_span_id(span_id)
         _str_attr(span, "zipkin.original_span_id", z["id"])
@@ -86,70 +158,110 @@ def _convert(z: dict[str, Any], span: trace_pb2.Span) -> None:
         )
     span.span_id = span_id
     span.parent_span_id = parent
-    span.name = str(z.get("name") or "")
+    span.name = _text(z.get("name"), "malformed_span")
     span.kind = _KINDS.get(kind, trace_pb2.Span.SPAN_KIND_INTERNAL)
-    start_us = _int(z.get("timestamp"))
-    span.start_time_unix_nano = start_us * 1000
-    span.end_time_unix_nano = (start_us + _int(z.get("duration"))) * 1000
-    tags = _obj(z.get("tags"))
+    start_us = _micros(z.get("timestamp"), "invalid_timestamp")
+    duration_us = _micros(z.get("duration"), "invalid_duration")
+    span.start_time_unix_nano = _nanos(start_us)
+    span.end_time_unix_nano = _nanos(start_us + duration_us)
+    tags = z.get("tags")
+    if tags is None:
+        tags = {}
+    elif not isinstance(tags, dict):
+        raise SpanRejected("invalid_tags")
     status_code = tags.get("otel.status_code")
     if isinstance(status_code, str) and status_code.upper() in _STATUS:
         span.status.code = _STATUS[status_code.upper()]
-        span.status.message = str(tags.get("otel.status_description", ""))
+        span.status.message = _tag_value(tags.get("otel.status_description", ""))
     elif "error" in tags:
         span.status.code = trace_pb2.Status.STATUS_CODE_ERROR
-        span.status.message = str(tags["error"])
+        span.status.message = _tag_value(tags["error"])
     for key, value in tags.items():
         if key in ("error", "otel.status_code", "otel.status_description"):
             continue
-        _str_attr(span, str(key), str(value))
-    remote = _obj(z.get("remoteEndpoint"))
+        _str_attr(span, key, _tag_value(value))
+    remote = _endpoint(z.get("remoteEndpoint"))
     if remote.get("serviceName"):
-        _str_attr(span, "peer.service", str(remote["serviceName"]))
+        _str_attr(span, "peer.service", remote["serviceName"])
     address = remote.get("ipv4") or remote.get("ipv6")
     if address:
-        _str_attr(span, "network.peer.address", str(address))
+        _str_attr(span, "network.peer.address", address)
     if remote.get("port"):
         span.attributes.append(
             common_pb2.KeyValue(
-                key="network.peer.port", value=common_pb2.AnyValue(int_value=_int(remote["port"]))
+                key="network.peer.port", value=common_pb2.AnyValue(int_value=int(remote["port"]))
             )
         )
-    for annotation in z.get("annotations") or []:
-        if isinstance(annotation, dict):
-            event = span.events.add()
-            event.time_unix_nano = _int(annotation.get("timestamp")) * 1000
-            event.name = str(annotation.get("value", ""))
+    annotations = z.get("annotations")
+    if annotations is None:
+        annotations = []
+    elif not isinstance(annotations, list):
+        raise SpanRejected("invalid_annotations")
+    for annotation in annotations:
+        if not isinstance(annotation, dict):
+            raise SpanRejected("invalid_annotations")
+        event = span.events.add()
+        event.time_unix_nano = _nanos(_micros(annotation.get("timestamp"), "invalid_annotations"))
+        event.name = _text(annotation.get("value"), "invalid_annotations")
+
+
+def _scope_for(
+    data: trace_pb2.TracesData, scopes: dict[str, trace_pb2.ScopeSpans], z: dict[str, Any]
+) -> trace_pb2.ScopeSpans:
+    """The ScopeSpans of this span's service (one ResourceSpans per service), created once."""
+    local = _endpoint(z.get("localEndpoint"))
+    service = local.get("serviceName") or ""
+    ss = scopes.get(service)
+    if ss is None:
+        service.encode()  # a lone surrogate refuses the span before a resource exists
+        address = local.get("ipv4") or local.get("ipv6")
+        if address:
+            address.encode()
+        rs = data.resource_spans.add()
+        rs.resource.attributes.append(
+            common_pb2.KeyValue(key="service.name", value=common_pb2.AnyValue(string_value=service))
+        )
+        if address:
+            rs.resource.attributes.append(
+                common_pb2.KeyValue(key="host.ip", value=common_pb2.AnyValue(string_value=address))
+            )
+        ss = scopes[service] = rs.scope_spans.add()
+        ss.scope.name = SCOPE_NAME
+    return ss
+
+
+def decode_request(body: bytes) -> Decoded:
+    """Parse a Zipkin v2 JSON span list into OTLP, refusing malformed spans one by one.
+
+    Raises BodyError(400) for a body that is not a JSON array (or too deep), and when no span
+    of a non-empty array was usable because all were malformed.
+    """
+    doc = parse_json_body(body)
+    if not isinstance(doc, list):
+        raise BodyError(400, REQUEST_REASON, "Zipkin v2 body must be a JSON array of spans")
+    data = trace_pb2.TracesData()
+    scopes: dict[str, trace_pb2.ScopeSpans] = {}
+    rejected: Counter[str] = Counter()
+    for z in doc:
+        added: trace_pb2.ScopeSpans | None = None
+        try:
+            if not isinstance(z, dict):
+                raise SpanRejected("malformed_span")
+            ss = _scope_for(data, scopes, z)
+            span = ss.spans.add()
+            added = ss
+            _convert(z, span)
+        except SpanRejected as exc:
+            rejected[exc.reason] += 1
+        except UnicodeError:  # a lone surrogate: protobuf strings must be valid UTF-8
+            rejected["invalid_utf8"] += 1
+        else:
+            continue
+        if added is not None:
+            del added.spans[-1]  # the half-converted span
+    return finish(data, rejected, REQUEST_REASON)
 
 
 def decode_spans(body: bytes) -> trace_pb2.TracesData:
-    """Parse a Zipkin v2 JSON span list; raises BodyError(400) for anything else."""
-    doc = parse_json_body(body)
-    if not isinstance(doc, list):
-        raise BodyError(400, "invalid_zipkin", "Zipkin v2 body must be a JSON array of spans")
-    data = trace_pb2.TracesData()
-    scopes: dict[str, trace_pb2.ScopeSpans] = {}
-    for z in doc:
-        if not isinstance(z, dict):
-            raise BodyError(400, "invalid_zipkin", "each Zipkin span must be a JSON object")
-        local = _obj(z.get("localEndpoint"))
-        service = str(local.get("serviceName") or "")
-        ss = scopes.get(service)
-        if ss is None:
-            rs = data.resource_spans.add()
-            rs.resource.attributes.append(
-                common_pb2.KeyValue(
-                    key="service.name", value=common_pb2.AnyValue(string_value=service)
-                )
-            )
-            address = local.get("ipv4") or local.get("ipv6")
-            if address:
-                rs.resource.attributes.append(
-                    common_pb2.KeyValue(
-                        key="host.ip", value=common_pb2.AnyValue(string_value=str(address))
-                    )
-                )
-            ss = scopes[service] = rs.scope_spans.add()
-            ss.scope.name = SCOPE_NAME
-        _convert(z, ss.spans.add())
-    return data
+    """The usable spans of a Zipkin v2 request (refused spans dropped); see decode_request."""
+    return decode_request(body).data

@@ -39,7 +39,7 @@ def build_zipkin_app(
             request,
             exporter,
             Responder(PROTOCOL, True),
-            zipkin.decode_spans,
+            zipkin.decode_request,
             max_body_bytes,
             retry_after_seconds,
             _accepted,

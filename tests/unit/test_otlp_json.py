@@ -1,3 +1,4 @@
+import base64
 import json
 
 import pytest
@@ -5,13 +6,17 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 from opentelemetry.proto.trace.v1 import trace_pb2
 
 from ingest.errors import BodyError
-from ingest.otlp_json import decode_traces, encode_response
+from ingest.otlp_json import decode_request, decode_traces, encode_response
 
 TRACE = "5b8efff798038103d269b633813fc60c"
 SPAN = "eee19b7ec3c1b174"
 
 
 def _request(span: dict[str, object]) -> bytes:
+    return _request_spans(span)
+
+
+def _request_spans(*spans: object) -> bytes:
     return json.dumps(
         {
             "resourceSpans": [
@@ -19,7 +24,7 @@ def _request(span: dict[str, object]) -> bytes:
                     "resource": {
                         "attributes": [{"key": "service.name", "value": {"stringValue": "svc"}}]
                     },
-                    "scopeSpans": [{"scope": {"name": "lib"}, "spans": [span]}],
+                    "scopeSpans": [{"scope": {"name": "lib"}, "spans": list(spans)}],
                     "unknownTopLevel": {"ignored": True},
                 }
             ]
@@ -62,9 +67,28 @@ def test_enum_names_and_snake_case_keys_accepted() -> None:
     assert span.kind == trace_pb2.Span.SPAN_KIND_CLIENT and span.trace_id.hex() == TRACE
 
 
-def test_invalid_hex_id_becomes_empty_for_per_span_rejection() -> None:
-    data = decode_traces(_request({"traceId": "zz" * 16, "spanId": SPAN}))
-    assert data.resource_spans[0].scope_spans[0].spans[0].trace_id == b""
+def test_invalid_hex_id_rejects_only_that_span_by_reason() -> None:
+    good = {"traceId": TRACE, "spanId": SPAN}
+    decoded = decode_request(_request_spans(good, {"traceId": "zz" * 16, "spanId": SPAN}))
+    assert dict(decoded.rejected) == {"invalid_trace_id_encoding": 1}
+    assert [s.trace_id.hex() for s in decoded.data.resource_spans[0].scope_spans[0].spans] == [
+        TRACE
+    ]
+
+
+def test_base64_ids_are_named_an_encoding_problem() -> None:
+    b64_trace = base64.b64encode(bytes.fromhex(TRACE)).decode()  # 24 chars, not hex
+    b64_span = base64.b64encode(bytes.fromhex(SPAN)).decode()
+    good = {"traceId": TRACE, "spanId": SPAN}
+    decoded = decode_request(
+        _request_spans(
+            good, {"traceId": b64_trace, "spanId": SPAN}, {"traceId": TRACE, "spanId": b64_span}
+        )
+    )
+    assert dict(decoded.rejected) == {
+        "invalid_trace_id_encoding": 1,
+        "invalid_span_id_encoding": 1,
+    }
 
 
 @pytest.mark.parametrize("body", [b"{not json", b"[1,2]", b"", b'{"resourceSpans": 5}'])

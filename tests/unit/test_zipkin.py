@@ -4,7 +4,7 @@ import pytest
 from opentelemetry.proto.trace.v1 import trace_pb2
 
 from ingest.errors import BodyError
-from ingest.zipkin import decode_spans, shared_span_id
+from ingest.zipkin import decode_request, decode_spans, shared_span_id
 from streams.otlp_values import attributes_to_dict
 
 CLIENT = {
@@ -74,15 +74,31 @@ def test_mapping() -> None:
     assert attributes_to_dict(server.attributes)["zipkin.shared"] == "true"
 
 
-def test_missing_kind_is_internal_and_bad_ids_are_empty() -> None:
+def test_missing_kind_is_internal_and_short_ids_are_padded() -> None:
     [span] = [
         s
-        for rs in decode_spans(b'[{"traceId":"xyz","id":"1"}]').resource_spans
+        for rs in decode_spans(b'[{"traceId":"abc","id":"1"}]').resource_spans
         for ss in rs.scope_spans
         for s in ss.spans
     ]
     assert span.kind == trace_pb2.Span.SPAN_KIND_INTERNAL
-    assert span.trace_id == b"" and span.span_id == bytes.fromhex("0000000000000001")
+    assert span.trace_id == bytes.fromhex("abc".rjust(32, "0"))
+    assert span.span_id == bytes.fromhex("0000000000000001")
+
+
+def test_non_hex_id_rejects_only_that_span() -> None:
+    bad = dict(CLIENT, traceId="xyz")
+    decoded = decode_request(json.dumps([CLIENT, bad]).encode())
+    assert dict(decoded.rejected) == {"invalid_trace_id_encoding": 1}
+    assert sum(len(ss.spans) for rs in decoded.data.resource_spans for ss in rs.scope_spans) == 1
+
+
+def test_all_spans_malformed_is_a_400_with_the_reasons() -> None:
+    with pytest.raises(BodyError) as info:
+        decode_spans(b'[{"traceId":"xyz","id":"1"}]')
+    assert info.value.status == 400 and info.value.reason == "invalid_zipkin"
+    assert dict(info.value.rejected) == {"invalid_trace_id_encoding": 1}
+    assert "invalid_trace_id_encoding" in str(info.value)
 
 
 @pytest.mark.parametrize("body", [b"{}", b"nope", b"[1]"])
