@@ -11,8 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import socket
 import time
 from typing import Any
 
@@ -22,10 +20,18 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from deploy.local.topics import partition_count
 from schemas import avro_codec
+from streams import counters as c
 from streams import metrics
 from streams.counters import CounterSet
+from streams.dead_letters import dead_letter_headers, refused_span_summary
 from streams.gc_tuning import tune_gc
-from streams.partition_processor import AggregationOptions, PartitionProcessor, TickOutput
+from streams.partition_processor import (
+    AggregationOptions,
+    CounterRecord,
+    Counts,
+    PartitionProcessor,
+    TickOutput,
+)
 from streams.pipeline import encode_span_batches
 from streams.sampling_config import SamplingConfig, load_config
 from streams.state_log import encode_state, load_state, state_topic_name
@@ -61,11 +67,15 @@ class Runtime:
             red_max_series=settings.red_max_series,
             graph_wait_seconds=settings.graph_wait_seconds,
         )
-        self.counters = CounterSet()
         self.processors: dict[int, PartitionProcessor] = {}
         self.events: dict[int, dict[int, Any]] = {}
-        self.instance = f"{socket.gethostname()}:{os.getpid()}"
-        self.seq = 0
+        # Per owned partition: the counter epoch (this owner's barrier offset) and the last
+        # sequence number used under it (see streams.state_log).
+        self.epochs: dict[int, int] = {}
+        self.seqs: dict[int, int] = {}
+        # Counters a previous owner may not have published; sent before the first tick.
+        self.republish: dict[int, CounterRecord] = {}
+        self.max_message_bytes = int(settings.max_request_bytes * 0.9)
         self.state_topic = state_topic_name(settings.streams_group)
         self._loading: dict[int, asyncio.Future[PartitionProcessor]] = {}
         self._generation: dict[int, int] = {}
@@ -102,14 +112,40 @@ class Runtime:
             self.sampling,
             self.sampling.policies,  # shared: rate limits are per worker, as in the Collector
             self.options,
-            self.counters,
+            CounterSet(),  # per partition: its deltas are persisted with its state
             restored,
         )
         if self._generation.get(partition, 0) == generation:
             # Not revoked while restoring; a stale restore must not serve a later assignment.
             self.processors[partition] = proc
             self.events[partition] = {}
+            self.epochs[partition] = restored.epoch
+            self.seqs[partition] = 0
+            if restored.last_counters is not None:
+                self.republish[partition] = restored.last_counters
         return proc
+
+    def counter_record(self, partition: int, counts: Counts) -> CounterRecord:
+        self.seqs[partition] += 1
+        return CounterRecord(self.epochs[partition], self.seqs[partition], time.time_ns(), counts)
+
+    def accounting_batch(self, partition: int, record: CounterRecord) -> bytes:
+        """The ``pipeline_counters`` batch of one state record, under the record's identity:
+        publishing it twice stores it once (ReplacingMergeTree on component, instance, seq)."""
+        source = f"{self.settings.topics.raw_spans}/{partition}"
+        return avro_codec.encode(
+            "pipeline_counters",
+            {
+                "component": "streams",
+                "instance": f"{source}@{record.epoch}",
+                "seq": record.seq,
+                "time_unix_nano": record.time_unix_nano,
+                "counters": [
+                    {"tenant_id": "", "name": n, "reason": r, "value": v}
+                    for (n, r), v in sorted(record.counters.items())
+                ],
+            },
+        )
 
     def forget(self, partitions: set[int]) -> None:
         for p in partitions:
@@ -117,6 +153,7 @@ class Runtime:
             self._loading.pop(p, None)
             self.processors.pop(p, None)
             self.events.pop(p, None)
+            self.republish.pop(p, None)
 
     def update_gauges(self) -> None:
         procs = list(self.processors.values())
@@ -126,26 +163,6 @@ class Runtime:
         metrics.DECISION_CACHE.set(sum(len(p.cache) for p in procs))
         metrics.GRAPH_WAITING.set(sum(p.graph.waiting() for p in procs))
         metrics.OWNED_PARTITIONS.set(len(procs))
-
-    def counter_batch(self) -> bytes | None:
-        deltas = self.counters.drain()
-        metrics.publish(deltas)
-        if not deltas:
-            return None
-        self.seq += 1
-        return avro_codec.encode(
-            "pipeline_counters",
-            {
-                "component": "streams",
-                "instance": self.instance,
-                "seq": self.seq,
-                "time_unix_nano": time.time_ns(),
-                "counters": [
-                    {"tenant_id": "", "name": n, "reason": r, "value": v}
-                    for (n, r), v in sorted(deltas.items())
-                ],
-            },
-        )
 
 
 def create_app(settings: Settings, sampling: SamplingConfig | None = None) -> faust.App:
@@ -200,13 +217,41 @@ def create_app(settings: Settings, sampling: SamplingConfig | None = None) -> fa
                     key=msg.key, value=msg.value, headers={"reason": reason.encode()}, force=True
                 )
                 await fut
+            if proc.dead_letters:
+                # Spans refused one by one; the rest of the message goes on. Sent before the
+                # message can be committed, so a refused span is never lost unrecorded.
+                letters, proc.dead_letters = proc.dead_letters, []
+                for letter in letters:
+                    headers = dead_letter_headers(letter, f"{msg.tp.topic}/{msg.partition}")
+                    headers["source_offset"] = str(msg.offset).encode()
+                    await (
+                        await raw_dlq.send(
+                            key=msg.key, value=letter.payload, headers=headers, force=True
+                        )
+                    )
 
     async def deliver(partition: int, proc: PartitionProcessor, out: TickOutput) -> None:
         key = str(partition).encode()
+        encoded = encode_span_batches(out.sampled, max_bytes=rt.max_message_bytes)
         futures = [
-            await sampled.send(key=key, value=payload, force=True)
-            for payload in encode_span_batches(out.sampled)
+            await sampled.send(key=key, value=payload, force=True) for payload in encoded.payloads
         ]
+        for reason, views in encoded.refused:
+            # Kept spans no message can carry: counted with this output, described in the DLQ
+            # (ids and size only: the span itself is what did not fit).
+            counts = out.counters
+            counts[(c.SPANS_REJECTED, reason)] = counts.get((c.SPANS_REJECTED, reason), 0) + len(
+                views
+            )
+            for view in views:
+                futures.append(
+                    await raw_dlq.send(
+                        key=view["trace_id"],
+                        value=refused_span_summary(view),
+                        headers={"reason": reason.encode(), "stage": b"streams.encode"},
+                        force=True,
+                    )
+                )
         if out.red is not None:
             futures.append(
                 await red.send(key=key, value=avro_codec.encode("red_metrics", out.red), force=True)
@@ -216,10 +261,16 @@ def create_app(settings: Settings, sampling: SamplingConfig | None = None) -> fa
             futures.append(await edges.send(key=key, value=payload, force=True))
         await asyncio.gather(*futures)
         # The state log is written only after the outputs are on the broker: a crash in between
-        # replays (duplicates are possible), it never loses a sampled span.
-        if out.decisions or out.aggregates_through is not None:
-            value = encode_state(out.decisions, out.aggregates_through)
+        # replays (duplicates are possible), it never loses a sampled span. The counters of this
+        # output travel in the same record, then go to the accounting topic under its identity.
+        if out.persists_state():
+            record = rt.counter_record(partition, out.counters) if out.counters else None
+            value = encode_state(out.decisions, out.aggregates_through, out.sent_keys, record)
             await (await state.send(key=key, value=value, partition=partition, force=True))
+            if record is not None:
+                batch = rt.accounting_batch(partition, record)
+                await (await accounting.send(key=key, value=batch, force=True))
+                metrics.publish(record.counters)
         if rt.processors.get(partition) is not proc:
             return  # revoked meanwhile: the next owner replays from the committed offset
         held = rt.events[partition]
@@ -230,6 +281,11 @@ def create_app(settings: Settings, sampling: SamplingConfig | None = None) -> fa
 
     @app.timer(interval=settings.streams_tick_seconds)
     async def tick() -> None:
+        for partition, record in list(rt.republish.items()):
+            # The previous owner's last counters, in case it died before publishing them.
+            batch = rt.accounting_batch(partition, record)
+            await (await accounting.send(key=str(partition).encode(), value=batch, force=True))
+            rt.republish.pop(partition, None)
         now = time.time()
         # Decide every partition first, then deliver all of them at once: each delivery waits
         # for broker acks twice (outputs, then state log), and waiting partition by partition
@@ -249,9 +305,6 @@ def create_app(settings: Settings, sampling: SamplingConfig | None = None) -> fa
                 )
                 await app.crash(result)
                 return
-        batch = rt.counter_batch()
-        if batch is not None:
-            await (await accounting.send(key=b"streams", value=batch, force=True))
         rt.update_gauges()
 
     async def on_assigned(sender: Any, *args: Any, **kwargs: Any) -> None:

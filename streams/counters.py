@@ -19,6 +19,11 @@ TRACES_SAMPLED = "traces_sampled"
 TRACES_NOT_SAMPLED = "traces_not_sampled"
 TRACES_EVICTED = "traces_evicted"
 MESSAGES_REJECTED = "messages_rejected"
+# Spans refused one by one (reason: schemas.span_limits / streams.span_views.span_problem).
+SPANS_REJECTED = "spans_rejected"
+# Copies of spans already received (client retries): counted, stored once.
+SPANS_DUPLICATE = "spans_duplicate"
+GRAPH_CROSS_TENANT = "graph_cross_tenant"
 RED_SERIES_OVERFLOW = "red_spans_overflow"
 GRAPH_EDGES_EXPIRED = "graph_unpaired_expired"
 

@@ -15,6 +15,9 @@ DEFAULT_BOUNDS_MS: tuple[float, ...] = (
 )  # fmt: skip
 
 
+INT64_MAX = 2**63 - 1
+
+
 def bounds_ns(bounds_ms: tuple[float, ...]) -> list[int]:
     return [int(b * 1_000_000) for b in bounds_ms]
 
@@ -58,7 +61,10 @@ class Histogram:
         return {
             "calls": len(durations),
             "errors": self.errors,
-            "duration_sum_ns": sum(durations),
-            "duration_max_ns": max(durations, default=0),
+            # Saturating: the Avro long and the UInt64 column cannot hold more, and six spans
+            # of 50 years (start=0, a common SDK bug) already pass 2^63. A saturated sum
+            # only spoils that window's mean latency, never the worker.
+            "duration_sum_ns": min(sum(durations), INT64_MAX),
+            "duration_max_ns": min(max(durations, default=0), INT64_MAX),
             "bucket_counts": [int(n) for n in buckets],
         }

@@ -23,7 +23,8 @@ from streams.policies import Policy, TraceView, evaluate_all
 from streams.red_metrics import RedAggregator
 from streams.sampling_config import SamplingConfig
 from streams.service_graph import ServiceGraph
-from streams.span_views import span_views
+from streams.span_fingerprint import same_content, span_key, split_keys
+from streams.span_views import Rejected, rejected_payload, span_views
 from streams.trace_buffer import BufferedTrace, DecisionCache, TraceBuffer
 
 
@@ -35,12 +36,34 @@ class AggregationOptions:
     graph_max_items: int = 100_000
 
 
+# (counter name, reason) -> value, as in CounterSet.drain().
+Counts = dict[tuple[str, str], int]
+
+
+@dataclass(frozen=True)
+class CounterRecord:
+    """Counter deltas of one decisions-log record with the identity they are published under
+    (see :mod:`streams.state_log`)."""
+
+    epoch: int
+    seq: int
+    time_unix_nano: int
+    counters: Counts
+
+
 @dataclass
 class RestoredState:
     """What a previous owner of the partition persisted (see :mod:`streams.state_log`)."""
 
     decisions: list[tuple[str, bool, int]] = field(default_factory=list)
     aggregates_through: int = -1
+    # Keys of spans already sent, per sampled trace (see streams.span_fingerprint).
+    sent_keys: dict[str, bytes] = field(default_factory=dict)
+    # The offset of this owner's barrier in the decisions log: its counter epoch.
+    epoch: int = 0
+    # The counters of the previous owner's last record, re-published under their identity
+    # in case that owner died before publishing them (streams.state_log.CounterRecord).
+    last_counters: CounterRecord | None = None
 
 
 @dataclass
@@ -51,9 +74,36 @@ class TickOutput:
     red: dict[str, Any] | None = None
     edges: dict[str, Any] | None = None
     aggregates_through: int | None = None
+    # Keys of the spans in ``sampled``, per trace, to persist with the decisions.
+    sent_keys: dict[str, bytes] = field(default_factory=dict)
+    # Counter deltas that describe exactly this output: persisted in the same decisions-log
+    # record as ``decisions`` and ``aggregates_through``, so a replay never counts them again.
+    counters: Counts = field(default_factory=dict)
+
+    def persists_state(self) -> bool:
+        return bool(self.decisions or self.aggregates_through is not None or self.counters)
+
+
+@dataclass
+class DeadLetter:
+    """Spans refused one by one (the rest of their message goes on): OTLP payload + reason."""
+
+    reason: str
+    payload: bytes
+    spans: int
 
 
 class PartitionProcessor:
+    """One raw partition's RED, service graph, tail sampling, dedupe and accounting.
+
+    Counting is exact across failovers because every counter delta is persisted together with
+    the state it describes: per-message counts (spans received, spans rejected) wait in
+    ``pending`` until the RED window that covers the same offsets is flushed, since a replay
+    re-reads exactly the offsets after the last flush (``aggregates_through``); decision
+    counts (sampled, sampled out, evicted, late, duplicate) go out in the tick that persists
+    the decisions, since a replay skips spans whose decision was persisted.
+    """
+
     def __init__(
         self,
         source: str,
@@ -67,6 +117,7 @@ class PartitionProcessor:
         self.policies = policies
         self.options = options
         self.counters = counters
+        self.pending = CounterSet()
         self.buffer = TraceBuffer(
             sampling.decision_wait,
             sampling.num_traces,
@@ -81,33 +132,45 @@ class PartitionProcessor:
         restored = restored or RestoredState()
         for tid, sampled, through in restored.decisions:
             self.cache.put(tid, sampled, through)
+            if sampled:
+                self.cache.add_sent_keys(tid, restored.sent_keys.get(tid, b""))
         self.replayed_through = restored.aggregates_through
         self.last_offset = -1
         self._flushed_offset = -1
         self._window_start: float | None = None
         self._outbox: list[dict[str, Any]] = []
+        self._outbox_keys: dict[str, bytes] = {}
         self._decisions: list[tuple[str, bool, int]] = []
+        self.dead_letters: list[DeadLetter] = []
 
     # -- per message -------------------------------------------------------------------------
     def process(self, offset: int, payload: bytes, now: float) -> str | None:
-        """Handle one raw message; returns a reason when it is malformed (for the DLQ)."""
+        """Handle one raw message; returns a reason when it is malformed (for the DLQ).
+
+        Single spans that cannot be stored are refused one by one into :attr:`dead_letters`
+        (counted as ``spans_rejected`` by reason); the rest of the message goes on.
+        """
         if offset <= self.last_offset:
             return None  # redelivered after a re-seek: already in memory
         self.last_offset = offset
         self.tracker.add(offset, 0)
+        fresh = offset > self.replayed_through  # not yet counted in a persisted window
+        rejected: list[Rejected] = []
         try:
-            records = span_views(trace_pb2.TracesData.FromString(payload))
-        except DecodeError as exc:
-            self.counters.add(c.MESSAGES_REJECTED, 1, "malformed")
+            data = trace_pb2.TracesData.FromString(payload)
+            records = span_views(data, rejected=rejected)
+        except (DecodeError, RecursionError, ValueError) as exc:
+            if fresh:
+                self.pending.add(c.MESSAGES_REJECTED, 1, "malformed")
             return f"undecodable OTLP protobuf: {exc}"
+        if rejected and fresh:
+            self._reject(rejected)
         if self._window_start is None:
             self._window_start = math.floor(now / self.options.red_window_seconds) * (
                 self.options.red_window_seconds
             )
-        if offset > self.replayed_through:
-            self.counters.add(c.SPANS_RECEIVED, len(records))
-            self.red.add(records)
-            self.graph.add(records, now)
+        if fresh:
+            self.pending.add(c.SPANS_RECEIVED, len(records) + len(rejected))
         by_trace: dict[bytes, list[dict[str, Any]]] = {}
         for r in records:
             group = by_trace.get(r["trace_id"])
@@ -115,51 +178,118 @@ class PartitionProcessor:
                 by_trace[r["trace_id"]] = [r]
             else:
                 group.append(r)
-        span_bytes = len(payload) // max(1, len(records))
+        span_bytes = len(payload) // max(1, len(records) + len(rejected))
+        counted: list[dict[str, Any]] = []
         for tid_bytes, recs in by_trace.items():
             tid = tid_bytes.hex()
             known = self.cache.get(tid)
             if known is not None:
-                self._follow_decision(tid, recs, offset, *known)
+                counted.extend(self._follow_decision(tid, recs, offset, *known))
                 continue
+            recs, keys, dups = self._new_spans(self.buffer.get(tid), recs)
+            counted.extend(recs)
             has_root = self.buffer.decide_on_root_span and any(
                 not r["parent_span_id"] for r in recs
             )
+            # Even a message of copies only joins the trace: its offset is then committed with
+            # the trace's decision, and its copies are counted in the same record.
             self.tracker.inc(offset)
-            for ev in self.buffer.add(tid, recs, span_bytes * len(recs), offset, now, has_root):
+            for ev in self.buffer.add(
+                tid, recs, span_bytes * len(recs), offset, now, has_root, keys, dups
+            ):
                 self._evicted(ev)
+        if fresh:
+            # RED and the graph see each span once: copies a client sent again are left out.
+            self.red.add(counted)
+            self.graph.add(counted, now)
         return None
+
+    def _reject(self, rejected: list[Rejected]) -> None:
+        by_reason: dict[str, list[Rejected]] = {}
+        for item in rejected:
+            by_reason.setdefault(item[0], []).append(item)
+        for reason, items in by_reason.items():
+            self.pending.add(c.SPANS_REJECTED, len(items), reason)
+            self.dead_letters.append(DeadLetter(reason, rejected_payload(items), len(items)))
+
+    @staticmethod
+    def _new_spans(
+        trace: BufferedTrace | None, recs: list[dict[str, Any]]
+    ) -> tuple[list[dict[str, Any]], dict[bytes, dict[str, Any]], int]:
+        """``recs`` without copies of spans already buffered or earlier in ``recs``, the new
+        spans by key, and the number of copies (accounted when the trace is decided)."""
+        seen = trace.seen if trace is not None else {}
+        local: dict[bytes, dict[str, Any]] = {}
+        out: list[dict[str, Any]] = []
+        for r in recs:
+            key = span_key(r)
+            other = local.get(key) or seen.get(key)
+            if other is not None and same_content(other, r):
+                continue
+            local[key] = r
+            out.append(r)
+        return out, local, len(recs) - len(out)
 
     def _follow_decision(
         self, tid: str, recs: list[dict[str, Any]], offset: int, sampled: bool, through: int
-    ) -> None:
+    ) -> list[dict[str, Any]]:
+        """Late spans of a decided trace follow the decision; returns the spans RED counts."""
         if offset <= through:
             # A replay after failover: the previous owner already forwarded these spans.
             self.counters.add(c.SPANS_REPLAYED, len(recs))
-            return
+            return recs
+        if sampled:
+            sent = split_keys(self.cache.sent_keys(tid))
+            new: list[dict[str, Any]] = []
+            for r in recs:
+                key = span_key(r)
+                if key not in sent:
+                    sent.add(key)
+                    new.append(r)
+            dups = len(recs) - len(new)
+            if dups:
+                self.counters.add(c.SPANS_DUPLICATE, dups)
+            recs = new
+        # The decision is re-recorded through this offset even when only copies arrived, so a
+        # replay after a failover treats the message as handled and counts nothing again.
+        self.cache.put(tid, sampled, offset)
+        self._decisions.append((tid, sampled, offset))
+        if not recs:
+            return recs
         self.counters.add(c.SPANS_LATE, len(recs), "sampled" if sampled else "not_sampled")
         if sampled:
-            self._outbox.extend(recs)
+            self._send(tid, recs)
             self.counters.add(c.SPANS_SAMPLED, len(recs))
         else:
             self.counters.add(c.SPANS_SAMPLED_OUT, len(recs), "late")
-        self.cache.put(tid, sampled, offset)
-        self._decisions.append((tid, sampled, offset))
+        return recs
+
+    def _send(self, tid: str, recs: list[dict[str, Any]]) -> None:
+        self._outbox.extend(recs)
+        keys = b"".join(span_key(r) for r in recs)
+        self._outbox_keys[tid] = self._outbox_keys.get(tid, b"") + keys
+        self.cache.add_sent_keys(tid, keys)
 
     def _evicted(self, trace: BufferedTrace) -> None:
         self.counters.add(c.TRACES_EVICTED, 1)
         self.counters.add(c.SPANS_EVICTED, len(trace.records), "buffer_full")
+        self._count_duplicates(trace)
         through = trace.offsets[-1]
         # Cached as not sampled so later spans of the trace are dropped consistently.
         self.cache.put(trace.trace_id, False, through)
         self._decisions.append((trace.trace_id, False, through))
         self.tracker.trace_done(trace.offsets)
 
+    def _count_duplicates(self, trace: BufferedTrace) -> None:
+        if trace.duplicates:
+            self.counters.add(c.SPANS_DUPLICATE, trace.duplicates)
+
     # -- per tick ----------------------------------------------------------------------------
     def tick(self, now: float) -> TickOutput:
         """Decide due traces and close the aggregation window if it ended."""
         out = TickOutput(sampled=self._outbox, decisions=self._decisions)
-        self._outbox, self._decisions = [], []
+        out.sent_keys = self._outbox_keys
+        self._outbox, self._decisions, self._outbox_keys = [], [], {}
         for trace in self.buffer.due(now):
             self._decide(trace, now, out)
         self.graph.expire(now)
@@ -174,11 +304,16 @@ class PartitionProcessor:
             if self.graph.edges:
                 out.edges = self.graph.drain(self.source, s_ns, e_ns)
             self.counters.add(c.GRAPH_EDGES_EXPIRED, self.graph.expired_unpaired)
+            self.counters.add(c.GRAPH_CROSS_TENANT, self.graph.cross_tenant)
             self.graph.expired_unpaired = 0
+            self.graph.cross_tenant = 0
             if self.last_offset > self._flushed_offset:  # idle partitions write nothing
                 out.aggregates_through = self._flushed_offset = self.last_offset
+            # The window's per-message counts are persisted with the offset they cover.
+            self.counters.merge(self.pending.drain())
             w = self.options.red_window_seconds
             self._window_start = math.floor(now / w) * w
+        out.counters = self.counters.drain()
         return out
 
     def _decide(self, trace: BufferedTrace, now: float, out: TickOutput) -> None:
@@ -189,8 +324,12 @@ class PartitionProcessor:
         self.cache.put(trace.trace_id, keep, through)
         out.decisions.append((trace.trace_id, keep, through))
         n = len(trace.records)
+        self._count_duplicates(trace)
         if keep:
             out.sampled.extend(trace.records)
+            keys = b"".join(trace.seen)
+            out.sent_keys[trace.trace_id] = out.sent_keys.get(trace.trace_id, b"") + keys
+            self.cache.add_sent_keys(trace.trace_id, keys)
             self.counters.add(c.TRACES_SAMPLED, 1, reason)
             self.counters.add(c.SPANS_SAMPLED, n)
         else:

@@ -22,8 +22,12 @@ from streams.packed_batch import pack_columns
 from streams.span_views import span_views
 
 SPAN_BATCH = "span_batch"
-# Upper bound of spans per spans.sampled message: keeps messages well under broker limits.
+# Upper bound of spans per spans.sampled message (the sink's batching likes many small spans per
+# message; the byte bound below is what keeps a message under the producer's limit).
 MAX_SPANS_PER_MESSAGE = 5000
+# What a span adds to a v3 message beyond its protobuf size (ids as hex, resource attributes
+# repeated per span, offsets): a first guess for cutting; the encoded size is checked anyway.
+_SPAN_OVERHEAD_BYTES = 256
 
 
 @dataclass
@@ -41,17 +45,71 @@ def decode_traces(payload: bytes) -> trace_pb2.TracesData:
 SPAN_BATCH_VERSION = 3
 
 
+@dataclass
+class EncodedBatches:
+    """``span_batch`` messages, each within the byte limit, and the spans that fit none."""
+
+    payloads: list[bytes] = field(default_factory=list)
+    # (reason, views): "span_too_large" (one span's message exceeds the limit) or
+    # "encode_error" (a span the encoder cannot write).
+    refused: list[tuple[str, list[dict[str, Any]]]] = field(default_factory=list)
+
+
+def _estimate(view: dict[str, Any]) -> int:
+    return int(view["_span"].ByteSize()) + _SPAN_OVERHEAD_BYTES
+
+
 def encode_span_batches(
-    views: list[dict[str, Any]], version: int = SPAN_BATCH_VERSION
-) -> list[bytes]:
-    """Span views (see :mod:`streams.span_views`) -> framed ``span_batch`` v3 (or v2) messages."""
+    views: list[dict[str, Any]],
+    version: int = SPAN_BATCH_VERSION,
+    max_bytes: int = 1 << 62,
+) -> EncodedBatches:
+    """Span views (see :mod:`streams.span_views`) -> framed ``span_batch`` messages of at most
+    ``max_bytes`` each.
+
+    Messages are cut by estimated size first, then any message still over the limit is halved
+    until it fits, so a trace of many large spans never makes a message the producer refuses
+    (which would stop the worker). A span that cannot be encoded, or whose message alone is
+    over the limit, is isolated by halving and refused with its reason instead of taking the
+    other spans down with it.
+    """
     if version not in (2, 3):
         raise ValueError(f"span views encode as span_batch v2 or v3, not v{version}")
-    out = []
-    for i in range(0, len(views), MAX_SPANS_PER_MESSAGE):
-        columns = columnar_batch(views[i : i + MAX_SPANS_PER_MESSAGE])
-        record = pack_columns(columns) if version == 3 else columns
-        out.append(avro_codec.encode(SPAN_BATCH, record, version))
+    out = EncodedBatches()
+
+    def encode(chunk: list[dict[str, Any]]) -> None:
+        try:
+            columns = columnar_batch(chunk)
+            record = pack_columns(columns) if version == 3 else columns
+            data = avro_codec.encode(SPAN_BATCH, record, version)
+        except Exception:
+            # Poison isolation: whatever one span makes the encoder raise (a value out of a
+            # column's range, text that is not encodable) must not cost the others.
+            if len(chunk) == 1:
+                out.refused.append(("encode_error", chunk))
+                return
+            data = None
+        if data is not None and len(data) <= max_bytes:
+            out.payloads.append(data)
+            return
+        if len(chunk) == 1:
+            out.refused.append(("span_too_large", chunk))
+            return
+        mid = len(chunk) // 2
+        encode(chunk[:mid])
+        encode(chunk[mid:])
+
+    chunk: list[dict[str, Any]] = []
+    size = 0
+    for view in views:
+        estimate = _estimate(view) if max_bytes < 1 << 62 else 0
+        if chunk and (len(chunk) >= MAX_SPANS_PER_MESSAGE or size + estimate > max_bytes):
+            encode(chunk)
+            chunk, size = [], 0
+        chunk.append(view)
+        size += estimate
+    if chunk:
+        encode(chunk)
     return out
 
 
@@ -69,4 +127,4 @@ def process_raw_message(payload: bytes) -> MessageResult:
     except DecodeError as exc:
         return MessageResult(malformed=f"undecodable OTLP protobuf: {exc}")
     views = span_views(data)
-    return MessageResult(spans_in=len(views), sampled_payloads=encode_span_batches(views))
+    return MessageResult(spans_in=len(views), sampled_payloads=encode_span_batches(views).payloads)

@@ -49,6 +49,8 @@ class ServiceGraph:
     edges: dict[EdgeKey, Histogram] = field(default_factory=dict)
     expired_unpaired: int = 0
     dropped_full: int = 0
+    # Parent/child pairs whose spans belong to different tenants: counted, never an edge.
+    cross_tenant: int = 0
 
     def __post_init__(self) -> None:
         self._edges_ns = bounds_ns(self.bounds_ms)
@@ -95,6 +97,11 @@ class ServiceGraph:
         self._bound()
 
     def _pair(self, parent: _Half, child: _Half) -> None:
+        if parent.tenant != child.tenant:
+            # An edge belongs to a tenant only when both of its spans do: otherwise one tenant
+            # would see (and could write) another tenant's service names in its map.
+            self.cross_tenant += 1
+            return
         if parent.service == child.service:
             return
         if parent.kind == KIND_CLIENT and child.kind == KIND_SERVER:

@@ -13,13 +13,60 @@ from typing import Any
 
 from opentelemetry.proto.trace.v1 import trace_pb2
 
+from schemas.span_limits import MAX_TIME_UNIX_NANO, times_problem
 from streams.otlp_values import any_value_to_str, attributes_to_dict
 from streams.span_records import events_of, links_of, service_name_of
 
 
-def span_views(data: trace_pb2.TracesData, tenant_id: str = "") -> list[dict[str, Any]]:
+class InvalidSpan(ValueError):
+    """A span storage cannot hold, met where the caller asked for no rejection list."""
+
+
+# A rejected span, with enough context to dead-letter it as valid OTLP: (reason, resource
+# spans, scope spans, span).
+Rejected = tuple[str, trace_pb2.ResourceSpans, trace_pb2.ScopeSpans, trace_pb2.Span]
+
+_ZERO_PARENT = bytes(8)
+
+
+def span_problem(span: trace_pb2.Span) -> str | None:
+    """Why a span from the raw topic cannot be stored, or None.
+
+    Ingest already refuses these (``ingest/otlp_split.py``), but high-volume producers write
+    the raw topic directly, so streams checks again with the same limits
+    (:mod:`schemas.span_limits`) rather than letting one span overflow an int64 further on.
+    """
+    tid, sid, parent = span.trace_id, span.span_id, span.parent_span_id
+    if len(tid) != 16 or tid == _ZERO_TRACE:
+        return "invalid_trace_id"
+    if len(sid) != 8 or sid == _ZERO_PARENT:
+        return "invalid_span_id"
+    if parent and len(parent) != 8:
+        return "invalid_parent_span_id_length"
+    if span.events:
+        return times_problem(
+            span.start_time_unix_nano,
+            span.end_time_unix_nano,
+            (e.time_unix_nano for e in span.events),
+        )
+    return times_problem(span.start_time_unix_nano, span.end_time_unix_nano)
+
+
+_ZERO_TRACE = bytes(16)
+
+
+def span_views(
+    data: trace_pb2.TracesData, tenant_id: str = "", rejected: list[Rejected] | None = None
+) -> list[dict[str, Any]]:
+    """Views of every storable span of ``data``.
+
+    Spans that fail :func:`span_problem` go to ``rejected`` with their reason; without a list
+    to put them in, one raises :class:`InvalidSpan` (never a silent drop). A parent span id of
+    eight zero bytes means "no parent" (some SDKs send it for roots) and becomes empty.
+    """
     views: list[dict[str, Any]] = []
     append = views.append
+    max_time = MAX_TIME_UNIX_NANO
     for rs in data.resource_spans:
         resource_attributes = attributes_to_dict(rs.resource.attributes)
         tenant = resource_attributes.get("tracehouse.tenant", tenant_id)
@@ -27,18 +74,42 @@ def span_views(data: trace_pb2.TracesData, tenant_id: str = "") -> list[dict[str
         for ss in rs.scope_spans:
             scope = ss.scope
             for span in ss.spans:
+                start = span.start_time_unix_nano
+                end = span.end_time_unix_nano
+                tid = span.trace_id
+                sid = span.span_id
+                parent = span.parent_span_id
+                # Fast path: the common valid span costs a few comparisons.
+                if (
+                    start > max_time
+                    or end > max_time
+                    or len(tid) != 16
+                    or len(sid) != 8
+                    or (parent and len(parent) != 8)
+                    or span.events
+                    or tid == _ZERO_TRACE
+                    or sid == _ZERO_PARENT
+                ):
+                    reason = span_problem(span)
+                    if reason is not None:
+                        if rejected is None:
+                            raise InvalidSpan(reason)
+                        rejected.append((reason, rs, ss, span))
+                        continue
+                if parent == _ZERO_PARENT:
+                    parent = b""
                 append(
                     {
                         "tenant_id": tenant,
-                        "trace_id": span.trace_id,
-                        "span_id": span.span_id,
-                        "parent_span_id": span.parent_span_id,
+                        "trace_id": tid,
+                        "span_id": sid,
+                        "parent_span_id": parent,
                         "trace_state": span.trace_state,
                         "name": span.name,
                         "kind": span.kind,
                         "service_name": service,
-                        "start_time_unix_nano": span.start_time_unix_nano,
-                        "end_time_unix_nano": span.end_time_unix_nano,
+                        "start_time_unix_nano": start,
+                        "end_time_unix_nano": end,
                         "status_code": span.status.code,
                         "resource_attributes": resource_attributes,
                         "_span": span,
@@ -46,6 +117,21 @@ def span_views(data: trace_pb2.TracesData, tenant_id: str = "") -> list[dict[str
                     }
                 )
     return views
+
+
+def rejected_payload(rejected: list[Rejected]) -> bytes:
+    """The rejected spans as one valid OTLP ``TracesData`` (resource and scope kept), for the
+    DLQ: an operator can read, fix and re-publish exactly what was refused."""
+    data = trace_pb2.TracesData()
+    for _reason, rs, ss, span in rejected:
+        out_rs = data.resource_spans.add()
+        out_rs.resource.CopyFrom(rs.resource)
+        out_rs.schema_url = rs.schema_url
+        out_ss = out_rs.scope_spans.add()
+        out_ss.scope.CopyFrom(ss.scope)
+        out_ss.schema_url = ss.schema_url
+        out_ss.spans.add().CopyFrom(span)
+    return data.SerializeToString()
 
 
 def attributes_of(view: dict[str, Any]) -> dict[str, str]:

@@ -11,12 +11,26 @@ Buffered (undecided) spans are not copied here at all: the raw topic already hol
 their offsets stay uncommitted until decided (see :mod:`streams.offset_tracker`), so writing
 them again would double the broker traffic for nothing.
 
-Record value (JSON): ``{"d": [[trace_id, sampled, through_offset], ...], "a": offset|null}``;
-the barrier has key ``__barrier__``. Partition n of this topic belongs to raw partition n.
+Each record also carries the counter deltas that describe exactly the state it records (see
+:class:`streams.partition_processor.PartitionProcessor`), under an identity (epoch, seq, time):
+the worker publishes them to ``pipeline.accounting`` only after the record is on the broker, and
+the next owner of the partition re-publishes the last record's counters with the same identity,
+so a crash between the two steps neither loses nor doubles a count (``pipeline_counters`` is a
+ReplacingMergeTree keyed by that identity). The epoch is the offset of the owner's barrier:
+unique per ownership, so two owners never reuse a (instance, seq).
+
+Record value (JSON)::
+
+    {"d": [[trace_id, sampled, through_offset], ...], "a": offset|null,
+     "k": {trace_id: base64 span keys},           # sampled traces: spans sent (dedupe)
+     "c": [[name, reason, value], ...], "e": epoch, "n": seq, "t": time_unix_nano}
+
+The barrier has key ``__barrier__``. Partition n of this topic belongs to raw partition n.
 """
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
 import time
@@ -25,7 +39,7 @@ from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
 
-from streams.partition_processor import RestoredState
+from streams.partition_processor import CounterRecord, RestoredState
 
 log = logging.getLogger("tracehouse.streams.state")
 
@@ -36,11 +50,22 @@ def state_topic_name(streams_group: str) -> str:
     return f"{streams_group}-decisions"
 
 
-def encode_state(decisions: list[tuple[str, bool, int]], aggregates_through: int | None) -> bytes:
-    return json.dumps(
-        {"d": [[t, 1 if s else 0, o] for t, s, o in decisions], "a": aggregates_through},
-        separators=(",", ":"),
-    ).encode()
+def encode_state(
+    decisions: list[tuple[str, bool, int]],
+    aggregates_through: int | None,
+    sent_keys: dict[str, bytes] | None = None,
+    counters: CounterRecord | None = None,
+) -> bytes:
+    doc: dict[str, Any] = {
+        "d": [[t, 1 if s else 0, o] for t, s, o in decisions],
+        "a": aggregates_through,
+    }
+    if sent_keys:
+        doc["k"] = {t: base64.b64encode(k).decode() for t, k in sent_keys.items() if k}
+    if counters is not None:
+        doc["c"] = [[n, r, v] for (n, r), v in sorted(counters.counters.items())]
+        doc["e"], doc["n"], doc["t"] = counters.epoch, counters.seq, counters.time_unix_nano
+    return json.dumps(doc, separators=(",", ":")).encode()
 
 
 def apply_state(state: RestoredState, latest: dict[str, tuple[bool, int]], value: bytes) -> None:
@@ -51,9 +76,19 @@ def apply_state(state: RestoredState, latest: dict[str, tuple[bool, int]], value
             key = str(tid)
             latest.pop(key, None)  # re-insert: dict order = recency, which keep_last relies on
             latest[key] = (bool(sampled), int(through))
+        for tid, keys in (doc.get("k") or {}).items():
+            key = str(tid)
+            state.sent_keys[key] = state.sent_keys.get(key, b"") + base64.b64decode(keys)
         if doc.get("a") is not None:
             state.aggregates_through = max(state.aggregates_through, int(doc["a"]))
-    except (ValueError, TypeError, AttributeError) as exc:
+        if "c" in doc:
+            state.last_counters = CounterRecord(
+                int(doc["e"]),
+                int(doc["n"]),
+                int(doc["t"]),
+                {(str(n), str(r)): int(v) for n, r, v in doc["c"]},
+            )
+    except (ValueError, TypeError, AttributeError, KeyError) as exc:
         log.warning("ignoring unreadable state record: %s", exc)
 
 
@@ -63,8 +98,14 @@ def load_state(
     """Everything persisted for ``partition``, read up to a barrier written just now."""
     marker = uuid.uuid4().hex.encode()
     producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 0})
-    producer.produce(topic, marker, key=BARRIER_KEY, partition=partition)
-    if producer.flush(timeout) != 0:
+    barrier_offsets: list[int] = []
+
+    def delivered(err: Any, msg: Any) -> None:
+        if err is None:
+            barrier_offsets.append(int(msg.offset()))
+
+    producer.produce(topic, marker, key=BARRIER_KEY, partition=partition, on_delivery=delivered)
+    if producer.flush(timeout) != 0 or not barrier_offsets:
         raise RuntimeError(f"could not write the state barrier to {topic}/{partition}")
     consumer = Consumer(
         {
@@ -75,7 +116,7 @@ def load_state(
             "fetch.wait.max.ms": 20,
         }
     )
-    state = RestoredState()
+    state = RestoredState(epoch=barrier_offsets[0])
     latest: dict[str, tuple[bool, int]] = {}
     deadline = time.monotonic() + timeout
     try:
@@ -103,4 +144,6 @@ def _finish(
 ) -> RestoredState:
     items = list(latest.items())[-keep_last:] if keep_last > 0 else []
     state.decisions = [(t, s, o) for t, (s, o) in items]
+    kept = {t for t, (s, _) in items if s}
+    state.sent_keys = {t: k for t, k in state.sent_keys.items() if t in kept}
     return state

@@ -21,6 +21,10 @@ class BufferedTrace:
     records: list[dict[str, Any]] = field(default_factory=list)
     nbytes: int = 0
     offsets: list[int] = field(default_factory=list)
+    # Buffered spans by key (see streams.span_fingerprint): a copy of a span already here (a
+    # client retry) is counted as a duplicate instead of being stored twice.
+    seen: dict[bytes, dict[str, Any]] = field(default_factory=dict)
+    duplicates: int = 0
 
 
 @dataclass
@@ -44,6 +48,9 @@ class TraceBuffer:
     def __contains__(self, trace_id: str) -> bool:
         return trace_id in self._traces
 
+    def get(self, trace_id: str) -> BufferedTrace | None:
+        return self._traces.get(trace_id)
+
     def add(
         self,
         trace_id: str,
@@ -52,12 +59,20 @@ class TraceBuffer:
         offset: int,
         now: float,
         has_root: bool = False,
+        keys: dict[bytes, dict[str, Any]] | None = None,
+        duplicates: int = 0,
     ) -> list[BufferedTrace]:
-        """Buffer spans of a trace; returns the traces evicted to stay within bounds."""
+        """Buffer spans of a trace; returns the traces evicted to stay within bounds.
+
+        ``keys`` are the new spans by key and ``duplicates`` the copies left out of
+        ``records`` (see streams.span_fingerprint); both are kept on the trace."""
         trace = self._traces.get(trace_id)
         if trace is None:
             trace = self._traces[trace_id] = BufferedTrace(trace_id, now, now + self.decision_wait)
         trace.records.extend(records)
+        if keys:
+            trace.seen.update(keys)
+        trace.duplicates += duplicates
         trace.nbytes += nbytes
         self.nbytes += nbytes
         if not trace.offsets or trace.offsets[-1] != offset:
@@ -100,9 +115,6 @@ class TraceBuffer:
             out.append(self._pop(tid))
         return out
 
-    def all(self) -> list[BufferedTrace]:
-        return list(self._traces.values())
-
 
 class DecisionCache:
     """Bounded LRU of decisions: trace id -> (sampled, highest raw offset already handled).
@@ -114,6 +126,17 @@ class DecisionCache:
     def __init__(self, sampled_size: int, not_sampled_size: int) -> None:
         self._sizes = {True: sampled_size, False: not_sampled_size}
         self._maps: dict[bool, OrderedDict[str, int]] = {True: OrderedDict(), False: OrderedDict()}
+        # Sampled traces only: the concatenated keys of the spans already sent (see
+        # streams.span_fingerprint), so a late copy of one of them (a client retry) is not
+        # stored twice. Not-sampled traces need none: a late copy is dropped either way.
+        self._keys: dict[str, bytes] = {}
+
+    def sent_keys(self, trace_id: str) -> bytes:
+        return self._keys.get(trace_id, b"")
+
+    def add_sent_keys(self, trace_id: str, blob: bytes) -> None:
+        if blob and trace_id in self._maps[True]:
+            self._keys[trace_id] = self._keys.get(trace_id, b"") + blob
 
     def get(self, trace_id: str) -> tuple[bool, int] | None:
         for sampled in (True, False):
@@ -128,7 +151,9 @@ class DecisionCache:
         m[trace_id] = max(old, through_offset)
         m.move_to_end(trace_id)
         while len(m) > self._sizes[sampled]:
-            m.popitem(last=False)
+            gone, _ = m.popitem(last=False)
+            if sampled:
+                self._keys.pop(gone, None)
 
     def __len__(self) -> int:
         return len(self._maps[True]) + len(self._maps[False])

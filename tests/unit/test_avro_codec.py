@@ -123,7 +123,7 @@ def test_large_message_is_split_into_bounded_batches() -> None:
     from opentelemetry.proto.trace.v1 import trace_pb2
 
     data = trace_pb2.TracesData.FromString(make_request(traces=2100, seed=1).SerializeToString())
-    payloads = encode_span_batches(span_views(data))
+    payloads = encode_span_batches(span_views(data)).payloads
     assert len(payloads) == 3  # 10500 spans, 5000 per message
 
 

@@ -2,10 +2,17 @@
 
 from __future__ import annotations
 
+from collections import Counter
+
 from schemas import avro_codec
 from streams import counters as c
 from streams.counters import CounterSet
-from streams.partition_processor import AggregationOptions, PartitionProcessor, RestoredState
+from streams.partition_processor import (
+    AggregationOptions,
+    PartitionProcessor,
+    RestoredState,
+    TickOutput,
+)
 from streams.sampling_config import parse_config
 from streams.state_log import apply_state, encode_state
 from tests.otlp_builders import CLIENT, ERROR, SERVER, SpanSpec, payload, sid, tid
@@ -18,14 +25,41 @@ POLICY = {
 }
 
 
+class Counted:
+    """Every delta the processor published in its tick outputs, plus what it holds now."""
+
+    def __init__(self, live: CounterSet) -> None:
+        self.live = live
+        self.proc: PartitionProcessor | None = None
+        self.published: Counter[tuple[str, str]] = Counter()
+
+    def get(self, name: str, reason: str = "") -> int:
+        assert self.proc is not None
+        key = (name, reason)
+        return self.published[key] + self.live.get(*key) + self.proc.pending.get(*key)
+
+    def drain(self) -> dict[tuple[str, str], int]:
+        return {k: v for k, v in self.published.items() if v}
+
+
 def make(
     restored: RestoredState | None = None, **policy: object
-) -> tuple[PartitionProcessor, CounterSet]:
+) -> tuple[PartitionProcessor, Counted]:
     cfg = parse_config({**POLICY, **policy})
-    counters = CounterSet()
+    live = CounterSet()
+    counters = Counted(live)
     proc = PartitionProcessor(
-        "raw/0", cfg, cfg.policies, AggregationOptions(red_window_seconds=1), counters, restored
+        "raw/0", cfg, cfg.policies, AggregationOptions(red_window_seconds=1), live, restored
     )
+    counters.proc = proc
+    original = proc.tick
+
+    def tick(now: float) -> TickOutput:
+        out = original(now)
+        counters.published.update(out.counters)
+        return out
+
+    proc.tick = tick  # type: ignore[method-assign]
     return proc, counters
 
 

@@ -41,9 +41,9 @@ def _rich_data() -> trace_pb2.TracesData:
             for i in range(3):
                 n = r * 100 + s * 10 + i
                 span = ss.spans.add(
-                    trace_id=bytes([n % 7]) * 16,
-                    span_id=n.to_bytes(8, "big"),
-                    parent_span_id=b"" if i == 0 else (n - 1).to_bytes(8, "big"),
+                    trace_id=bytes([n % 7 + 1]) * 16,  # never all zeros: that is invalid
+                    span_id=(n + 1).to_bytes(8, "big"),
+                    parent_span_id=b"" if i == 0 else n.to_bytes(8, "big"),
                     name=f"op{n}",
                     kind=n % 7,  # includes 6, unknown to the exporter's names
                     start_time_unix_nano=1_700_000_000_000_000_000 + n,
@@ -86,7 +86,7 @@ def test_v2_table_equals_v1_table_for_the_same_spans() -> None:
     data = _rich_data()
     views = span_views(data)
     attributes_of(views[1])  # a policy may have converted attributes already
-    [payload] = encode_span_batches(views, version=2)
+    [payload] = encode_span_batches(views, version=2).payloads
     assert payload[:2] == bytes((avro_codec.MAGIC, 2))
     v2 = decode_message("spans", payload).table
     v1 = _v1_table(data)
@@ -99,7 +99,7 @@ def test_v2_table_equals_v1_table_for_the_same_spans() -> None:
 def test_sink_reads_v1_and_v2_messages_to_the_same_table() -> None:
     data = _rich_data()
     [v1_payload] = encode_span_batches_v1(span_records(data))
-    [v2_payload] = encode_span_batches(span_views(data), version=2)
+    [v2_payload] = encode_span_batches(span_views(data), version=2).payloads
     assert v1_payload[1] == 1
     v1, v2 = decode_message("spans", v1_payload), decode_message("spans", v2_payload)
     assert v1.table is not None and v2.table is not None
@@ -107,7 +107,7 @@ def test_sink_reads_v1_and_v2_messages_to_the_same_table() -> None:
 
 
 def test_empty_batch_and_message_cut() -> None:
-    assert encode_span_batches([]) == []
+    assert encode_span_batches([]).payloads == []
     empty = columnar_batch([])
     table = otel_traces_from_columns(
         avro_codec.decode_as_written("span_batch", avro_codec.encode("span_batch", empty, 2))[1]

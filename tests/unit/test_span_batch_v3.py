@@ -57,8 +57,8 @@ def _packed(spans: int | None = None) -> dict[str, Any]:
 
 def test_v3_table_equals_v1_and_v2_tables_for_the_same_spans() -> None:
     data = _data()
-    [v3_payload] = encode_span_batches(span_views(data))
-    [v2_payload] = encode_span_batches(span_views(data), version=2)
+    [v3_payload] = encode_span_batches(span_views(data)).payloads
+    [v2_payload] = encode_span_batches(span_views(data), version=2).payloads
     [v1_payload] = encode_span_batches_v1(span_records(data))
     assert (v3_payload[1], v2_payload[1], v1_payload[1]) == (3, 2, 1)
     v3, v2, v1 = (decode_message("spans", p).table for p in (v3_payload, v2_payload, v1_payload))
@@ -72,7 +72,7 @@ def test_v3_table_equals_v1_and_v2_tables_for_the_same_spans() -> None:
 
 
 def test_empty_batch() -> None:
-    assert encode_span_batches([]) == []
+    assert encode_span_batches([]).payloads == []
     payload = avro_codec.encode("span_batch", pack_columns(columnar_batch([])), 3)
     table = decode_message("spans", payload).table
     assert table is not None and table.num_rows == 0
