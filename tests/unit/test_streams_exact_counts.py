@@ -101,10 +101,11 @@ def spans_strategy() -> st.SearchStrategy[list[tuple[int, int, bool]]]:
 
 
 def message(spans: list[tuple[int, int, bool]]) -> bytes:
+    good = 1_700_000_000 * 10**9
     specs = [
-        SpanSpec(tid(t), sid(t * 100 + s), "svc", start_ns=BAD_TIME if bad else 1_700_000_000 * 10**9)
+        SpanSpec(tid(t), sid(t * 100 + s), "svc", start_ns=BAD_TIME if bad else good)
         for t, s, bad in spans
-    ]  # fmt: skip
+    ]
     return payload(specs)
 
 
