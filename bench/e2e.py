@@ -260,6 +260,7 @@ def accounting(settings: Settings, client: Any, protocol: str, kafka_acked: int)
         "streams spans_evicted": counters.get("spans_evicted", 0),
         "streams messages_rejected": counters.get("messages_rejected", 0),
         "counters spans_rejected": counters.get("spans_rejected", 0),
+        "streams spans_duplicate": counters.get("spans_duplicate", 0),
     }
     # Straight to the topic there is no ingest in the path: the broker's acks are the input.
     received = kafka_acked if protocol == "kafka" else detail["ingest spans_received"]
@@ -268,7 +269,12 @@ def accounting(settings: Settings, client: Any, protocol: str, kafka_acked: int)
         + detail["streams spans_sampled_out"]
         + detail["streams spans_evicted"]
     )
-    rejected = detail["ingest spans_rejected"] + detail["counters spans_rejected"]
+    # Copies of spans (client retries) are stored once: they count with the rejected here.
+    rejected = (
+        detail["ingest spans_rejected"]
+        + detail["counters spans_rejected"]
+        + detail["streams spans_duplicate"]
+    )
     return Accounting(received, stored, sampled_out, rejected, detail)
 
 

@@ -225,13 +225,16 @@ def test_pipeline_accounting_balances(loaded: tuple[Any, dict[str, list[Any]]]) 
     stored = len(data["spans"])
     batch = counter_batch("streams-0", 1)
     batch["counters"] = [
-        {"tenant_id": "", "name": "spans_received", "reason": "", "value": stored + 75},
+        {"tenant_id": "", "name": "spans_received", "reason": "", "value": stored + 82},
         {"tenant_id": "", "name": "spans_sampled_out", "reason": "", "value": 60},
+        {"tenant_id": "", "name": "spans_evicted", "reason": "buffer_full", "value": 4},
         {"tenant_id": "", "name": "spans_rejected", "reason": "too_large", "value": 5},
         {"tenant_id": "", "name": "spans_rejected", "reason": "bad_request", "value": 10},
+        {"tenant_id": "", "name": "spans_duplicate", "reason": "", "value": 3},
     ]
     _insert(client, "accounting", [batch, batch])  # published twice: must count once
     got = client.query(doc_queries()["pipeline_accounting"]).result_rows
-    assert got == [(stored + 75, stored, 60, 15, {"too_large": 5, "bad_request": 10}, True)]
+    reasons = {"too_large": 5, "bad_request": 10}
+    assert got == [(stored + 82, stored, 60, 4, 15, 3, reasons, True)]
     _insert(client, "accounting", [{**batch, "seq": 2, "counters": batch["counters"][:1]}])
-    assert not client.query(doc_queries()["pipeline_accounting"]).result_rows[0][5]
+    assert not client.query(doc_queries()["pipeline_accounting"]).result_rows[0][7]
