@@ -10,7 +10,6 @@ and any other failure is a 500 in the same envelope rather than aiohttp's plain-
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from collections.abc import Awaitable, Callable
 from concurrent.futures import Executor
@@ -20,7 +19,7 @@ from typing import Any
 
 from aiohttp import web
 
-from query.jaeger_model import envelope, error_envelope, traces_json
+from query.jaeger_model import TracesJsonWriter, envelope, error_envelope
 from query.params import (
     BadRequestError,
     TraceQuery,
@@ -41,6 +40,8 @@ UI_DIR = Path(str(resources.files("query").joinpath("ui")))
 # Requests reading spans at once. Each holds up to MAX_SPANS_PER_RESPONSE spans as rows,
 # dicts and JSON while it runs, so this bounds the process's peak memory (not just per request).
 MAX_CONCURRENT_SPAN_READS = 4
+# A response being written to a client that reads nothing for this long is abandoned.
+WRITE_TIMEOUT_SECONDS = 30.0
 log = logging.getLogger("query.api")
 
 
@@ -56,6 +57,7 @@ def build_app(
     max_spans_per_trace: int = MAX_SPANS_PER_TRACE,
     max_spans_per_response: int = MAX_SPANS_PER_RESPONSE,
     max_concurrent_span_reads: int = MAX_CONCURRENT_SPAN_READS,
+    write_timeout: float = WRITE_TIMEOUT_SECONDS,
 ) -> web.Application:
     """The API and UI; the span caps are parameters so tests and embedders can lower them."""
     span_reads = asyncio.Semaphore(max_concurrent_span_reads)
@@ -85,12 +87,32 @@ def build_app(
 
         return wrapped
 
-    def json_body(data: Any) -> web.Response:
-        return web.Response(body=data, content_type="application/json")
+    def render(spans: TraceSpans) -> TracesJsonWriter:
+        """Stream span rows into JSON text, in a worker thread: 20k spans take ~0.5 s of CPU."""
+        writer = TracesJsonWriter(spans.stored)
+        for row in spans.rows:
+            writer.add(row)
+        return writer
 
-    def traces_body(spans: TraceSpans) -> bytes:
-        """Span rows -> the JSON envelope, in a worker thread: 20k spans take ~0.5 s of CPU."""
-        return json.dumps(envelope(traces_json(spans.rows, spans.truncated()))).encode()
+    async def send(
+        request: web.Request, writer: TracesJsonWriter, order: list[str]
+    ) -> web.StreamResponse:
+        """Write the envelope chunk by chunk; a client that stops reading is cut off.
+
+        The span-read slot (and the response's memory) is held while writing, so a reader
+        stalled for WRITE_TIMEOUT_SECONDS loses its connection instead of pinning the slot.
+        """
+        resp = web.StreamResponse(headers={"Content-Type": "application/json"})
+        await resp.prepare(request)
+        try:
+            for chunk in writer.chunks(order):
+                async with asyncio.timeout(write_timeout):
+                    await resp.write(chunk)
+            await resp.write_eof()
+        except (TimeoutError, ConnectionError):
+            if request.transport is not None:
+                request.transport.close()
+        return resp
 
     async def services(request: web.Request, tenant: str) -> web.StreamResponse:
         return web.json_response(envelope(await run(store.services, tenant)))
@@ -108,20 +130,22 @@ def build_app(
             envelope([{"name": name, "spanKind": kind.lower()} for name, kind in ops])
         )
 
-    def search_and_render(tenant: str, q: TraceQuery) -> bytes:
+    def search_and_render(tenant: str, q: TraceQuery) -> tuple[TracesJsonWriter, list[str]]:
         spans = store.search(tenant, q, max_spans_per_trace, max_spans_per_response)
-        return traces_body(spans)
+        return render(spans), spans.order
 
     async def traces(request: web.Request, tenant: str) -> web.StreamResponse:
         q = parse_trace_query(
             request.query, request.query.getall("tags", []), request.query.getall("tag", [])
         )
         async with span_reads:
-            return json_body(await run(search_and_render, tenant, q))
+            writer, order = await run(search_and_render, tenant, q)
+            return await send(request, writer, order)
 
-    def trace_and_render(tenant: str, trace_id: str) -> bytes | None:
-        spans = store.spans_of(tenant, [trace_id], max_spans_per_trace, max_spans_per_response)
-        return traces_body(spans) if spans.rows else None
+    def trace_and_render(tenant: str, trace_id: str) -> TracesJsonWriter:
+        return render(
+            store.spans_of(tenant, [trace_id], max_spans_per_trace, max_spans_per_response)
+        )
 
     async def trace(request: web.Request, tenant: str) -> web.StreamResponse:
         raw = request.match_info["trace_id"]
@@ -129,10 +153,10 @@ def build_app(
         if len(trace_id) != 32 or any(c not in "0123456789abcdef" for c in trace_id):
             raise BadRequestError(f"invalid trace id {raw[:64]!r}")
         async with span_reads:
-            body = await run(trace_and_render, tenant, trace_id)
-        if body is None:
-            return web.json_response(error_envelope(404, "trace not found"), status=404)
-        return json_body(body)
+            writer = await run(trace_and_render, tenant, trace_id)
+            if not writer:
+                return web.json_response(error_envelope(404, "trace not found"), status=404)
+            return await send(request, writer, [trace_id])
 
     async def dependencies(request: web.Request, tenant: str) -> web.StreamResponse:
         start_ns, end_ns = parse_dependencies_range(request.query)

@@ -7,7 +7,8 @@ Jaeger UI and Grafana's Jaeger data source read these shapes: times in microseco
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+import json
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 KIND_TAG = {
@@ -121,53 +122,36 @@ def span_json(row: Sequence[Any], process_id: str) -> dict[str, Any]:
     }
 
 
-def traces_json(
-    rows: Iterable[Sequence[Any]],
-    truncated: Mapping[str, tuple[int, int]] | None = None,
-) -> list[dict[str, Any]]:
-    """Group rows (ordered by trace) into Jaeger traces, each with its own process table.
+class _TraceBuilder:
+    """One trace being assembled: its process table and what its warnings need."""
 
-    ``truncated`` maps a trace id to (spans stored, spans returned) for traces the store
-    capped; those traces lead their warnings with :func:`truncation_warning`.
-    """
-    traces: dict[str, dict[str, Any]] = {}
-    process_ids: dict[str, dict[tuple[str, tuple[tuple[str, str], ...]], str]] = {}
-    for row in rows:
-        trace_id = row[TRACE_ID]
-        trace = traces.get(trace_id)
-        if trace is None:
-            trace = traces[trace_id] = {
-                "traceID": trace_id,
-                "spans": [],
-                "processes": {},
-                "warnings": None,
-            }
-            process_ids[trace_id] = {}
+    __slots__ = ("parents", "process_ids", "processes", "span_ids", "trace_id")
+
+    def __init__(self, trace_id: str) -> None:
+        self.trace_id = trace_id
+        self.processes: dict[str, dict[str, Any]] = {}
+        self.process_ids: dict[tuple[str, tuple[tuple[str, str], ...]], str] = {}
+        self.span_ids: set[str] = set()
+        self.parents: set[str] = set()
+
+    def span(self, row: Sequence[Any]) -> dict[str, Any]:
         key = _process_key(row[SERVICE], row[RES_ATTRS])
-        pid = process_ids[trace_id].get(key)
+        pid = self.process_ids.get(key)
         if pid is None:
-            pid = f"p{len(process_ids[trace_id]) + 1}"
-            process_ids[trace_id][key] = pid
-            trace["processes"][pid] = {
+            pid = self.process_ids[key] = f"p{len(self.process_ids) + 1}"
+            self.processes[pid] = {
                 "serviceName": key[0],
                 "tags": [_tag(k, v) for k, v in key[1]],
             }
-        trace["spans"].append(span_json(row, pid))
-    for trace in traces.values():
-        warnings: list[str] = []
-        cut = (truncated or {}).get(trace["traceID"])
-        if cut is not None:
-            warnings.append(truncation_warning(*cut))
-        ids = {s["spanID"] for s in trace["spans"]}
-        missing = sorted(
-            {
-                r["spanID"]
-                for s in trace["spans"]
-                for r in s["references"]
-                if r["refType"] == "CHILD_OF"
-            }
-            - ids
-        )
+        self.span_ids.add(row[SPAN_ID])
+        if row[PARENT_ID]:
+            self.parents.add(row[PARENT_ID])
+        return span_json(row, pid)
+
+    def warnings(self, cut: tuple[int, int] | None) -> list[str] | None:
+        """Truncation first, then at most MAX_PARENT_WARNINGS missing parents; None if none."""
+        warnings = [] if cut is None else [truncation_warning(*cut)]
+        missing = sorted(self.parents - self.span_ids)
         warnings += [
             f"parent span {m} is not stored (sampled out or late)"
             + ("" if cut is None else " or beyond the span limit")
@@ -177,6 +161,82 @@ def traces_json(
             warnings.append(
                 f"{len(missing) - MAX_PARENT_WARNINGS} more parent spans are not returned"
             )
-        if warnings:
-            trace["warnings"] = warnings
-    return list(traces.values())
+        return warnings or None
+
+
+def traces_json(
+    rows: Iterable[Sequence[Any]],
+    truncated: Mapping[str, tuple[int, int]] | None = None,
+) -> list[dict[str, Any]]:
+    """Group rows (ordered by trace) into Jaeger traces, each with its own process table.
+
+    ``truncated`` maps a trace id to (spans stored, spans returned) for traces the store
+    capped; those traces lead their warnings with :func:`truncation_warning`.
+    """
+    traces: dict[str, tuple[_TraceBuilder, list[dict[str, Any]]]] = {}
+    for row in rows:
+        entry = traces.get(row[TRACE_ID])
+        if entry is None:
+            entry = traces[row[TRACE_ID]] = (_TraceBuilder(row[TRACE_ID]), [])
+        entry[1].append(entry[0].span(row))
+    return [
+        {
+            "traceID": trace_id,
+            "spans": spans,
+            "processes": builder.processes,
+            "warnings": builder.warnings((truncated or {}).get(trace_id)),
+        }
+        for trace_id, (builder, spans) in traces.items()
+    ]
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
+class TracesJsonWriter:
+    """The JSON of ``envelope(traces_json(rows))``, built span by span and sent in chunks.
+
+    A capped trace is still 20,000 spans; as nested dicts they cost ~2.5 KB each on top of the
+    rows, so building the whole document and then ``json.dumps`` held ~5 KB per span at peak.
+    Here each span becomes its compact JSON text as it arrives (its dict is dropped at once)
+    and :meth:`chunks` releases the texts as it yields them.
+    """
+
+    def __init__(self, stored: Mapping[str, int] | None = None) -> None:
+        # Spans stored per trace: a trace with fewer spans added is marked truncated.
+        self._stored = dict(stored or {})
+        self._traces: dict[str, tuple[_TraceBuilder, list[str | None]]] = {}
+
+    def add(self, row: Sequence[Any]) -> None:
+        entry = self._traces.get(row[TRACE_ID])
+        if entry is None:
+            entry = self._traces[row[TRACE_ID]] = (_TraceBuilder(row[TRACE_ID]), [])
+        entry[1].append(_dumps(entry[0].span(row)))
+
+    def __len__(self) -> int:
+        return len(self._traces)
+
+    def chunks(self, order: Sequence[str] = (), spans_per_chunk: int = 1000) -> Iterator[bytes]:
+        """The envelope as bytes, traces in ``order`` first (the rest as added); single use."""
+        ids = [t for t in order if t in self._traces]
+        ids += [t for t in self._traces if t not in set(ids)]
+        yield b'{"data":['
+        for n, trace_id in enumerate(ids):
+            builder, spans = self._traces.pop(trace_id)
+            stored = self._stored.get(trace_id, 0)
+            cut = (stored, len(spans)) if stored > len(spans) else None
+            head = ("," if n else "") + '{"traceID":' + _dumps(trace_id) + ',"spans":['
+            for start in range(0, max(len(spans), 1), spans_per_chunk):
+                piece = spans[start : start + spans_per_chunk]
+                spans[start : start + spans_per_chunk] = [None] * len(piece)  # release texts
+                text = ",".join(t for t in piece if t is not None)
+                yield ((head if start == 0 else ",") + text).encode()
+            yield (
+                '],"processes":'
+                + _dumps(builder.processes)
+                + ',"warnings":'
+                + _dumps(builder.warnings(cut))
+                + "}"
+            ).encode()
+        yield f'],"total":{len(ids)},"limit":0,"offset":0,"errors":null}}'.encode()

@@ -8,7 +8,7 @@ warning. ClickHouse never ships more rows than one response may hold.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
@@ -48,22 +48,24 @@ def per_trace_limit(span_counts: Sequence[int], budget: int, cap: int) -> int:
     return max(1, cap)
 
 
+# Rows per block of a span read: ClickHouse's default (65,409) would hand over a whole capped
+# trace as one block of Python objects; small blocks let the API turn rows into JSON text and
+# drop them as they arrive.
+SPAN_BLOCK_ROWS = 2048
+
+
 @dataclass(frozen=True)
 class TraceSpans:
-    """Span rows of some traces plus what the API needs to flag the capped ones."""
+    """Span rows of some traces plus what the API needs to order them and flag capped ones."""
 
-    rows: list[Any] = field(default_factory=list)
-    # Spans stored per trace (as counted before the capped read).
+    # Ordered by trace then start time; lazy (streamed from ClickHouse), iterate once.
+    rows: Iterable[Sequence[Any]] = ()
+    # Spans stored per trace (counted before the capped read).
     stored: dict[str, int] = field(default_factory=dict)
     # Spans returned at most per trace.
     limit: int = 0
-
-    def truncated(self) -> dict[str, tuple[int, int]]:
-        """trace id -> (stored spans, returned spans) for each trace cut by the limit."""
-        shown: dict[str, int] = {}
-        for row in self.rows:
-            shown[row[0]] = shown.get(row[0], 0) + 1
-        return {t: (n, shown.get(t, 0)) for t, n in self.stored.items() if n > shown.get(t, 0)}
+    # Trace ids in the order the response lists them (search: newest first).
+    order: list[str] = field(default_factory=list)
 
 
 def connect_for_queries(settings: Settings) -> Any:
@@ -125,6 +127,13 @@ class TraceStore:
     def _rows(self, text: str, params: dict[str, Any]) -> list[Any]:
         return list(self._client.query(text, parameters=params).result_rows)
 
+    def _stream(self, text: str, params: dict[str, Any]) -> Iterator[Sequence[Any]]:
+        """Rows in blocks of SPAN_BLOCK_ROWS, fetched as the consumer iterates."""
+        with self._client.query_rows_stream(
+            text, parameters=params, settings={"max_block_size": SPAN_BLOCK_ROWS}
+        ) as stream:
+            yield from stream
+
     def services(self, tenant: str) -> list[str]:
         rows = self._rows(sql("services"), {"tenant": tenant, "days": LOOKBACK_DAYS})
         return [r[0] for r in rows]
@@ -162,8 +171,10 @@ class TraceStore:
         if not stored:
             return TraceSpans()
         limit = per_trace_limit(list(stored.values()), max_total, max_per_trace)
-        rows = self._rows(sql("trace_spans"), {**params, "per_trace": limit, "max_rows": max_total})
-        return TraceSpans(rows, stored, limit)
+        rows = self._stream(
+            sql("trace_spans"), {**params, "per_trace": limit, "max_rows": max_total}
+        )
+        return TraceSpans(rows, stored, limit, list(trace_ids))
 
     def search(
         self,
@@ -172,7 +183,7 @@ class TraceStore:
         max_per_trace: int = MAX_SPANS_PER_TRACE,
         max_total: int = MAX_SPANS_PER_RESPONSE,
     ) -> TraceSpans:
-        """The newest matching traces, whole up to the span caps, newest first."""
+        """The newest matching traces, whole up to the span caps; ``order`` is newest first."""
         filters, params = search_filters(q)
         text = sql("search_trace_ids").replace("{filters}", filters)
         found = self._rows(
@@ -186,11 +197,7 @@ class TraceStore:
                 "limit": q.limit,
             },
         )
-        order = [r[0] for r in found]
-        spans = self.spans_of(tenant, order, max_per_trace, max_total)
-        rank = {t: i for i, t in enumerate(order)}
-        spans.rows.sort(key=lambda r: (rank.get(r[0], len(rank)), r[10]))
-        return spans
+        return self.spans_of(tenant, [r[0] for r in found], max_per_trace, max_total)
 
     def dependencies(self, tenant: str, start_ns: int, end_ns: int) -> list[tuple[str, str, int]]:
         """Edges the streams workers joined on all spans; derived from stored spans if none.

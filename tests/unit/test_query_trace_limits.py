@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import json
+
 from hypothesis import given
 from hypothesis import strategies as st
 
-from query.jaeger_model import MAX_PARENT_WARNINGS, traces_json, truncation_warning
-from query.store import TraceSpans, per_trace_limit
+from query.jaeger_model import (
+    MAX_PARENT_WARNINGS,
+    TracesJsonWriter,
+    envelope,
+    traces_json,
+    truncation_warning,
+)
+from query.store import per_trace_limit
 from tests.unit.test_jaeger_model import ROW
 
 
@@ -41,10 +49,40 @@ def test_level_is_the_largest_within_budget(counts: list[int], budget: int, cap:
             assert sum(min(c, level + 1) for c in counts) > budget
 
 
-def test_truncated_traces_are_reported_with_counts() -> None:
-    rows = [("t1", "a"), ("t1", "b"), ("t2", "c")]
-    spans = TraceSpans(rows=list(rows), stored={"t1": 5, "t2": 1}, limit=2)
-    assert spans.truncated() == {"t1": (5, 2)}
+def rows_of(traces: int, spans: int) -> list[list[object]]:
+    rows = []
+    for t in range(traces):
+        for i in range(spans):
+            row = list(ROW)
+            row[0], row[1] = f"{t:032x}", f"{t:08x}{i:08x}"
+            row[2] = "" if i == 0 else f"{t:08x}{(i - 1) // 3:08x}"
+            row[5] = ["web", "db"][i % 2]
+            row[10] += i
+            rows.append(row)
+    return rows
+
+
+@given(st.integers(1, 4), st.integers(1, 30), st.integers(1, 7), st.integers(0, 3))
+def test_streamed_json_equals_the_document(
+    traces: int, spans: int, chunk: int, extra_stored: int
+) -> None:
+    """TracesJsonWriter's chunks are byte for byte the compact JSON of the envelope."""
+    rows = rows_of(traces, spans)
+    stored = {f"{t:032x}": spans + (extra_stored if t == 0 else 0) for t in range(traces)}
+    truncated = {t: (n, spans) for t, n in stored.items() if n > spans}
+    order = sorted(stored, reverse=True)
+    writer = TracesJsonWriter(stored)
+    for row in rows:
+        writer.add(row)
+    assert len(writer) == traces
+    streamed = b"".join(writer.chunks(order, spans_per_chunk=chunk))
+    doc = envelope(traces_json(rows, truncated))
+    doc["data"].sort(key=lambda t: order.index(t["traceID"]))
+    assert streamed == json.dumps(doc, separators=(",", ":")).encode()
+    if extra_stored:
+        assert json.loads(streamed)["data"][-1]["warnings"][0] == truncation_warning(
+            spans + extra_stored, spans
+        )
 
 
 def test_capped_trace_carries_the_warning() -> None:
