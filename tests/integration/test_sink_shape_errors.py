@@ -223,3 +223,41 @@ def test_sigkill_in_the_middle_of_a_bisection_stores_every_good_row_once(
     assert client.command("SELECT uniqExact(TraceId) FROM otel_traces_trace_id_ts") == 8 * 3
     dead = read_topic(s.kafka_bootstrap, t.dlq, expect=1)
     assert {dict(m.headers())["source_offset"] for m in dead} == {b"6"}
+
+
+def test_sigkill_after_a_too_many_partitions_insert_is_deduplicated_on_replay(
+    services: LocalStack, pipeline_settings: Settings
+) -> None:
+    """The 101-day insert goes in (second attempt, partition check off, same token), the sink
+    dies before the commit; the replay fails the check again, repeats the relaxed insert with
+    the same token, and ClickHouse drops every part of it as a duplicate (MV target too)."""
+    s = pipeline_settings
+    t = s.topics
+    days = []
+    for d in range(101):
+        sp = span(60_000 + d, 0)
+        sp["start_time_unix_nano"] += d * DAY_NS
+        sp["end_time_unix_nano"] += d * DAY_NS
+        days.append(sp)
+    produce(s.kafka_bootstrap, t.sampled_spans, [(2, _v3(days))])
+    client = connect(s.clickhouse_url, s.clickhouse_database)
+    stack = _stack(services, s)
+    try:
+        crashing = start_sink(
+            stack,
+            free_port(),
+            {
+                "TRACEHOUSE_SINK_TEST_CRASH_AFTER_INSERTS": "1",
+                "TRACEHOUSE_SINK_TEST_CRASH_TABLE": "otel_traces",
+            },
+        )
+        assert crashing.proc.wait(40) == -signal.SIGKILL
+        assert client.command("SELECT count() FROM otel_traces") == 101
+        port = free_port()
+        start_sink(stack, port)
+        wait_until(lambda: metric(port, "tracehouse_sink_replayed_batches_total"), bool, 30)
+        time.sleep(1.0)
+    finally:
+        stack.stop()
+    assert client.command("SELECT count() FROM otel_traces") == 101
+    assert client.command("SELECT count() FROM otel_traces_trace_id_ts") == 101
