@@ -22,27 +22,46 @@ def _auto_ports(settings: Settings) -> tuple[Settings, int]:
 
 
 def cmd_up(args: argparse.Namespace) -> int:
-    from deploy.local.stack import LocalStack
+    """Start the stack and supervise it until Ctrl-C/SIGTERM (or ``--exit-after``).
+
+    A component that dies is restarted alone, with backoff (``deploy.local.supervisor``);
+    nothing else is stopped, so the in-memory broker keeps what it holds. Only a signal
+    stops the stack, in reverse order.
+    """
+    from deploy.local.stack import LocalStack, StackStoppingError
+    from deploy.local.supervisor import STATE_FILE, Supervisor
     from tracehouse import status
 
     settings = Settings.from_env()
     ch_tcp = args.clickhouse_tcp_port
     if args.auto_ports:
         settings, ch_tcp = _auto_ports(settings)
-    stack = LocalStack(settings, Path(args.run_dir).resolve(), ch_tcp)
+    run_dir = Path(args.run_dir).resolve()
+    stack = LocalStack(settings, run_dir, ch_tcp)
     stopping = False
 
     def on_signal(*_: object) -> None:
         nonlocal stopping
         stopping = True
+        stack.stop_requested = True
 
     signal.signal(signal.SIGINT, on_signal)
     signal.signal(signal.SIGTERM, on_signal)
     try:
         stack.start()
+    except StackStoppingError:
+        print("stopped while starting")
+        return 0
     except Exception as exc:
         print(f"tracehouse up failed: {exc}", file=sys.stderr)
         return 1
+    supervisor = Supervisor(
+        stack.children,
+        run_dir / STATE_FILE,
+        say=lambda msg: print(msg, flush=True),
+        stopping=lambda: stopping,
+    )
+    supervisor.write()
     print(f"logs: {stack.logs}")
     print(f"UI and Jaeger API: http://127.0.0.1:{settings.query_http_port}/")
     print(f"send OTLP/HTTP to http://127.0.0.1:{settings.ingest_http_port}/v1/traces")
@@ -50,6 +69,7 @@ def cmd_up(args: argparse.Namespace) -> int:
         print(f"send OTLP/gRPC to 127.0.0.1:{settings.ingest_grpc_port}")
     if settings.ingest_zipkin_port:
         print(f"send Zipkin v2 JSON to http://127.0.0.1:{settings.ingest_zipkin_port}/api/v2/spans")
+    print(f"supervising: crashed components restart with backoff; state in {supervisor.state_path}")
     if args.demo:
         from tracehouse.demo_traces import send_demo_load
 
@@ -57,25 +77,18 @@ def cmd_up(args: argparse.Namespace) -> int:
         sent = send_demo_load(endpoint, args.demo_requests, args.demo_traces)
         print(f"demo: sent {sent} spans; waiting for them in ClickHouse ...")
         _wait_for_rows(settings, sent, timeout=60)
-        print(status.render(status.collect(settings)))
+        print(status.render(status.collect(settings, run_dir)))
     started = time.monotonic()
-    code = 0
     while not stopping:
-        dead = stack.dead()
-        if dead:
-            names = ", ".join(
-                f"{c.name} (exit {c.proc.returncode}, log {c.log_path})" for c in dead
-            )
-            print(f"component died: {names}", file=sys.stderr)
-            code = 1
-            break
+        supervisor.tick()
         if args.exit_after and time.monotonic() - started >= args.exit_after:
             break
         stack.apply_scale_requests()
         time.sleep(0.5)
     print("stopping ...")
     stack.stop()
-    return code
+    supervisor.stopped()
+    return 0
 
 
 def _wait_for_rows(settings: Settings, expected: int, timeout: float) -> int:
@@ -99,7 +112,7 @@ def _wait_for_rows(settings: Settings, expected: int, timeout: float) -> int:
 def cmd_status(args: argparse.Namespace) -> int:
     from tracehouse import status
 
-    report = status.collect(Settings.from_env())
+    report = status.collect(Settings.from_env(), Path(args.run_dir))
     print(status.to_json(report) if args.json else status.render(report))
     return 0
 
@@ -199,6 +212,9 @@ def build_parser() -> argparse.ArgumentParser:
         sub.add_parser(name, help=text).set_defaults(func=cmd_component)
     status = sub.add_parser("status", help="topics, lag, row counts, throughput and drops")
     status.add_argument("--json", action="store_true", help="machine-readable output")
+    status.add_argument(
+        "--run-dir", default=".tracehouse/run", help="where `tracehouse up` keeps its state"
+    )
     status.set_defaults(func=cmd_status)
     mig = sub.add_parser("migrate", help="apply ClickHouse migrations (and the TTL setting)")
     mig.add_argument("--print-sql", action="store_true", help="print the DDL, run nothing")

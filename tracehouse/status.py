@@ -1,10 +1,12 @@
 """`tracehouse status`: topics, consumer-group lag per partition, ClickHouse row counts,
-throughput and drops (see ``status_flow``); text for people, ``--json`` for scripts."""
+throughput and drops (see ``status_flow``), and what `tracehouse up`'s supervisor did (state,
+pid and restarts of each local component); text for people, ``--json`` for scripts."""
 
 from __future__ import annotations
 
 import json
 from dataclasses import asdict, dataclass
+from pathlib import Path
 from typing import Any
 
 from confluent_kafka import Consumer, TopicPartition
@@ -62,7 +64,7 @@ def group_lag(bootstrap: str, group: str, topic: str, partitions: int) -> list[P
         consumer.close()
 
 
-def collect(settings: Settings) -> dict[str, Any]:
+def collect(settings: Settings, run_dir: Path | None = None) -> dict[str, Any]:
     topics = topic_partitions(settings.kafka_bootstrap)
     lags: list[PartitionLag] = []
     pairs = [(settings.streams_group, settings.topics.raw_spans)]
@@ -85,7 +87,7 @@ def collect(settings: Settings) -> dict[str, Any]:
         for topic in (settings.topics.raw_dlq, settings.topics.dlq)
         if topic in topics
     }
-    return {
+    report = {
         "topics": topics,
         "lag": lags,
         "rows": counts,
@@ -93,6 +95,9 @@ def collect(settings: Settings) -> dict[str, Any]:
         "dlq": dlq,
         "ingest_rejected": status_flow.ingest_rejections(settings.ingest_http_port),
     }
+    if run_dir is not None:
+        report["supervisor"] = status_flow.supervisor_state(run_dir)
+    return report
 
 
 def to_json(report: dict[str, Any]) -> str:
@@ -121,6 +126,8 @@ def render(report: dict[str, Any]) -> str:
     else:
         lines += [f"  {name:<28} {n}" for name, n in rows.items()]
     lines += _render_flow(report)
+    if "supervisor" in report:
+        lines += status_flow.render_supervisor(report["supervisor"])
     return "\n".join(lines)
 
 

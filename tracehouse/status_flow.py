@@ -4,6 +4,7 @@ Throughput is read from ``pipeline_counters`` (the streams workers' counter delt
 the sink), so it covers every worker at once without scraping each one; drops come from the
 same table, the DLQ topics (by their ``reason`` header) and, when reachable, the local
 ingest node's /metrics (ingest rejections never reach Kafka, so they are not in the table).
+The supervisor section reads the state file `tracehouse up` keeps in its run dir.
 """
 
 from __future__ import annotations
@@ -11,6 +12,7 @@ from __future__ import annotations
 import time
 import urllib.request
 from collections import Counter
+from pathlib import Path
 from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
@@ -99,3 +101,36 @@ def ingest_rejections(port: int) -> dict[str, float] | str:
                 reason = s.labels.get("reason", "")
                 out[reason] = out.get(reason, 0.0) + s.value
     return dict(sorted(out.items()))
+
+
+def supervisor_state(run_dir: Path) -> dict[str, Any] | str:
+    """What `tracehouse up`'s supervisor last wrote to ``<run-dir>/supervisor.json``.
+
+    A string (not an error) when no `up` ever ran there, so status works without one.
+    """
+    from deploy.local.supervisor import read_state  # stdlib only: cheap to import
+
+    return read_state(run_dir)
+
+
+def render_supervisor(state: dict[str, Any] | str) -> list[str]:
+    """The supervisor section of the text report: one line per supervised component."""
+    if isinstance(state, str):
+        return ["Supervised components (tracehouse up):", f"  {state}"]
+    running = "running" if state.get("running") else "not running"
+    lines = [f"Supervised components (tracehouse up pid {state.get('up_pid')}, {running}):"]
+    lines.append(f"  {'component':<12} {'state':<11} {'pid':>8} {'restarts':>8}  last exit")
+    for comp in state.get("components", []):
+        pid = comp.get("pid") or "-"
+        last = "-"
+        if comp.get("last_exit_code") is not None:
+            when = time.strftime("%H:%M:%S", time.localtime(comp.get("last_exit_at") or 0))
+            last = f"code {comp['last_exit_code']} at {when}"
+        if comp.get("next_restart_at"):
+            wait = max(0.0, comp["next_restart_at"] - time.time())
+            last += f", next start in {wait:.0f} s"
+        lines.append(
+            f"  {comp['name']:<12} {comp['state']:<11} {pid!s:>8} {comp.get('restarts', 0):>8}"
+            f"  {last}"
+        )
+    return lines

@@ -2,7 +2,9 @@
 
 Each process is started only after the previous one answers its health check, logs go to
 ``<run-dir>/logs/<name>.log``, and stopping (Ctrl-C) terminates them in reverse order so the
-pipeline drains front to back: receivers first, storage last.
+pipeline drains front to back: receivers first, storage last. While running, each child can
+be started again on its own (``Child.restart``), which ``deploy.local.supervisor`` uses to
+replace a crashed component without touching the others.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from pathlib import Path
 from deploy.local.broker import start_broker
 from deploy.local.clickhouse_server import start_clickhouse
 from deploy.local.ports import COMPONENT_PORT_FIELDS, ensure_free, free_port
+from deploy.local.supervisor import PIPELINE, SERVICE
 from deploy.local.topics import ensure_topics
 from schemas.migrations import migrate
 from sinks.clickhouse_store import connect
@@ -43,11 +46,37 @@ def http_ok(url: str) -> bool:
         return False
 
 
+BROKER_DATA_LOSS = (
+    "the in-memory Tansu broker lost all its data: topics, committed offsets, the streams "
+    "state log and every span not yet stored"
+)
+
+
+class StackStoppingError(RuntimeError):
+    """Raised by a start that was abandoned because `up` is shutting down."""
+
+
 @dataclass
 class Child:
+    """One process of the stack, and how to start it again after it died.
+
+    ``role`` is ``SERVICE`` for the broker and ClickHouse (they hold the data) and
+    ``PIPELINE`` for the rest; ``lost_on_restart`` says what a restart cannot bring back,
+    for the supervisor's log.
+    """
+
     name: str
     proc: subprocess.Popen[bytes]
     log_path: Path
+    role: str = PIPELINE
+    launch: Callable[[], subprocess.Popen[bytes]] | None = None
+    lost_on_restart: str = ""
+
+    def restart(self) -> None:
+        """Start the process again (blocks until healthy); raises if it does not come up."""
+        if self.launch is None:
+            raise RuntimeError(f"{self.name} cannot be restarted")
+        self.proc = self.launch()
 
 
 @dataclass
@@ -57,6 +86,8 @@ class LocalStack:
     clickhouse_tcp_port: int = 9000
     children: list[Child] = field(default_factory=list)
     say: Callable[[str], None] = print
+    # Set by `up` on Ctrl-C/SIGTERM: a restart in progress gives up waiting for health.
+    stop_requested: bool = False
 
     @property
     def logs(self) -> Path:
@@ -84,23 +115,61 @@ class LocalStack:
     def start_services(self) -> None:
         """The real broker and ClickHouse, from the pinned wheels."""
         s = self.settings
-        broker_port = int(s.kafka_bootstrap.rsplit(":", 1)[1])
-        _, ch_http = s.clickhouse_host_port
-        path, fd = self._log("broker")
+        self.children.append(
+            Child(
+                "broker",
+                self._launch_broker(),
+                self.logs / "broker.log",
+                SERVICE,
+                self._relaunch_broker,
+                BROKER_DATA_LOSS,
+            )
+        )
+        self.say(f"broker      up  kafka://{s.kafka_bootstrap}  (Tansu, memory storage)")
+        self.children.append(
+            Child(
+                "clickhouse",
+                self._launch_clickhouse(),
+                self.logs / "clickhouse.log",
+                SERVICE,
+                self._launch_clickhouse,
+            )
+        )
+        self.say(f"clickhouse  up  {s.clickhouse_url}  (native :{self.clickhouse_tcp_port})")
+
+    def _launch_broker(self) -> subprocess.Popen[bytes]:
+        broker_port = int(self.settings.kafka_bootstrap.rsplit(":", 1)[1])
+        _, fd = self._log("broker")
         try:
-            self.children.append(Child("broker", start_broker(broker_port, fd), path))
+            return start_broker(broker_port, fd)
         finally:
             os.close(fd)
-        self.say(f"broker      up  kafka://{s.kafka_bootstrap}  (Tansu, memory storage)")
-        path, fd = self._log("clickhouse")
+
+    def _relaunch_broker(self) -> subprocess.Popen[bytes]:
+        """A new, empty broker on the same port, with the topics the pipeline expects.
+
+        The components reconnect on their own (tests/integration/test_faults.py proves it);
+        without the topics, ingest would get errors until someone ran `tracehouse topics`.
+        """
+        proc = self._launch_broker()
         try:
-            ch = start_clickhouse(
+            ensure_topics(self.settings)
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
+        return proc
+
+    def _launch_clickhouse(self) -> subprocess.Popen[bytes]:
+        """ClickHouse on the run dir's data directory: a restart keeps every stored row."""
+        _, ch_http = self.settings.clickhouse_host_port
+        _, fd = self._log("clickhouse")
+        try:
+            return start_clickhouse(
                 self.run_dir / "clickhouse", ch_http, self.clickhouse_tcp_port, fd
             )
         finally:
             os.close(fd)
-        self.children.append(Child("clickhouse", ch, path))
-        self.say(f"clickhouse  up  {s.clickhouse_url}  (native :{self.clickhouse_tcp_port})")
 
     def prepare(self) -> None:
         """Topics and tables, idempotently."""
@@ -129,30 +198,48 @@ class LocalStack:
         command: str | None = None,
     ) -> Child:
         """Start ``tracehouse <name>`` and wait for its health URL."""
-        path, fd = self._log(name)
         env = {**os.environ, **self.settings.to_env(), "PYTHONUNBUFFERED": "1", **(extra_env or {})}
+
+        def launch() -> subprocess.Popen[bytes]:
+            return self._spawn_healthy(name, health_url, timeout, env, command or name)
+
+        child = Child(name, launch(), self.logs / f"{name}.log", PIPELINE, launch)
+        self.children.append(child)
+        self.say(f"{name:<11} up  {health_url}")
+        return child
+
+    def _spawn_healthy(
+        self, name: str, health_url: str, timeout: float, env: dict[str, str], command: str
+    ) -> subprocess.Popen[bytes]:
+        """One process of a component, returned once healthy; killed if it never gets there."""
+        path, fd = self._log(name)
         proc = subprocess.Popen(
-            [sys.executable, "-m", "tracehouse.cli", command or name],
+            [sys.executable, "-m", "tracehouse.cli", command],
             env=env,
             stdout=fd,
             stderr=subprocess.STDOUT,
             cwd=PROJECT_ROOT,
         )
         os.close(fd)
-        child = Child(name, proc, path)
-        self.children.append(child)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if proc.poll() is not None:
-                raise RuntimeError(
-                    f"{name} exited with code {proc.returncode} while starting; "
-                    f"see {path}:\n{_tail(path)}"
-                )
-            if http_ok(health_url):
-                self.say(f"{name:<11} up  {health_url}")
-                return child
-            time.sleep(0.2)
-        raise RuntimeError(f"{name} not healthy at {health_url} within {timeout} s; see {path}")
+        try:
+            deadline = time.monotonic() + timeout
+            while time.monotonic() < deadline:
+                if proc.poll() is not None:
+                    raise RuntimeError(
+                        f"{name} exited with code {proc.returncode} while starting; "
+                        f"see {path}:\n{_tail(path)}"
+                    )
+                if http_ok(health_url):
+                    return proc
+                if self.stop_requested:
+                    raise StackStoppingError(f"{name}: start abandoned, stopping")
+                time.sleep(0.2)
+            raise RuntimeError(f"{name} not healthy at {health_url} within {timeout} s; see {path}")
+        except BaseException:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+            raise
 
     def dead(self) -> list[Child]:
         return [c for c in self.children if c.proc.poll() is not None]

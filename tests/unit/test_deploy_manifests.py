@@ -76,3 +76,35 @@ def test_keda_scales_consumer_groups_within_partition_count() -> None:
         assert trigger["type"] == "kafka"
         assert trigger["metadata"]["consumerGroup"] == group
         assert trigger["metadata"]["topic"] == topic
+
+
+# Pods that serve requests behind a Service: the load balancer must stop sending first.
+SERVED = {"tracehouse-ingest", "tracehouse-query"}
+
+
+def test_every_pod_has_a_grace_period_and_served_pods_a_prestop_sleep() -> None:
+    """SIGTERM drains in-flight work; Kubernetes kills the pod when the grace period ends.
+
+    The default 30 s is shorter than ingest's Kafka ack timeout plus its flush, so it is
+    set explicitly everywhere; served pods sleep in preStop so endpoint removal propagates
+    before the drain starts (and the sleep must fit well inside the grace period).
+    """
+    pods = {
+        d["metadata"]["name"]: d["spec"]["template"]["spec"]
+        for d in _k8s_docs()
+        if d["kind"] in ("Deployment", "Job")
+    }
+    assert pods
+    for name, pod in pods.items():
+        grace = pod.get("terminationGracePeriodSeconds")
+        assert isinstance(grace, int) and grace >= 30, name
+        if name in ("tracehouse-streams", "tracehouse-sink"):
+            assert grace >= 60, name  # finish a batch, commit, leave the group
+        for c in pod["containers"]:
+            pre_stop = c.get("lifecycle", {}).get("preStop")
+            if name not in SERVED:
+                continue
+            assert pre_stop is not None, name
+            command = pre_stop["exec"]["command"]
+            assert command[0] == "sleep", name
+            assert 0 < int(command[1]) <= grace - 30, name
