@@ -205,6 +205,53 @@ def running_load(settings: Settings, **kwargs: Any) -> Iterator[SdkLikeLoad]:
             load.stop()
 
 
+@dataclass
+class ManyClients:
+    """Several SDK-like clients at once (each its own thread, seeds and retries), seen as one
+    load: what a fleet of instrumented services does to ingest during a fault."""
+
+    loads: list[SdkLikeLoad]
+
+    @property
+    def acked(self) -> set[tuple[str, str]]:
+        out: set[tuple[str, str]] = set()
+        for load in self.loads:
+            out |= load.acked
+        return out
+
+    @property
+    def requests_acked(self) -> int:
+        return sum(load.requests_acked for load in self.loads)
+
+    @property
+    def retries(self) -> int:
+        return sum(load.retries for load in self.loads)
+
+    def wait_acked(self, requests: int, timeout: float = 60) -> None:
+        wait_until(lambda: self.requests_acked, lambda n: n >= requests, timeout=timeout)
+
+    def stop(self) -> None:
+        for load in self.loads:
+            load._stop.set()
+        for load in self.loads:
+            load.stop()
+
+
+@contextmanager
+def running_clients(settings: Settings, clients: int = 16, **kwargs: Any) -> Iterator[ManyClients]:
+    url = f"http://127.0.0.1:{settings.ingest_http_port}/v1/traces"
+    many = ManyClients(
+        [SdkLikeLoad(url, seed=1_000_000 * (i + 1), **kwargs) for i in range(clients)]
+    )
+    for load in many.loads:
+        load.start()
+    try:
+        yield many
+    finally:
+        if not all(load._stop.is_set() for load in many.loads):
+            many.stop()
+
+
 def sink_retries(settings: Settings) -> float:
     """Failed ClickHouse calls of the sink, any operation (proves a fault was really hit)."""
     m = scrape(settings.sink_metrics_port)
