@@ -51,9 +51,10 @@ async def serve(
         build_app(store, resolver(auth), executor=executor),
         access_log=None,
         keepalive_timeout=read_timeout,
-        # aiohttp waits this long twice per connection (handler, then its task); the overall
-        # deadline below is what bounds the whole shutdown.
-        shutdown_timeout=grace / 2,
+        # aiohttp waits up to this long twice per connection (for the handler to finish, then
+        # for its cancelled task), so half the grace goes to in-flight requests; the deadline
+        # below bounds the whole shutdown.
+        shutdown_timeout=grace / 4,
     )
     await runner.setup()
     await web.TCPSite(runner, settings.query_host, settings.query_http_port).start()
@@ -69,7 +70,7 @@ async def serve(
     deadline = time.monotonic() + grace
     log.info("query stopping", extra={"fields": {"grace_seconds": grace}})
     try:
-        await asyncio.wait_for(runner.cleanup(), timeout=grace)
+        await asyncio.wait_for(runner.cleanup(), timeout=grace * 0.8)
     except TimeoutError:
         log.warning("query: connections still open after the grace period; closing them")
     executor.shutdown(wait=False, cancel_futures=True)
