@@ -427,5 +427,6 @@ def test_stalled_clients_do_not_delay_shutdown(
             sock.close()
         stack.stop()
     assert code == 0, child.log_path.read_text()[-2000:]
+    print(f"ingest shutdown with stalled clients took {took:.1f} s")
     assert took < 2 * SHUTDOWN_GRACE_SECONDS + 4, f"shutdown took {took:.1f} s"
     assert "ingest stopped" in child.log_path.read_text()
