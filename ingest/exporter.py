@@ -157,7 +157,7 @@ class SpanExporter:
         if failures:
             metrics.KAFKA_MESSAGES.labels("failed").inc(len(failures))
             # Some partitions may have been written: the client retries the whole request and
-            # the downstream dedupe on (trace, span) ids keeps storage exact.
+            # streams recognises the copies (streams/span_fingerprint.py) and stores each once.
             metrics.SPANS_REJECTED.labels(protocol, "kafka_unavailable").inc(spans)
             first = failures[0]
             if isinstance(first, PublishError):
