@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from pathlib import Path
 
 from deploy.local.stack import PROJECT_ROOT
 from tracehouse.settings import Settings
@@ -24,3 +25,17 @@ def run_cli(settings: Settings, *args: str, timeout: float = 60) -> str:
     )
     assert out.returncode == 0, f"tracehouse {' '.join(args)} exited {out.returncode}: {out.stderr}"
     return out.stdout
+
+
+def start_up(run_dir: Path | str, *args: str) -> subprocess.Popen[str]:
+    """``tracehouse up --auto-ports --run-dir DIR <args>`` as a child whose output (stdout and
+    stderr, line-buffered text) the test reads to follow the stack's progress."""
+    return subprocess.Popen(
+        [sys.executable, "-m", "tracehouse.cli", "up", "--auto-ports", "--run-dir", str(run_dir),
+         *args],
+        cwd=PROJECT_ROOT,
+        env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )  # fmt: skip

@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.integration.cli_runner import start_up
 from tracehouse.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -109,14 +110,7 @@ def test_scale_sink_workers_in_a_running_stack(tmp_path: Path) -> None:
     from tests.integration.helpers import wait_until
     from tracehouse.demo_traces import send_demo_load
 
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tracehouse.cli", "up", "--auto-ports", "--run-dir", str(tmp_path)],
-        cwd=ROOT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    proc = start_up(tmp_path)
     assert proc.stdout is not None
     seen: list[str] = []
 

@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from sinks.clickhouse_store import connect
+from tests.integration.cli_runner import start_up
 from tests.integration.helpers import wait_until
 from tracehouse.demo_traces import send_demo_load
 
@@ -59,14 +60,7 @@ def _components(run_dir: Path) -> dict[str, dict[str, Any]]:
 
 
 def test_killed_sink_is_restarted_alone_and_keeps_storing(tmp_path: Path) -> None:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "tracehouse.cli", "up", "--auto-ports", "--run-dir", str(tmp_path)],
-        cwd=ROOT,
-        env={**os.environ, "PYTHONUNBUFFERED": "1"},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
+    proc = start_up(tmp_path)
     out = Output(proc)
     try:
         bootstrap = out.wait_for("broker      up").split()[2].removeprefix("kafka://")

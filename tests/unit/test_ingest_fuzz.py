@@ -30,6 +30,7 @@ from ingest.otlp_json import decode_request as decode_otlp_json
 from ingest.otlp_split import bounded_chunks, split_by_partition
 from ingest.zipkin import decode_request as decode_zipkin
 from schemas.span_limits import MAX_TIME_UNIX_NANO
+from tests.recording_publisher import RecordingPublisher
 
 EXAMPLES = int(os.environ.get("TRACEHOUSE_FUZZ_EXAMPLES", "100"))
 FUZZ = settings(
@@ -177,19 +178,6 @@ def traces_data(draw: st.DrawFn) -> trace_pb2.TracesData:
     return data
 
 
-class _Publisher:
-    def __init__(self) -> None:
-        self.values: list[bytes] = []
-
-    def publish(
-        self, topic: str, value: bytes, key: bytes | None, partition: int | None
-    ) -> asyncio.Future[None]:
-        self.values.append(value)
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        fut.set_result(None)
-        return fut
-
-
 @FUZZ
 @given(traces_data())
 def test_otlp_protobuf_every_span_accepted_or_rejected(data: trace_pb2.TracesData) -> None:
@@ -197,7 +185,7 @@ def test_otlp_protobuf_every_span_accepted_or_rejected(data: trace_pb2.TracesDat
     decoded = decode_protobuf(data.SerializeToString())
     _validate(decoded, received)
     # The whole exporter path too: outcome accounting and what reaches "Kafka".
-    publisher = _Publisher()
+    publisher = RecordingPublisher()
     exporter = SpanExporter(
         publisher,  # type: ignore[arg-type]
         ExporterConfig(topic="t", partitions=3, max_message_bytes=150_000),

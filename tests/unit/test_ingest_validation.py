@@ -26,6 +26,7 @@ from ingest.otlp_split import span_problem, split_by_partition
 from ingest.zipkin import decode_request as decode_zipkin
 from ingest.zipkin_receiver import build_zipkin_app
 from schemas.span_limits import MAX_TIME_UNIX_NANO
+from tests.recording_publisher import RecordingPublisher
 
 TRACE = "5b8efff798038103d269b633813fc60c"
 SPAN = "eee19b7ec3c1b174"
@@ -320,31 +321,16 @@ def test_otlp_json_structure_hiding_the_spans_is_a_400(body: bytes) -> None:
 # -- receivers: responses and counts --------------------------------------------------------
 
 
-class _Publisher:
-    """Acknowledges every message on the next loop iteration and keeps what it was given."""
-
-    def __init__(self) -> None:
-        self.values: list[bytes] = []
-
-    def publish(
-        self, topic: str, value: bytes, key: bytes | None, partition: int | None
-    ) -> asyncio.Future[None]:
-        self.values.append(value)
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        asyncio.get_running_loop().call_soon(fut.set_result, None)
-        return fut
-
-
 def _sample(name: str, **labels: str) -> float:
     return REGISTRY.get_sample_value(name, labels) or 0.0
 
 
-def _exporter(publisher: _Publisher) -> SpanExporter:
+def _exporter(publisher: RecordingPublisher) -> SpanExporter:
     return SpanExporter(publisher, ExporterConfig(topic="t", partitions=4))  # type: ignore[arg-type]
 
 
 def test_zipkin_receiver_answers_and_counts_malformed_bodies() -> None:
-    app = build_zipkin_app(_exporter(_Publisher()), 1 << 20)
+    app = build_zipkin_app(_exporter(RecordingPublisher()), 1 << 20)
 
     async def go() -> None:
         async with TestClient(TestServer(app)) as client:
@@ -380,7 +366,7 @@ def test_zipkin_receiver_answers_and_counts_malformed_bodies() -> None:
 
 
 def test_otlp_json_partial_success_names_the_malformed_span() -> None:
-    publisher = _Publisher()
+    publisher = RecordingPublisher()
     app = build_app(_exporter(publisher), 1 << 20)
     good = {"traceId": TRACE, "spanId": SPAN, "parentSpanId": "0" * 16}
     bad = {**good, "spanId": "0102030405060708", "attributes": [{"key": "a", "value": 5}]}
@@ -411,7 +397,7 @@ def test_decoder_bug_is_a_counted_400(monkeypatch: pytest.MonkeyPatch) -> None:
         raise KeyError("bug")
 
     monkeypatch.setattr(http_receiver, "decode_protobuf", broken)
-    app = build_app(_exporter(_Publisher()), 1 << 20)
+    app = build_app(_exporter(RecordingPublisher()), 1 << 20)
     labels = {"protocol": "otlp_http", "outcome": "invalid_request"}
     before = _sample("tracehouse_ingest_requests_total", **labels)
 
@@ -428,7 +414,7 @@ def test_decoder_bug_is_a_counted_400(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_stalled_body_is_a_408(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(http_receiver, "BODY_IDLE_TIMEOUT_SECONDS", 0.3)
-    app = build_app(_exporter(_Publisher()), 1 << 20)
+    app = build_app(_exporter(RecordingPublisher()), 1 << 20)
     labels = {"protocol": "otlp_http", "outcome": "read_timeout"}
     before = _sample("tracehouse_ingest_requests_total", **labels)
 
@@ -450,7 +436,7 @@ def test_stalled_body_is_a_408(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_kafka_failure_still_counts_decoder_rejections() -> None:
-    class Failing(_Publisher):
+    class Failing(RecordingPublisher):
         def publish(
             self, topic: str, value: bytes, key: bytes | None, partition: int | None
         ) -> asyncio.Future[None]:
