@@ -1,8 +1,8 @@
-"""What a wire decoder hands the exporter: the usable spans plus the ones it had to refuse.
+"""What a wire decoder hands the admission core: the usable spans plus the ones it had to refuse.
 
 A JSON request can hold one malformed span (an attribute of an unsupported shape, ids that are
 not hex, a string that is not UTF-8) next to good ones. The decoder can still delimit that
-span, so it refuses just it, by reason, and the exporter counts it with the validation
+span, so it refuses just it, by reason, and the admission core counts it with the validation
 rejections: ``received = accepted + rejected`` holds whatever the wire format.
 """
 

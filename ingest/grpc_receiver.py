@@ -20,8 +20,8 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 from opentelemetry.proto.trace.v1 import trace_pb2
 
 from ingest import metrics, rpc_status
+from ingest.admission import SpanAdmission
 from ingest.errors import RateLimited, Unauthenticated
-from ingest.exporter import SpanExporter
 from ingest.kafka_publisher import PublishError
 from ingest.tenancy import resolve_tenant, token_from_headers
 
@@ -51,8 +51,8 @@ async def _abort(
 
 
 class TraceService:
-    def __init__(self, exporter: SpanExporter, retry_after_seconds: float) -> None:
-        self._exporter = exporter
+    def __init__(self, admission: SpanAdmission, retry_after_seconds: float) -> None:
+        self._admission = admission
         self._retry_after = retry_after_seconds
 
     async def export(self, raw: bytes, context: grpc.aio.ServicerContext) -> bytes:
@@ -66,7 +66,7 @@ class TraceService:
         headers = {k.lower(): v for k, v in context.invocation_metadata() or ()}
         try:
             tenant = resolve_tenant(
-                self._exporter.tenants,
+                self._admission.tenants,
                 token_from_headers(lambda name: _text(headers.get(name))),
             )
         except Unauthenticated as exc:
@@ -82,7 +82,7 @@ class TraceService:
                 f"request is not an OTLP ExportTraceServiceRequest: {exc}",
             )
         try:
-            outcome = await self._exporter.export(data, PROTOCOL, tenant)
+            outcome = await self._admission.export(data, PROTOCOL, tenant)
         except RateLimited as exc:
             await _abort(
                 context,
@@ -126,7 +126,7 @@ def _text(value: str | bytes | None) -> str | None:
 
 
 def build_server(
-    exporter: SpanExporter,
+    admission: SpanAdmission,
     host: str,
     port: int,
     max_request_bytes: int,
@@ -141,7 +141,7 @@ def build_server(
             ("grpc.max_connection_idle_ms", IDLE_CONNECTION_SECONDS * 1000),
         ]
     )
-    service = TraceService(exporter, retry_after_seconds)
+    service = TraceService(admission, retry_after_seconds)
     handler = grpc.method_handlers_generic_handler(
         SERVICE,
         {

@@ -30,9 +30,9 @@ from opentelemetry.proto.trace.v1 import trace_pb2
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from ingest import metrics, otlp_json, rpc_status
+from ingest.admission import AdmissionOutcome, SpanAdmission
 from ingest.decoded import Decoded
 from ingest.errors import BodyError, RateLimited, Unauthenticated
-from ingest.exporter import ExportOutcome, SpanExporter
 from ingest.kafka_publisher import PublishError
 from ingest.tenancy import resolve_tenant, token_from_headers
 
@@ -142,18 +142,18 @@ async def _read_bounded(request: web.Request, limit: int) -> bytes:
 
 async def handle_export(
     request: web.Request,
-    exporter: SpanExporter,
+    admission: SpanAdmission,
     responder: Responder,
     decode: Decoder,
     limit: int,
     retry_after: float,
-    respond: Callable[[ExportOutcome], web.Response],
+    respond: Callable[[AdmissionOutcome], web.Response],
 ) -> web.Response:
     """Auth -> read -> decode -> export, mapping every failure to a counted response."""
     metrics.IN_FLIGHT.inc()
     try:
         try:
-            tenant = resolve_tenant(exporter.tenants, token_from_headers(request.headers.get))
+            tenant = resolve_tenant(admission.tenants, token_from_headers(request.headers.get))
         except Unauthenticated as exc:
             return responder.error(401, "unauthenticated", str(exc))
         try:
@@ -168,7 +168,7 @@ async def handle_export(
             log.exception("decoder failed", extra={"fields": {"protocol": responder.protocol}})
             return responder.error(400, "invalid_request", "request could not be decoded")
         try:
-            outcome = await exporter.export(
+            outcome = await admission.export(
                 decoded.data, responder.protocol, tenant, decoded.rejected
             )
         except RateLimited as exc:
@@ -204,7 +204,7 @@ def count_refused_spans(protocol: str, exc: BodyError) -> None:
             metrics.SPANS_REJECTED.labels(protocol, reason).inc(count)
 
 
-def otlp_response(outcome: ExportOutcome, json_body: bool) -> web.Response:
+def otlp_response(outcome: AdmissionOutcome, json_body: bool) -> web.Response:
     response = trace_service_pb2.ExportTraceServiceResponse()
     if outcome.rejected:
         response.partial_success.rejected_spans = outcome.rejected
@@ -218,7 +218,7 @@ Handler = Callable[[web.Request], Awaitable[web.Response]]
 
 
 def build_app(
-    exporter: SpanExporter, max_body_bytes: int, retry_after_seconds: float = 2
+    admission: SpanAdmission, max_body_bytes: int, retry_after_seconds: float = 2
 ) -> web.Application:
     async def traces(request: web.Request) -> web.Response:
         media = request.content_type
@@ -232,7 +232,7 @@ def build_app(
             )
         return await handle_export(
             request,
-            exporter,
+            admission,
             Responder(PROTOCOL, json_body),
             decode,
             max_body_bytes,

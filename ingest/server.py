@@ -17,8 +17,8 @@ from aiohttp import web
 
 from deploy.local.topics import partition_count
 from ingest import metrics
+from ingest.admission import AdmissionConfig, SpanAdmission
 from ingest.broker_limits import effective_max_message_bytes, reported_topic_limit
-from ingest.exporter import ExporterConfig, SpanExporter
 from ingest.grpc_receiver import build_server
 from ingest.http_receiver import HEADER_TIMEOUT_SECONDS, build_app
 from ingest.kafka_publisher import KafkaPublisher, producer_config
@@ -33,16 +33,16 @@ from tracehouse.settings import Settings
 SHUTDOWN_GRACE_SECONDS = 5.0
 
 
-def build_exporter(
+def build_admission(
     settings: Settings, publisher: KafkaPublisher, partitions: int, max_message_bytes: int
-) -> SpanExporter:
+) -> SpanAdmission:
     tenants = load_config(
         settings.ingest_auth_tokens,
         settings.ingest_auth_file,
         settings.ingest_tenant_spans_per_second,
         settings.ingest_tenant_burst,
     )
-    config = ExporterConfig(
+    config = AdmissionConfig(
         topic=settings.topics.raw_spans,
         partitions=partitions,
         partitioner=settings.ingest_partitioner,
@@ -51,7 +51,7 @@ def build_exporter(
         sampling_ratio=settings.ingest_sampling_ratio,
         ack_timeout_seconds=settings.ingest_kafka_timeout_ms / 1000 + 10,
     )
-    return SpanExporter(publisher, config, tenants)
+    return SpanAdmission(publisher, config, tenants)
 
 
 async def serve(settings: Settings) -> None:
@@ -71,23 +71,23 @@ async def serve(settings: Settings) -> None:
         )
     )
     metrics.track_queue_depth(publisher.queue_depth)
-    exporter = build_exporter(settings, publisher, partitions, max_message_bytes)
+    admission = build_admission(settings, publisher, partitions, max_message_bytes)
     host, reuse = settings.ingest_host, settings.ingest_reuse_port
     retry_after = settings.ingest_retry_after_seconds
     runners: list[web.AppRunner] = []
     limit = settings.max_request_bytes
-    apps = [(build_app(exporter, limit, retry_after), settings.ingest_http_port)]
+    apps = [(build_app(admission, limit, retry_after), settings.ingest_http_port)]
     if settings.ingest_zipkin_port:
         apps.append(
             (
-                build_zipkin_app(exporter, limit, retry_after),
+                build_zipkin_app(admission, limit, retry_after),
                 settings.ingest_zipkin_port,
             )
         )
     grpc_server = None
     if settings.ingest_grpc_port:
         grpc_server, _ = build_server(
-            exporter, host, settings.ingest_grpc_port, limit, reuse, retry_after
+            admission, host, settings.ingest_grpc_port, limit, reuse, retry_after
         )
         await grpc_server.start()
     for app, port in apps:
@@ -115,7 +115,7 @@ async def serve(settings: Settings) -> None:
                 "partitions": partitions,
                 "partitioner": settings.ingest_partitioner,
                 "max_message_bytes": max_message_bytes,
-                "auth": exporter.tenants.auth_enabled,
+                "auth": admission.tenants.auth_enabled,
                 "sampling_ratio": settings.ingest_sampling_ratio,
                 "reuse_port": reuse,
             }

@@ -12,13 +12,13 @@ import json
 from aiohttp import web
 
 from ingest import zipkin
-from ingest.exporter import ExportOutcome, SpanExporter
+from ingest.admission import AdmissionOutcome, SpanAdmission
 from ingest.http_receiver import JSON, Responder, add_ops_routes, handle_export
 
 PROTOCOL = "zipkin"
 
 
-def _accepted(outcome: ExportOutcome) -> web.Response:
+def _accepted(outcome: AdmissionOutcome) -> web.Response:
     if not outcome.rejected:
         return web.Response(status=202)
     body = {"rejectedSpans": outcome.rejected, "errorMessage": outcome.message}
@@ -26,7 +26,7 @@ def _accepted(outcome: ExportOutcome) -> web.Response:
 
 
 def build_zipkin_app(
-    exporter: SpanExporter, max_body_bytes: int, retry_after_seconds: float = 2
+    admission: SpanAdmission, max_body_bytes: int, retry_after_seconds: float = 2
 ) -> web.Application:
     async def spans(request: web.Request) -> web.Response:
         media = request.content_type
@@ -37,7 +37,7 @@ def build_zipkin_app(
             )
         return await handle_export(
             request,
-            exporter,
+            admission,
             Responder(PROTOCOL, True),
             zipkin.decode_request,
             max_body_bytes,

@@ -22,9 +22,9 @@ from hypothesis import strategies as st
 from opentelemetry.proto.common.v1 import common_pb2
 from opentelemetry.proto.trace.v1 import trace_pb2
 
+from ingest.admission import AdmissionConfig, SpanAdmission
 from ingest.decoded import Decoded, span_count
 from ingest.errors import BodyError
-from ingest.exporter import ExporterConfig, SpanExporter
 from ingest.http_receiver import decode_protobuf
 from ingest.otlp_json import decode_request as decode_otlp_json
 from ingest.otlp_split import bounded_chunks, split_by_partition
@@ -186,9 +186,9 @@ def test_otlp_protobuf_every_span_accepted_or_rejected(data: trace_pb2.TracesDat
     _validate(decoded, received)
     # The whole exporter path too: outcome accounting and what reaches "Kafka".
     publisher = RecordingPublisher()
-    exporter = SpanExporter(
+    exporter = SpanAdmission(
         publisher,  # type: ignore[arg-type]
-        ExporterConfig(topic="t", partitions=3, max_message_bytes=150_000),
+        AdmissionConfig(topic="t", partitions=3, max_message_bytes=150_000),
     )
     outcome = asyncio.run(exporter.export(decoded.data, "fuzz_otlp"))
     assert outcome.accepted + outcome.rejected == received

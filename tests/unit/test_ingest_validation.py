@@ -16,9 +16,9 @@ from opentelemetry.proto.trace.v1 import trace_pb2
 from prometheus_client import REGISTRY
 
 from ingest import http_receiver, metrics
+from ingest.admission import AdmissionConfig, SpanAdmission
 from ingest.decoded import Decoded
 from ingest.errors import MAX_JSON_DEPTH, BodyError, nesting_exceeds, parse_json_body
-from ingest.exporter import ExporterConfig, SpanExporter
 from ingest.http_receiver import build_app
 from ingest.kafka_publisher import PublishError
 from ingest.otlp_json import decode_request as decode_otlp_json
@@ -325,8 +325,8 @@ def _sample(name: str, **labels: str) -> float:
     return REGISTRY.get_sample_value(name, labels) or 0.0
 
 
-def _exporter(publisher: RecordingPublisher) -> SpanExporter:
-    return SpanExporter(publisher, ExporterConfig(topic="t", partitions=4))  # type: ignore[arg-type]
+def _exporter(publisher: RecordingPublisher) -> SpanAdmission:
+    return SpanAdmission(publisher, AdmissionConfig(topic="t", partitions=4))  # type: ignore[arg-type]
 
 
 def test_zipkin_receiver_answers_and_counts_malformed_bodies() -> None:

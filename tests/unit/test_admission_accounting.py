@@ -9,8 +9,8 @@ import pytest
 from opentelemetry.proto.trace.v1 import trace_pb2
 
 from ingest import metrics
+from ingest.admission import AdmissionConfig, SpanAdmission
 from ingest.errors import RateLimited
-from ingest.exporter import ExporterConfig, SpanExporter
 from ingest.kafka_publisher import PublishError
 from ingest.partitioning import partition_for_key
 from ingest.tenancy import Limit, TenantConfig
@@ -39,10 +39,10 @@ class RecordingPublisher:
         return fut
 
 
-def _exporter(pub: RecordingPublisher, **config: object) -> SpanExporter:
+def _exporter(pub: RecordingPublisher, **config: object) -> SpanAdmission:
     tenants = config.pop("tenants", None)
-    cfg = ExporterConfig(topic="t", partitions=4, **config)  # type: ignore[arg-type]
-    return SpanExporter(pub, cfg, tenants)  # type: ignore[arg-type]
+    cfg = AdmissionConfig(topic="t", partitions=4, **config)  # type: ignore[arg-type]
+    return SpanAdmission(pub, cfg, tenants)  # type: ignore[arg-type]
 
 
 def _value(name: str, **labels: str) -> float:
@@ -122,7 +122,7 @@ def test_rate_limit_and_sampling_keep_the_accounting_identity() -> None:
 
 def test_unknown_partitioner_is_refused() -> None:
     with pytest.raises(ValueError):
-        SpanExporter(
+        SpanAdmission(
             RecordingPublisher(),  # type: ignore[arg-type]
-            ExporterConfig(topic="t", partitions=1, partitioner="crc32"),
+            AdmissionConfig(topic="t", partitions=1, partitioner="crc32"),
         )

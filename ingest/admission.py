@@ -27,7 +27,7 @@ log = logging.getLogger("tracehouse.ingest")
 
 
 @dataclass(frozen=True)
-class ExportOutcome:
+class AdmissionOutcome:
     accepted: int
     rejected: int
     sampled_out: int = 0
@@ -35,7 +35,7 @@ class ExportOutcome:
 
 
 @dataclass(frozen=True)
-class ExporterConfig:
+class AdmissionConfig:
     topic: str
     partitions: int
     partitioner: str = "murmur2"
@@ -49,11 +49,11 @@ def count_spans(data: trace_pb2.TracesData) -> int:
     return sum(len(ss.spans) for rs in data.resource_spans for ss in rs.scope_spans)
 
 
-class SpanExporter:
+class SpanAdmission:
     def __init__(
         self,
         publisher: KafkaPublisher,
-        config: ExporterConfig,
+        config: AdmissionConfig,
         tenants: TenantConfig | None = None,
     ) -> None:
         if config.partitioner not in PARTITIONERS:
@@ -78,7 +78,7 @@ class SpanExporter:
         protocol: str,
         tenant: str = "",
         decode_rejected: Mapping[str, int] | None = None,
-    ) -> ExportOutcome:
+    ) -> AdmissionOutcome:
         """Publish valid spans and return what happened to each span.
 
         ``decode_rejected`` counts spans of the request the decoder already refused (malformed
@@ -136,7 +136,7 @@ class SpanExporter:
             message = "rejected spans: " + ", ".join(
                 f"{count} {reason}" for reason, count in sorted(rejected.items())
             )
-        return ExportOutcome(to_publish, sum(rejected.values()), sampled_out, message)
+        return AdmissionOutcome(to_publish, sum(rejected.values()), sampled_out, message)
 
     async def _await_acks(
         self, futures: list[asyncio.Future[None]], protocol: str, spans: int
