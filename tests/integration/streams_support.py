@@ -79,7 +79,7 @@ class TopicReader:
     def poll(self) -> list[dict[str, Any]]:
         for msg in self.consumer.consume(1000, 0.3):
             if msg.error() is None:
-                self.records.append(avro_codec.decode(self.schema, msg.value()))
+                self.records.append(avro_codec.decode(self.schema, msg.value() or b""))
         return self.records
 
     def close(self) -> None:

@@ -74,6 +74,7 @@ def test_sdk_trace_lands_in_clickhouse_exactly(pipeline: LocalStack) -> None:
         assert row[2] == span.resource.attributes["service.name"]
         assert row[3] == span.name
         assert row[7] == span.start_time
+        assert span.end_time is not None and span.start_time is not None
         assert row[8] == span.end_time - span.start_time
         assert row[15] == trace_id
         assert row[12]["host.name"] == "test-host"

@@ -61,7 +61,9 @@ def _dlq_reasons(settings: Settings) -> list[str]:
         for _ in range(10):
             for msg in consumer.consume(100, 0.3):
                 if msg.error() is None:
-                    reasons.append(dict(msg.headers() or [])["reason"].decode())
+                    reason = dict(msg.headers() or [])["reason"]
+                    assert isinstance(reason, bytes)
+                    reasons.append(reason.decode())
     finally:
         consumer.close()
     return reasons

@@ -11,6 +11,7 @@ import urllib.request
 from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
@@ -123,7 +124,8 @@ def test_policy_set_keeps_exactly_errors_and_slow_traces_whole(sampling_stack: L
     dlq.assign([TopicPartition(settings.topics.raw_dlq, p, OFFSET_BEGINNING) for p in range(4)])
     dead = wait_until(lambda: dlq.consume(10, 0.5), lambda m: len(m) >= 1)
     assert dead[0].value() == b"\xff not protobuf"
-    assert b"OTLP" in dict(dead[0].headers() or [])["reason"]
+    reason = dict(dead[0].headers() or [])["reason"]
+    assert isinstance(reason, bytes) and b"OTLP" in reason
     dlq.close()
 
     url = f"http://127.0.0.1:{settings.streams_web_port}/metrics"
@@ -172,7 +174,7 @@ def test_policy_set_keeps_exactly_errors_and_slow_traces_whole(sampling_stack: L
         reader.close()
 
 
-def _calls(batches: list[dict]) -> Counter[tuple[str, int]]:  # type: ignore[type-arg]
+def _calls(batches: list[dict[str, Any]]) -> Counter[tuple[str, int]]:
     out: Counter[tuple[str, int]] = Counter()
     for b in batches:
         for s in b["series"]:
@@ -180,7 +182,7 @@ def _calls(batches: list[dict]) -> Counter[tuple[str, int]]:  # type: ignore[typ
     return out
 
 
-def _edge_calls(batches: list[dict]) -> Counter[tuple[str, str, str]]:  # type: ignore[type-arg]
+def _edge_calls(batches: list[dict[str, Any]]) -> Counter[tuple[str, str, str]]:
     out: Counter[tuple[str, str, str]] = Counter()
     for b in batches:
         for e in b["edges"]:

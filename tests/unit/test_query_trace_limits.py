@@ -57,7 +57,7 @@ def rows_of(traces: int, spans: int) -> list[list[object]]:
             row[0], row[1] = f"{t:032x}", f"{t:08x}{i:08x}"
             row[2] = "" if i == 0 else f"{t:08x}{(i - 1) // 3:08x}"
             row[5] = ["web", "db"][i % 2]
-            row[10] += i
+            row[10] = int(str(row[10])) + i
             rows.append(row)
     return rows
 
@@ -88,7 +88,7 @@ def test_streamed_json_equals_the_document(
 def test_capped_trace_carries_the_warning() -> None:
     child = list(ROW)
     child[1], child[2] = "c" * 16, "d" * 16  # parent beyond the cut
-    [trace] = traces_json([ROW, child], {ROW[0]: (100_000, 2)})
+    [trace] = traces_json([ROW, child], {str(ROW[0]): (100_000, 2)})
     assert trace["warnings"][0] == truncation_warning(100_000, 2)
     assert trace["warnings"][0] == "trace has 100000 spans; showing the first 2 by start time"
     assert "beyond the span limit" in trace["warnings"][1]

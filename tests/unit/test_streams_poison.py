@@ -51,7 +51,7 @@ def run(proc: PartitionProcessor, until: float) -> tuple[list[bytes], Counter[tu
     return kept, counts
 
 
-def _raw(spans: list[SpanSpec], mutate: dict[int, dict[str, int]]) -> bytes:
+def _raw(spans: list[SpanSpec], mutate: dict[int, dict[str, int | bytes]]) -> bytes:
     data = traces_data(spans)
     flat = [s for rs in data.resource_spans for ss in rs.scope_spans for s in ss.spans]
     for index, fields in mutate.items():
@@ -86,7 +86,7 @@ def test_times_beyond_datetime64_are_refused_per_span_and_the_rest_is_kept() -> 
 
 def test_the_largest_storable_time_is_kept() -> None:
     proc = make()
-    last = {0: {"end_time_unix_nano": MAX_TIME_UNIX_NANO}}
+    last: dict[int, dict[str, int | bytes]] = {0: {"end_time_unix_nano": MAX_TIME_UNIX_NANO}}
     message = _raw([SpanSpec(tid(1), sid(1), "svc")], last)
     proc.process(0, message, 100.0)
     kept, _ = run(proc, 103)
