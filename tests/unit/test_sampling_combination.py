@@ -8,6 +8,8 @@ policy whose evaluation raises, which the combination must treat like an ``ERROR
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from streams import policies as p
@@ -96,3 +98,16 @@ def test_every_decision_is_covered() -> None:
     """A new Decision member must get a row of its own (and a place in the rule)."""
     covered = {a for _, answers, _ in ROWS for a in answers if isinstance(a, Decision)}
     assert covered == set(Decision)
+
+
+def _rule_text(text: str) -> str:
+    """The numbered rule through the reason labels, markup and line breaks normalised."""
+    flat = " ".join(text.replace("``", "`").split())
+    start = flat.index("1. any `DROPPED`")
+    return flat[start : flat.index("`no_policy_matched`.", start)]
+
+
+def test_readme_states_the_same_rule_as_the_code() -> None:
+    readme = Path(__file__).resolve().parents[2] / "streams" / "README.md"
+    assert p.__doc__ is not None
+    assert _rule_text(readme.read_text()) == _rule_text(p.__doc__)
