@@ -1,16 +1,33 @@
 """Tail-sampling policies with the semantics of the OTel Collector's tail_sampling processor.
 
 Each policy looks at a whole buffered trace (its span records) and returns a :class:`Decision`;
-:func:`final_decision` combines the policies' answers the way the Collector does: any ``DROPPED``
-drops, any ``INVERT_NOT_SAMPLED`` drops, otherwise any ``SAMPLED``/``INVERT_SAMPLED`` keeps.
-Policies that need time (rate limits) take ``now`` as an argument, so they stay pure and testable.
+:func:`evaluate_all` combines the top-level policies' decisions with the Collector's rule
+(``makeDecision`` in processor/tailsamplingprocessor/processor.go), so a policy set brought over
+from a Collector keeps and drops the same traces. The rule, identical in streams/README.md:
+
+1. any ``DROPPED`` (a ``drop`` policy matched) drops the trace; policies after it are not evaluated;
+2. otherwise any ``INVERT_NOT_SAMPLED`` (an ``invert_match`` policy matched) drops it;
+3. otherwise any ``SAMPLED`` keeps it;
+4. otherwise any ``INVERT_SAMPLED`` keeps it, but only if no policy said ``NOT_SAMPLED``;
+5. otherwise it is dropped.
+
+``ERROR`` (the policy raised) is ignored, as if that policy were absent. The reason label is the
+first policy (in evaluation order) behind the winning rule: 1 the drop policy, 2 the first
+inverted match, 3 the first sampling policy, 4 the first inverted keep or, when a
+``NOT_SAMPLED`` vetoed it, the first ``NOT_SAMPLED`` policy; 5 ``no_policy_matched``.
+
+``and`` and ``drop`` match when none of their sub-policies says ``NOT_SAMPLED`` or
+``INVERT_NOT_SAMPLED`` (stopping at the first that does); a sub-policy error makes the whole
+policy ``ERROR``. Policies that need time (rate limits) take ``now`` as an argument, so they
+stay pure and testable.
 """
 
 from __future__ import annotations
 
 import enum
+import logging
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -18,14 +35,20 @@ from streams.span_views import attributes_of
 from streams.trace_hash import in_sample
 
 STATUS_CODES = {"UNSET": 0, "OK": 1, "ERROR": 2}
+NO_POLICY_MATCHED = "no_policy_matched"
+
+log = logging.getLogger(__name__)
 
 
 class Decision(enum.Enum):
+    """One policy's answer; the names are the Collector's (sampling.Decision)."""
+
     NOT_SAMPLED = 0
     SAMPLED = 1
     INVERT_SAMPLED = 2
     INVERT_NOT_SAMPLED = 3
     DROPPED = 4
+    ERROR = 5
 
     @property
     def keeps(self) -> bool:
@@ -234,9 +257,20 @@ class RateLimiting:
         return Decision.SAMPLED if ok else Decision.NOT_SAMPLED
 
 
-def _all_keep(policies: list[Policy], trace: TraceView, now: float) -> bool:
-    """True when every sub-policy keeps the trace; stops at the first that does not."""
-    return all(p.evaluate(trace, now).keeps for p in policies)
+def _all_match(policies: list[Policy], trace: TraceView, now: float) -> Decision | None:
+    """None when no sub-policy rejects the trace (the Collector's and/drop test), else why not.
+
+    Like the Collector, only ``NOT_SAMPLED``/``INVERT_NOT_SAMPLED`` reject (so an inverted keep
+    or a nested drop match counts as a match), evaluation stops at the first rejection, and a
+    sub-policy error makes the whole combination an error.
+    """
+    for p in policies:
+        d = p.evaluate(trace, now)
+        if d is Decision.NOT_SAMPLED or d is Decision.INVERT_NOT_SAMPLED:
+            return Decision.NOT_SAMPLED
+        if d is Decision.ERROR:
+            return d
+    return None
 
 
 @dataclass
@@ -245,9 +279,8 @@ class And:
     sub_policies: list[Policy]
 
     def evaluate(self, trace: TraceView, now: float) -> Decision:
-        if _all_keep(self.sub_policies, trace, now):
-            return Decision.SAMPLED
-        return Decision.NOT_SAMPLED
+        rejected = _all_match(self.sub_policies, trace, now)
+        return Decision.SAMPLED if rejected is None else rejected
 
 
 @dataclass
@@ -258,17 +291,21 @@ class Drop:
     sub_policies: list[Policy]
 
     def evaluate(self, trace: TraceView, now: float) -> Decision:
-        if _all_keep(self.sub_policies, trace, now):
-            return Decision.DROPPED
-        return Decision.NOT_SAMPLED
+        rejected = _all_match(self.sub_policies, trace, now)
+        return Decision.DROPPED if rejected is None else rejected
 
 
 @dataclass
 class Composite:
     """Sub-policies in order, each with a share of a total spans/s budget.
 
-    The first sub-policy that keeps the trace and still has budget in this second samples it;
-    a sub-policy without a ``rate_allocation`` entry may use the whole budget.
+    As in the Collector, the first sub-policy that keeps the trace (``SAMPLED`` or
+    ``INVERT_SAMPLED``) decides alone: ``SAMPLED`` if its share and the total budget still hold
+    the trace's spans this second, else ``NOT_SAMPLED`` — later sub-policies are not asked, so a
+    class over its budget cannot eat another class's share. A ``rate_allocation`` percent of 0
+    means an equal share (total / number of sub-policies), as in the Collector; a sub-policy
+    with no ``rate_allocation`` entry may use the whole budget (the Collector gives it none;
+    see docs/design-departures.md).
     """
 
     name: str
@@ -278,16 +315,20 @@ class Composite:
 
     def __post_init__(self) -> None:
         total = self.max_total_spans_per_second
+        equal = 100.0 / max(1, len(self.sub_policies))
         self._total = _SecondBudget(total)
         self._budgets = {
-            p.name: _SecondBudget(total * self.rate_allocation.get(p.name, 100.0) / 100)
+            p.name: _SecondBudget(total * (self.rate_allocation.get(p.name, 100.0) or equal) / 100)
             for p in self.sub_policies
         }
 
     def evaluate(self, trace: TraceView, now: float) -> Decision:
         n = len(trace.spans)
         for p in self.sub_policies:
-            if not p.evaluate(trace, now).keeps:
+            d = p.evaluate(trace, now)
+            if d is Decision.ERROR:
+                return d
+            if not d.keeps:
                 continue
             budget = self._budgets[p.name]
             # Check both budgets before spending either.
@@ -295,6 +336,7 @@ class Composite:
                 budget.admit(n, now)
                 self._total.admit(n, now)
                 return Decision.SAMPLED
+            return Decision.NOT_SAMPLED
         return Decision.NOT_SAMPLED
 
 
@@ -303,23 +345,75 @@ def _fits(budget: _SecondBudget, spans: int, now: float) -> bool:
     return used + spans <= budget.limit
 
 
+def combine(decisions: Iterable[tuple[str, Decision]]) -> tuple[bool, str]:
+    """(keep?, reason) from (policy name, decision) pairs in evaluation order.
+
+    The Collector's rule, stated in the module docstring. Consumption stops at the first
+    ``DROPPED``, so when ``decisions`` is lazy the remaining policies are never evaluated (they
+    would not change the outcome, and a rate limit must not spend budget on a dropped trace).
+    """
+    sampled = invert_sampled = not_sampled = invert_not_sampled = None
+    for name, d in decisions:
+        if d is _SAMPLED:
+            if sampled is None:
+                sampled = name
+        elif d is _NOT_SAMPLED:
+            if not_sampled is None:
+                not_sampled = name
+        elif d is _DROPPED:
+            return False, name
+        elif d is _INVERT_NOT_SAMPLED:
+            if invert_not_sampled is None:
+                invert_not_sampled = name
+        elif d is _INVERT_SAMPLED and invert_sampled is None:
+            invert_sampled = name
+        # ERROR: ignored, as if the policy were absent.
+    if invert_not_sampled is not None:
+        return False, invert_not_sampled
+    if sampled is not None:
+        return True, sampled
+    if invert_sampled is not None:
+        if not_sampled is None:
+            return True, invert_sampled
+        return False, not_sampled
+    return False, NO_POLICY_MATCHED
+
+
+_SAMPLED, _NOT_SAMPLED, _DROPPED = Decision.SAMPLED, Decision.NOT_SAMPLED, Decision.DROPPED
+_INVERT_SAMPLED, _INVERT_NOT_SAMPLED = Decision.INVERT_SAMPLED, Decision.INVERT_NOT_SAMPLED
+
+
 def final_decision(decisions: Sequence[Decision]) -> Decision:
-    """Combine top-level policy decisions (Collector semantics)."""
-    if Decision.DROPPED in decisions or Decision.INVERT_NOT_SAMPLED in decisions:
-        return Decision.NOT_SAMPLED
-    if any(d.keeps for d in decisions):
-        return Decision.SAMPLED
-    return Decision.NOT_SAMPLED
+    """The combined decision alone (``SAMPLED`` or ``NOT_SAMPLED``), for callers without names."""
+    keep, _ = combine((str(i), d) for i, d in enumerate(decisions))
+    return Decision.SAMPLED if keep else Decision.NOT_SAMPLED
+
+
+_warned: set[str] = set()
+
+
+def _evaluated(
+    policies: Sequence[Policy], trace: TraceView, now: float
+) -> Iterator[tuple[str, Decision]]:
+    """Each policy's decision, lazily; a policy that raises counts as ``ERROR``.
+
+    The Collector ignores a failing policy instead of failing the trace, so one bad policy (or
+    one odd trace) cannot stop the worker; the first failure per policy is logged with its
+    traceback, later ones at debug level to keep a persistent fault from flooding the log.
+    """
+    for p in policies:
+        try:
+            d = p.evaluate(trace, now)
+        except Exception:
+            if p.name in _warned:
+                log.debug("sampling policy %r failed; ignored", p.name, exc_info=True)
+            else:
+                _warned.add(p.name)
+                log.warning("sampling policy %r failed; ignored", p.name, exc_info=True)
+            d = Decision.ERROR
+        yield p.name, d
 
 
 def evaluate_all(policies: Sequence[Policy], trace: TraceView, now: float) -> tuple[bool, str]:
-    """(keep?, the reason): the first keeping policy's name, or why the trace was dropped."""
-    decisions = [p.evaluate(trace, now) for p in policies]
-    final = final_decision(decisions)
-    if final is Decision.SAMPLED:
-        first = next(p.name for p, d in zip(policies, decisions, strict=True) if d.keeps)
-        return True, first
-    for p, d in zip(policies, decisions, strict=True):
-        if d in (Decision.DROPPED, Decision.INVERT_NOT_SAMPLED):
-            return False, p.name
-    return False, "no_policy_matched"
+    """(keep?, reason): the policies' decisions combined by the Collector's rule (see above)."""
+    return combine(_evaluated(policies, trace, now))

@@ -137,6 +137,46 @@ def test_rate_limiting_per_second() -> None:
     assert pol.evaluate(three, 11.0) is S  # a new second
 
 
+class _Fixed:
+    """A policy that always answers ``decision``."""
+
+    def __init__(self, name: str, decision: Decision) -> None:
+        self.name, self.decision = name, decision
+
+    def evaluate(self, trace: TraceView, now: float) -> Decision:
+        return self.decision
+
+
+class _Raises:
+    """A policy whose evaluation fails."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+    def evaluate(self, trace: TraceView, now: float) -> Decision:
+        raise RuntimeError("boom")
+
+
+@pytest.mark.parametrize(
+    ("subs", "want_and", "want_drop"),
+    [
+        ([S, S], S, D),
+        ([S, N], N, N),
+        ([S, INS], N, N),  # an inverted match rejects
+        ([IS, S], S, D),  # an inverted keep counts as a match
+        ([D, S], S, D),  # a nested drop match counts as a match (Collector)
+        ([N, Decision.ERROR], N, N),  # stops at the first rejection
+        ([S, Decision.ERROR], Decision.ERROR, Decision.ERROR),  # a sub-policy error is an error
+    ],
+)
+def test_and_and_drop_combine_sub_decisions_like_the_collector(
+    subs: list[Decision], want_and: Decision, want_drop: Decision
+) -> None:
+    pols: list[p.Policy] = [_Fixed(f"s{i}", d) for i, d in enumerate(subs)]
+    assert p.And("a", pols).evaluate(trace(), 0) is want_and
+    assert p.Drop("d", pols).evaluate(trace(), 0) is want_drop
+
+
 def test_and_policy() -> None:
     err = p.StatusCode("e", frozenset({2}))
     slow = p.Latency("l", 100)
@@ -164,13 +204,31 @@ def test_composite_budgets_in_order() -> None:
     everything = p.AlwaysSample("rest")
     comp = p.Composite("c", 10, [err, everything], {"errors": 50, "rest": 50})
     two_err = trace(span(status_code=2), span(status_code=2))
+    two_ok = trace(span(), span())
     assert comp.evaluate(two_err, 1.0) is S  # errors: 2/5
     assert comp.evaluate(two_err, 1.1) is S  # errors: 4/5
-    # errors budget exhausted (6 > 5): falls through to "rest", which still has 5.
-    assert comp.evaluate(two_err, 1.2) is S
-    assert comp.evaluate(two_err, 1.3) is S  # rest: 4/5
-    assert comp.evaluate(two_err, 1.4) is N  # both exhausted
+    # errors budget exhausted (6 > 5). As in the Collector, the first keeping sub-policy
+    # decides alone: no fall-through to "rest", whose budget stays for other traces.
+    assert comp.evaluate(two_err, 1.2) is N
+    assert comp.evaluate(two_ok, 1.3) is S  # rest: 2/5
+    assert comp.evaluate(two_ok, 1.4) is S  # rest: 4/5
+    assert comp.evaluate(two_ok, 1.5) is N  # rest exhausted
     assert comp.evaluate(two_err, 2.0) is S  # next second
+
+
+def test_composite_zero_percent_is_an_equal_share() -> None:
+    comp = p.Composite("c", 4, [p.AlwaysSample("a"), p.AlwaysSample("b")], {"a": 0, "b": 50})
+    two = trace(span(), span())
+    assert comp.evaluate(two, 0.0) is S  # a: 2 of 4 / 2 sub-policies
+    assert comp.evaluate(two, 0.1) is N
+
+
+def test_composite_sub_policy_error_is_an_error() -> None:
+    comp = p.Composite("c", 10, [_Raises("boom")])
+    with pytest.raises(RuntimeError):
+        comp.evaluate(trace(), 0.0)
+    failing = p.Composite("c", 10, [_Fixed("e", Decision.ERROR)])
+    assert failing.evaluate(trace(), 0) is Decision.ERROR
 
 
 def test_composite_total_cap() -> None:
@@ -178,21 +236,6 @@ def test_composite_total_cap() -> None:
     two = trace(span(), span())
     assert comp.evaluate(two, 0.0) is S
     assert comp.evaluate(two, 0.5) is N  # 4 > total 3, even though "b" alone would allow it
-
-
-@pytest.mark.parametrize(
-    ("decisions", "want"),
-    [
-        ([N, N], N),
-        ([N, S], S),
-        ([S, D], N),
-        ([S, INS], N),
-        ([IS, N], S),
-        ([], N),
-    ],
-)
-def test_final_decision(decisions: list[Decision], want: Decision) -> None:
-    assert p.final_decision(decisions) is want
 
 
 def test_evaluate_all_reasons() -> None:
