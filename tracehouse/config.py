@@ -313,8 +313,8 @@ def check_value(option: Option, value: Any) -> None:
         raise _Bad(problem)
 
 
-def _suggest(name: str, known: Iterable[str]) -> str:
-    close = difflib.get_close_matches(name, list(known), n=3, cutoff=0.6)
+def _suggest(name: str, known: Iterable[str], prefix: str = "") -> str:
+    close = [prefix + c for c in difflib.get_close_matches(name, list(known), n=3, cutoff=0.6)]
     if not close:
         return ""
     also = f" (also close: {', '.join(close[1:])})" if close[1:] else ""
@@ -402,7 +402,10 @@ def read_env(env: Mapping[str, str], binds: list[Binding]) -> tuple[dict[str, An
             continue
         bind = by_env.get(name)
         if bind is None:
-            problems.append(f"{name}: unknown setting{_suggest(name, by_env)}")
+            # Compared without the common prefix, which would make everything look close.
+            short = [n.removeprefix(ENV_PREFIX) for n in by_env]
+            hint = _suggest(name.removeprefix(ENV_PREFIX), short, ENV_PREFIX)
+            problems.append(f"{name}: unknown setting{hint}")
             continue
         try:
             parsed = parse_env(bind.option, env[name])
