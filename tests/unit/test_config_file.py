@@ -194,3 +194,11 @@ def test_cli_config_flag_and_config_command(
     err = capsys.readouterr().err
     assert f"{bad}: sink.batch_row: unknown option; did you mean batch_rows?" in err
     assert "Traceback" not in err
+
+
+def test_the_operations_guide_example_is_a_valid_config(tmp_path: Path) -> None:
+    text = (ROOT / "docs" / "operations.md").read_text()
+    section = text.split("## Configuration", 1)[1].split("\n## ", 1)[0]
+    block = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    s = Settings.from_file(_write(tmp_path, block))
+    assert (s.partitions, s.ttl_days, s.kafka_bootstrap.count(",")) == (16, 14, 1)
