@@ -1,14 +1,25 @@
-"""The `tracehouse` command: run the local stack or any single component."""
+"""The `tracehouse` command: run the local stack or any single component.
+
+Configuration: TRACEHOUSE_* environment variables, or a YAML file (`--config FILE` or
+TRACEHOUSE_CONFIG) that they override; `tracehouse config` prints the result. Invalid
+configuration stops every command with exit status 2 and a message naming the variable or key.
+"""
 
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
-from tracehouse.settings import Settings
+from tracehouse.config import CONFIG_ENV
+from tracehouse.settings import ConfigError, Settings
+
+# Exit status of a configuration error (argparse uses 2 for usage errors too).
+CONFIG_ERROR_EXIT = 2
 
 
 def _auto_ports(settings: Settings) -> tuple[Settings, int]:
@@ -21,7 +32,7 @@ def _auto_ports(settings: Settings) -> tuple[Settings, int]:
     ), free_port()
 
 
-def cmd_up(args: argparse.Namespace) -> int:
+def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
     """Start the stack and supervise it until Ctrl-C/SIGTERM (or ``--exit-after``).
 
     A component that dies is restarted alone, with backoff (``deploy.local.supervisor``);
@@ -32,7 +43,6 @@ def cmd_up(args: argparse.Namespace) -> int:
     from deploy.local.supervisor import STATE_FILE, Supervisor
     from tracehouse import status
 
-    settings = Settings.from_env()
     ch_tcp = args.clickhouse_tcp_port
     if args.auto_ports:
         settings, ch_tcp = _auto_ports(settings)
@@ -109,37 +119,43 @@ def _wait_for_rows(settings: Settings, expected: int, timeout: float) -> int:
     return count
 
 
-def cmd_status(args: argparse.Namespace) -> int:
+def cmd_status(args: argparse.Namespace, settings: Settings) -> int:
     from tracehouse import status
 
-    report = status.collect(Settings.from_env(), Path(args.run_dir))
+    report = status.collect(settings, Path(args.run_dir))
     print(status.to_json(report) if args.json else status.render(report))
     return 0
 
 
-def cmd_migrate(args: argparse.Namespace) -> int:
-    from schemas.migrations import migrate, render_all
-    from sinks.clickhouse_store import connect
+def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
+    from schemas.migrations import render_all
 
-    s = Settings.from_env()
+    s = settings
     if args.print_sql or args.cluster:
         # Render only: a cluster's DDL is reviewed and applied by its operators.
         print(";\n\n".join(render_all(s.clickhouse_database, s.ttl_days, args.cluster)) + ";")
         return 0
+    return _apply_migrations(s)
+
+
+def _apply_migrations(s: Settings) -> int:
+    from schemas.migrations import migrate
+    from sinks.clickhouse_store import connect
+
     applied = migrate(connect(s.clickhouse_url, "default"), s.clickhouse_database, s.ttl_days)
     print(f"applied migrations: {applied or 'none (up to date)'}")
     return 0
 
 
-def cmd_topics(_args: argparse.Namespace) -> int:
+def cmd_topics(_args: argparse.Namespace, settings: Settings) -> int:
     from deploy.local.topics import ensure_topics
 
-    for topic, outcome in ensure_topics(Settings.from_env()).items():
+    for topic, outcome in ensure_topics(settings).items():
         print(f"{topic}: {outcome}")
     return 0
 
 
-def cmd_scale(args: argparse.Namespace) -> int:
+def cmd_scale(args: argparse.Namespace, _settings: Settings) -> int:
     """Ask a running `tracehouse up` to run N instances of a consumer-group component."""
     import json
 
@@ -163,22 +179,32 @@ def cmd_scale(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_init(args: argparse.Namespace) -> int:
-    """Topics and tables in one step: what a deployment runs once before the pipeline starts."""
-    return cmd_topics(args) or cmd_migrate(args)
+def cmd_init(args: argparse.Namespace, settings: Settings) -> int:
+    """Topics and tables in one step: what a deployment runs once before the pipeline starts.
+
+    `init` has none of `migrate`'s render-only flags: it always applies the migrations.
+    """
+    return cmd_topics(args, settings) or _apply_migrations(settings)
 
 
-def cmd_demo(args: argparse.Namespace) -> int:
+def cmd_config(args: argparse.Namespace, settings: Settings) -> int:
+    """Print the configuration (validated) as a YAML config file."""
+    print(Settings().to_yaml() if args.defaults else settings.to_yaml(docs=args.docs), end="")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace, settings: Settings) -> int:
     from tracehouse.demo_traces import send_demo_load
 
-    s = Settings.from_env()
+    s = settings
     endpoint = args.endpoint or f"http://127.0.0.1:{s.ingest_http_port}/v1/traces"
     sent = send_demo_load(endpoint, args.requests, args.traces, seed=args.seed)
     print(f"sent {sent} spans to {endpoint}")
     return 0
 
 
-def cmd_component(args: argparse.Namespace) -> int:
+def cmd_component(args: argparse.Namespace, settings: Settings) -> int:
+    run: Callable[[Settings], None]
     if args.command == "ingest":
         from ingest.server import main as run
     elif args.command == "streams":
@@ -187,12 +213,23 @@ def cmd_component(args: argparse.Namespace) -> int:
         from query.server import main as run
     else:
         from sinks.worker import main as run
-    run()
+    run(settings)
     return 0
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="tracehouse", description=__doc__)
+    """The whole command line, built without running anything (tests parse manifests with it)."""
+    parser = argparse.ArgumentParser(
+        prog="tracehouse",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument(
+        "--config",
+        metavar="FILE",
+        help=f"YAML config file (also ${CONFIG_ENV}); TRACEHOUSE_* variables override it. "
+        "See deploy/tracehouse.example.yaml",
+    )
     sub = parser.add_subparsers(dest="command", required=True)
     up = sub.add_parser("up", help="start broker, ClickHouse and the pipeline locally")
     up.add_argument("--run-dir", default=".tracehouse/run", help="logs and ClickHouse data")
@@ -230,6 +267,16 @@ def build_parser() -> argparse.ArgumentParser:
     scale.add_argument("--run-dir", default=".tracehouse/run")
     scale.set_defaults(func=cmd_scale)
     sub.add_parser("init", help="create topics and apply migrations").set_defaults(func=cmd_init)
+    cfg = sub.add_parser(
+        "config", help="validate the configuration and print it as a YAML config file"
+    )
+    cfg.add_argument(
+        "--defaults", action="store_true", help="print the documented defaults instead"
+    )
+    cfg.add_argument(
+        "--no-docs", dest="docs", action="store_false", help="values only, no comments"
+    )
+    cfg.set_defaults(func=cmd_config)
     demo = sub.add_parser("demo", help="send synthetic traces over OTLP/HTTP")
     demo.add_argument("--endpoint")
     demo.add_argument("--requests", type=int, default=20)
@@ -239,9 +286,24 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def load_settings(args: argparse.Namespace) -> Settings:
+    """The validated settings for parsed ``args``; ``--config`` also reaches child processes."""
+    if args.config:
+        # Through the environment, so the processes `up` starts read the same file.
+        os.environ[CONFIG_ENV] = str(Path(args.config).resolve())
+    return Settings.from_env()
+
+
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
-    sys.exit(args.func(args))
+    try:
+        settings = load_settings(args)
+    except ConfigError as exc:
+        print("tracehouse: invalid configuration:", file=sys.stderr)
+        for problem in exc.problems:
+            print(f"  {problem}", file=sys.stderr)
+        sys.exit(CONFIG_ERROR_EXIT)
+    sys.exit(args.func(args, settings))
 
 
 if __name__ == "__main__":

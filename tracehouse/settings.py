@@ -2,28 +2,73 @@
 
 Each process (ingest, streams, sink, status) reads the same ``TRACEHOUSE_*`` environment
 variables, so the local runner, the tests, docker-compose and Kubernetes configure the whole
-pipeline the same way: by environment, never by editing code.
+pipeline the same way: by environment, never by editing code. A YAML file sectioned per
+component (``tracehouse --config FILE`` or ``TRACEHOUSE_CONFIG=FILE``,
+deploy/tracehouse.example.yaml) is the alternative; environment variables override it.
+
+Every option is declared once below with :func:`~tracehouse.config.setting`: default, YAML
+section and key, documentation and accepted values. The environment variable is
+``TRACEHOUSE_<FIELD>`` (``TRACEHOUSE_TOPIC_<NAME>`` for topics). Loading is strict
+(:mod:`tracehouse.config`): unknown variables or keys, non-boolean words, out-of-range numbers
+and malformed addresses raise :class:`ConfigError` naming the variable or key.
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
 from typing import Any
+
+from tracehouse import config
+from tracehouse.config import ConfigError, setting
+
+__all__ = ["ConfigError", "Settings", "Topics"]
+
+# librdkafka compression.type values.
+COMPRESSIONS = ("none", "gzip", "snappy", "lz4", "zstd")
+# sinks.writers.WRITERS keys (tests/unit/test_config_settings.py keeps them equal).
+SINK_STREAMS = ("spans", "red", "edges", "accounting")
+_topic = config.check_topic
 
 
 @dataclass(frozen=True)
 class Topics:
     """Kafka topic names (the contracts in DESIGN.md)."""
 
-    raw_spans: str = "otlp_spans"
-    sampled_spans: str = "spans.sampled"
-    red_metrics: str = "metrics.red"
-    graph_edges: str = "graph.edges"
-    accounting: str = "pipeline.accounting"
+    raw_spans: str = setting(
+        "otlp_spans", "topics", "raw_spans", "OTLP spans from ingest", check=_topic
+    )
+    sampled_spans: str = setting(
+        "spans.sampled",
+        "topics",
+        "sampled_spans",
+        "Sampled spans (Avro) for the sink",
+        check=_topic,
+    )
+    red_metrics: str = setting(
+        "metrics.red", "topics", "red_metrics", "RED metric windows", check=_topic
+    )
+    graph_edges: str = setting(
+        "graph.edges", "topics", "graph_edges", "Service-graph edges", check=_topic
+    )
+    accounting: str = setting(
+        "pipeline.accounting", "topics", "accounting", "Per-stage span accounting", check=_topic
+    )
     # Dead-letter topics: records that cannot be processed, with the reason in a header.
-    raw_dlq: str = "otlp_spans.dlq"
-    dlq: str = "spans.sampled.dlq"
+    raw_dlq: str = setting(
+        "otlp_spans.dlq",
+        "topics",
+        "raw_dlq",
+        "Dead letters of streams (reason in a header)",
+        check=_topic,
+    )
+    dlq: str = setting(
+        "spans.sampled.dlq",
+        "topics",
+        "dlq",
+        "Dead letters of the sink (reason in a header)",
+        check=_topic,
+    )
 
     def all(self) -> list[str]:
         return [getattr(self, f.name) for f in fields(self)]
@@ -31,97 +76,332 @@ class Topics:
 
 @dataclass(frozen=True)
 class Settings:
-    kafka_bootstrap: str = "127.0.0.1:9092"
+    # --- kafka ---
+    kafka_bootstrap: str = setting(
+        "127.0.0.1:9092",
+        "kafka",
+        "bootstrap",
+        "Kafka brokers, host:port[,host:port...]",
+        check=config.check_bootstrap,
+        list_ok=True,
+    )
     topics: Topics = field(default_factory=Topics)
     # Partitions bound the number of streams and sink workers that can share the load, and
     # every request becomes one message per partition it touches: more partitions than
     # workers make smaller messages and raise the per-span cost of every stage (4 instead of
     # 8 on this 2-core machine: 27 instead of 37 us per span end to end, docs/perf.md).
     # Clusters set TRACEHOUSE_PARTITIONS to their maximum worker count (deploy/k8s: 16).
-    partitions: int = 4
-    clickhouse_url: str = "http://127.0.0.1:8123"
-    clickhouse_database: str = "tracehouse"
-    ingest_host: str = "127.0.0.1"
-    ingest_http_port: int = 4318
-    streams_web_port: int = 6066
+    partitions: int = setting(
+        4,
+        "kafka",
+        "partitions",
+        "Partitions of every topic `tracehouse topics`/`init` creates; caps the streams and"
+        " sink workers that share the load (set it to the maximum worker count)",
+        lo=1,
+        hi=100_000,
+    )
+    clickhouse_url: str = setting(
+        "http://127.0.0.1:8123",
+        "clickhouse",
+        "url",
+        "ClickHouse HTTP interface, http://host:port",
+        check=config.check_clickhouse_url,
+    )
+    clickhouse_database: str = setting(
+        "tracehouse",
+        "clickhouse",
+        "database",
+        "Database of every table (created by migrate)",
+        check=config.check_identifier,
+    )
+    ingest_host: str = setting(
+        "127.0.0.1",
+        "ingest",
+        "host",
+        "Listen address of all ingest receivers",
+        check=config.check_bind_host,
+    )
+    ingest_http_port: int = setting(
+        4318, "ingest", "http_port", "OTLP/HTTP (also /health and /metrics)", lo=1, hi=65535
+    )
+    streams_web_port: int = setting(
+        6066, "streams", "web_port", "Streams web port (/health, /metrics)", lo=1, hi=65535
+    )
     # Bind addresses of the streams web/metrics and sink metrics endpoints: loopback locally,
     # 0.0.0.0 in containers so probes and Prometheus can reach them.
-    streams_web_host: str = "127.0.0.1"
-    sink_metrics_host: str = "127.0.0.1"
-    sink_metrics_port: int = 9464
-    streams_group: str = "tracehouse-streams"
-    sink_group: str = "tracehouse-sink"
-    sink_batch_rows: int = 50_000
-    sink_batch_seconds: float = 1.0
+    streams_web_host: str = setting(
+        "127.0.0.1",
+        "streams",
+        "web_host",
+        "Bind address of the streams web port (0.0.0.0 in containers)",
+        check=config.check_bind_host,
+    )
+    sink_metrics_host: str = setting(
+        "127.0.0.1",
+        "sink",
+        "metrics_host",
+        "Bind address of the sink metrics port (0.0.0.0 in containers)",
+        check=config.check_bind_host,
+    )
+    sink_metrics_port: int = setting(
+        9464, "sink", "metrics_port", "Sink Prometheus /metrics port", lo=1, hi=65535
+    )
+    streams_group: str = setting(
+        "tracehouse-streams",
+        "streams",
+        "group",
+        "Kafka consumer group (faust app id)",
+        check=config.check_group,
+    )
+    sink_group: str = setting(
+        "tracehouse-sink",
+        "sink",
+        "group",
+        "Kafka consumer group of the sink workers",
+        check=config.check_group,
+    )
+    sink_batch_rows: int = setting(
+        50_000, "sink", "batch_rows", "A partition batch is inserted at this many rows", lo=1
+    )
+    sink_batch_seconds: float = setting(
+        1.0, "sink", "batch_seconds", "... or when its first record is this old", lo=0, lo_open=True
+    )
     # Which streams one sink process stores (comma list of spans, red, edges, accounting):
     # all four by default; a deployment may run one process per stream instead.
-    sink_streams: str = "spans,red,edges,accounting"
+    sink_streams: str = setting(
+        "spans,red,edges,accounting",
+        "sink",
+        "streams",
+        "Streams this sink process stores (comma list or YAML list of spans, red, edges,"
+        " accounting); a deployment may run one process per stream",
+        check=config.check_names_list(SINK_STREAMS),
+        list_ok=True,
+    )
     # Processes decoding Avro for one sink worker (0: in the worker's thread). Worth it for
     # span_batch v1/v2, whose decoding is CPU-bound; v3 decodes cheaply (docs/perf.md).
-    sink_decode_processes: int = 0
+    sink_decode_processes: int = setting(
+        0,
+        "sink",
+        "decode_processes",
+        "Processes decoding Avro for one sink worker (0: in the worker's thread)",
+        lo=0,
+        hi=256,
+    )
     # Partition batches one sink worker stores at the same time (each on its own ClickHouse
     # connection). One insert stream leaves the server half idle while the worker decodes;
     # several partitions' batches in flight at once raise rows/s (docs/perf.md). 1: serial.
-    sink_insert_threads: int = 4
-    ttl_days: int = 0
+    sink_insert_threads: int = setting(
+        4,
+        "sink",
+        "insert_threads",
+        "Partition batches one sink worker inserts at the same time, each on its own"
+        " ClickHouse connection (1: serial)",
+        lo=1,
+        hi=256,
+    )
+    ttl_days: int = setting(
+        0,
+        "clickhouse",
+        "ttl_days",
+        "Drop data older than this many days (0: keep forever)",
+        lo=0,
+        hi=36_500,
+    )
     # Kafka group timings: short by default because Tansu needs ~half the session timeout to
     # complete a join (DESIGN.md); production can raise them.
-    session_timeout_ms: int = 6000
-    heartbeat_interval_ms: int = 1000
-    max_request_bytes: int = 16 * 1024 * 1024
+    session_timeout_ms: int = setting(
+        6000,
+        "kafka",
+        "session_timeout_ms",
+        "Consumer-group session timeout (short for the local test broker; production: 30000)",
+        lo=1,
+        hi=3_600_000,
+    )
+    heartbeat_interval_ms: int = setting(
+        1000,
+        "kafka",
+        "heartbeat_interval_ms",
+        "Consumer-group heartbeat interval; must be below session_timeout_ms",
+        lo=1,
+        hi=3_600_000,
+    )
+    max_request_bytes: int = setting(
+        16 * 1024 * 1024,
+        "kafka",
+        "max_request_bytes",
+        "Largest request ingest accepts and largest produce request streams sends",
+        lo=1024,
+        hi=1_000_000_000,
+    )
     # Query API + web UI (Jaeger's default UI port).
-    query_host: str = "127.0.0.1"
-    query_http_port: int = 16686
+    query_host: str = setting(
+        "127.0.0.1",
+        "query",
+        "host",
+        "Listen address of the query API and UI",
+        check=config.check_bind_host,
+    )
+    query_http_port: int = setting(
+        16686, "query", "http_port", "Query API and web UI port (Jaeger's)", lo=1, hi=65535
+    )
     # --- ingest (see ingest/README.md for every option) ---
-    ingest_grpc_port: int = 4317  # OTLP/gRPC; 0 disables
-    ingest_zipkin_port: int = 9411  # Zipkin v2 JSON; 0 disables
-    # SO_REUSEPORT on every listener, so several ingest processes can share the ports.
-    ingest_reuse_port: bool = False
-    # Answer clients only after Kafka acknowledged (acks=all): an OTLP success means durable.
-    ingest_wait_for_ack: bool = True
-    # "murmur2" (Kafka's default; librdkafka murmur2_random on the raw trace id) or
-    # "collector" (the OTel Collector Kafka exporter's Sarama-compatible FNV-1a on the hex id).
-    ingest_partitioner: str = "murmur2"
-    # Largest Kafka message ingest writes; bigger partition payloads are split (<= broker's
-    # message.max.bytes, Kafka's default is 1048588).
-    ingest_max_message_bytes: int = 1_000_000
-    ingest_compression: str = "lz4"
-    ingest_linger_ms: int = 5
-    ingest_kafka_timeout_ms: int = 30_000
-    # Per-tenant auth: "token=tenant,..." and/or a YAML file (ingest/README.md); empty = off.
-    ingest_auth_tokens: str = ""
-    ingest_auth_file: str = ""
-    # Default per-tenant limit in spans/s (0 = unlimited) and bucket size (0 = 2 x rate).
-    ingest_tenant_spans_per_second: float = 0.0
-    ingest_tenant_burst: float = 0.0
-    # Consistent head sampling ratio in (0, 1]; 1 = off.
-    ingest_sampling_ratio: float = 1.0
-    # Retry-After seconds sent with 503 / UNAVAILABLE when Kafka cannot take spans.
-    ingest_retry_after_seconds: int = 2
+    ingest_grpc_port: int = setting(
+        4317, "ingest", "grpc_port", "OTLP/gRPC port; 0 disables", lo=0, hi=65535
+    )
+    ingest_zipkin_port: int = setting(
+        9411, "ingest", "zipkin_port", "Zipkin v2 JSON port; 0 disables", lo=0, hi=65535
+    )
+    ingest_reuse_port: bool = setting(
+        False,
+        "ingest",
+        "reuse_port",
+        "SO_REUSEPORT on every listener, so several ingest processes can share the ports",
+    )
+    ingest_wait_for_ack: bool = setting(
+        True,
+        "ingest",
+        "wait_for_ack",
+        "Answer clients only after Kafka acknowledged (acks=all): an OTLP success means durable",
+    )
+    ingest_partitioner: str = setting(
+        "murmur2",
+        "ingest",
+        "partitioner",
+        "murmur2 (Kafka's default on the raw trace id) or collector (the OTel Collector Kafka"
+        " exporter's FNV-1a on the hex id)",
+        choices=("murmur2", "collector"),
+    )
+    ingest_max_message_bytes: int = setting(
+        1_000_000,
+        "ingest",
+        "max_message_bytes",
+        "Largest Kafka message ingest writes; bigger payloads are split (<= the broker's"
+        " message.max.bytes)",
+        lo=1024,
+        hi=1_000_000_000 - 65_536,
+    )
+    ingest_compression: str = setting(
+        "lz4", "ingest", "compression", "Kafka producer compression", choices=COMPRESSIONS
+    )
+    ingest_linger_ms: int = setting(
+        5,
+        "ingest",
+        "linger_ms",
+        "Producer linger: requests share produce requests",
+        lo=0,
+        hi=900_000,
+    )
+    ingest_kafka_timeout_ms: int = setting(
+        30_000,
+        "ingest",
+        "kafka_timeout_ms",
+        "How long a request waits for Kafka before a retryable error",
+        lo=1,
+        hi=2_147_483_647,
+    )
+    ingest_auth_tokens: str = setting(
+        "", "ingest", "auth_tokens", 'Per-tenant auth "token=tenant,..."; empty: off'
+    )
+    ingest_auth_file: str = setting(
+        "", "ingest", "auth_file", "Per-tenant auth YAML file (ingest/README.md); empty: none"
+    )
+    ingest_tenant_spans_per_second: float = setting(
+        0.0, "ingest", "tenant_spans_per_second", "Default per-tenant limit (0: unlimited)", lo=0
+    )
+    ingest_tenant_burst: float = setting(
+        0.0, "ingest", "tenant_burst", "Default per-tenant bucket size (0: 2 x rate)", lo=0
+    )
+    ingest_sampling_ratio: float = setting(
+        1.0,
+        "ingest",
+        "sampling_ratio",
+        "Consistent head sampling ratio; 1: off",
+        lo=0,
+        lo_open=True,
+        hi=1,
+    )
+    ingest_retry_after_seconds: int = setting(
+        2,
+        "ingest",
+        "retry_after_seconds",
+        "Retry-After sent with 503 / UNAVAILABLE when Kafka cannot take spans",
+        lo=0,
+        hi=3600,
+    )
     # Streams (see streams/README.md). An empty policy file keeps every trace.
-    sampling_policy_file: str = ""
-    red_window_seconds: float = 10.0
-    red_max_series: int = 5000
-    graph_wait_seconds: float = 10.0
-    streams_tick_seconds: float = 0.5
+    sampling_policy_file: str = setting(
+        "",
+        "streams",
+        "sampling_policy_file",
+        "Tail-sampling policy YAML (streams/README.md); empty: keep every trace",
+    )
+    red_window_seconds: float = setting(
+        10.0, "streams", "red_window_seconds", "RED metric window", lo=0, lo_open=True
+    )
+    red_max_series: int = setting(
+        5000, "streams", "red_max_series", "RED series kept per window and partition", lo=1
+    )
+    graph_wait_seconds: float = setting(
+        10.0,
+        "streams",
+        "graph_wait_seconds",
+        "How long a service-graph half waits for its partner",
+        lo=0,
+    )
+    streams_tick_seconds: float = setting(
+        0.5,
+        "streams",
+        "tick_seconds",
+        "Streams timer (window and graph flushes)",
+        lo=0,
+        lo_open=True,
+    )
 
     @classmethod
-    def from_env(cls, env: dict[str, str] | None = None) -> Settings:
-        """Build settings from ``TRACEHOUSE_<FIELD>`` and ``TRACEHOUSE_TOPIC_<NAME>`` variables."""
-        env = dict(os.environ if env is None else env)
-        values: dict[str, Any] = {}
-        for f in fields(cls):
-            if f.name == "topics":
-                continue
-            raw = env.get(f"TRACEHOUSE_{f.name.upper()}")
-            if raw is not None:
-                values[f.name] = _coerce(raw, type(getattr(cls(), f.name)))
-        topic_values = {
-            f.name: env[f"TRACEHOUSE_TOPIC_{f.name.upper()}"]
-            for f in fields(Topics)
-            if f"TRACEHOUSE_TOPIC_{f.name.upper()}" in env
+    def from_env(
+        cls, env: dict[str, str] | None = None, config_file: str | Path | None = None
+    ) -> Settings:
+        """Defaults, then the YAML file (``config_file`` or ``TRACEHOUSE_CONFIG``), then the
+        ``TRACEHOUSE_<FIELD>`` / ``TRACEHOUSE_TOPIC_<NAME>`` variables of ``env`` (default:
+        os.environ). Raises :class:`ConfigError` naming every bad variable or key."""
+        settings: Settings = config.load(cls, Topics, env, config_file)
+        return settings.validate()
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> Settings:
+        """The YAML file alone (no environment variables)."""
+        return cls.from_env({}, config_file=path)
+
+    def validate(self) -> Settings:
+        """Every field against its declaration, and the rules between fields; returns self."""
+        config.validate(self, Topics)
+        problems = []
+        if self.heartbeat_interval_ms >= self.session_timeout_ms:
+            problems.append(
+                f"TRACEHOUSE_HEARTBEAT_INTERVAL_MS (kafka.heartbeat_interval_ms) "
+                f"{self.heartbeat_interval_ms} must be below TRACEHOUSE_SESSION_TIMEOUT_MS "
+                f"(kafka.session_timeout_ms) {self.session_timeout_ms}"
+            )
+        names = self.topics.all()
+        for f in fields(Topics):
+            name = getattr(self.topics, f.name)
+            if names.count(name) > 1:
+                problems.append(
+                    f"TRACEHOUSE_TOPIC_{f.name.upper()} (topics.{f.name}): {name!r} is also "
+                    "used for another topic"
+                )
+        ports = {
+            "TRACEHOUSE_INGEST_HTTP_PORT (ingest.http_port)": self.ingest_http_port,
+            "TRACEHOUSE_INGEST_GRPC_PORT (ingest.grpc_port)": self.ingest_grpc_port,
+            "TRACEHOUSE_INGEST_ZIPKIN_PORT (ingest.zipkin_port)": self.ingest_zipkin_port,
         }
-        return cls(topics=Topics(**topic_values), **values)
+        used = [p for p in ports.values() if p]
+        for name, port in ports.items():
+            if port and used.count(port) > 1:
+                problems.append(f"{name}: port {port} is also used by another ingest listener")
+        if problems:
+            raise ConfigError(problems)
+        return self
 
     def to_env(self) -> dict[str, str]:
         """The inverse of :meth:`from_env`, used to hand settings to child processes."""
@@ -134,6 +414,10 @@ class Settings:
             env[f"TRACEHOUSE_TOPIC_{f.name.upper()}"] = getattr(self.topics, f.name)
         return env
 
+    def to_yaml(self, docs: bool = True) -> str:
+        """These settings as a sectioned config file (what ``tracehouse config`` prints)."""
+        return config.render_yaml(self, Topics, docs)
+
     def with_(self, **changes: Any) -> Settings:
         return replace(self, **changes)
 
@@ -142,13 +426,3 @@ class Settings:
         rest = self.clickhouse_url.split("://", 1)[-1].rstrip("/")
         host, _, port = rest.partition(":")
         return host, int(port or 8123)
-
-
-def _coerce(raw: str, kind: type) -> Any:
-    if kind is bool:
-        return raw.strip().lower() in {"1", "true", "yes", "on"}
-    if kind is int:
-        return int(raw)
-    if kind is float:
-        return float(raw)
-    return raw
