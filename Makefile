@@ -38,7 +38,7 @@ integration: setup
 
 lint: setup
 	$(BIN)/ruff check .
-	$(BIN)/mypy tracehouse ingest streams sinks schemas query deploy
+	$(BIN)/mypy core tracehouse ingest streams sinks schemas query deploy tests
 
 # Quick versions of every benchmark (a few minutes in all); full runs: bench/README.md.
 bench: setup

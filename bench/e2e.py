@@ -46,12 +46,12 @@ sys.path.insert(0, str(ROOT))  # before bench/, so `ingest` is the package, not 
 
 import loadgen  # noqa: E402
 
+from core.clickhouse import connect  # noqa: E402
+from core.settings import Settings, Topics  # noqa: E402
+from core.topics import ensure_topics  # noqa: E402
 from deploy.local.ports import free_port  # noqa: E402
 from deploy.local.stack import LocalStack  # noqa: E402
-from deploy.local.topics import ensure_topics  # noqa: E402
-from sinks.clickhouse_store import connect  # noqa: E402
 from streams.trace_hash import in_sample  # noqa: E402
-from tracehouse.settings import Settings, Topics  # noqa: E402
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 TAIL_SAMPLE_PERCENT = 10

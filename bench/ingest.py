@@ -30,14 +30,14 @@ from confluent_kafka import Producer
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from core.settings import Settings, Topics  # noqa: E402
+from core.topics import ensure_topics  # noqa: E402
 from deploy.local.broker import start_broker  # noqa: E402
 from deploy.local.ports import free_port  # noqa: E402
 from deploy.local.stack import http_ok  # noqa: E402
-from deploy.local.topics import ensure_topics  # noqa: E402
 from ingest.kafka_publisher import producer_config  # noqa: E402
 from ingest.otlp_split import bounded_chunks, split_by_partition  # noqa: E402
 from tracehouse.demo_traces import make_request  # noqa: E402
-from tracehouse.settings import Settings, Topics  # noqa: E402
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 

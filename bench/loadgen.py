@@ -36,10 +36,10 @@ if str(ROOT) not in sys.path:
 
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2  # noqa: E402
 
+from core.settings import Settings  # noqa: E402
 from ingest.kafka_publisher import producer_config  # noqa: E402
 from ingest.otlp_split import bounded_chunks, split_by_partition  # noqa: E402
 from tracehouse.loadgen_traces import LoadProfile, TraceGenerator  # noqa: E402
-from tracehouse.settings import Settings  # noqa: E402
 
 GRPC_EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 Message = tuple[int, bytes, bytes]  # partition, key, value

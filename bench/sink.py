@@ -33,18 +33,18 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from confluent_kafka import Producer
 
+from core.clickhouse import connect
+from core.settings import Settings
+from core.topics import ensure_topics
 from deploy.local.ports import free_port
 from deploy.local.stack import LocalStack
-from deploy.local.topics import ensure_topics
 from schemas import avro_codec
 from schemas.migrations import migrate
-from sinks.clickhouse_store import connect
 from sinks.span_columns import OTEL_TRACES_COLUMNS, otel_traces_arrow, otel_traces_columns
 from sinks.worker import SinkWorker
 from sinks.writers import WRITERS
 from streams.packed_batch import pack_columns
 from tests.span_batch_rows import columns_from_rows
-from tracehouse.settings import Settings
 
 T0 = 1_764_000_000_000_000_000
 SPANS_PER_MESSAGE = 1000

@@ -16,12 +16,13 @@ from dataclasses import dataclass
 
 from opentelemetry.proto.trace.v1 import trace_pb2
 
-from ingest import head_sampling, metrics
-from ingest.errors import RateLimited
+from core import consistent_sampling as head_sampling
+from core.errors import RateLimited
+from core.tenancy import TenantConfig, TokenBuckets, stamp_tenant
+from ingest import metrics
 from ingest.kafka_publisher import KafkaPublisher, PublishError
 from ingest.otlp_split import PartitionOf, bounded_chunks, split_by_partition
 from ingest.partitioning import PARTITIONERS, message_key
-from ingest.tenancy import TenantConfig, TokenBuckets, stamp_tenant
 
 log = logging.getLogger("tracehouse.ingest")
 

@@ -12,6 +12,8 @@ import logging
 
 from confluent_kafka.admin import AdminClient, ConfigResource
 
+from core.kafka import client_config
+
 log = logging.getLogger("tracehouse.ingest")
 
 # Record batch header + record framing + key; generous so a payload at the cap always fits.
@@ -21,7 +23,7 @@ OVERHEAD_BYTES = 16 * 1024
 def reported_topic_limit(bootstrap: str, topic: str, timeout: float = 10) -> int | None:
     """The topic's ``max.message.bytes`` as the cluster reports it, or None."""
     try:
-        admin = AdminClient({"bootstrap.servers": bootstrap})
+        admin = AdminClient(client_config(bootstrap))
         futures = admin.describe_configs([ConfigResource("topic", topic)])
         for fut in futures.values():
             entry = fut.result(timeout).get("max.message.bytes")

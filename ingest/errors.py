@@ -105,16 +105,3 @@ def parse_json_body(body: bytes, max_depth: int = MAX_JSON_DEPTH) -> Any:
         raise BodyError(400, "json_too_deep", "JSON nesting too deep") from exc
     except (UnicodeDecodeError, ValueError) as exc:
         raise BodyError(400, "invalid_json", f"body is not valid JSON: {exc}") from exc
-
-
-class Unauthenticated(Exception):
-    """No or unknown bearer token / API key while auth is on."""
-
-
-class RateLimited(Exception):
-    """The tenant's span budget is spent; the client should retry after ``retry_after`` s."""
-
-    def __init__(self, tenant: str, retry_after: float) -> None:
-        super().__init__(f"tenant {tenant!r} is over its span rate limit")
-        self.tenant = tenant
-        self.retry_after = retry_after

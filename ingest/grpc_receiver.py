@@ -19,11 +19,11 @@ from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 from opentelemetry.proto.trace.v1 import trace_pb2
 
+from core.errors import RateLimited, Unauthenticated
+from core.tenancy import resolve_tenant, token_from_headers
 from ingest import metrics, rpc_status
 from ingest.admission import SpanAdmission
-from ingest.errors import RateLimited, Unauthenticated
 from ingest.kafka_publisher import PublishError
-from ingest.tenancy import resolve_tenant, token_from_headers
 
 log = logging.getLogger("tracehouse.ingest.grpc")
 

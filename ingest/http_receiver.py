@@ -29,12 +29,13 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 from opentelemetry.proto.trace.v1 import trace_pb2
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
+from core.errors import RateLimited, Unauthenticated
+from core.tenancy import resolve_tenant, token_from_headers
 from ingest import metrics, otlp_json, rpc_status
 from ingest.admission import AdmissionOutcome, SpanAdmission
 from ingest.decoded import Decoded
-from ingest.errors import BodyError, RateLimited, Unauthenticated
+from ingest.errors import BodyError
 from ingest.kafka_publisher import PublishError
-from ingest.tenancy import resolve_tenant, token_from_headers
 
 log = logging.getLogger("tracehouse.ingest.http")
 

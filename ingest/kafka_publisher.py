@@ -14,6 +14,8 @@ from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Producer
 
+from core.kafka import client_config
+
 log = logging.getLogger("tracehouse.ingest.kafka")
 
 
@@ -42,8 +44,7 @@ def producer_config(
     record overhead. ``timeout_ms`` bounds how long a client waits before a retryable error
     when the brokers are gone.
     """
-    config: dict[str, Any] = {
-        "bootstrap.servers": bootstrap,
+    config: dict[str, Any] = client_config(bootstrap) | {
         "acks": "all",
         "enable.idempotence": True,
         "compression.type": compression,

@@ -15,17 +15,17 @@ import signal
 import grpc
 from aiohttp import web
 
-from deploy.local.topics import partition_count
+from core import logs
+from core.settings import Settings
+from core.tenancy import load_config
+from core.topics import partition_count
 from ingest import metrics
 from ingest.admission import AdmissionConfig, SpanAdmission
 from ingest.broker_limits import effective_max_message_bytes, reported_topic_limit
 from ingest.grpc_receiver import build_server
 from ingest.http_receiver import HEADER_TIMEOUT_SECONDS, build_app
 from ingest.kafka_publisher import KafkaPublisher, producer_config
-from ingest.tenancy import load_config
 from ingest.zipkin_receiver import build_zipkin_app
-from tracehouse import logs
-from tracehouse.settings import Settings
 
 # How long in-flight requests may take to finish once SIGTERM arrived. Requests waiting for
 # Kafka longer than this are cut off; their clients retry and the sink's dedupe keeps storage

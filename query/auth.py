@@ -10,9 +10,9 @@ from collections.abc import Callable
 
 from aiohttp import web
 
-from ingest.errors import Unauthenticated
-from ingest.tenancy import TenantConfig, load_config, resolve_tenant, token_from_headers
-from tracehouse.settings import Settings
+from core.errors import Unauthenticated
+from core.settings import Settings
+from core.tenancy import TenantConfig, load_config, resolve_tenant, token_from_headers
 
 
 def tenant_config(settings: Settings) -> TenantConfig:

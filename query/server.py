@@ -24,11 +24,11 @@ from concurrent.futures import ThreadPoolExecutor
 
 from aiohttp import web
 
+from core import logs
+from core.settings import Settings
 from query.api import build_app
 from query.auth import resolver, tenant_config
 from query.store import TraceStore, connect_for_queries
-from tracehouse import logs
-from tracehouse.settings import Settings
 
 READ_TIMEOUT_SECONDS = 10.0
 SHUTDOWN_GRACE_SECONDS = 5.0

@@ -14,10 +14,9 @@ from functools import cache
 from importlib import resources
 from typing import Any
 
-import clickhouse_connect
-
+from core.clickhouse import connect
+from core.settings import Settings
 from query.params import MAX_TIME_NS, TraceQuery
-from tracehouse.settings import Settings
 
 LOOKBACK_DAYS = 7
 # A trace's spans may start a little before the lookup table's Start (clock skew between
@@ -74,15 +73,7 @@ def connect_for_queries(settings: Settings) -> Any:
     clickhouse-connect ties a client to one server session by default and refuses concurrent
     queries in a session; the read side needs no session state, so it runs without one.
     """
-    host, port = settings.clickhouse_host_port
-    return clickhouse_connect.get_client(
-        host=host,
-        port=port,
-        database=settings.clickhouse_database,
-        compress="lz4",
-        autogenerate_session_id=False,
-        send_receive_timeout=60,
-    )
+    return connect(settings.clickhouse_url, settings.clickhouse_database, session=False)
 
 
 @cache

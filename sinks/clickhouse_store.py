@@ -4,25 +4,11 @@ from __future__ import annotations
 
 from typing import Any
 
-import clickhouse_connect
 import pyarrow as pa
 
 from sinks import metrics
 from sinks.batching import PartitionBatch
 from sinks.clickhouse_errors import ErrorClass, classify
-
-
-def connect(url: str, database: str) -> Any:
-    host, _, port = url.split("://", 1)[-1].rstrip("/").partition(":")
-    return clickhouse_connect.get_client(
-        host=host,
-        port=int(port or 8123),
-        database=database,
-        compress="lz4",
-        send_receive_timeout=60,
-        # Retried blocks are deduplicated in materialized views too (DESIGN.md caveat).
-        settings={"deduplicate_blocks_in_dependent_materialized_views": 1},
-    )
 
 
 class BatchStore:

@@ -37,17 +37,18 @@ from confluent_kafka import (
 )
 from prometheus_client import start_http_server
 
+from core import logs
+from core.clickhouse import connect
+from core.settings import Settings
 from schemas import avro_codec
 from sinks import metrics
 from sinks.accounting import CLICKHOUSE_REJECTED, rejected_spans_record
 from sinks.batching import PartitionBatch, drop_stale_plans
 from sinks.clickhouse_errors import ErrorClass
-from sinks.clickhouse_store import BatchStore, connect
+from sinks.clickhouse_store import BatchStore
 from sinks.decoding import Decoded, decode_message
 from sinks.isolation import Part, Rejection, store_isolating
 from sinks.writers import writers_by_topic
-from tracehouse import logs
-from tracehouse.settings import Settings
 
 log = logging.getLogger("tracehouse.sink")
 

@@ -12,12 +12,12 @@ from typing import Any
 
 import pyarrow as pa
 
+from core.settings import Settings
 from sinks.columnar_spans import otel_traces_from_columns
 from sinks.counter_columns import counter_rows, pipeline_counters_arrow
 from sinks.packed_spans import otel_traces_from_packed
 from sinks.span_columns import otel_traces_arrow
 from sinks.window_columns import edge_rows, red_metrics_arrow, red_rows, service_graph_arrow
-from tracehouse.settings import Settings
 
 
 @dataclass(frozen=True)

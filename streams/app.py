@@ -18,7 +18,9 @@ import faust
 from confluent_kafka.admin import AdminClient, NewTopic
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from deploy.local.topics import partition_count
+from core.kafka import client_config
+from core.settings import Settings
+from core.topics import partition_count
 from schemas import avro_codec
 from streams import counters as c
 from streams import metrics
@@ -35,7 +37,6 @@ from streams.partition_processor import (
 from streams.pipeline import encode_span_batches
 from streams.sampling_config import SamplingConfig, load_config
 from streams.state_log import encode_state, load_state, state_topic_name
-from tracehouse.settings import Settings
 
 log = logging.getLogger("tracehouse.streams")
 
@@ -44,7 +45,7 @@ def ensure_state_topic(settings: Settings) -> str:
     """Create the decisions log with the raw topic's partition count (idempotent)."""
     topic = state_topic_name(settings.streams_group)
     parts = partition_count(settings.kafka_bootstrap, settings.topics.raw_spans)
-    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+    admin = AdminClient(client_config(settings.kafka_bootstrap))
     fut = admin.create_topics(
         [NewTopic(topic, parts, 1, config={"retention.ms": str(24 * 3600 * 1000)})]
     )[topic]

@@ -39,6 +39,7 @@ from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
 
+from core.kafka import client_config
 from streams.partition_processor import CounterRecord, RestoredState
 
 log = logging.getLogger("tracehouse.streams.state")
@@ -97,7 +98,7 @@ def load_state(
 ) -> RestoredState:
     """Everything persisted for ``partition``, read up to a barrier written just now."""
     marker = uuid.uuid4().hex.encode()
-    producer = Producer({"bootstrap.servers": bootstrap, "acks": "all", "linger.ms": 0})
+    producer = Producer(client_config(bootstrap, acks="all", linger_ms=0))
     barrier_offsets: list[int] = []
 
     def delivered(err: Any, msg: Any) -> None:
@@ -108,13 +109,13 @@ def load_state(
     if producer.flush(timeout) != 0 or not barrier_offsets:
         raise RuntimeError(f"could not write the state barrier to {topic}/{partition}")
     consumer = Consumer(
-        {
-            "bootstrap.servers": bootstrap,
-            "group.id": f"state-loader-{marker.decode()}",
-            "enable.auto.commit": False,
-            "enable.partition.eof": False,
-            "fetch.wait.max.ms": 20,
-        }
+        client_config(
+            bootstrap,
+            group_id=f"state-loader-{marker.decode()}",
+            enable_auto_commit=False,
+            enable_partition_eof=False,
+            fetch_wait_max_ms=20,
+        )
     )
     state = RestoredState(epoch=barrier_offsets[0])
     latest: dict[str, tuple[bool, int]] = {}

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import hashlib
 
-from ingest.head_sampling import randomness, ratio_threshold
+from core.consistent_sampling import randomness, ratio_threshold
 
 _SPACE = 1 << 64
 

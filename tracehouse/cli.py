@@ -15,8 +15,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from tracehouse.config import CONFIG_ENV
-from tracehouse.settings import ConfigError, Settings
+from core.config import CONFIG_ENV
+from core.settings import ConfigError, Settings
 
 # Exit status of a configuration error (argparse uses 2 for usage errors too).
 CONFIG_ERROR_EXIT = 2
@@ -102,8 +102,8 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _wait_for_rows(settings: Settings, expected: int, timeout: float) -> int:
+    from core.clickhouse import connect
     from query.counts import span_count
-    from sinks.clickhouse_store import connect
 
     client = connect(settings.clickhouse_url, settings.clickhouse_database)
     deadline = time.monotonic() + timeout
@@ -139,8 +139,8 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _apply_migrations(s: Settings) -> int:
+    from core.clickhouse import connect
     from schemas.migrations import migrate
-    from sinks.clickhouse_store import connect
 
     applied = migrate(connect(s.clickhouse_url, "default"), s.clickhouse_database, s.ttl_days)
     print(f"applied migrations: {applied or 'none (up to date)'}")
@@ -148,7 +148,7 @@ def _apply_migrations(s: Settings) -> int:
 
 
 def cmd_topics(_args: argparse.Namespace, settings: Settings) -> int:
-    from deploy.local.topics import ensure_topics
+    from core.topics import ensure_topics
 
     for topic, outcome in ensure_topics(settings).items():
         print(f"{topic}: {outcome}")

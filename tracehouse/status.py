@@ -12,11 +12,12 @@ from typing import Any
 from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
+from core.clickhouse import connect
+from core.kafka import client_config
+from core.settings import Settings
 from query.counts import table_row_counts
-from sinks.clickhouse_store import connect
 from sinks.writers import writers_by_topic
 from tracehouse import status_flow
-from tracehouse.settings import Settings
 
 LAG_CAVEAT = (
     "lag is approximate on the local Tansu broker: its high watermark is wrong after "
@@ -38,7 +39,7 @@ class PartitionLag:
 
 
 def topic_partitions(bootstrap: str) -> dict[str, int]:
-    meta = AdminClient({"bootstrap.servers": bootstrap}).list_topics(timeout=10)
+    meta = AdminClient(client_config(bootstrap)).list_topics(timeout=10)
     return {
         name: len(info.partitions)
         for name, info in sorted(meta.topics.items())
@@ -47,9 +48,7 @@ def topic_partitions(bootstrap: str) -> dict[str, int]:
 
 
 def group_lag(bootstrap: str, group: str, topic: str, partitions: int) -> list[PartitionLag]:
-    consumer = Consumer(
-        {"bootstrap.servers": bootstrap, "group.id": group, "enable.auto.commit": False}
-    )
+    consumer = Consumer(client_config(bootstrap, group_id=group, enable_auto_commit=False))
     try:
         tps = [TopicPartition(topic, p) for p in range(partitions)]
         committed = consumer.committed(tps, timeout=10)

@@ -18,7 +18,8 @@ from typing import Any
 from confluent_kafka import OFFSET_BEGINNING, Consumer, TopicPartition
 from prometheus_client.parser import text_string_to_metric_families
 
-from tracehouse.settings import Settings
+from core.kafka import client_config
+from core.settings import Settings
 
 WINDOW_SECONDS = 60
 DROP_COUNTERS = ("spans_sampled_out", "spans_evicted", "spans_late", "messages_rejected")
@@ -57,11 +58,11 @@ def counter_drops(client: Any) -> dict[str, dict[str, int]]:
 def dlq_reasons(settings: Settings, topic: str, partitions: int) -> dict[str, int]:
     """Messages in a DLQ topic by ``reason`` header (read from the start, bounded)."""
     consumer = Consumer(
-        {
-            "bootstrap.servers": settings.kafka_bootstrap,
-            "group.id": f"tracehouse-status-{time.monotonic_ns()}",
-            "enable.auto.commit": False,
-        }
+        client_config(
+            settings.kafka_bootstrap,
+            group_id=f"tracehouse-status-{time.monotonic_ns()}",
+            enable_auto_commit=False,
+        )
     )
     reasons: Counter[str] = Counter()
     try:

@@ -20,14 +20,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from core.clickhouse import connect
+from core.settings import Settings
+from core.topics import ensure_topics
 from deploy.local.broker import start_broker
 from deploy.local.clickhouse_server import start_clickhouse
 from deploy.local.ports import COMPONENT_PORT_FIELDS, ensure_free, free_port
 from deploy.local.supervisor import PIPELINE, SERVICE
-from deploy.local.topics import ensure_topics
 from schemas.migrations import migrate
-from sinks.clickhouse_store import connect
-from tracehouse.settings import Settings
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SCALE_FILE = "scale.json"

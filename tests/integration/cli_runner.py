@@ -8,8 +8,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+from core.settings import Settings
 from deploy.local.stack import PROJECT_ROOT
-from tracehouse.settings import Settings
 
 
 def run_cli(settings: Settings, *args: str, timeout: float = 60) -> str:

@@ -12,13 +12,14 @@ from typing import Any
 import pytest
 from opentelemetry.proto.trace.v1 import trace_pb2
 
+from core.clickhouse import connect
+from core.settings import Settings
 from deploy.local.stack import LocalStack
 from sinks.batching import PartitionBatch
-from sinks.clickhouse_store import BatchStore, connect
+from sinks.clickhouse_store import BatchStore
 from sinks.span_columns import otel_traces_arrow
 from streams.span_records import span_records
 from tracehouse.demo_traces import make_request
-from tracehouse.settings import Settings
 
 NOW_NS = time.time_ns()  # spans end "now": the catalogue endpoints look back 7 days
 

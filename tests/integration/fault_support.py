@@ -24,16 +24,16 @@ from typing import Any
 
 from opentelemetry.proto.trace.v1 import trace_pb2
 
+from core.clickhouse import connect
+from core.settings import Settings
 from deploy.local.broker import start_broker
 from deploy.local.clickhouse_server import start_clickhouse
 from deploy.local.ports import free_port
 from deploy.local.stack import Child, LocalStack
-from sinks.clickhouse_store import connect
 from tests.integration.helpers import wait_until
 from tests.integration.ingest_helpers import metric, scrape
 from tests.integration.test_docs_queries import doc_queries
 from tracehouse.demo_traces import make_request
-from tracehouse.settings import Settings
 from tracehouse.status import collect, render
 
 HEALTH = {

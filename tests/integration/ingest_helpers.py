@@ -14,9 +14,9 @@ from typing import Any
 from opentelemetry.sdk.trace import ReadableSpan
 from prometheus_client.parser import text_string_to_metric_families
 
-from sinks.clickhouse_store import connect
+from core.clickhouse import connect
+from core.settings import Settings
 from tests.integration.helpers import wait_until
-from tracehouse.settings import Settings
 
 
 def post(

@@ -15,12 +15,12 @@ from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
+from core.settings import Settings
+from core.topics import partition_count
 from deploy.local.stack import Child, LocalStack
-from deploy.local.topics import partition_count
 from schemas import avro_codec
 from streams.packed_batch import pack_columns
 from tests.span_batch_rows import columns_from_rows
-from tracehouse.settings import Settings
 
 BOUNDS_MS = [2.0, 4.0, 6.0, 8.0, 10.0, 50.0, 100.0, 250.0, 1000.0]
 T0 = 1_764_000_000_000_000_000  # 2025-11-24T16:00:00Z in ns

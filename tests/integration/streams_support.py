@@ -11,12 +11,12 @@ from typing import Any
 import yaml
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
+from core.clickhouse import connect
+from core.settings import Settings
 from deploy.local.stack import LocalStack
 from ingest.partitioning import partition_for_key
 from schemas import avro_codec
-from sinks.clickhouse_store import connect
 from tests.otlp_builders import SpanSpec, payload
-from tracehouse.settings import Settings
 
 
 def streams_settings(base: Settings, tmp_path: Path, policy: dict[str, Any]) -> Settings:

@@ -28,14 +28,14 @@ from typing import Any
 import pytest
 import yaml
 
+from core.clickhouse import connect
+from core.config import CONFIG_ENV
+from core.settings import Settings
+from core.topics import partition_count
 from deploy.local.stack import PROJECT_ROOT, LocalStack
-from deploy.local.topics import partition_count
 from schemas.migrations import load_migrations
-from sinks.clickhouse_store import connect
 from tests.conftest import isolated_settings
 from tracehouse.cli import build_parser, cmd_component
-from tracehouse.config import CONFIG_ENV
-from tracehouse.settings import Settings
 
 ROOT = Path(PROJECT_ROOT)
 TERMINATING = {"init", "topics", "migrate", "status", "config"}

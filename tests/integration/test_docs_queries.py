@@ -14,8 +14,9 @@ from typing import Any
 
 import pytest
 
+from core.clickhouse import connect
+from core.settings import Settings
 from schemas import avro_codec
-from sinks.clickhouse_store import connect
 from sinks.writers import WRITERS
 from tests.integration.sink_data import (
     BOUNDS_MS,
@@ -25,7 +26,6 @@ from tests.integration.sink_data import (
     red_batch,
     span_batch,
 )
-from tracehouse.settings import Settings
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "queries.md"
 HOUR = {"start": "2025-11-24 16:00:00.000", "end": "2025-11-24 17:00:00.000"}

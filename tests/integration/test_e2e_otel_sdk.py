@@ -10,8 +10,8 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from core.clickhouse import connect
 from deploy.local.stack import LocalStack
-from sinks.clickhouse_store import connect
 from tests.integration.helpers import wait_until
 
 

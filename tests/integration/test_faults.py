@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pytest
 
+from core.clickhouse import connect
+from core.topics import ensure_topics
 from deploy.local.stack import LocalStack
-from deploy.local.topics import ensure_topics
-from sinks.clickhouse_store import connect
 from tests.integration.fault_support import (
     HEALTH,
     TcpProxy,

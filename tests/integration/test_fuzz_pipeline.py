@@ -29,8 +29,8 @@ from hypothesis import strategies as st
 from opentelemetry.proto.common.v1 import common_pb2
 from opentelemetry.proto.trace.v1 import trace_pb2
 
+from core.clickhouse import connect
 from deploy.local.stack import LocalStack
-from sinks.clickhouse_store import connect
 from tests.integration.helpers import wait_until
 from tests.integration.ingest_helpers import scrape
 from tests.integration.test_docs_queries import doc_queries

@@ -14,12 +14,12 @@ import grpc
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 from opentelemetry.proto.trace.v1 import trace_pb2
 
+from core.settings import Settings
 from deploy.local.stack import LocalStack, http_ok
 from ingest.grpc_receiver import SERVICE
 from ingest.server import SHUTDOWN_GRACE_SECONDS
 from tests.integration.ingest_helpers import metric, post, scrape, wait_for_trace_rows
 from tracehouse.demo_traces import make_request
-from tracehouse.settings import Settings
 
 PROTOBUF = "application/x-protobuf"
 

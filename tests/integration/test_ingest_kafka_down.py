@@ -16,14 +16,14 @@ import pytest
 from confluent_kafka import Consumer, TopicPartition
 from opentelemetry.proto.trace.v1 import trace_pb2
 
+from core.settings import Settings, Topics
+from core.topics import ensure_topics
 from deploy.local.broker import start_broker
 from deploy.local.ports import free_port
 from deploy.local.stack import LocalStack
-from deploy.local.topics import ensure_topics
 from ingest.grpc_receiver import SERVICE
 from tests.integration.ingest_helpers import metric, post, scrape
 from tracehouse.demo_traces import make_request
-from tracehouse.settings import Settings, Topics
 
 PROTOBUF = "application/x-protobuf"
 

@@ -23,6 +23,7 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from core.settings import Settings
 from deploy.local.stack import LocalStack
 from ingest.partitioning import partition_for_key
 from tests.integration.ingest_helpers import (
@@ -34,7 +35,6 @@ from tests.integration.ingest_helpers import (
     wait_for_trace_rows,
 )
 from tracehouse.demo_traces import make_request
-from tracehouse.settings import Settings
 
 
 def _emit(exporter: SpanExporter | None, service: str) -> list[ReadableSpan]:

@@ -14,12 +14,12 @@ import pytest
 from google.rpc import error_details_pb2, status_pb2
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from core.settings import Settings
 from deploy.local.stack import LocalStack
 from ingest.grpc_receiver import SERVICE
 from tests.conftest import isolated_settings
 from tests.integration.ingest_helpers import ch_rows, metric, post, scrape, wait_for_trace_rows
 from tracehouse.demo_traces import make_request
-from tracehouse.settings import Settings
 
 PROTOBUF = "application/x-protobuf"
 

@@ -12,9 +12,9 @@ import subprocess
 import sys
 from pathlib import Path
 
+from core.clickhouse import connect
 from deploy.local.stack import LocalStack
 from query.counts import span_count
-from sinks.clickhouse_store import connect
 from tests.integration.helpers import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]

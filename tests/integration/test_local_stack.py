@@ -12,8 +12,8 @@ from pathlib import Path
 
 import pytest
 
+from core.settings import Settings
 from tests.integration.cli_runner import start_up
-from tracehouse.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -106,7 +106,7 @@ def test_docker_compose_file_is_valid() -> None:
 
 
 def test_scale_sink_workers_in_a_running_stack(tmp_path: Path) -> None:
-    from sinks.clickhouse_store import connect
+    from core.clickhouse import connect
     from tests.integration.helpers import wait_until
     from tracehouse.demo_traces import send_demo_load
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
+from core.clickhouse import connect
 from deploy.local.stack import LocalStack
 from schemas.migrations import load_migrations, migrate, render_all
-from sinks.clickhouse_store import connect
 from tests.integration.cli_runner import run_cli
 
 

@@ -21,12 +21,13 @@ import pytest
 from opentelemetry.proto.common.v1 import common_pb2
 from opentelemetry.proto.trace.v1 import trace_pb2
 
+from core.clickhouse import connect
+from core.settings import Settings
 from deploy.local.stack import LocalStack
 from query.store import MAX_SPANS_PER_TRACE
-from sinks.clickhouse_store import BatchStore, connect
+from sinks.clickhouse_store import BatchStore
 from sinks.span_columns import otel_traces_arrow
 from streams.span_records import span_records
-from tracehouse.settings import Settings
 
 BIG_SPANS = 100_000
 SERVICES = ["frontend", "cart", "checkout", "payments", "inventory"]

@@ -15,10 +15,10 @@ from collections.abc import Iterator
 
 import pytest
 
+from core.settings import Settings
 from deploy.local.stack import Child, LocalStack
 from query.server import READ_TIMEOUT_SECONDS, SHUTDOWN_GRACE_SECONDS
 from tests.integration.test_query_big_trace import big_trace, write_spans
-from tracehouse.settings import Settings
 
 HALF_REQUEST = b"GET /api/services HTTP/1.1\r\nHost: 127.0.0.1\r\nX-Slow: "
 # Scheduling noise on 2 shared cores, on top of the documented bounds.

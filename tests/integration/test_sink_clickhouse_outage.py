@@ -13,10 +13,10 @@ from pathlib import Path
 
 import pytest
 
+from core.clickhouse import connect
 from deploy.local.clickhouse_server import start_clickhouse
 from deploy.local.ports import free_port
 from deploy.local.stack import LocalStack
-from sinks.clickhouse_store import connect
 from tests.conftest import isolated_settings
 from tests.integration.helpers import wait_until
 from tests.integration.sink_data import Expected, metric, produce_round, start_sink, stored, want

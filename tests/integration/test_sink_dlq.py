@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
+from core.clickhouse import connect
+from core.settings import Settings
 from deploy.local.ports import free_port
 from deploy.local.stack import LocalStack
 from schemas import avro_codec
-from sinks.clickhouse_store import connect
 from streams.packed_batch import pack_columns
 from tests.integration.helpers import wait_until
 from tests.integration.sink_data import produce, read_topic, red_batch, span_batch, start_sink
 from tests.span_batch_rows import columns_from_rows
-from tracehouse.settings import Settings
 
 
 def test_malformed_records_land_in_dlq_and_the_rest_is_stored(

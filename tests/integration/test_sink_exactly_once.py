@@ -12,9 +12,10 @@ import signal
 
 import pytest
 
+from core.clickhouse import connect
+from core.settings import Settings
 from deploy.local.ports import free_port
 from deploy.local.stack import Child, LocalStack
-from sinks.clickhouse_store import connect
 from tests.integration.helpers import wait_until
 from tests.integration.sink_data import (
     Expected,
@@ -25,7 +26,6 @@ from tests.integration.sink_data import (
     stored,
     want,
 )
-from tracehouse.settings import Settings
 
 
 def _stack(services: LocalStack, settings: Settings) -> LocalStack:

@@ -14,10 +14,11 @@ import signal
 import time
 from typing import Any
 
+from core.clickhouse import connect
+from core.settings import Settings
 from deploy.local.ports import free_port
 from deploy.local.stack import LocalStack
 from schemas import avro_codec
-from sinks.clickhouse_store import connect
 from streams.packed_batch import pack_columns
 from tests.integration.helpers import wait_until
 from tests.integration.sink_data import (
@@ -30,7 +31,6 @@ from tests.integration.sink_data import (
     start_sink,
 )
 from tests.span_batch_rows import columns_from_rows
-from tracehouse.settings import Settings
 
 DAY_NS = 86_400 * 10**9
 BAD_SERVICE = "reject-me"

@@ -7,8 +7,8 @@ import json
 
 from confluent_kafka import Producer
 
+from core.clickhouse import connect
 from deploy.local.stack import LocalStack
-from sinks.clickhouse_store import connect
 from tests.integration.cli_runner import run_cli
 from tests.integration.helpers import wait_until
 from tracehouse.demo_traces import send_demo_load

@@ -17,6 +17,7 @@ from pathlib import Path
 
 import pytest
 
+from core.settings import Settings
 from deploy.local.ports import free_port
 from deploy.local.stack import LocalStack
 from tests.integration.helpers import wait_until
@@ -29,7 +30,6 @@ from tests.integration.streams_support import (
     streams_settings,
 )
 from tests.otlp_builders import CLIENT, ERROR, SERVER, SpanSpec, sid, tid
-from tracehouse.settings import Settings
 
 POLICY = {
     "decision_wait": "1s",

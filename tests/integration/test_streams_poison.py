@@ -10,13 +10,13 @@ from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
+from core.clickhouse import connect
+from core.settings import Settings
 from deploy.local.stack import LocalStack
 from ingest.partitioning import partition_for_key
-from sinks.clickhouse_store import connect
 from tests.integration.helpers import wait_until
 from tests.integration.test_docs_queries import doc_queries
 from tests.otlp_builders import CLIENT, SpanSpec, sid, tid, traces_data
-from tracehouse.settings import Settings
 
 NOW_NS = time.time_ns()
 

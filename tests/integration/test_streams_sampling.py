@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
+from core.settings import Settings
 from deploy.local.stack import LocalStack
 from tests.integration.helpers import wait_until
 from tests.integration.streams_support import (
@@ -27,7 +28,6 @@ from tests.integration.streams_support import (
     streams_settings,
 )
 from tests.otlp_builders import CLIENT, ERROR, INTERNAL, SERVER, SpanSpec, sid, tid
-from tracehouse.settings import Settings
 
 POLICY = {
     "decision_wait": "1s",

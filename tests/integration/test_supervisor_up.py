@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from sinks.clickhouse_store import connect
+from core.clickhouse import connect
 from tests.integration.cli_runner import start_up
 from tests.integration.helpers import wait_until
 from tracehouse.demo_traces import send_demo_load

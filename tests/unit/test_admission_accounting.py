@@ -8,12 +8,12 @@ import asyncio
 import pytest
 from opentelemetry.proto.trace.v1 import trace_pb2
 
+from core.errors import RateLimited
+from core.tenancy import Limit, TenantConfig
 from ingest import metrics
 from ingest.admission import AdmissionConfig, SpanAdmission
-from ingest.errors import RateLimited
 from ingest.kafka_publisher import PublishError
 from ingest.partitioning import partition_for_key
-from ingest.tenancy import Limit, TenantConfig
 from streams.otlp_values import attributes_to_dict
 from tracehouse.demo_traces import make_request
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 import yaml
 
+from core.config import SECTIONS, ConfigError, bindings
+from core.settings import Settings, Topics
 from tracehouse.cli import main
-from tracehouse.config import SECTIONS, ConfigError, bindings
-from tracehouse.settings import Settings, Topics
 
 ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = ROOT / "deploy" / "tracehouse.example.yaml"

@@ -10,10 +10,10 @@ import dataclasses
 
 import pytest
 
+from core.config import NOT_SETTINGS, ConfigError, bindings
+from core.settings import SINK_STREAMS, Settings, Topics
 from sinks.writers import WRITERS
 from tracehouse.cli import main
-from tracehouse.config import NOT_SETTINGS, ConfigError, bindings
-from tracehouse.settings import SINK_STREAMS, Settings, Topics
 
 
 def _error(env: dict[str, str]) -> str:

@@ -8,8 +8,8 @@ from typing import Any
 
 import yaml
 
+from core.settings import Settings, Topics
 from tracehouse.cli import build_parser
-from tracehouse.settings import Settings, Topics
 
 ROOT = Path(__file__).resolve().parents[2]
 KNOWN_ENV = {f"TRACEHOUSE_{f.name.upper()}" for f in fields(Settings) if f.name != "topics"} | {

@@ -3,7 +3,7 @@ import random
 import pytest
 from opentelemetry.proto.trace.v1 import trace_pb2
 
-from ingest.head_sampling import (
+from core.consistent_sampling import (
     encode_threshold,
     keep_span,
     parse_ot,

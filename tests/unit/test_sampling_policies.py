@@ -247,7 +247,7 @@ def test_evaluate_all_reasons() -> None:
 def test_unsalted_probabilistic_agrees_with_ingest_head_sampling() -> None:
     import random
 
-    from ingest.head_sampling import keep_span, ratio_threshold
+    from core.consistent_sampling import keep_span, ratio_threshold
 
     rng = random.Random(9)
     for pct in (1.0, 10.0, 25.0, 50.0, 90.0):

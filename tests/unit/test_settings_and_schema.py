@@ -1,6 +1,6 @@
+from core.settings import Settings, Topics
 from schemas.migrations import load_migrations
 from sinks.batching import PartitionBatch
-from tracehouse.settings import Settings, Topics
 
 
 def test_settings_env_round_trip() -> None:

@@ -6,13 +6,13 @@ from typing import Any
 
 import pytest
 
+from core.settings import Settings
 from schemas import avro_codec
 from sinks.batching import drop_stale_plans
 from sinks.decoding import PoisonRecord, decode_message, decode_rows
 from sinks.span_columns import OTEL_TRACES_COLUMNS, otel_traces_arrow, otel_traces_columns
 from sinks.window_columns import InvalidRecord, edge_rows, red_metrics_arrow, red_rows
 from sinks.writers import WRITERS, writers_by_topic
-from tracehouse.settings import Settings
 
 
 def _span(i: int, kind: int = 2, status: int = 0) -> dict[str, Any]:

@@ -2,8 +2,8 @@ import pytest
 from opentelemetry.proto.common.v1 import common_pb2
 from opentelemetry.proto.trace.v1 import trace_pb2
 
-from ingest.errors import RateLimited, Unauthenticated
-from ingest.tenancy import (
+from core.errors import RateLimited, Unauthenticated
+from core.tenancy import (
     TENANT_ATTRIBUTE,
     Limit,
     TenantConfig,

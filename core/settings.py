@@ -6,10 +6,10 @@ pipeline the same way: by environment, never by editing code. A YAML file sectio
 component (``tracehouse --config FILE`` or ``TRACEHOUSE_CONFIG=FILE``,
 deploy/tracehouse.example.yaml) is the alternative; environment variables override it.
 
-Every option is declared once below with :func:`~tracehouse.config.setting`: default, YAML
+Every option is declared once below with :func:`~core.config.setting`: default, YAML
 section and key, documentation and accepted values. The environment variable is
 ``TRACEHOUSE_<FIELD>`` (``TRACEHOUSE_TOPIC_<NAME>`` for topics). Loading is strict
-(:mod:`tracehouse.config`): unknown variables or keys, non-boolean words, out-of-range numbers
+(:mod:`core.config`): unknown variables or keys, non-boolean words, out-of-range numbers
 and malformed addresses raise :class:`ConfigError` naming the variable or key.
 """
 
@@ -19,8 +19,9 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from tracehouse import config
-from tracehouse.config import ConfigError, setting
+from core import config
+from core.clickhouse import host_port
+from core.config import ConfigError, setting
 
 __all__ = ["ConfigError", "Settings", "Topics"]
 
@@ -423,6 +424,4 @@ class Settings:
 
     @property
     def clickhouse_host_port(self) -> tuple[str, int]:
-        rest = self.clickhouse_url.split("://", 1)[-1].rstrip("/")
-        host, _, port = rest.partition(":")
-        return host, int(port or 8123)
+        return host_port(self.clickhouse_url)

@@ -5,11 +5,12 @@ from __future__ import annotations
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, NewTopic
 
-from tracehouse.settings import Settings
+from core.kafka import client_config
+from core.settings import Settings
 
 
 def ensure_topics(settings: Settings, timeout: float = 30) -> dict[str, str]:
-    admin = AdminClient({"bootstrap.servers": settings.kafka_bootstrap})
+    admin = AdminClient(client_config(settings.kafka_bootstrap))
     wanted = [NewTopic(t, settings.partitions, 1) for t in settings.topics.all()]
     outcome: dict[str, str] = {}
     for topic, fut in admin.create_topics(wanted, request_timeout=timeout).items():
@@ -26,7 +27,7 @@ def ensure_topics(settings: Settings, timeout: float = 30) -> dict[str, str]:
 
 
 def partition_count(bootstrap: str, topic: str, timeout: float = 10) -> int:
-    admin = AdminClient({"bootstrap.servers": bootstrap})
+    admin = AdminClient(client_config(bootstrap))
     meta = admin.list_topics(topic, timeout=timeout)
     info = meta.topics.get(topic)
     if info is None or info.error is not None or not info.partitions:

@@ -1,6 +1,6 @@
 """Strict configuration: typed, range-checked options from ``TRACEHOUSE_*`` variables and YAML.
 
-Every option is declared once, on its :class:`~tracehouse.settings.Settings` (or ``Topics``)
+Every option is declared once, on its :class:`~core.settings.Settings` (or ``Topics``)
 field, with :func:`setting`: default, YAML section and key, documentation and the values it
 accepts. The environment variable is derived from the field name (``TRACEHOUSE_<FIELD>``,
 ``TRACEHOUSE_TOPIC_<NAME>`` for topics). :func:`load` reads the defaults, then the YAML file

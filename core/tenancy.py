@@ -22,7 +22,7 @@ import yaml
 from opentelemetry.proto.common.v1 import common_pb2
 from opentelemetry.proto.trace.v1 import trace_pb2
 
-from ingest.errors import RateLimited, Unauthenticated
+from core.errors import RateLimited, Unauthenticated
 
 TENANT_ATTRIBUTE = "tracehouse.tenant"
 API_KEY_HEADERS = ("x-api-key", "api-key")
