@@ -34,7 +34,7 @@ _topic = config.check_topic
 
 @dataclass(frozen=True)
 class Topics:
-    """Kafka topic names (the contracts in DESIGN.md)."""
+    """Kafka topic names (the contracts in docs/architecture.md, "Topic contracts")."""
 
     raw_spans: str = setting(
         "otlp_spans", "topics", "raw_spans", "OTLP spans from ingest", check=_topic
@@ -209,7 +209,7 @@ class Settings:
         hi=36_500,
     )
     # Kafka group timings: short by default because Tansu needs ~half the session timeout to
-    # complete a join (DESIGN.md); production can raise them.
+    # complete a join (docs/architecture.md, "Measured facts"); production can raise them.
     session_timeout_ms: int = setting(
         6000,
         "kafka",

@@ -1,12 +1,11 @@
 """Split an OTLP export request into one ``TracesData`` per Kafka partition.
 
-A faust worker handles ~14k messages/s (DESIGN.md), so ingest must never send one message per
-span: each request becomes at most one message per partition, keeping resource and scope
-grouping intact so the message is still valid OTLP that any Collector can read.
-Invalid spans (ids of the wrong length or all zero, times storage cannot hold) are removed and
-counted by reason, so one bad span never costs its neighbours; a parent span id of eight zero
-bytes (some SDKs send it for roots) is cleared to mean "root", as the data model says.
-"""
+A faust worker handles ~14k messages/s (docs/architecture.md, "Measured facts"), so ingest must
+never send one message per span: each request becomes at most one message per partition, keeping
+resource and scope grouping intact so the message is still valid OTLP that any Collector can
+read. Invalid spans (ids of the wrong length or all zero, times storage cannot hold) are removed
+and counted by reason, so one bad span never costs its neighbours; a parent span id of eight
+zero bytes (some SDKs send it for roots) is cleared to mean "root", as the data model says."""
 
 from __future__ import annotations
 

@@ -1,11 +1,11 @@
 """The faust worker: a thin adapter from Kafka to :mod:`streams.partition_processor`.
 
 Agents see whole messages (each a ``TracesData`` of many spans), never single spans, because a
-faust worker tops out at ~14k messages/s on this hardware (DESIGN.md). Messages are consumed
-without auto-ack: an event is acked (hence committable) only when the processor says its traces
-are decided, their sampled spans and the window's aggregates are on the broker and the decisions
-are in the state log. A timer drives decisions and window flushes.
-"""
+faust worker tops out at ~14k messages/s on this hardware (docs/architecture.md, "Measured
+facts"). Messages are consumed without auto-ack: an event is acked (hence committable) only when
+the processor says its traces are decided, their sampled spans and the window's aggregates are
+on the broker and the decisions are in the state log. A timer drives decisions and window
+flushes."""
 
 from __future__ import annotations
 

@@ -1,11 +1,11 @@
 """The streams worker's own changelog: sampling decisions and aggregate flush marks.
 
 Why not faust tables: faust's table recovery reads the changelog until the broker's reported
-high watermark, and Tansu reports a wrong watermark after multi-record batches (DESIGN.md), so
-recovery either stops early (decisions lost) or waits forever. This log therefore never asks for
-a watermark: the loader first appends a unique *barrier* record to the partition and then reads
-from the beginning until it meets that barrier, which proves it has seen everything written
-before it, whatever the watermark says.
+high watermark, and Tansu reports a wrong watermark after multi-record batches
+(docs/architecture.md, "Measured facts"), so recovery either stops early (decisions lost) or
+waits forever. This log therefore never asks for a watermark: the loader first appends a unique
+*barrier* record to the partition and then reads from the beginning until it meets that barrier,
+which proves it has seen everything written before it, whatever the watermark says.
 
 Buffered (undecided) spans are not copied here at all: the raw topic already holds them and
 their offsets stay uncommitted until decided (see :mod:`streams.offset_tracker`), so writing

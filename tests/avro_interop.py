@@ -1,5 +1,7 @@
-"""The Apache ``avro`` library's side of the interop tests (DESIGN.md: fastavro on the hot
-path, interop proven with the reference implementation), in one place for every schema."""
+"""The Apache ``avro`` library's side of the interop tests, in one place for every schema.
+
+fastavro is on the hot path; interop is proven with the reference implementation
+(docs/architecture.md, "Topic contracts")."""
 
 from __future__ import annotations
 

@@ -1,10 +1,9 @@
 """The streams state log restores everything written before it, from multi-record batches.
 
-Tansu misreports the high watermark after multi-record batches (DESIGN.md), which is why the
-restore reads up to a barrier of its own instead. Records here are produced with linger so the
-broker receives them as multi-record batches, then restored twice (a second restore must also
-see the first restore's barrier and everything after it).
-"""
+Tansu misreports the high watermark after multi-record batches (docs/architecture.md, "Measured
+facts"), which is why the restore reads up to a barrier of its own instead. Records here are
+produced with linger so the broker receives them as multi-record batches, then restored twice (a
+second restore must also see the first restore's barrier and everything after it)."""
 
 from __future__ import annotations
 
