@@ -81,9 +81,7 @@ def run_one(spans: int, rate: float, threshold: int) -> dict[str, Any]:
                 proc.delivered(out)
     elapsed = time.perf_counter() - started
     # Received spans are published with the RED window that covers them: close the last ones.
-    received += sum(
-        proc.tick(now + 3600).counters.get(("spans_received", ""), 0) for proc in procs
-    )
+    received += sum(proc.tick(now + 3600).counters.get(("spans_received", ""), 0) for proc in procs)
     return {
         "threshold": threshold,
         "spans": received,

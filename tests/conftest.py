@@ -14,9 +14,9 @@ from typing import Any
 
 import pytest
 
+from core.settings import Settings, Topics
 from deploy.local.ports import free_component_ports, free_port
 from deploy.local.stack import LocalStack
-from tracehouse.settings import Settings, Topics
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
