@@ -24,6 +24,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from opentelemetry.proto.trace.v1 import trace_pb2
+from sinks.span_columns import otel_traces_arrow
+from streams.span_records import span_records
 
 from deploy.local.clickhouse_server import start_clickhouse
 from deploy.local.ports import free_port
@@ -31,8 +33,6 @@ from deploy.local.stack import LocalStack
 from schemas.migrations import migrate
 from sinks.batching import PartitionBatch
 from sinks.clickhouse_store import BatchStore, connect
-from sinks.span_columns import otel_traces_arrow
-from streams.span_records import span_records
 from tracehouse.demo_traces import make_request
 from tracehouse.settings import Settings
 
