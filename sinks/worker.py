@@ -17,6 +17,7 @@ row or batch can hold a partition, let alone the worker.
 
 from __future__ import annotations
 
+import functools
 import logging
 import signal
 import threading
@@ -25,7 +26,6 @@ from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
-import pyarrow as pa
 from confluent_kafka import (
     TIMESTAMP_NOT_AVAILABLE,
     Consumer,
@@ -350,11 +350,8 @@ class SinkWorker:
         batch.rejections = []
         if batch.rows:
             table = self.writers[batch.topic].table
-
-            def insert(data: pa.Table, token: str) -> None:
-                store.insert_block(table, data, token)
-
             parts = [Part(o, t) for o, t in zip(batch.part_offsets, batch.parts, strict=True)]
+            insert = functools.partial(store.insert_block, table)
             result = store_isolating(parts, store.dedup_token(batch), insert)
             if result.inserts:
                 metrics.SHAPE_ERRORS.labels(table, ErrorClass.REJECTED.value).inc()
