@@ -298,7 +298,6 @@ def make_settings(args: argparse.Namespace, run_dir: Path) -> tuple[Settings, in
         streams_web_port=free_port(),
         sink_metrics_port=free_port(),
         query_http_port=free_port(),
-        sink_decode_processes=args.sink_decode_processes,
     )
     if args.policy == "tail" or args.decision_wait is not None:
         doc: dict[str, Any] = dict(TAIL_POLICY) if args.policy == "tail" else dict(KEEP_ALL)
@@ -555,7 +554,6 @@ def main() -> int:
     parser.add_argument("--partitions", type=int, default=Settings().partitions)
     parser.add_argument("--streams", type=int, default=1, help="streams worker processes")
     parser.add_argument("--sinks", type=int, default=1, help="sink worker processes")
-    parser.add_argument("--sink-decode-processes", type=int, default=0)
     parser.add_argument("--probes", type=int, default=200, help="latency probe traces (about)")
     parser.add_argument("--timeout", type=float, default=180, help="drain timeout, seconds")
     parser.add_argument("--keep", action="store_true", help="keep the run dir (logs, data)")

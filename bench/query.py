@@ -33,8 +33,7 @@ from deploy.local.stack import LocalStack
 from schemas.migrations import migrate
 from sinks.batching import PartitionBatch
 from sinks.clickhouse_store import BatchStore
-from sinks.span_columns import otel_traces_arrow
-from streams.span_records import span_records
+from tests.span_tables import otel_traces_table
 from tracehouse.demo_traces import make_request
 
 DAY_NS = 86_400 * 10**9
@@ -55,12 +54,12 @@ def load(store: BatchStore, spans: int, chunk_traces: int = 20_000) -> list[str]
         data = trace_pb2.TracesData.FromString(
             make_request(chunk_traces, seed=seed, now_ns=end_ns).SerializeToString()
         )
-        records = span_records(data)[: spans - loaded]
+        table = otel_traces_table(data).slice(0, spans - loaded)
         batch = PartitionBatch("bench", 0, seed)
-        batch.add(seed, records, len(records))
-        store.insert("otel_traces", otel_traces_arrow(records), batch)
-        trace_ids.extend(sorted({r["trace_id"] for r in records}))
-        loaded += len(records)
+        batch.add(seed, table, table.num_rows)
+        store.insert("otel_traces", table, batch)
+        trace_ids.extend(sorted(set(table["TraceId"].to_pylist())))
+        loaded += table.num_rows
         print(f"\rloaded {loaded:,}/{spans:,} spans", end="", flush=True)
     print()
     return trace_ids

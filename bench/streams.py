@@ -1,15 +1,13 @@
 """Spans/s through one streams worker's per-message path, without a broker.
 
 Measures, on the same pre-built raw messages: (1) the baseline, a bare protobuf decode of each
-``TracesData``; (2) the full path a worker runs per message: decode -> span records -> RED ->
+``TracesData``; (2) the full path a worker runs per message: decode -> span views -> RED ->
 service graph -> trace buffer, then the ticks' sampling decisions and Avro encoding of the
-sampled spans, RED and edge batches. Prints spans/s for each and the ratio to the baseline.
-``--wire both`` (default) runs the full path twice back to back, writing ``span_batch`` v3
-(packed columns, what the worker writes) and v2 (typed Avro columns, the previous format);
-``--wire all`` adds v1 (row records); the encoding of all spans alone is measured per format.
+sampled spans (``span_batch`` v3), RED and edge batches. Prints spans/s for each and the ratio
+to the baseline, and the rate of encoding all spans alone.
 
     .venv/bin/python bench/streams.py [--messages 200] [--spans 500] [--policy keep-all|tail]
-        [--wire v1|v2|v3|both|all] [--repeat 3]
+        [--repeat 3]
 """
 
 from __future__ import annotations
@@ -18,9 +16,7 @@ import argparse
 import random
 import sys
 import time
-from collections.abc import Callable
 from pathlib import Path
-from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
@@ -30,9 +26,9 @@ from schemas import avro_codec
 from streams.counters import CounterSet
 from streams.gc_tuning import tune_gc
 from streams.partition_processor import AggregationOptions, PartitionProcessor
-from streams.pipeline import encode_span_batches, encode_span_batches_v1
+from streams.pipeline import encode_span_batches
 from streams.sampling_config import SamplingConfig, parse_config
-from streams.span_views import full_record, span_views
+from streams.span_views import span_views
 from tests.otlp_builders import CLIENT, ERROR, SERVER, SpanSpec, payload
 
 SERVICES = ["frontend", "cart", "checkout", "payment", "shipping"]
@@ -82,37 +78,16 @@ def run_baseline(messages: list[bytes]) -> tuple[int, float]:
     return spans, time.perf_counter() - started
 
 
-def encode_v1(views: list[dict[str, Any]]) -> list[bytes]:
-    """The pre-v2 path: a full row record per kept span, then fastavro over the records."""
-    return encode_span_batches_v1([full_record(v) for v in views])
-
-
-def encode_v2(views: list[dict[str, Any]]) -> list[bytes]:
-    return encode_span_batches(views, version=2).payloads
-
-
-ENCODERS: dict[str, Callable[[list[dict[str, Any]]], list[bytes]]] = {
-    "v3": encode_span_batches,
-    "v2": encode_v2,
-    "v1": encode_v1,
-}
-WIRE_SETS = {"both": ["v3", "v2"], "all": ["v3", "v2", "v1"]}
-
-
-def encode_alone(messages: list[bytes], wire: str) -> float:
+def encode_alone(messages: list[bytes]) -> float:
     """spans/s of turning every span's view into spans.sampled bytes, nothing else."""
     views = [span_views(trace_pb2.TracesData.FromString(m)) for m in messages]
-    encode = ENCODERS[wire]
     started = time.perf_counter()
     for v in views:
-        encode(v)
+        encode_span_batches(v)
     return sum(len(v) for v in views) / (time.perf_counter() - started)
 
 
-def run_full(
-    messages: list[bytes], cfg: SamplingConfig, wire: str = "v3"
-) -> tuple[int, float, int]:
-    encode = ENCODERS[wire]
+def run_full(messages: list[bytes], cfg: SamplingConfig) -> tuple[int, float, int]:
     counters = CounterSet()
     proc = PartitionProcessor(
         "otlp_spans/0", cfg, cfg.policies, AggregationOptions(red_window_seconds=1), counters
@@ -127,7 +102,7 @@ def run_full(
         out = proc.tick(now + cfg.decision_wait)
         received += out.counters.get(("spans_received", ""), 0)
         sampled += len(out.sampled)
-        encode(out.sampled)
+        encode_span_batches(out.sampled)
         if out.red is not None:
             avro_codec.encode("red_metrics", out.red)
         if out.edges is not None:
@@ -144,37 +119,28 @@ def main() -> None:
     ap.add_argument("--messages", type=int, default=200)
     ap.add_argument("--spans", type=int, default=500, help="spans per raw message")
     ap.add_argument("--policy", choices=["keep-all", "tail"], default="tail")
-    ap.add_argument("--wire", choices=[*ENCODERS, *WIRE_SETS], default="both")
-    ap.add_argument("--repeat", type=int, default=3, help="best of N, wires alternating")
+    ap.add_argument("--repeat", type=int, default=3, help="best of N")
     args = ap.parse_args()
-    wires = WIRE_SETS.get(args.wire, [args.wire])
     cfg = (
         SamplingConfig(decision_wait=0) if args.policy == "keep-all" else parse_config(TAIL_POLICY)
     )
     messages = build_messages(args.messages, args.spans)
     tune_gc()  # as the worker does
-    for wire in wires:
-        run_full(messages[:10], cfg, wire)  # warm caches and imports
+    run_full(messages[:10], cfg)  # warm caches and imports
     base_spans, base_s = run_baseline(messages)
     base_rate = base_spans / base_s
     print(f"messages={args.messages} spans/message={args.spans} policy={args.policy}")
     print(f"baseline protobuf decode : {base_rate:>12,.0f} spans/s")
-    # A shared, noisy machine: alternate the wires and keep each one's best run.
-    best: dict[str, float] = dict.fromkeys(wires, 0.0)
+    # A shared, noisy machine: keep the best run.
+    full_rate = 0.0
     for _ in range(args.repeat):
-        for wire in wires:
-            spans, full_s, sampled = run_full(messages, cfg, wire)
-            assert spans == base_spans, (spans, base_spans)
-            best[wire] = max(best[wire], spans / full_s)
-    for wire, full_rate in best.items():
-        share = f"{full_rate / base_rate:.3f} x baseline; {sampled / spans:.1%} sampled"
-        print(f"full streams path, {wire}    : {full_rate:>12,.0f} spans/s  ({share})")
-    alone: dict[str, float] = dict.fromkeys(wires, 0.0)
-    for _ in range(args.repeat):
-        for wire in wires:
-            alone[wire] = max(alone[wire], encode_alone(messages, wire))
-    for wire, rate in alone.items():
-        print(f"encode alone, {wire}         : {rate:>12,.0f} spans/s")
+        spans, full_s, sampled = run_full(messages, cfg)
+        assert spans == base_spans, (spans, base_spans)
+        full_rate = max(full_rate, spans / full_s)
+    share = f"{full_rate / base_rate:.3f} x baseline; {sampled / spans:.1%} sampled"
+    print(f"full streams path, v3    : {full_rate:>12,.0f} spans/s  ({share})")
+    alone = max(encode_alone(messages) for _ in range(args.repeat))
+    print(f"encode alone, v3         : {alone:>12,.0f} spans/s")
 
 
 if __name__ == "__main__":

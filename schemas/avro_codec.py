@@ -3,8 +3,10 @@
 There is no schema registry in the local stack, so every message names its writer schema
 itself: byte 0 is the magic ``0xA7``, byte 1 the schema version. Readers resolve any known
 writer version against the newest reader schema (:func:`decode`), which is how schemas evolve
-without stopping the pipeline; a schema whose new version changes shape (``span_batch`` v2 is
-columnar) is read with :func:`decode_as_written` and dispatched on the version byte.
+without stopping the pipeline; a schema whose versions need not be resolvable into each other
+(``span_batch``: packed columns, whose next version may change shape) is read with
+:func:`decode_as_written` and dispatched on the version byte, so a new version can be read next
+to the current one and a version without a reader goes to the DLQ.
 The ``.avsc`` files are plain Avro, so any Avro library (the Apache ``avro`` package in the
 tests) can read the body after the header.
 """
@@ -99,9 +101,10 @@ def decode(name: str, payload: bytes) -> dict[str, Any]:
 def decode_as_written(name: str, payload: bytes) -> tuple[int, dict[str, Any]]:
     """The record in its writer's own schema, and that schema's version.
 
-    For schemas whose versions change shape incompatibly (``span_batch`` v1 rows -> v2
-    columns): Avro resolution cannot map one onto the other, so the reader dispatches on the
-    version instead, and old messages stay readable during an upgrade.
+    For schemas whose versions may change shape incompatibly (``span_batch``): Avro
+    resolution cannot map one onto the other, so the reader dispatches on the version instead,
+    and during an upgrade both versions stay readable. A version whose ``.avsc`` is gone
+    (or never existed) is an :class:`AvroDecodeError`.
     """
     writer_version = _writer_version(name, payload)
     writer = _writer_schema(name, writer_version)

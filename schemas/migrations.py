@@ -103,11 +103,8 @@ def render(sql: str, layout: Layout) -> list[str]:
         template = template.strip()
         if not template:
             continue
-        text = (
-            template.replace("{db}", f"`{layout.database}`")
-            .replace("{on_cluster}", layout.on_cluster)
-            .replace("{ttl_timestamp}", "{ttl:Timestamp}")
-            .replace("{ttl_start}", "{ttl:Start}")
+        text = template.replace("{db}", f"`{layout.database}`").replace(
+            "{on_cluster}", layout.on_cluster
         )
         text = _TTL.sub(
             lambda m: (

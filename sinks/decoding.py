@@ -1,9 +1,8 @@
 """Kafka value -> Arrow table of one message, or the reason it is poison.
 
-A module-level pure function so it can run in the worker's own thread or in a pool of decode
-processes (``sink_decode_processes``): decoding ``span_batch`` v1/v2 is CPU-heavy (v3 is
-cheap and leaves the worker insert-bound, see docs/perf.md), and an Arrow table crosses a
-process boundary cheaply.
+Pure functions of the message, run on the worker's consumer thread: decoding ``span_batch``
+v3 wraps its buffers without copying and leaves the worker insert-bound (docs/perf.md), so
+there is nothing to gain from a process pool.
 """
 
 from __future__ import annotations
@@ -36,6 +35,8 @@ def decode_rows(writer: TableWriter, value: bytes) -> list[Any]:
         record = avro_codec.decode(writer.avro_schema, value)
     except avro_codec.AvroDecodeError as exc:
         raise PoisonRecord("undecodable_avro", str(exc)) from exc
+    if writer.rows is None:
+        raise PoisonRecord("undecodable_avro", f"{writer.avro_schema} is read by version only")
     try:
         return writer.rows(record)
     except (InvalidRecord, KeyError, TypeError) as exc:
@@ -64,8 +65,7 @@ def decode_message(stream: str, value: bytes) -> Decoded:
 
     Never raises for a message's content: an exception the builders did not anticipate
     (an ``IndexError`` deep in a column builder, say) is still about this one message, so it
-    makes the message ``invalid_record`` instead of stopping the worker (or, in the decode
-    pool, failing the whole fetch).
+    makes the message ``invalid_record`` instead of stopping the worker.
     """
     try:
         return _decode_message(stream, value)
@@ -81,6 +81,7 @@ def _decode_message(stream: str, value: bytes) -> Decoded:
         rows = decode_rows(writer, value)
     except PoisonRecord as poison:
         return Decoded(None, poison.reason, poison.detail)
+    assert writer.arrow is not None  # a writer without by_version has rows and arrow
     try:
         return Decoded(writer.arrow(rows))
     except (pa.ArrowException, OverflowError, ValueError, TypeError) as exc:

@@ -12,7 +12,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from sinks.span_columns import SPAN_KIND_NAMES, STATUS_CODE_NAMES, _name
+from sinks.otel_names import SPAN_KIND_NAMES, STATUS_CODE_NAMES, enum_name
 
 _NS = pa.timestamp("ns")
 
@@ -92,8 +92,8 @@ def red_metrics_arrow(rows: Sequence[dict[str, Any]]) -> pa.Table:
         "TenantId": pa.array(_col(rows, "tenant_id"), pa.string()),
         "ServiceName": pa.array(_col(rows, "service_name"), pa.string()),
         "SpanName": pa.array(_col(rows, "span_name"), pa.string()),
-        "SpanKind": pa.array([_name(SPAN_KIND_NAMES, r["span_kind"]) for r in rows]),
-        "StatusCode": pa.array([_name(STATUS_CODE_NAMES, r["status_code"]) for r in rows]),
+        "SpanKind": pa.array([enum_name(SPAN_KIND_NAMES, r["span_kind"]) for r in rows]),
+        "StatusCode": pa.array([enum_name(STATUS_CODE_NAMES, r["status_code"]) for r in rows]),
         "Overflow": pa.array(_col(rows, "overflow"), pa.bool_()),
         **_histogram_columns(rows),
     }

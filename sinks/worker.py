@@ -17,16 +17,15 @@ row or batch can hold a partition, let alone the worker.
 
 from __future__ import annotations
 
+import functools
 import logging
-import multiprocessing
-import os
 import signal
 import threading
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
-import pyarrow as pa
 from confluent_kafka import (
     TIMESTAMP_NOT_AVAILABLE,
     Consumer,
@@ -53,10 +52,6 @@ from sinks.writers import writers_by_topic
 log = logging.getLogger("tracehouse.sink")
 
 MAX_BACKOFF = 10.0
-# Test-only fault injection: SIGKILL this process right after the N-th insert (into the
-# table named by the second variable, if set), before the DLQ and the offset commit.
-CRASH_AFTER_INSERTS_ENV = "TRACEHOUSE_SINK_TEST_CRASH_AFTER_INSERTS"
-CRASH_TABLE_ENV = "TRACEHOUSE_SINK_TEST_CRASH_TABLE"
 
 Key = tuple[str, int]
 # One record for the DLQ or the accounting topic: topic, key, value, headers.
@@ -88,10 +83,15 @@ def consumer_config(settings: Settings) -> dict[str, Any]:
 
 
 class SinkWorker:
-    def __init__(self, settings: Settings, store: BatchStore | None = None) -> None:
+    def __init__(
+        self, settings: Settings, store_factory: Callable[[], BatchStore] | None = None
+    ) -> None:
+        """``store_factory`` makes each ClickHouse store (the worker's own, and one per insert
+        thread): tests pass one whose stores fail or stop the process at a chosen point."""
         self.settings = settings
         self.writers = writers_by_topic(settings)
-        self.store = store or self._new_store()
+        self._store_factory = store_factory or self._clickhouse_store
+        self.store = self._store_factory()
         # Concurrent stores: one thread per batch in flight, each with its own client (a
         # ClickHouse HTTP session takes one query at a time).
         self.insert_pool = (
@@ -116,19 +116,8 @@ class SinkWorker:
         # Partitions pushed back while paused: (topic, partition) -> offset to re-read from.
         self.held: dict[Key, int] = {}
         self.running = True
-        self.inserts = 0
-        self._inserts_lock = threading.Lock()
-        crash = os.environ.get(CRASH_AFTER_INSERTS_ENV, "")
-        self.crash_after_inserts = int(crash) if crash else 0
-        self.crash_table = os.environ.get(CRASH_TABLE_ENV, "")
-        # Spawned, not forked: the Kafka client's threads must not be copied into children.
-        self.pool = (
-            multiprocessing.get_context("spawn").Pool(settings.sink_decode_processes)
-            if settings.sink_decode_processes > 0
-            else None
-        )
 
-    def _new_store(self) -> BatchStore:
+    def _clickhouse_store(self) -> BatchStore:
         return BatchStore(
             connect(self.settings.clickhouse_url, self.settings.clickhouse_database),
             self.settings.sink_group,
@@ -137,7 +126,7 @@ class SinkWorker:
     def _thread_store(self) -> BatchStore:
         store = getattr(self._thread_stores, "store", None)
         if store is None:
-            store = self._thread_stores.store = self._new_store()
+            store = self._thread_stores.store = self._store_factory()
         return store
 
     # -- rebalance ---------------------------------------------------------------------------
@@ -198,22 +187,15 @@ class SinkWorker:
             self.dlq.flush(10)
             if self.insert_pool is not None:
                 self.insert_pool.shutdown(wait=True)
-            if self.pool is not None:
-                self.pool.terminate()
 
     def _decode(self, messages: list[Any]) -> list[Decoded | None]:
-        """Decode every data message of one fetch, in the pool when configured."""
-        jobs = [
-            (self.writers[msg.topic()].stream, msg.value() or b"")
-            for msg in messages
+        """Decode every data message of one fetch (None for consumer events)."""
+        return [
+            decode_message(self.writers[msg.topic()].stream, msg.value() or b"")
             if msg.error() is None
+            else None
+            for msg in messages
         ]
-        if self.pool is not None and len(jobs) > 1:
-            chunk = max(1, len(jobs) // (4 * self.settings.sink_decode_processes))
-            results = iter(self.pool.starmap(decode_message, jobs, chunksize=chunk))
-        else:
-            results = iter([decode_message(stream, value) for stream, value in jobs])
-        return [next(results) if msg.error() is None else None for msg in messages]
 
     def stop(self) -> None:
         self.running = False
@@ -369,12 +351,8 @@ class SinkWorker:
         batch.rejections = []
         if batch.rows:
             table = self.writers[batch.topic].table
-
-            def insert(data: pa.Table, token: str) -> None:
-                store.insert_block(table, data, token)
-                self._after_insert(table)
-
             parts = [Part(o, t) for o, t in zip(batch.part_offsets, batch.parts, strict=True)]
+            insert = functools.partial(store.insert_block, table)
             result = store_isolating(parts, store.dedup_token(batch), insert)
             if result.inserts:
                 metrics.SHAPE_ERRORS.labels(table, ErrorClass.REJECTED.value).inc()
@@ -393,18 +371,6 @@ class SinkWorker:
                 )
             batch.rejections = result.rejections
         return started
-
-    def _after_insert(self, table: str) -> None:
-        """Test hook: SIGKILL right after an insert (a whole batch or one of its isolating
-        sub-inserts), before the DLQ and the commit."""
-        if not self.crash_after_inserts:
-            return
-        with self._inserts_lock:
-            if self.crash_table in ("", table):
-                self.inserts += 1
-            if self.inserts >= self.crash_after_inserts:
-                log.warning("test hook: SIGKILL after insert, before commit")
-                os.kill(os.getpid(), signal.SIGKILL)
 
     def _finish(self, batch: PartitionBatch, started: float) -> None:
         """DLQ, offset commit and bookkeeping of a stored batch (consumer thread only)."""
@@ -530,11 +496,14 @@ def _too_large(err: Any) -> bool:
     return code in _SIZE_ERRORS
 
 
-def main(settings: Settings | None = None) -> None:
+def main(
+    settings: Settings | None = None, store_factory: Callable[[], BatchStore] | None = None
+) -> None:
+    """Run a sink worker until SIGTERM/SIGINT (``store_factory``: see :class:`SinkWorker`)."""
     settings = settings or Settings.from_env()
     logs.setup("sink")
     start_http_server(settings.sink_metrics_port, addr=settings.sink_metrics_host)
-    worker = SinkWorker(settings)
+    worker = SinkWorker(settings, store_factory)
     signal.signal(signal.SIGTERM, lambda *_: worker.stop())
     signal.signal(signal.SIGINT, lambda *_: worker.stop())
     log.info(

@@ -13,10 +13,9 @@ from typing import Any
 import pyarrow as pa
 
 from core.settings import Settings
-from sinks.columnar_spans import otel_traces_from_columns
+from schemas import span_batch_v3
 from sinks.counter_columns import counter_rows, pipeline_counters_arrow
 from sinks.packed_spans import otel_traces_from_packed
-from sinks.span_columns import otel_traces_arrow
 from sinks.window_columns import edge_rows, red_metrics_arrow, red_rows, service_graph_arrow
 
 
@@ -25,23 +24,15 @@ class TableWriter:
     stream: str
     avro_schema: str
     table: str
-    # Decoded Avro record -> rows; raises window_columns.InvalidRecord for contract breaches.
-    rows: Callable[[dict[str, Any]], list[Any]]
-    # Rows of one batch -> the Arrow table inserted in one go.
-    arrow: Callable[[Sequence[Any]], pa.Table]
-    # For schemas whose versions are not Avro-resolvable (span_batch v1 rows, v2 columns,
-    # v3 packed columns):
-    # writer-schema version -> record-as-written -> Arrow table. Versions missing here are
-    # resolved to the newest schema and go through ``rows``/``arrow``.
+    # Schemas that evolve compatibly: the record is resolved to the newest schema, then
+    # decoded Avro record -> rows (raises window_columns.InvalidRecord for contract breaches)
+    # and the rows of one message -> the Arrow table inserted in one go.
+    rows: Callable[[dict[str, Any]], list[Any]] | None = None
+    arrow: Callable[[Sequence[Any]], pa.Table] | None = None
+    # Schemas read as written instead (span_batch: packed columns, whose next version need not
+    # be Avro-resolvable from this one): writer-schema version -> record-as-written -> Arrow
+    # table. A version missing here is dead-lettered.
     by_version: Mapping[int, Callable[[dict[str, Any]], pa.Table]] = field(default_factory=dict)
-
-
-def _spans(record: dict[str, Any]) -> list[Any]:
-    return list(record["spans"])
-
-
-def _spans_v1(record: dict[str, Any]) -> pa.Table:
-    return otel_traces_arrow(record["spans"])
 
 
 WRITERS: dict[str, TableWriter] = {
@@ -51,9 +42,7 @@ WRITERS: dict[str, TableWriter] = {
             "spans",
             "span_batch",
             "otel_traces",
-            _spans,
-            otel_traces_arrow,
-            {1: _spans_v1, 2: otel_traces_from_columns, 3: otel_traces_from_packed},
+            by_version={span_batch_v3.VERSION: otel_traces_from_packed},
         ),
         TableWriter("red", "red_metrics", "red_metrics", red_rows, red_metrics_arrow),
         TableWriter("edges", "graph_edges", "service_graph_edges", edge_rows, service_graph_arrow),

@@ -26,6 +26,8 @@ SPANS_DUPLICATE = "spans_duplicate"
 GRAPH_CROSS_TENANT = "graph_cross_tenant"
 RED_SERIES_OVERFLOW = "red_spans_overflow"
 GRAPH_EDGES_EXPIRED = "graph_unpaired_expired"
+# Spans the service graph forgot unpaired because it was at ``max_items``: edges may be missing.
+GRAPH_DROPPED_FULL = "graph_dropped_full"
 
 
 class CounterSet:

@@ -1,10 +1,12 @@
-"""``span_batch`` v2 column lists -> a v3 record (every column as Arrow-layout bytes).
+"""Kept span views -> one ``span_batch`` v3 record, straight from the protobuf spans.
 
-fastavro spends ~6 µs per span walking v2's typed arrays on either end; packing each column
-into one byte string here leaves it a few dozen ``bytes`` fields per message, and the sink
-rebuilds Arrow arrays from them without copying (:mod:`sinks.packed_spans`). The columns
-come from :func:`streams.columnar_batch.columnar_batch` (or the test fixture converter), so
-the values are v2's by construction; only their encoding differs.
+This is the only way spans leave the streams worker. Each column of the v3 layout
+(:mod:`schemas.span_batch_v3`) is first collected as a flat Python list read off the views and
+their protobuf spans (no per-span record dicts: building those, and letting fastavro walk them,
+used to be most of the worker's cost), then packed into one byte string in Arrow layout, which
+leaves fastavro a few dozen ``bytes`` fields per message and lets the sink wrap the buffers as
+Arrow arrays without copying (:mod:`sinks.packed_spans`). Values are converted here and only
+here: ids to lower-case hex, attributes to strings (:mod:`streams.otlp_values`).
 """
 
 from __future__ import annotations
@@ -14,9 +16,111 @@ from typing import Any
 
 import numpy as np
 
-from schemas.span_batch_v3 import LAYOUT, SPAN_COUNT, offsets_field
+from schemas.span_batch_v3 import LAYOUT, SPAN_COUNT, SPAN_SCALARS, offsets_field
+from streams.otlp_values import attributes_to_dict
+from streams.span_views import attributes_of
 
 _INT_TYPES: dict[str, np.dtype[Any]] = {"int32": np.dtype("<i4"), "int64": np.dtype("<i8")}
+
+# Per-span scalars the view does not hold as-is: ids are bytes there, the rest sits on the
+# protobuf span or scope.
+_DERIVED = {
+    "trace_id",
+    "span_id",
+    "parent_span_id",
+    "status_message",
+    "scope_name",
+    "scope_version",
+}
+_VIEW_FIELDS = tuple(f for f in SPAN_SCALARS if f not in _DERIVED)
+
+
+def pack_views(views: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The v3 ``SpanBatch`` record holding ``views`` (see :mod:`streams.span_views`) in order."""
+    return _pack(_columns(views))
+
+
+def _put_map(m: dict[str, str], lengths: list[int], keys: list[str], values: list[str]) -> None:
+    lengths.append(len(m))
+    keys.extend(m)
+    values.extend(m.values())
+
+
+def _columns(views: Sequence[dict[str, Any]]) -> dict[str, list[Any]]:
+    """Every v3 column as a Python list, in the order the layout nests them."""
+    rec: dict[str, list[Any]] = {f: [] for f in LAYOUT}
+    for f in _VIEW_FIELDS:
+        rec[f] = [v[f] for v in views]
+    rec["trace_id"] = [v["trace_id"].hex() for v in views]
+    rec["span_id"] = [v["span_id"].hex() for v in views]
+    rec["parent_span_id"] = [v["parent_span_id"].hex() for v in views]
+    spans = [v["_span"] for v in views]
+    scopes = [v["_scope"] for v in views]
+    rec["status_message"] = [s.status.message for s in spans]
+    rec["scope_name"] = [s.name for s in scopes]
+    rec["scope_version"] = [s.version for s in scopes]
+
+    # Views of one ResourceSpans share one attribute dict: send each resource once.
+    resource_slot: dict[int, int] = {}
+    res_index = rec["resource_index"]
+    res_lengths, res_keys, res_values = (
+        rec["resource_attribute_lengths"],
+        rec["resource_attribute_keys"],
+        rec["resource_attribute_values"],
+    )
+    attr_lengths, attr_keys, attr_values = (
+        rec["attribute_lengths"],
+        rec["attribute_keys"],
+        rec["attribute_values"],
+    )
+    event_counts, link_counts = rec["event_counts"], rec["link_counts"]
+    for view, span in zip(views, spans, strict=True):
+        resource = view["resource_attributes"]
+        slot = resource_slot.get(id(resource))
+        if slot is None:
+            slot = resource_slot[id(resource)] = len(res_lengths)
+            _put_map(resource, res_lengths, res_keys, res_values)
+        res_index.append(slot)
+        if span.attributes:
+            attrs = attributes_of(view)
+            attr_lengths.append(len(attrs))
+            attr_keys.extend(attrs)
+            attr_values.extend(attrs.values())
+        else:
+            attr_lengths.append(0)
+        # Most spans have neither events nor links: skip the calls for them.
+        if span.events:
+            _put_events(span.events, rec)
+        event_counts.append(len(span.events))
+        if span.links:
+            _put_links(span.links, rec)
+        link_counts.append(len(span.links))
+    return rec
+
+
+def _put_events(events: Any, rec: dict[str, list[Any]]) -> None:
+    for e in events:
+        rec["event_time_unix_nano"].append(e.time_unix_nano)
+        rec["event_name"].append(e.name)
+        _put_map(
+            attributes_to_dict(e.attributes),
+            rec["event_attribute_lengths"],
+            rec["event_attribute_keys"],
+            rec["event_attribute_values"],
+        )
+
+
+def _put_links(links: Any, rec: dict[str, list[Any]]) -> None:
+    for link in links:
+        rec["link_trace_id"].append(link.trace_id.hex())
+        rec["link_span_id"].append(link.span_id.hex())
+        rec["link_trace_state"].append(link.trace_state)
+        _put_map(
+            attributes_to_dict(link.attributes),
+            rec["link_attribute_lengths"],
+            rec["link_attribute_keys"],
+            rec["link_attribute_values"],
+        )
 
 
 def _utf8(values: Sequence[str]) -> tuple[bytes, bytes]:
@@ -35,15 +139,15 @@ def _utf8(values: Sequence[str]) -> tuple[bytes, bytes]:
     return data, offsets.astype("<i4").tobytes()
 
 
-def pack_columns(rec: dict[str, list[Any]]) -> dict[str, Any]:
-    """A v2 record (one list per field) -> the v3 record of the same spans."""
+def _pack(rec: dict[str, list[Any]]) -> dict[str, Any]:
+    """Column lists -> the v3 record: every column as one Arrow-layout byte string."""
     out: dict[str, Any] = {SPAN_COUNT: len(rec["trace_id"])}
     for field, layout in LAYOUT.items():
         values = rec[field]
         if layout == "utf8":
             out[field], out[offsets_field(field)] = _utf8(values)
         else:
-            # np.array raises OverflowError for Python ints outside the width, as fastavro
-            # would for v2; it never wraps silently.
+            # np.array raises OverflowError for Python ints outside the width; it never wraps
+            # silently, so the encoder refuses the span instead of storing a wrong number.
             out[field] = np.array(values, dtype=_INT_TYPES[layout]).tobytes()
     return out

@@ -305,8 +305,10 @@ class PartitionProcessor:
                 out.edges = self.graph.drain(self.source, s_ns, e_ns)
             self.counters.add(c.GRAPH_EDGES_EXPIRED, self.graph.expired_unpaired)
             self.counters.add(c.GRAPH_CROSS_TENANT, self.graph.cross_tenant)
+            self.counters.add(c.GRAPH_DROPPED_FULL, self.graph.dropped_full)
             self.graph.expired_unpaired = 0
             self.graph.cross_tenant = 0
+            self.graph.dropped_full = 0
             if self.last_offset > self._flushed_offset:  # idle partitions write nothing
                 out.aggregates_through = self._flushed_offset = self.last_offset
             # The window's per-message counts are persisted with the offset they cover.

@@ -1,11 +1,9 @@
-"""Raw message -> ``span_batch`` payloads without sampling, and the batch encoders.
+"""Raw message -> ``span_batch`` payloads without sampling, and the batch encoder.
 
 The worker itself runs :mod:`streams.partition_processor` (RED, graph, tail sampling);
 :func:`encode_span_batches` is how it cuts sampled span views into ``span_batch`` v3 (packed
-columns) messages for ``spans.sampled``, and :func:`process_raw_message` remains the
-no-sampling conversion used by codec tests and tools. ``encode_span_batches(views, version=2)``
-(typed columns) and :func:`encode_span_batches_v1` (rows) write the older formats, kept for
-upgrade tests and the ``bench/streams.py --wire`` comparison.
+columns, the only span wire format) messages for ``spans.sampled``, and
+:func:`process_raw_message` remains the no-sampling conversion used by codec tests and tools.
 """
 
 from __future__ import annotations
@@ -17,8 +15,8 @@ from google.protobuf.message import DecodeError
 from opentelemetry.proto.trace.v1 import trace_pb2
 
 from schemas import avro_codec
-from streams.columnar_batch import columnar_batch
-from streams.packed_batch import pack_columns
+from schemas.span_batch_v3 import VERSION as SPAN_BATCH_VERSION
+from streams.packed_batch import pack_views
 from streams.span_views import span_views
 
 SPAN_BATCH = "span_batch"
@@ -41,10 +39,6 @@ def decode_traces(payload: bytes) -> trace_pb2.TracesData:
     return trace_pb2.TracesData.FromString(payload)
 
 
-# What encode_span_batches writes: v3. Sinks must be deployed first (ADR 0003).
-SPAN_BATCH_VERSION = 3
-
-
 @dataclass
 class EncodedBatches:
     """``span_batch`` messages, each within the byte limit, and the spans that fit none."""
@@ -60,9 +54,7 @@ def _estimate(view: dict[str, Any]) -> int:
 
 
 def encode_span_batches(
-    views: list[dict[str, Any]],
-    version: int = SPAN_BATCH_VERSION,
-    max_bytes: int = 1 << 62,
+    views: list[dict[str, Any]], max_bytes: int = 1 << 62
 ) -> EncodedBatches:
     """Span views (see :mod:`streams.span_views`) -> framed ``span_batch`` messages of at most
     ``max_bytes`` each.
@@ -73,15 +65,11 @@ def encode_span_batches(
     over the limit, is isolated by halving and refused with its reason instead of taking the
     other spans down with it.
     """
-    if version not in (2, 3):
-        raise ValueError(f"span views encode as span_batch v2 or v3, not v{version}")
     out = EncodedBatches()
 
     def encode(chunk: list[dict[str, Any]]) -> None:
         try:
-            columns = columnar_batch(chunk)
-            record = pack_columns(columns) if version == 3 else columns
-            data = avro_codec.encode(SPAN_BATCH, record, version)
+            data = avro_codec.encode(SPAN_BATCH, pack_views(chunk), SPAN_BATCH_VERSION)
         except Exception:
             # Poison isolation: whatever one span makes the encoder raise (a value out of a
             # column's range, text that is not encodable) must not cost the others.
@@ -111,14 +99,6 @@ def encode_span_batches(
     if chunk:
         encode(chunk)
     return out
-
-
-def encode_span_batches_v1(records: list[dict[str, Any]]) -> list[bytes]:
-    """v1 ``Span`` records (see :mod:`streams.span_records`) -> framed v1 messages."""
-    return [
-        avro_codec.encode(SPAN_BATCH, {"spans": records[i : i + MAX_SPANS_PER_MESSAGE]}, 1)
-        for i in range(0, len(records), MAX_SPANS_PER_MESSAGE)
-    ]
 
 
 def process_raw_message(payload: bytes) -> MessageResult:

@@ -48,6 +48,8 @@ class ServiceGraph:
     bounds_ms: tuple[float, ...] = DEFAULT_BOUNDS_MS
     edges: dict[EdgeKey, Histogram] = field(default_factory=dict)
     expired_unpaired: int = 0
+    # Halves (or orphan lists) forgotten to stay within max_items; published as
+    # graph_dropped_full so a graph missing edges under load is visible, not silent.
     dropped_full: int = 0
     # Parent/child pairs whose spans belong to different tenants: counted, never an edge.
     cross_tenant: int = 0

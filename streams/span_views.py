@@ -1,10 +1,11 @@
-"""Cheap per-span views for the hot path; full Avro records only for spans that are kept.
+"""Cheap per-span views: the one in-memory shape of a span inside the streams worker.
 
-RED, the service graph and most policies need a dozen scalar fields per span, while building
-the complete record (hex ids, attribute maps, events, links) costs most of the per-span time.
-Since tail sampling usually keeps a small share of spans, views carry the scalars plus a
-reference to the protobuf span, and :func:`full_record` builds the ``span_batch`` record only
-for spans that leave the worker. Ids stay bytes here (hex is for the wire).
+RED, the service graph and most policies need a dozen scalar fields per span, while converting
+everything (hex ids, attribute maps, events, links) costs most of the per-span time. Since tail
+sampling usually keeps a small share of spans, views carry the scalars plus a reference to the
+protobuf span, and only spans that leave the worker are converted, column by column, by
+:mod:`streams.packed_batch`. Ids stay bytes here (hex is for the wire). The service name and
+the tenant come from the resource (the tenant as ``tracehouse.tenant``, set by ingest).
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ from opentelemetry.proto.trace.v1 import trace_pb2
 
 from schemas.span_limits import MAX_TIME_UNIX_NANO, times_problem
 from streams.otlp_values import any_value_to_str, attributes_to_dict
-from streams.span_records import events_of, links_of, service_name_of
+
+SERVICE_NAME_KEY = "service.name"
+TENANT_KEY = "tracehouse.tenant"
 
 
 class InvalidSpan(ValueError):
@@ -69,8 +72,8 @@ def span_views(
     max_time = MAX_TIME_UNIX_NANO
     for rs in data.resource_spans:
         resource_attributes = attributes_to_dict(rs.resource.attributes)
-        tenant = resource_attributes.get("tracehouse.tenant", tenant_id)
-        service = service_name_of(resource_attributes)
+        tenant = resource_attributes.get(TENANT_KEY, tenant_id)
+        service = resource_attributes.get(SERVICE_NAME_KEY, "")
         for ss in rs.scope_spans:
             scope = ss.scope
             for span in ss.spans:
@@ -159,29 +162,3 @@ def first_attribute(view: dict[str, Any], keys: tuple[str, ...]) -> str:
         if k in found:
             return any_value_to_str(found[k])
     return ""
-
-
-def full_record(view: dict[str, Any]) -> dict[str, Any]:
-    """The ``span_batch`` Span record of a view (same result as span_records)."""
-    span = view["_span"]
-    scope = view["_scope"]
-    return {
-        "tenant_id": view["tenant_id"],
-        "trace_id": view["trace_id"].hex(),
-        "span_id": view["span_id"].hex(),
-        "parent_span_id": view["parent_span_id"].hex(),
-        "trace_state": view["trace_state"],
-        "name": view["name"],
-        "kind": view["kind"],
-        "service_name": view["service_name"],
-        "start_time_unix_nano": view["start_time_unix_nano"],
-        "end_time_unix_nano": view["end_time_unix_nano"],
-        "status_code": view["status_code"],
-        "status_message": span.status.message,
-        "resource_attributes": view["resource_attributes"],
-        "scope_name": scope.name,
-        "scope_version": scope.version,
-        "attributes": attributes_of(view),
-        "events": events_of(span),
-        "links": links_of(span),
-    }

@@ -16,7 +16,6 @@ from typing import Any
 @dataclass
 class BufferedTrace:
     trace_id: str
-    first_seen: float
     deadline: float
     records: list[dict[str, Any]] = field(default_factory=list)
     nbytes: int = 0
@@ -68,7 +67,7 @@ class TraceBuffer:
         ``records`` (see streams.span_fingerprint); both are kept on the trace."""
         trace = self._traces.get(trace_id)
         if trace is None:
-            trace = self._traces[trace_id] = BufferedTrace(trace_id, now, now + self.decision_wait)
+            trace = self._traces[trace_id] = BufferedTrace(trace_id, now + self.decision_wait)
         trace.records.extend(records)
         if keys:
             trace.seen.update(keys)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -73,3 +74,61 @@ def tid(n: int) -> bytes:
 
 def sid(n: int) -> bytes:
     return n.to_bytes(8, "big")
+
+
+def _put_attributes(target: Any, attributes: Mapping[str, Any]) -> None:
+    for k, v in attributes.items():
+        a = target.add()
+        a.key = k
+        a.value.CopyFrom(_any(v))
+
+
+def traces_from_rows(rows: Sequence[Mapping[str, Any]]) -> trace_pb2.TracesData:
+    """Spans written as readable dicts -> OTLP, so fixtures take the pipeline's one path.
+
+    A row holds the ``otel_traces`` facts of one span under the OTLP field names: ``trace_id``,
+    ``span_id`` and ``parent_span_id`` as hex, ``name``, ``kind``, ``service_name``,
+    ``start_time_unix_nano``, ``end_time_unix_nano``, ``status_code`` and optionally
+    ``tenant_id``, ``trace_state``, ``status_message``, ``scope_name``, ``scope_version``,
+    ``resource_attributes``, ``attributes`` and ``events``/``links`` (dicts of the same
+    names). The service and the tenant go into the resource, where streams reads them. Spans
+    keep their order: a new ResourceSpans starts whenever the resource or scope changes.
+    """
+    data = trace_pb2.TracesData()
+    last: tuple[Any, ...] | None = None
+    scope: Any = None
+    for row in rows:
+        resource = {**row.get("resource_attributes", {}), "service.name": row["service_name"]}
+        if row.get("tenant_id"):
+            resource["tracehouse.tenant"] = row["tenant_id"]
+        key = (tuple(resource.items()), row.get("scope_name", ""), row.get("scope_version", ""))
+        if key != last:
+            rs = data.resource_spans.add()
+            _put_attributes(rs.resource.attributes, resource)
+            scope = rs.scope_spans.add()
+            scope.scope.name, scope.scope.version = key[1], key[2]
+            last = key
+        span = scope.spans.add(
+            trace_id=bytes.fromhex(row["trace_id"]),
+            span_id=bytes.fromhex(row["span_id"]),
+            parent_span_id=bytes.fromhex(row.get("parent_span_id", "")),
+            trace_state=row.get("trace_state", ""),
+            name=row["name"],
+            kind=row["kind"],
+            start_time_unix_nano=row["start_time_unix_nano"],
+            end_time_unix_nano=row["end_time_unix_nano"],
+        )
+        span.status.code = row["status_code"]
+        span.status.message = row.get("status_message", "")
+        _put_attributes(span.attributes, row.get("attributes", {}))
+        for e in row.get("events", []):
+            event = span.events.add(time_unix_nano=e["time_unix_nano"], name=e["name"])
+            _put_attributes(event.attributes, e.get("attributes", {}))
+        for lk in row.get("links", []):
+            link = span.links.add(
+                trace_id=bytes.fromhex(lk["trace_id"]),
+                span_id=bytes.fromhex(lk["span_id"]),
+                trace_state=lk.get("trace_state", ""),
+            )
+            _put_attributes(link.attributes, lk.get("attributes", {}))
+    return data

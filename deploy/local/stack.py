@@ -16,7 +16,7 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -196,12 +196,18 @@ class LocalStack:
         timeout: float = 60,
         extra_env: dict[str, str] | None = None,
         command: str | None = None,
+        argv: Sequence[str] | None = None,
     ) -> Child:
-        """Start ``tracehouse <name>`` and wait for its health URL."""
+        """Start ``tracehouse <name>`` and wait for its health URL.
+
+        ``argv`` (the interpreter's arguments, e.g. ``["-m", "some.module"]``) runs another
+        entry point instead, with the same settings and supervision: tests use it to start
+        a component wrapped with a fault (tests/integration/crashing_sink.py)."""
         env = {**os.environ, **self.settings.to_env(), "PYTHONUNBUFFERED": "1", **(extra_env or {})}
+        args = list(argv) if argv else ["-m", "tracehouse.cli", command or name]
 
         def launch() -> subprocess.Popen[bytes]:
-            return self._spawn_healthy(name, health_url, timeout, env, command or name)
+            return self._spawn_healthy(name, health_url, timeout, env, args)
 
         child = Child(name, launch(), self.logs / f"{name}.log", PIPELINE, launch)
         self.children.append(child)
@@ -209,12 +215,12 @@ class LocalStack:
         return child
 
     def _spawn_healthy(
-        self, name: str, health_url: str, timeout: float, env: dict[str, str], command: str
+        self, name: str, health_url: str, timeout: float, env: dict[str, str], args: list[str]
     ) -> subprocess.Popen[bytes]:
         """One process of a component, returned once healthy; killed if it never gets there."""
         path, fd = self._log(name)
         proc = subprocess.Popen(
-            [sys.executable, "-m", "tracehouse.cli", command],
+            [sys.executable, *args],
             env=env,
             stdout=fd,
             stderr=subprocess.STDOUT,

@@ -17,8 +17,7 @@ from core.settings import Settings
 from deploy.local.stack import LocalStack
 from sinks.batching import PartitionBatch
 from sinks.clickhouse_store import BatchStore
-from sinks.span_columns import otel_traces_arrow
-from streams.span_records import span_records
+from tests.span_tables import otel_traces_table, span_facts
 from tracehouse.demo_traces import make_request
 
 NOW_NS = time.time_ns()  # spans end "now": the catalogue endpoints look back 7 days
@@ -29,13 +28,13 @@ def query_api(services: LocalStack, pipeline_settings: Settings) -> Iterator[tup
     data = trace_pb2.TracesData.FromString(
         make_request(traces=40, seed=11, now_ns=NOW_NS).SerializeToString()
     )
-    records = span_records(data)
+    records = span_facts(data)
     store = BatchStore(
         connect(pipeline_settings.clickhouse_url, pipeline_settings.clickhouse_database), "test"
     )
     batch = PartitionBatch("t", 0, 0)
     batch.add(0, records, len(records))
-    store.insert("otel_traces", otel_traces_arrow(records), batch)
+    store.insert("otel_traces", otel_traces_table(data), batch)
     stack = LocalStack(pipeline_settings, services.run_dir / "query", say=lambda _m: None)
     try:
         stack.start_component(

@@ -1,7 +1,8 @@
 """Deterministic Avro records for the four sunk topics, produced with confluent-kafka.
 
-The streams worker that will produce metrics.red / graph.edges / pipeline.accounting is built
-in parallel, so the sink tests publish contract-conforming records themselves.
+The sink tests publish contract-conforming records themselves instead of running streams.
+Spans are described as readable rows (:func:`span`) and encoded by streams' own encoder
+(:func:`tests.span_tables.span_message`), so the sink sees exactly what streams writes.
 """
 
 from __future__ import annotations
@@ -19,8 +20,7 @@ from core.settings import Settings
 from core.topics import partition_count
 from deploy.local.stack import Child, LocalStack
 from schemas import avro_codec
-from streams.packed_batch import pack_columns
-from tests.span_batch_rows import columns_from_rows
+from tests.span_tables import span_message
 
 BOUNDS_MS = [2.0, 4.0, 6.0, 8.0, 10.0, 50.0, 100.0, 250.0, 1000.0]
 T0 = 1_764_000_000_000_000_000  # 2025-11-24T16:00:00Z in ns
@@ -29,12 +29,13 @@ OPS = ("GET /", "AddItem", "Charge", "SELECT")
 
 
 def span(trace: int, i: int, tenant: str = "") -> dict[str, Any]:
+    """Span ``i`` of trace number ``trace``; ids count from 1 (all-zero ids are invalid)."""
     start = T0 + trace * 1_000_000 + i * 1000
     return {
         "tenant_id": tenant,
-        "trace_id": f"{trace:032x}",
-        "span_id": f"{trace:08x}{i:08x}",
-        "parent_span_id": f"{trace:08x}{i - 1:08x}" if i else "",
+        "trace_id": f"{trace + 1:032x}",
+        "span_id": f"{trace + 1:08x}{i + 1:08x}",
+        "parent_span_id": f"{trace + 1:08x}{i:08x}" if i else "",
         "name": OPS[(trace + i) % len(OPS)],
         "kind": 2 if i == 0 else 3,
         "service_name": SERVICES[(trace + i) % len(SERVICES)],
@@ -155,15 +156,7 @@ def produce_round(settings: Settings, round_no: int, expected: Expected, partiti
             rec = span_batch(first, traces=10, spans_per_trace=6)
             expected.spans += len(rec["spans"])
             expected.traces.update(s["trace_id"] for s in rec["spans"])
-            # Mixed wire versions, as in a topic during upgrades from v1 to v2 to v3.
-            if m == 1:
-                spans.append((p, avro_codec.encode("span_batch", rec, 1)))
-            else:
-                columns = columns_from_rows(rec["spans"])
-                if m == 2:
-                    spans.append((p, avro_codec.encode("span_batch", pack_columns(columns), 3)))
-                else:
-                    spans.append((p, avro_codec.encode("span_batch", columns, 2)))
+            spans.append((p, span_message(rec["spans"])))
         window = round_no * partitions + p
         red_rec = red_batch(window, f"otlp_spans/{p}")
         expected.red_rows += len(red_rec["series"])

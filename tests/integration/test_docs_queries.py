@@ -17,6 +17,7 @@ import pytest
 from core.clickhouse import connect
 from core.settings import Settings
 from schemas import avro_codec
+from sinks.decoding import decode_message
 from sinks.writers import WRITERS
 from tests.integration.sink_data import (
     BOUNDS_MS,
@@ -26,6 +27,7 @@ from tests.integration.sink_data import (
     red_batch,
     span_batch,
 )
+from tests.span_tables import span_message
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "queries.md"
 HOUR = {"start": "2025-11-24 16:00:00.000", "end": "2025-11-24 17:00:00.000"}
@@ -58,18 +60,25 @@ def histogram_quantile(q: float, bounds: list[float], counts: list[int], max_ms:
 
 
 def _insert(client: Any, stream: str, records: list[dict[str, Any]]) -> list[Any]:
+    """Insert the fixture records as the sink would; returns their rows (spans: the span
+    fixtures themselves, which the queries' expectations are computed from)."""
     writer = WRITERS[stream]
-    # Through Avro (v1, the row form every fixture here uses) and back, as the sink sees
-    # them (fills the schema's defaults).
-    decoded = [
-        avro_codec.decode_as_written(
-            writer.avro_schema, avro_codec.encode(writer.avro_schema, rec, 1)
-        )[1]
+    if stream == "spans":
+        # Spans take the pipeline's path: OTLP -> streams' encoder -> the sink's decoder.
+        rows = [row for rec in records for row in rec["spans"]]
+        decoded = decode_message(stream, span_message(rows))
+        assert decoded.table is not None, decoded
+        client.insert_arrow(writer.table, decoded.table)
+        return rows
+    # Through Avro and back, as the sink sees them (fills the schema's defaults).
+    assert writer.rows is not None and writer.arrow is not None
+    decoded_records = [
+        avro_codec.decode(writer.avro_schema, avro_codec.encode(writer.avro_schema, rec))
         for rec in records
     ]
-    rows = [row for rec in decoded for row in writer.rows(rec)]
-    client.insert_arrow(writer.table, writer.arrow(rows))
-    return rows
+    window_rows = [row for rec in decoded_records for row in writer.rows(rec)]
+    client.insert_arrow(writer.table, writer.arrow(window_rows))
+    return window_rows
 
 
 @pytest.fixture

@@ -26,8 +26,7 @@ from core.settings import Settings
 from deploy.local.stack import LocalStack
 from query.store import MAX_SPANS_PER_TRACE
 from sinks.clickhouse_store import BatchStore
-from sinks.span_columns import otel_traces_arrow
-from streams.span_records import span_records
+from tests.span_tables import otel_traces_table
 
 BIG_SPANS = 100_000
 SERVICES = ["frontend", "cart", "checkout", "payments", "inventory"]
@@ -71,12 +70,10 @@ def big_trace(spans: int, now_ns: int, seed: int = 7) -> tuple[str, trace_pb2.Tr
 
 
 def write_spans(settings: Settings, data: trace_pb2.TracesData, chunk: int = 25_000) -> None:
-    records = span_records(data)
+    table = otel_traces_table(data)
     store = BatchStore(connect(settings.clickhouse_url, settings.clickhouse_database), "big")
-    for i in range(0, len(records), chunk):
-        store.insert_block(
-            "otel_traces", otel_traces_arrow(records[i : i + chunk]), f"big-trace-{i}"
-        )
+    for i in range(0, table.num_rows, chunk):
+        store.insert_block("otel_traces", table.slice(i, chunk), f"big-trace-{i}")
 
 
 @dataclass

@@ -7,36 +7,33 @@ from core.settings import Settings
 from deploy.local.ports import free_port
 from deploy.local.stack import LocalStack
 from schemas import avro_codec
-from streams.packed_batch import pack_columns
 from tests.integration.helpers import wait_until
 from tests.integration.sink_data import produce, read_topic, red_batch, span_batch, start_sink
-from tests.span_batch_rows import columns_from_rows
+from tests.span_tables import span_message
 
 
 def test_malformed_records_land_in_dlq_and_the_rest_is_stored(
     services: LocalStack, pipeline_settings: Settings
 ) -> None:
-    s = pipeline_settings.with_(sink_decode_processes=2)  # poison found in the decode pool
+    s = pipeline_settings
     t = s.topics
     good_before = span_batch(0, traces=5, spans_per_trace=4)
     good_after = span_batch(100, traces=5, spans_per_trace=4)
-    corrupt = bytearray(avro_codec.encode("span_batch", columns_from_rows(good_before["spans"]), 2))
+    corrupt = bytearray(span_message(good_before["spans"]))
     corrupt[5:] = b"\xff" * (len(corrupt) - 5)
+    # A frame of a span_batch version this sink has no reader for (v2 was removed).
+    unknown_version = bytes((avro_codec.MAGIC, 2)) + span_message(good_after["spans"])[2:]
     bad_red = red_batch(0, "otlp_spans/0")
     bad_red["series"][0]["bucket_counts"] = [1, 2]  # does not fit the 9 bounds
     produce(
         s.kafka_bootstrap,
         t.sampled_spans,
         [
-            (0, avro_codec.encode("span_batch", good_before, 1)),
+            (0, span_message(good_before["spans"])),
             (0, b"not avro at all"),
             (0, bytes(corrupt)),
-            (
-                0,
-                avro_codec.encode(
-                    "span_batch", pack_columns(columns_from_rows(good_after["spans"]))
-                ),
-            ),
+            (0, unknown_version),
+            (0, span_message(good_after["spans"])),
         ],
     )
     produce(
@@ -59,13 +56,15 @@ def test_malformed_records_land_in_dlq_and_the_rest_is_stored(
             lambda c: c == (40, len(red_batch(1, "x")["series"])),
             timeout=30,
         )
-        dead = read_topic(s.kafka_bootstrap, t.dlq, expect=3)
+        dead = read_topic(s.kafka_bootstrap, t.dlq, expect=4)
     finally:
         stack.stop()
-    assert len(dead) == 3
+    assert len(dead) == 4
     by_value = {m.value(): dict(m.headers()) for m in dead}
     assert by_value[b"not avro at all"]["reason"] == b"undecodable_avro"
     assert by_value[bytes(corrupt)]["reason"] == b"undecodable_avro"
+    assert by_value[unknown_version]["reason"] == b"undecodable_avro"
+    assert b"unknown schema version 2" in by_value[unknown_version]["error"]
     red_headers = by_value[avro_codec.encode("red_metrics", bad_red)]
     assert red_headers["reason"] == b"invalid_record"
     assert b"bucket counts" in red_headers["error"]

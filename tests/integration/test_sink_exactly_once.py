@@ -1,9 +1,9 @@
 """Exactly-once storage under a worker crash between insert and commit, and a rebalance.
 
-The crash hook (TRACEHOUSE_SINK_TEST_CRASH_*) SIGKILLs the real sink process right after a
-ClickHouse insert and before its offsets are committed: the batch is in storage but will be
-consumed again. The replacement must rebuild the same batch from its recorded intent so the
-insert is deduplicated, in the base tables and in the materialized-view rollups.
+A real sink process with a crashing store (tests/integration/crashing_sink.py) SIGKILLs itself
+right after a ClickHouse insert and before its offsets are committed: the batch is in storage
+but will be consumed again. The replacement must rebuild the same batch from its recorded
+intent so the insert is deduplicated, in the base tables and in the materialized-view rollups.
 """
 
 from __future__ import annotations
@@ -15,7 +15,8 @@ import pytest
 from core.clickhouse import connect
 from core.settings import Settings
 from deploy.local.ports import free_port
-from deploy.local.stack import Child, LocalStack
+from deploy.local.stack import LocalStack
+from tests.integration.crashing_sink import start_crashing_sink
 from tests.integration.helpers import wait_until
 from tests.integration.sink_data import (
     Expected,
@@ -32,15 +33,6 @@ def _stack(services: LocalStack, settings: Settings) -> LocalStack:
     return LocalStack(
         settings, services.run_dir / settings.clickhouse_database, say=lambda _m: None
     )
-
-
-def _crashing_sink(stack: LocalStack, after_inserts: int, table: str) -> Child:
-    """A sink that SIGKILLs itself after its N-th insert into ``table``, before committing."""
-    env = {
-        "TRACEHOUSE_SINK_TEST_CRASH_AFTER_INSERTS": str(after_inserts),
-        "TRACEHOUSE_SINK_TEST_CRASH_TABLE": table,
-    }
-    return start_sink(stack, free_port(), env)
 
 
 def _settle(client: object, expected: Expected) -> None:
@@ -63,11 +55,11 @@ def test_sigkill_between_insert_and_commit_stores_each_row_once(
     produce_round(settings, 0, expected, settings.partitions)
     try:
         # 1st crash: right after the first insert into the raw RED table (feeds the rollup MV).
-        first = _crashing_sink(stack, after_inserts=1, table="red_metrics")
+        first = start_crashing_sink(stack, free_port(), 1, "red_metrics")
         assert first.proc.wait(40) == -signal.SIGKILL
         produce_round(settings, 1, expected, settings.partitions)
         # 2nd crash: after the third span insert, with new data queued behind it.
-        second = _crashing_sink(stack, after_inserts=3, table="otel_traces")
+        second = start_crashing_sink(stack, free_port(), 3, "otel_traces")
         assert second.proc.wait(40) == -signal.SIGKILL
         port = free_port()
         start_sink(stack, port)
@@ -115,7 +107,7 @@ def test_concurrent_partition_stores_are_exact_even_when_killed_mid_round(
     expected = Expected()
     produce_round(settings, 0, expected, settings.partitions)
     try:
-        crashed = _crashing_sink(stack, after_inserts=2, table="otel_traces")
+        crashed = start_crashing_sink(stack, free_port(), 2, "otel_traces")
         assert crashed.proc.wait(40) == -signal.SIGKILL
         produce_round(settings, 1, expected, settings.partitions)
         port = free_port()

@@ -19,7 +19,7 @@ from core.settings import Settings
 from deploy.local.ports import free_port
 from deploy.local.stack import LocalStack
 from schemas import avro_codec
-from streams.packed_batch import pack_columns
+from tests.integration.crashing_sink import start_crashing_sink
 from tests.integration.helpers import wait_until
 from tests.integration.sink_data import (
     metric,
@@ -30,7 +30,7 @@ from tests.integration.sink_data import (
     span_batch,
     start_sink,
 )
-from tests.span_batch_rows import columns_from_rows
+from tests.span_tables import span_message
 
 DAY_NS = 86_400 * 10**9
 BAD_SERVICE = "reject-me"
@@ -40,10 +40,6 @@ def _stack(services: LocalStack, settings: Settings) -> LocalStack:
     return LocalStack(
         settings, services.run_dir / settings.clickhouse_database, say=lambda _m: None
     )
-
-
-def _v3(spans: list[dict[str, Any]]) -> bytes:
-    return avro_codec.encode("span_batch", pack_columns(columns_from_rows(spans)))
 
 
 def _constraint(client: Any, table: str) -> None:
@@ -62,7 +58,7 @@ def _messages_with_one_bad_span(first_trace: int) -> tuple[list[bytes], int]:
         if m == 6:
             rec["spans"][5]["service_name"] = BAD_SERVICE
         spans += len(rec["spans"])
-        values.append(_v3(rec["spans"]))
+        values.append(span_message(rec["spans"]))
     return values, spans - 1
 
 
@@ -88,7 +84,7 @@ def test_spans_on_101_days_are_stored_and_the_sink_goes_on(
         sp["end_time_unix_nano"] += d * DAY_NS
         days.append(sp)
     later = span_batch(0, traces=5, spans_per_trace=4)["spans"]
-    produce(s.kafka_bootstrap, t.sampled_spans, [(0, _v3(days))])
+    produce(s.kafka_bootstrap, t.sampled_spans, [(0, span_message(days))])
     stack = _stack(services, s)
     port = free_port()
     try:
@@ -97,7 +93,11 @@ def test_spans_on_101_days_are_stored_and_the_sink_goes_on(
         wait_until(
             lambda: client.command("SELECT count() FROM otel_traces"), lambda n: n == 101, 30
         )
-        produce(s.kafka_bootstrap, t.sampled_spans, [(0, _v3(later)), (1, _v3(later[:4]))])
+        produce(
+            s.kafka_bootstrap,
+            t.sampled_spans,
+            [(0, span_message(later)), (1, span_message(later[:4]))],
+        )
         wait_until(
             lambda: client.command("SELECT count() FROM otel_traces"),
             lambda n: n == 101 + len(later) + 4,
@@ -147,7 +147,7 @@ def test_rows_clickhouse_rejects_go_to_the_dlq_and_are_counted(
         )
         dead = read_topic(s.kafka_bootstrap, t.dlq, expect=2)
         # Data behind the rejected rows flows on.
-        produce(s.kafka_bootstrap, t.sampled_spans, [(0, _v3([span(9_000, 0)]))])
+        produce(s.kafka_bootstrap, t.sampled_spans, [(0, span_message([span(9_000, 0)]))])
         wait_until(
             lambda: client.command("SELECT count() FROM otel_traces"),
             lambda n: n == good_spans + 1,
@@ -190,14 +190,7 @@ def test_sigkill_in_the_middle_of_a_bisection_stores_every_good_row_once(
     produce(s.kafka_bootstrap, t.sampled_spans, [(0, v) for v in values])
     stack = _stack(services, s)
     try:
-        crashing = start_sink(
-            stack,
-            free_port(),
-            {
-                "TRACEHOUSE_SINK_TEST_CRASH_AFTER_INSERTS": "2",
-                "TRACEHOUSE_SINK_TEST_CRASH_TABLE": "otel_traces",
-            },
-        )
+        crashing = start_crashing_sink(stack, free_port(), 2, "otel_traces")
         assert crashing.proc.wait(40) == -signal.SIGKILL
         stored_at_crash = client.command("SELECT count() FROM otel_traces")
         assert 0 < stored_at_crash < good_spans  # killed half-way through the bisection
@@ -239,18 +232,11 @@ def test_sigkill_after_a_too_many_partitions_insert_is_deduplicated_on_replay(
         sp["start_time_unix_nano"] += d * DAY_NS
         sp["end_time_unix_nano"] += d * DAY_NS
         days.append(sp)
-    produce(s.kafka_bootstrap, t.sampled_spans, [(2, _v3(days))])
+    produce(s.kafka_bootstrap, t.sampled_spans, [(2, span_message(days))])
     client = connect(s.clickhouse_url, s.clickhouse_database)
     stack = _stack(services, s)
     try:
-        crashing = start_sink(
-            stack,
-            free_port(),
-            {
-                "TRACEHOUSE_SINK_TEST_CRASH_AFTER_INSERTS": "1",
-                "TRACEHOUSE_SINK_TEST_CRASH_TABLE": "otel_traces",
-            },
-        )
+        crashing = start_crashing_sink(stack, free_port(), 1, "otel_traces")
         assert crashing.proc.wait(40) == -signal.SIGKILL
         assert client.command("SELECT count() FROM otel_traces") == 101
         port = free_port()

@@ -1,101 +1,48 @@
-import io
-from typing import Any
-
-import avro.io
 import avro.schema
 import pytest
 
 from schemas import avro_codec
 from sinks.decoding import decode_message
-from streams.columnar_batch import columnar_batch
-from streams.packed_batch import pack_columns
+from streams.packed_batch import pack_views
 from streams.pipeline import encode_span_batches, process_raw_message
 from streams.span_views import span_views
 from tracehouse.demo_traces import make_request
 
-SPAN = {
-    "tenant_id": "acme",
-    "trace_id": "0af7651916cd43dd8448eb211c80319c",
-    "span_id": "b7ad6b7169203331",
-    "parent_span_id": "",
-    "trace_state": "ot=th:8",
-    "name": "GET /",
-    "kind": 2,
-    "service_name": "frontend",
-    "start_time_unix_nano": 1_700_000_000_123_456_789,
-    "end_time_unix_nano": 1_700_000_000_223_456_789,
-    "status_code": 2,
-    "status_message": "boom",
-    "resource_attributes": {"service.name": "frontend"},
-    "scope_name": "s",
-    "scope_version": "1",
-    "attributes": {"http.status_code": "500", "ünïcode": "✓"},
-    "events": [
-        {
-            "time_unix_nano": 1_700_000_000_200_000_000,
-            "name": "exception",
-            "attributes": {"exception.type": "E"},
-        }
-    ],
-    "links": [{"trace_id": "1" * 32, "span_id": "2" * 16, "trace_state": "", "attributes": {}}],
-}
 
-
-def test_fastavro_round_trip_v1() -> None:
-    """v1 (rows) is no longer written by streams but must stay readable during an upgrade."""
-    payload = avro_codec.encode("span_batch", {"spans": [SPAN, SPAN]}, 1)
-    assert payload[0] == avro_codec.MAGIC and payload[1] == 1
-    assert avro_codec.decode_as_written("span_batch", payload) == (1, {"spans": [SPAN, SPAN]})
-
-
-def test_v1_does_not_resolve_to_the_columnar_v2() -> None:
-    payload = avro_codec.encode("span_batch", {"spans": [SPAN]}, 1)
-    with pytest.raises(avro_codec.AvroDecodeError):
-        avro_codec.decode("span_batch", payload)
-
-
-def test_apache_avro_reads_fastavro_bytes() -> None:
-    payload = avro_codec.encode("span_batch", {"spans": [SPAN]}, 1)
-    import json
-
-    schema = avro.schema.parse(json.dumps(avro_codec.schema_json("span_batch", 1)))
-    reader = avro.io.DatumReader(schema)
-    decoded = reader.read(avro.io.BinaryDecoder(io.BytesIO(payload[2:])))
-    assert decoded == {"spans": [SPAN]}
-
-
-def test_apache_avro_written_bytes_decode_with_fastavro() -> None:
-    import json
-
-    schema = avro.schema.parse(json.dumps(avro_codec.schema_json("span_batch", 1)))
-    buf = io.BytesIO()
-    buf.write(bytes((avro_codec.MAGIC, 1)))
-    avro.io.DatumWriter(schema).write({"spans": [SPAN]}, avro.io.BinaryEncoder(buf))
-    assert avro_codec.decode_as_written("span_batch", buf.getvalue()) == (1, {"spans": [SPAN]})
+def test_frame_header_names_the_writer_version() -> None:
+    """Every message names its schema version in byte 1, so a reader can dispatch on it (and a
+    future span_batch v4 can be introduced next to v3)."""
+    record = pack_views([])
+    payload = avro_codec.encode("span_batch", record)
+    assert payload[:2] == bytes((avro_codec.MAGIC, 3))
+    assert avro_codec.decode_as_written("span_batch", payload) == (3, record)
+    assert avro_codec.latest_version("span_batch") == 3
 
 
 @pytest.mark.parametrize(
-    ("payload", "message"),
+    ("schema", "payload", "message"),
     [
-        (b"", "header"),
-        (b"\x00\x01abc", "header"),
-        (bytes((avro_codec.MAGIC, 99)) + b"\x00", "unknown schema version"),
-        (bytes((avro_codec.MAGIC, 1)) + b"\x05\xff\xff", "corrupt"),
+        ("span_batch", b"", "header"),
+        ("red_metrics", b"", "header"),
+        ("span_batch", b"\x00\x03abc", "header"),
+        ("span_batch", bytes((avro_codec.MAGIC, 99)) + b"\x00", "unknown schema version 99"),
+        ("red_metrics", bytes((avro_codec.MAGIC, 99)) + b"\x00", "unknown schema version 99"),
+        # Versions below the newest whose schema is gone (span_batch v1/v2 were removed).
+        ("span_batch", bytes((avro_codec.MAGIC, 1)) + b"\x00", "unknown schema version 1"),
+        ("span_batch", bytes((avro_codec.MAGIC, 2)) + b"\x00", "unknown schema version 2"),
+        ("span_batch", bytes((avro_codec.MAGIC, 3)) + b"\x05\xff\xff", "corrupt"),
+        ("red_metrics", bytes((avro_codec.MAGIC, 1)) + b"\x05\xff\xff", "corrupt"),
     ],
 )
-def test_bad_payloads_raise_clear_errors(payload: bytes, message: str) -> None:
+def test_bad_payloads_raise_clear_errors(schema: str, payload: bytes, message: str) -> None:
     with pytest.raises(avro_codec.AvroDecodeError, match=message):
-        avro_codec.decode_as_written("span_batch", payload)
+        avro_codec.decode_as_written(schema, payload)
     with pytest.raises(avro_codec.AvroDecodeError, match=message):
-        avro_codec.decode("red_metrics", payload)
+        avro_codec.decode(schema, payload)
 
 
-@pytest.mark.parametrize("version", [1, 2, 3])
-def test_trailing_bytes_are_rejected(version: int) -> None:
-    empty: dict[str, Any] = {1: {"spans": []}, 2: columnar_batch([])}.get(
-        version, pack_columns(columnar_batch([]))
-    )
-    payload = avro_codec.encode("span_batch", empty, version) + b"junk"
+def test_trailing_bytes_are_rejected() -> None:
+    payload = avro_codec.encode("span_batch", pack_views([])) + b"junk"
     with pytest.raises(avro_codec.AvroDecodeError, match="trailing"):
         avro_codec.decode_as_written("span_batch", payload)
 

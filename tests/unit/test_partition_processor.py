@@ -177,3 +177,20 @@ def test_state_records_fold_later_wins_and_garbage_is_skipped() -> None:
     apply_state(state, latest, encode_state([("a", True, 9)], None))
     assert latest == {"a": (True, 9), "b": (False, 4)}
     assert state.aggregates_through == 7
+
+
+def test_a_full_service_graph_is_counted_not_silent() -> None:
+    """Spans the graph forgets to stay within graph_max_items are published as a counter."""
+    cfg = parse_config(POLICY)
+    live = CounterSet()
+    proc = PartitionProcessor(
+        "raw/0",
+        cfg,
+        cfg.policies,
+        AggregationOptions(red_window_seconds=1, graph_max_items=2),
+        live,
+    )
+    proc.process(0, payload([SpanSpec(tid(1), sid(i), "a") for i in range(1, 6)]), 100.0)
+    published = Counter(proc.tick(102).counters)
+    published.update(live.drain())
+    assert published[(c.GRAPH_DROPPED_FULL, "")] == 3

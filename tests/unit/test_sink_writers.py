@@ -10,53 +10,42 @@ from core.settings import Settings
 from schemas import avro_codec
 from sinks.batching import drop_stale_plans
 from sinks.decoding import PoisonRecord, decode_message, decode_rows
-from sinks.span_columns import OTEL_TRACES_COLUMNS, otel_traces_arrow, otel_traces_columns
+from sinks.otel_names import OTEL_TRACES_COLUMNS
 from sinks.window_columns import InvalidRecord, edge_rows, red_metrics_arrow, red_rows
 from sinks.writers import WRITERS, writers_by_topic
+from tests.span_tables import span_message
 
 
 def _span(i: int, kind: int = 2, status: int = 0) -> dict[str, Any]:
     return {
         "tenant_id": "t1",
-        "trace_id": f"{i:032x}",
-        "span_id": f"{i:016x}",
-        "parent_span_id": "",
-        "trace_state": "",
+        "trace_id": f"{i + 1:032x}",
+        "span_id": f"{i + 1:016x}",
         "name": "op",
         "kind": kind,
         "service_name": "svc",
         "start_time_unix_nano": 1_000 + i,
         "end_time_unix_nano": 900 if i == 1 else 5_000 + i,
         "status_code": status,
-        "status_message": "",
-        "resource_attributes": {"service.name": "svc"},
         "scope_name": "s",
-        "scope_version": "",
         "attributes": {"k": str(i)},
         "events": [{"time_unix_nano": 7, "name": "e", "attributes": {"a": "b"}}] * (i % 3),
-        "links": [{"trace_id": "ab", "span_id": "cd", "trace_state": "", "attributes": {}}]
-        * (i % 2),
+        "links": [{"trace_id": "ab" * 16, "span_id": "cd" * 8}] * (i % 2),
     }
 
 
-def test_arrow_and_list_builders_agree_including_odd_values() -> None:
+def test_span_table_keeps_odd_values() -> None:
+    """Unknown enum numbers keep their digits, end before start clamps, nesting per span."""
     spans = [_span(0), _span(1, kind=9, status=7), _span(2, kind=5, status=2), _span(3)]
-    table = otel_traces_arrow(spans)
-    assert table.column_names == list(OTEL_TRACES_COLUMNS)
-    lists = otel_traces_columns(spans)
-    for name, expected in zip(OTEL_TRACES_COLUMNS, lists, strict=True):
-        got = table.column(name).to_pylist()
-        if name in ("Timestamp", "Events.Timestamp"):
-            continue  # Arrow gives timestamps, the list builder raw nanoseconds
-        if name in ("ResourceAttributes", "SpanAttributes"):
-            got = [dict(v) for v in got]  # Arrow maps come back as key/value tuples
-        elif name.endswith(".Attributes"):
-            got = [[dict(x) for x in v] for v in got]
-        assert got == expected, name
+    table = decode_message("spans", span_message(spans)).table
+    assert table is not None and table.column_names == list(OTEL_TRACES_COLUMNS)
     assert table.column("SpanKind").to_pylist() == ["Server", "9", "Consumer", "Server"]
     assert table.column("StatusCode").to_pylist() == ["Unset", "7", "Error", "Unset"]
-    assert table.column("Duration").to_pylist()[1] == 0  # end before start clamps to 0
+    assert table.column("Duration").to_pylist() == [4_000, 0, 4_000, 4_000]
     assert [len(v) for v in table.column("Events.Name").to_pylist()] == [0, 1, 2, 0]
+    assert [len(v) for v in table.column("Links.SpanId").to_pylist()] == [0, 1, 0, 1]
+    assert table.column("TenantId").to_pylist() == ["t1"] * 4
+    assert table.column("SpanAttributes").to_pylist()[2] == [("k", "2")]
 
 
 def _red(counts: list[int], calls: int = 3) -> dict[str, Any]:

@@ -1,5 +1,7 @@
-"""span_batch v3 (packed columns) must store exactly what v1 and v2 stored, and reject bad
-buffers as invalid records instead of crashing the sink or storing garbage."""
+"""span_batch v3 (packed columns): its layout module matches the .avsc field by field, the
+Avro body interoperates with Apache Avro, the sink's arrays are views of the message, and bad
+buffers are invalid records instead of crashing the sink or storing garbage. What the rows
+must be is pinned by tests/unit/test_span_golden.py."""
 
 from __future__ import annotations
 
@@ -8,24 +10,75 @@ from typing import Any
 import numpy as np
 import pyarrow as pa
 import pytest
+from opentelemetry.proto.common.v1 import common_pb2
 from opentelemetry.proto.trace.v1 import trace_pb2
 
-from schemas import avro_codec
-from schemas.span_batch_v3 import FIELDS_V3, LAYOUT, expected_fields
+from schemas import avro_codec, span_batch_v3
+from schemas.span_batch_v3 import COLUMNS, LAYOUT, NESTING, SPAN_COUNT, columns_of
 from sinks.decoding import decode_message
 from sinks.packed_spans import columns_from_packed, otel_traces_from_packed
-from streams.columnar_batch import columnar_batch
-from streams.packed_batch import pack_columns
-from streams.pipeline import encode_span_batches, encode_span_batches_v1
-from streams.span_records import span_records
-from streams.span_views import span_views
+from streams.packed_batch import pack_views
+from streams.pipeline import encode_span_batches
+from streams.span_views import attributes_of, span_views
 from tests.avro_interop import apache_read, apache_write
-from tests.span_batch_rows import columns_from_rows
-from tests.unit.test_span_batch_v2 import _kv, _rich_data, _v1_table
+from tests.span_tables import encode_empty, otel_traces_table
+from tests.unit.test_span_golden import EXPECTED_SCHEMA
+
+
+def _kv(key: str, **value: Any) -> common_pb2.KeyValue:
+    return common_pb2.KeyValue(key=key, value=common_pb2.AnyValue(**value))
+
+
+def _rich_data() -> trace_pb2.TracesData:
+    """Two resources (one with a tenant), empty and duplicate-key maps, events, links, odd enums."""
+    data = trace_pb2.TracesData()
+    for r in range(2):
+        rs = data.resource_spans.add()
+        rs.resource.attributes.extend([_kv("service.name", string_value=f"svc{r}")])
+        if r == 1:
+            rs.resource.attributes.extend(
+                [_kv("tracehouse.tenant", string_value="acme"), _kv("host", int_value=3)]
+            )
+        for s in range(2):
+            ss = rs.scope_spans.add()
+            ss.scope.name, ss.scope.version = f"lib{s}", "1.0" if s else ""
+            for i in range(3):
+                n = r * 100 + s * 10 + i
+                span = ss.spans.add(
+                    trace_id=bytes([n % 7 + 1]) * 16,  # never all zeros: that is invalid
+                    span_id=(n + 1).to_bytes(8, "big"),
+                    parent_span_id=b"" if i == 0 else n.to_bytes(8, "big"),
+                    name=f"op{n}",
+                    kind=n % 7,  # includes 6, unknown to the exporter's names
+                    start_time_unix_nano=1_700_000_000_000_000_000 + n,
+                    end_time_unix_nano=1_700_000_000_000_000_000 + n * 1000 - (n % 3 == 2) * 10**9,
+                    trace_state="k=v" if i == 1 else "",
+                )
+                span.status.code = n % 4
+                span.status.message = "bad" if n % 4 == 2 else ""
+                if i:
+                    span.attributes.extend(
+                        [
+                            _kv("a", int_value=n),
+                            _kv("b", bool_value=True),
+                            _kv("a", string_value="dup"),
+                            _kv("d", double_value=1.5),
+                        ]
+                    )
+                for e in range(i):
+                    ev = span.events.add(time_unix_nano=n + e, name=f"ev{e}")
+                    if e:
+                        ev.attributes.extend([_kv("attempt", int_value=e)])
+                if i == 2:
+                    link = span.links.add(trace_id=b"\x09" * 16, span_id=b"\x08" * 8)
+                    link.trace_state = "a=b"
+                    link.attributes.extend([_kv("x", string_value="y")])
+                    span.links.add(trace_id=b"\x01" * 16, span_id=b"\x02" * 8)
+    return data
 
 
 def _data() -> trace_pb2.TracesData:
-    """ADR 0002's rich batch plus a resource of non-ASCII and empty strings."""
+    """The rich batch plus a resource of non-ASCII and empty strings."""
     data = _rich_data()
     rs = data.resource_spans.add()
     rs.resource.attributes.extend(
@@ -52,49 +105,61 @@ def _data() -> trace_pb2.TracesData:
 
 
 def _packed(spans: int | None = None) -> dict[str, Any]:
-    return pack_columns(columnar_batch(span_views(_data())[:spans]))
+    return pack_views(span_views(_data())[:spans])
 
 
-def test_v3_table_equals_v1_and_v2_tables_for_the_same_spans() -> None:
+def test_layout_module_matches_the_avsc_field_by_field() -> None:
+    """schemas/span_batch_v3.py is the declaration both sides use; the .avsc is what travels.
+    Same fields in the same order, and each field's type and doc say the declared layout."""
+    avsc = avro_codec.schema_json("span_batch", 3)["fields"]
+    expected: list[tuple[str, str, str]] = [(SPAN_COUNT, "long", "Number of spans")]
+    for column in COLUMNS:
+        doc = {
+            "utf8": f"UTF-8 bytes of all {column.name} values concatenated",
+            "int32": "int32 little-endian, one value per entry",
+            "int64": "int64 little-endian, one value per entry",
+        }[column.layout]
+        expected.append((column.name, "bytes", doc))
+        if column.layout == "utf8":
+            expected.append((f"{column.name}_offsets", "bytes", "int32 little-endian, count + 1"))
+    assert len(avsc) == len(expected)
+    for field, (name, kind, doc) in zip(avsc, expected, strict=True):
+        assert (field["name"], field["type"]) == (name, kind)
+        assert field["doc"].startswith(doc), (name, field["doc"])
+    assert span_batch_v3.avsc_fields() == span_batch_v3.wire_fields()
+    for field in avsc:
+        assert "v1" not in field["doc"] and "v2" not in field["doc"]
+
+
+def test_layout_nesting_is_complete() -> None:
+    """Every column belongs to an entity whose count the nesting determines."""
+    entities = {c.entity for c in COLUMNS}
+    assert entities == {"span", "resource", *NESTING}
+    for child, (parent, lengths) in NESTING.items():
+        assert lengths in columns_of(parent) and LAYOUT[lengths] == "int32"
+        assert columns_of(child), child
+    assert columns_of("resource") == ("resource_attribute_lengths",)
+    assert LAYOUT["resource_index"] == "int32" and "resource_index" in columns_of("span")
+
+
+def test_views_encode_to_v3_and_back_for_every_span() -> None:
     data = _data()
-    [v3_payload] = encode_span_batches(span_views(data)).payloads
-    [v2_payload] = encode_span_batches(span_views(data), version=2).payloads
-    [v1_payload] = encode_span_batches_v1(span_records(data))
-    assert (v3_payload[1], v2_payload[1], v1_payload[1]) == (3, 2, 1)
-    v3, v2, v1 = (decode_message("spans", p).table for p in (v3_payload, v2_payload, v1_payload))
-    assert v3 is not None and v2 is not None and v1 is not None
-    assert v3.num_rows == 14
-    assert v3.schema == v1.schema == _v1_table(data).schema
-    assert v3.to_pylist() == v1.to_pylist() == v2.to_pylist()
-    assert v3.equals(v1) and v3.equals(v2)
-    names = v3["SpanName"].to_pylist()
+    views = span_views(data)
+    attributes_of(views[1])  # a policy may have converted attributes already
+    [payload] = encode_span_batches(views).payloads
+    assert payload[:2] == bytes((avro_codec.MAGIC, 3))
+    table = decode_message("spans", payload).table
+    assert table is not None and table.num_rows == 14
+    names = table["SpanName"].to_pylist()
     assert "名前 😀" in names and "" in names
+    assert table.equals(otel_traces_table(data))
 
 
 def test_empty_batch() -> None:
     assert encode_span_batches([]).payloads == []
-    payload = avro_codec.encode("span_batch", pack_columns(columnar_batch([])), 3)
-    table = decode_message("spans", payload).table
+    table = decode_message("spans", encode_empty()).table
     assert table is not None and table.num_rows == 0
-    assert table.schema == _v1_table(trace_pb2.TracesData()).schema
-
-
-def test_row_fixture_converter_feeds_v3() -> None:
-    data = _data()
-    table = otel_traces_from_packed(pack_columns(columns_from_rows(span_records(data))))
-    assert table.equals(_v1_table(data))
-
-
-def test_schema_follows_v2_and_is_all_bytes() -> None:
-    assert expected_fields() == FIELDS_V3
-    types = {f["name"]: f["type"] for f in avro_codec.schema_json("span_batch", 3)["fields"]}
-    assert types.pop("span_count") == "long"
-    assert set(types.values()) == {"bytes"}
-    assert {LAYOUT[f] for f in ("kind", "start_time_unix_nano", "name")} == {
-        "int32",
-        "int64",
-        "utf8",
-    }
+    assert table.schema == EXPECTED_SCHEMA
 
 
 def test_arrays_are_views_of_the_message_bytes() -> None:
@@ -119,7 +184,7 @@ def test_apache_avro_v3_is_readable_by_the_sink() -> None:
     payload = apache_write("span_batch", 3, record)
     assert avro_codec.decode_as_written("span_batch", payload) == (3, record)
     decoded = decode_message("spans", payload)
-    assert decoded.table is not None and decoded.table.equals(_v1_table(_data()))
+    assert decoded.table is not None and decoded.table.equals(otel_traces_from_packed(_packed()))
 
 
 def _offsets(rec: dict[str, Any], field: str) -> np.ndarray:
@@ -156,6 +221,13 @@ def _attribute_lengths(rec: dict[str, Any]) -> None:
     rec["attribute_lengths"] = lengths.tobytes()
 
 
+def _one_value_less(rec: dict[str, Any]) -> None:
+    """Attribute values one fewer than keys: every attribute has a key and a value."""
+    offsets = _offsets(rec, "attribute_values")[:-1]
+    rec["attribute_values"] = rec["attribute_values"][: offsets[-1]]
+    rec["attribute_values_offsets"] = offsets.astype("<i4").tobytes()
+
+
 @pytest.mark.parametrize(
     ("change", "detail"),
     [
@@ -175,6 +247,12 @@ def _attribute_lengths(rec: dict[str, Any]) -> None:
         (_set("resource_index", np.full(14, 7, "<i4").tobytes()), "resource_index"),
         (_attribute_lengths, "attribute lengths add up"),
         (_set("event_name", b""), "event_name_offsets spans"),
+        (_set("span_id_offsets", np.zeros(1, "<i4").tobytes()), "span_id_offsets spans"),
+        (_set("span_id", b""), "span_id_offsets spans"),
+        (_set("kind", b""), "kind has 0 entries, span 14"),
+        (_set("event_counts", np.zeros(14, "<i4").tobytes()), "event lengths add up"),
+        (_one_value_less, "attribute_values has"),
+        (_set("link_trace_state", b""), "link_trace_state_offsets spans"),
     ],
 )
 def test_malformed_buffers_are_invalid_records(change: Any, detail: str) -> None:
@@ -183,3 +261,14 @@ def test_malformed_buffers_are_invalid_records(change: Any, detail: str) -> None
     decoded = decode_message("spans", avro_codec.encode("span_batch", rec, 3))
     assert decoded.table is None and decoded.reason == "invalid_record"
     assert detail in decoded.detail
+
+
+def test_a_version_without_a_reader_is_undecodable() -> None:
+    """Only v3 is read; the frame byte stays so a v4 can be introduced, and anything else is
+    dead-lettered (the removed v1/v2 included)."""
+    body = avro_codec.encode("span_batch", _packed())[2:]
+    for version in (1, 2, 4, 9):
+        decoded = decode_message("spans", bytes((avro_codec.MAGIC, version)) + body)
+        assert decoded.table is None and decoded.reason == "undecodable_avro"
+        assert f"unknown schema version {version}" in decoded.detail
+    assert decode_message("spans", b"junk").reason == "undecodable_avro"

@@ -1,9 +1,14 @@
+from typing import Any
+
 from opentelemetry.proto.common.v1 import common_pb2
 from opentelemetry.proto.trace.v1 import trace_pb2
 
-from sinks.span_columns import OTEL_TRACES_COLUMNS, otel_traces_columns
+from sinks.decoding import decode_message
 from streams.otlp_values import any_value_to_str
-from streams.span_records import span_records
+from streams.pipeline import encode_span_batches
+from streams.span_views import attributes_of, span_views
+from tests.otlp_builders import CLIENT, ERROR, SpanSpec, sid, tid, traces_data
+from tests.span_tables import otel_traces_table
 
 
 def _av(**kw: object) -> common_pb2.AnyValue:
@@ -53,48 +58,46 @@ def _one_span_data() -> trace_pb2.TracesData:
     return data
 
 
-def test_span_records_and_columns() -> None:
-    [rec] = span_records(_one_span_data())
-    assert rec["trace_id"] == "000102030405060708090a0b0c0d0e0f"
-    assert rec["span_id"] == "0102030405060708"
-    assert rec["parent_span_id"] == "0203040506070809"
-    assert rec["service_name"] == "api" and rec["scope_version"] == "2.0"
-    cols = dict(zip(OTEL_TRACES_COLUMNS, otel_traces_columns([rec]), strict=True))
-    assert cols["Timestamp"] == [1_700_000_000_000_000_001]
-    assert cols["Duration"] == [500_000_002]
-    assert cols["SpanKind"] == ["Client"] and cols["StatusCode"] == ["Error"]
-    assert cols["SpanAttributes"] == [{"n": "7"}]
-    assert cols["Events.Name"] == [["retry"]]
-    assert cols["Events.Attributes"] == [[{"attempt": "2"}]]
-    assert cols["Links.TraceId"] == [["09" * 16]] and cols["Links.TraceState"] == [["a=b"]]
-    assert cols["TraceState"] == ["k=v"] and cols["StatusMessage"] == ["bad"]
+def _row(data: trace_pb2.TracesData) -> dict[str, Any]:
+    [row] = otel_traces_table(data).to_pylist()
+    return dict(row)
+
+
+def test_one_span_through_the_pipeline() -> None:
+    row = _row(_one_span_data())
+    assert row["TraceId"] == "000102030405060708090a0b0c0d0e0f"
+    assert row["SpanId"] == "0102030405060708"
+    assert row["ParentSpanId"] == "0203040506070809"
+    assert row["ServiceName"] == "api" and row["ScopeVersion"] == "2.0"
+    assert row["Duration"] == 500_000_002
+    assert row["SpanKind"] == "Client" and row["StatusCode"] == "Error"
+    assert row["SpanAttributes"] == [("n", "7")]
+    assert row["Events.Name"] == ["retry"]
+    assert row["Events.Attributes"] == [[("attempt", "2")]]
+    assert row["Links.TraceId"] == ["09" * 16] and row["Links.TraceState"] == ["a=b"]
+    assert row["TraceState"] == "k=v" and row["StatusMessage"] == "bad"
 
 
 def test_negative_duration_is_clamped() -> None:
-    [rec] = span_records(_one_span_data())
-    rec["end_time_unix_nano"] = rec["start_time_unix_nano"] - 5
-    cols = dict(zip(OTEL_TRACES_COLUMNS, otel_traces_columns([rec]), strict=True))
-    assert cols["Duration"] == [0]
+    data = _one_span_data()
+    span = data.resource_spans[0].scope_spans[0].spans[0]
+    span.end_time_unix_nano = span.start_time_unix_nano - 5
+    assert _row(data)["Duration"] == 0
 
 
-def test_span_views_build_the_same_records_as_span_records() -> None:
-    """The lazy hot-path views must not change what reaches spans.sampled."""
-    from opentelemetry.proto.trace.v1 import trace_pb2
-
-    from streams.span_views import attributes_of, full_record, span_views
-    from tests.otlp_builders import CLIENT, ERROR, SpanSpec, sid, tid, traces_data
-
+def test_attributes_converted_by_a_policy_are_the_ones_stored() -> None:
+    """A view caches its attributes when a policy reads them; the encoder must reuse exactly
+    that conversion, so what policies matched on is what lands in ClickHouse."""
     data: trace_pb2.TracesData = traces_data(
         [
             SpanSpec(tid(1), sid(1), "shop", kind=CLIENT, attributes={"a": 1, "b": True}),
             SpanSpec(tid(1), sid(2), "pay", parent_id=sid(1), status=ERROR, trace_state="k=v"),
         ]
     )
-    span = data.resource_spans[0].scope_spans[0].spans[0]
-    ev = span.events.add()
-    ev.name, ev.time_unix_nano = "e", 5
-    link = span.links.add()
-    link.trace_id, link.span_id = tid(9), sid(9)
     views = span_views(data)
     assert attributes_of(views[0]) == {"a": "1", "b": "true"}
-    assert [full_record(v) for v in views] == span_records(data)
+    [payload] = encode_span_batches(views).payloads
+    table = decode_message("spans", payload).table
+    assert table is not None
+    assert table["SpanAttributes"].to_pylist() == [[("a", "1"), ("b", "true")], []]
+    assert table.equals(otel_traces_table(data))
