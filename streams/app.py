@@ -57,8 +57,9 @@ def ensure_state_topic(settings: Settings) -> str:
     return topic
 
 
-class Runtime:
-    """Per-worker state: one processor per owned raw partition plus its held events."""
+class OwnedPartitions:
+    """What one worker holds for the raw partitions it owns: a processor each, the events
+    (messages) not yet committable, and the counter epoch and sequence of each."""
 
     def __init__(self, settings: Settings, sampling: SamplingConfig) -> None:
         self.settings = settings
@@ -199,7 +200,7 @@ def create_app(settings: Settings, sampling: SamplingConfig | None = None) -> fa
     accounting = app.topic(topics.accounting, key_type=bytes, value_type=bytes)
     raw_dlq = app.topic(topics.raw_dlq, key_type=bytes, value_type=bytes)
     state = app.topic(state_topic_name(settings.streams_group), key_type=bytes, value_type=bytes)
-    rt = Runtime(settings, sampling)
+    rt = OwnedPartitions(settings, sampling)
 
     @app.agent(raw)
     async def process(stream: Any) -> None:
