@@ -38,16 +38,16 @@ integration: setup
 
 lint: setup
 	$(BIN)/ruff check .
-	$(BIN)/mypy core tracehouse ingest streams sinks schemas query deploy tests
+	$(BIN)/mypy core tracehouse ingest streams sinks schemas query deploy tests bench
 
 # Quick versions of every benchmark (a few minutes in all); full runs: bench/README.md.
 bench: setup
-	$(BIN)/python bench/ingest.py --seconds 3
-	$(BIN)/python bench/streams.py --messages 50
-	$(BIN)/python bench/streams_gc.py --spans 300000
-	$(BIN)/python bench/sink.py --spans 50000
-	$(BIN)/python bench/query.py --spans 100000 --lookups 50 --searches 20
-	$(BIN)/python bench/e2e.py --spans 50000 --no-progress
+	$(BIN)/python -m bench.ingest --seconds 3
+	$(BIN)/python -m bench.streams --messages 50
+	$(BIN)/python -m bench.streams_gc --spans 300000
+	$(BIN)/python -m bench.sink --spans 50000
+	$(BIN)/python -m bench.query --spans 100000 --lookups 50 --searches 20
+	$(BIN)/python -m bench.e2e --spans 50000 --no-progress
 
 clean:
 	rm -rf .tracehouse $(VENV)

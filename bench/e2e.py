@@ -41,17 +41,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from bench import loadgen
+from core.clickhouse import connect
+from core.settings import Settings, Topics
+from core.topics import ensure_topics
+from deploy.local.ports import free_port
+from deploy.local.stack import LocalStack
+from streams.trace_hash import in_sample
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))  # before bench/, so `ingest` is the package, not bench/ingest.py
-
-import loadgen  # noqa: E402
-
-from core.clickhouse import connect  # noqa: E402
-from core.settings import Settings, Topics  # noqa: E402
-from core.topics import ensure_topics  # noqa: E402
-from deploy.local.ports import free_port  # noqa: E402
-from deploy.local.stack import LocalStack  # noqa: E402
-from streams.trace_hash import in_sample  # noqa: E402
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 TAIL_SAMPLE_PERCENT = 10

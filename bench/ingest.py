@@ -8,8 +8,8 @@ producer, and prints both rates and their ratio. CPU seconds of the ingest proce
 from /proc so spans per CPU-second (per core) is reported too; the load generator runs in
 this process and competes for the same cores.
 
-    .venv/bin/python bench/ingest.py --seconds 10 --concurrency 16 --traces 100
-    .venv/bin/python bench/ingest.py --profile /tmp/ingest.prof   # cProfile the ingest process
+    .venv/bin/python -m bench.ingest --seconds 10 --concurrency 16 --traces 100
+    .venv/bin/python -m bench.ingest --profile /tmp/ingest.prof   # cProfile the ingest process
 """
 
 from __future__ import annotations
@@ -27,17 +27,16 @@ from pathlib import Path
 import aiohttp
 from confluent_kafka import Producer
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from core.settings import Settings, Topics
+from core.topics import ensure_topics
+from deploy.local.broker import start_broker
+from deploy.local.ports import free_port
+from deploy.local.stack import http_ok
+from ingest.kafka_publisher import producer_config
+from ingest.otlp_split import bounded_chunks, split_by_partition
+from tracehouse.demo_traces import make_request
 
-from core.settings import Settings, Topics  # noqa: E402
-from core.topics import ensure_topics  # noqa: E402
-from deploy.local.broker import start_broker  # noqa: E402
-from deploy.local.ports import free_port  # noqa: E402
-from deploy.local.stack import http_ok  # noqa: E402
-from ingest.kafka_publisher import producer_config  # noqa: E402
-from ingest.otlp_split import bounded_chunks, split_by_partition  # noqa: E402
-from tracehouse.demo_traces import make_request  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
 

@@ -13,9 +13,9 @@ Kafka mode writes what ingest writes: each request split by partition with
 bytes of the first trace id, ``partitioner: murmur2_random`` (librdkafka picks the partition
 from the key; a mismatch with ingest's mapping is counted as an error).
 
-    .venv/bin/python bench/loadgen.py --target http://127.0.0.1:4318/v1/traces --spans 100000
-    .venv/bin/python bench/loadgen.py --target grpc://127.0.0.1:4317 --rate 20000
-    .venv/bin/python bench/loadgen.py --target kafka://127.0.0.1:9092/otlp_spans --partitions 8
+    .venv/bin/python -m bench.loadgen --target http://127.0.0.1:4318/v1/traces --spans 100000
+    .venv/bin/python -m bench.loadgen --target grpc://127.0.0.1:4317 --rate 20000
+    .venv/bin/python -m bench.loadgen --target kafka://127.0.0.1:9092/otlp_spans --partitions 8
 """
 
 from __future__ import annotations
@@ -30,16 +30,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
+
+from core.settings import Settings
+from ingest.kafka_publisher import producer_config
+from ingest.otlp_split import bounded_chunks, split_by_partition
+from tracehouse.loadgen_traces import LoadProfile, TraceGenerator
+
 ROOT = Path(__file__).resolve().parents[1]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
-
-from opentelemetry.proto.collector.trace.v1 import trace_service_pb2  # noqa: E402
-
-from core.settings import Settings  # noqa: E402
-from ingest.kafka_publisher import producer_config  # noqa: E402
-from ingest.otlp_split import bounded_chunks, split_by_partition  # noqa: E402
-from tracehouse.loadgen_traces import LoadProfile, TraceGenerator  # noqa: E402
 
 GRPC_EXPORT = "/opentelemetry.proto.collector.trace.v1.TraceService/Export"
 Message = tuple[int, bytes, bytes]  # partition, key, value

@@ -6,7 +6,7 @@ query service, then measures latency percentiles of /api/traces/{id} and /api/tr
 The baseline, measured in the same run, is the bare ClickHouse query for the same trace via
 clickhouse-connect, so the ratio shows what the API layer adds.
 
-    .venv/bin/python bench/query.py --spans 1000000
+    .venv/bin/python -m bench.query --spans 1000000
 """
 
 from __future__ import annotations
@@ -15,13 +15,10 @@ import argparse
 import json
 import random
 import statistics
-import sys
 import tempfile
 import time
 import urllib.request
 from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from opentelemetry.proto.trace.v1 import trace_pb2
 
@@ -33,8 +30,8 @@ from deploy.local.stack import LocalStack
 from schemas.migrations import migrate
 from sinks.batching import PartitionBatch
 from sinks.clickhouse_store import BatchStore
-from tests.span_tables import otel_traces_table
 from tracehouse.demo_traces import make_request
+from tracehouse.span_tables import otel_traces_table
 
 DAY_NS = 86_400 * 10**9
 

@@ -10,7 +10,7 @@ Avro batches, then measures
    size, into a second database: the ceiling the worker is compared with;
 3. the worker's CPU stages alone (Avro decode, Arrow build).
 
-Usage: .venv/bin/python bench/sink.py [--spans 200000] [--batch-rows 50000] [--repeat 1]
+Usage: .venv/bin/python -m bench.sink [--spans 200000] [--batch-rows 50000] [--repeat 1]
        [--insert-threads N] [--profile FILE]
 """
 
@@ -18,15 +18,12 @@ from __future__ import annotations
 
 import argparse
 import cProfile
-import sys
 import tempfile
 import threading
 import time
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import pyarrow as pa
 from confluent_kafka import Producer
@@ -41,8 +38,8 @@ from schemas.migrations import migrate
 from sinks.decoding import decode_message
 from sinks.worker import SinkWorker
 from sinks.writers import WRITERS
-from tests.otlp_builders import traces_from_rows
-from tests.span_tables import span_messages
+from tracehouse.span_specs import traces_from_rows
+from tracehouse.span_tables import span_messages
 
 T0 = 1_764_000_000_000_000_000
 SPANS_PER_MESSAGE = 1000

@@ -6,7 +6,7 @@ service graph -> trace buffer, then the ticks' sampling decisions and Avro encod
 sampled spans (``span_batch`` v3), RED and edge batches. Prints spans/s for each and the ratio
 to the baseline, and the rate of encoding all spans alone.
 
-    .venv/bin/python bench/streams.py [--messages 200] [--spans 500] [--policy keep-all|tail]
+    .venv/bin/python -m bench.streams [--messages 200] [--spans 500] [--policy keep-all|tail]
         [--repeat 3]
 """
 
@@ -14,11 +14,7 @@ from __future__ import annotations
 
 import argparse
 import random
-import sys
 import time
-from pathlib import Path
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from opentelemetry.proto.trace.v1 import trace_pb2
 
@@ -26,10 +22,10 @@ from schemas import avro_codec
 from streams.counters import CounterSet
 from streams.gc_tuning import tune_gc
 from streams.partition_processor import AggregationOptions, PartitionProcessor
-from streams.pipeline import encode_span_batches
 from streams.sampling_config import SamplingConfig, parse_config
+from streams.span_batch_messages import encode_span_batches
 from streams.span_views import span_views
-from tests.otlp_builders import CLIENT, ERROR, SERVER, SpanSpec, payload
+from tracehouse.span_specs import CLIENT, ERROR, SERVER, SpanSpec, payload
 
 SERVICES = ["frontend", "cart", "checkout", "payment", "shipping"]
 TAIL_POLICY = {

@@ -9,7 +9,7 @@ clock at ``--rate`` spans/s per worker and the e2e tail policy (5 s decision wai
 gen-0 threshold, in fresh processes, and prints spans/s, seconds in GC and collections per
 generation, with the first threshold as the baseline.
 
-    .venv/bin/python bench/streams_gc.py [--spans 1200000] [--thresholds 700,50000,200000]
+    .venv/bin/python -m bench.streams_gc [--spans 1200000] [--thresholds 700,50000,200000]
 """
 
 from __future__ import annotations
@@ -24,21 +24,17 @@ from pathlib import Path
 from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "bench"))
-sys.path.insert(0, str(ROOT))  # before bench/, so `ingest` is the package, not bench/ingest.py
 
 PARTITIONS = 8
 WORKER_PARTITIONS = 4  # one of two workers over 8 partitions, as in bench/e2e.py --streams 2
 
 
 def run_one(spans: int, rate: float, threshold: int) -> dict[str, Any]:
-    import e2e
-    import loadgen
-
+    from bench import e2e, loadgen
     from streams.counters import CounterSet
     from streams.partition_processor import AggregationOptions, PartitionProcessor
-    from streams.pipeline import encode_span_batches
     from streams.sampling_config import parse_config
+    from streams.span_batch_messages import encode_span_batches
     from tracehouse.loadgen_traces import LoadProfile
 
     cfg = parse_config(e2e.TAIL_POLICY)

@@ -35,10 +35,6 @@ SECTIONS = ("kafka", "clickhouse", "ingest", "streams", "sink", "query", "topics
 # TRACEHOUSE_* variables that are not settings, so strictness does not reject them.
 NOT_SETTINGS = {
     CONFIG_ENV: "the YAML config file",
-    # Test hook read by sinks/worker.py outside Settings (SIGKILL after N inserts). Allowed
-    # explicitly until the hook is removed (another change replaces it).
-    "TRACEHOUSE_SINK_TEST_CRASH_AFTER_INSERTS": "sink crash test hook",
-    "TRACEHOUSE_SINK_TEST_CRASH_TABLE": "sink crash test hook",
     # Knobs of the test suite itself, which hands its environment to the processes it starts.
     "TRACEHOUSE_FUZZ_EXAMPLES": "property-test example count (tests)",
     "TRACEHOUSE_BIG_TRACE_REPORT": "report file of tests/integration/test_query_big_trace.py",

@@ -178,16 +178,6 @@ class Settings:
         check=config.check_names_list(SINK_STREAMS),
         list_ok=True,
     )
-    # Processes decoding Avro for one sink worker (0: in the worker's thread). Worth it for
-    # span_batch v1/v2, whose decoding is CPU-bound; v3 decodes cheaply (docs/perf.md).
-    sink_decode_processes: int = setting(
-        0,
-        "sink",
-        "decode_processes",
-        "Processes decoding Avro for one sink worker (0: in the worker's thread)",
-        lo=0,
-        hi=256,
-    )
     # Partition batches one sink worker stores at the same time (each on its own ClickHouse
     # connection). One insert stream leaves the server half idle while the worker decodes;
     # several partitions' batches in flight at once raise rows/s (docs/perf.md). 1: serial.

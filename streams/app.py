@@ -34,8 +34,8 @@ from streams.partition_processor import (
     PartitionProcessor,
     TickOutput,
 )
-from streams.pipeline import encode_span_batches
 from streams.sampling_config import SamplingConfig, load_config
+from streams.span_batch_messages import encode_span_batches
 from streams.state_log import encode_state, load_state, state_topic_name
 
 log = logging.getLogger("tracehouse.streams")

@@ -68,7 +68,8 @@ class RestoredState:
 
 @dataclass
 class TickOutput:
-    # Span views of kept spans (ids as bytes); streams.pipeline encodes them for the wire.
+    # Span views of kept spans (ids as bytes); streams.span_batch_messages cuts them into
+    # messages for the wire.
     sampled: list[dict[str, Any]] = field(default_factory=list)
     decisions: list[tuple[str, bool, int]] = field(default_factory=list)
     red: dict[str, Any] | None = None

@@ -57,7 +57,7 @@ class Decision(enum.Enum):
 
 @dataclass
 class TraceView:
-    """What policies see of one trace: its id and span records (see span_records)."""
+    """What policies see of one trace: its id and span views (see streams.span_views)."""
 
     trace_id: bytes
     spans: Sequence[dict[str, Any]]

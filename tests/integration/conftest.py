@@ -17,8 +17,8 @@ from core.settings import Settings
 from deploy.local.stack import LocalStack
 from sinks.batching import PartitionBatch
 from sinks.clickhouse_store import BatchStore
-from tests.span_tables import otel_traces_table, span_facts
 from tracehouse.demo_traces import make_request
+from tracehouse.span_tables import otel_traces_table, span_facts
 
 NOW_NS = time.time_ns()  # spans end "now": the catalogue endpoints look back 7 days
 

@@ -2,7 +2,7 @@
 
 The sink tests publish contract-conforming records themselves instead of running streams.
 Spans are described as readable rows (:func:`span`) and encoded by streams' own encoder
-(:func:`tests.span_tables.span_message`), so the sink sees exactly what streams writes.
+(:func:`tracehouse.span_tables.span_message`), so the sink sees exactly what streams writes.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from core.settings import Settings
 from core.topics import partition_count
 from deploy.local.stack import Child, LocalStack
 from schemas import avro_codec
-from tests.span_tables import span_message
+from tracehouse.span_tables import span_message
 
 BOUNDS_MS = [2.0, 4.0, 6.0, 8.0, 10.0, 50.0, 100.0, 250.0, 1000.0]
 T0 = 1_764_000_000_000_000_000  # 2025-11-24T16:00:00Z in ns

@@ -16,7 +16,7 @@ from core.settings import Settings
 from deploy.local.stack import LocalStack
 from ingest.partitioning import partition_for_key
 from schemas import avro_codec
-from tests.otlp_builders import SpanSpec, payload
+from tracehouse.span_specs import SpanSpec, payload
 
 
 def streams_settings(base: Settings, tmp_path: Path, policy: dict[str, Any]) -> Settings:

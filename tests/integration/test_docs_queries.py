@@ -27,7 +27,7 @@ from tests.integration.sink_data import (
     red_batch,
     span_batch,
 )
-from tests.span_tables import span_message
+from tracehouse.span_tables import span_message
 
 DOC = Path(__file__).resolve().parents[2] / "docs" / "queries.md"
 HOUR = {"start": "2025-11-24 16:00:00.000", "end": "2025-11-24 17:00:00.000"}

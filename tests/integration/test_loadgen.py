@@ -24,7 +24,8 @@ def _loadgen(target: str, seed: int, *extra: str) -> tuple[int, str]:
     proc = subprocess.run(
         [
             sys.executable,
-            str(ROOT / "bench" / "loadgen.py"),
+            "-m",
+            "bench.loadgen",
             "--target",
             target,
             "--spans",

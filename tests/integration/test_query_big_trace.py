@@ -26,7 +26,7 @@ from core.settings import Settings
 from deploy.local.stack import LocalStack
 from query.store import MAX_SPANS_PER_TRACE
 from sinks.clickhouse_store import BatchStore
-from tests.span_tables import otel_traces_table
+from tracehouse.span_tables import otel_traces_table
 
 BIG_SPANS = 100_000
 SERVICES = ["frontend", "cart", "checkout", "payments", "inventory"]

@@ -9,7 +9,7 @@ from deploy.local.stack import LocalStack
 from schemas import avro_codec
 from tests.integration.helpers import wait_until
 from tests.integration.sink_data import produce, read_topic, red_batch, span_batch, start_sink
-from tests.span_tables import span_message
+from tracehouse.span_tables import span_message
 
 
 def test_malformed_records_land_in_dlq_and_the_rest_is_stored(

@@ -14,7 +14,7 @@ from core.clickhouse import connect
 from core.settings import Settings
 from deploy.local.ports import free_port
 from deploy.local.stack import LocalStack
-from streams.pipeline import encode_span_batches
+from streams.span_batch_messages import encode_span_batches
 from streams.span_views import span_views
 from tests.integration.helpers import wait_until
 from tests.integration.sink_data import produce, start_sink

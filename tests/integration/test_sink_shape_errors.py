@@ -30,7 +30,7 @@ from tests.integration.sink_data import (
     span_batch,
     start_sink,
 )
-from tests.span_tables import span_message
+from tracehouse.span_tables import span_message
 
 DAY_NS = 86_400 * 10**9
 BAD_SERVICE = "reject-me"

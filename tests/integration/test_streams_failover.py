@@ -29,7 +29,7 @@ from tests.integration.streams_support import (
     stored_spans,
     streams_settings,
 )
-from tests.otlp_builders import CLIENT, ERROR, SERVER, SpanSpec, sid, tid
+from tracehouse.span_specs import CLIENT, ERROR, SERVER, SpanSpec, sid, tid
 
 POLICY = {
     "decision_wait": "1s",

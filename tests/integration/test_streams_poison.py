@@ -16,7 +16,7 @@ from deploy.local.stack import LocalStack
 from ingest.partitioning import partition_for_key
 from tests.integration.helpers import wait_until
 from tests.integration.test_docs_queries import doc_queries
-from tests.otlp_builders import CLIENT, SpanSpec, sid, tid, traces_data
+from tracehouse.span_specs import CLIENT, SpanSpec, sid, tid, traces_data
 
 NOW_NS = time.time_ns()
 

@@ -4,7 +4,7 @@ import pytest
 from schemas import avro_codec
 from sinks.decoding import decode_message
 from streams.packed_batch import pack_views
-from streams.pipeline import encode_span_batches, process_raw_message
+from streams.span_batch_messages import encode_span_batches, process_raw_message
 from streams.span_views import span_views
 from tracehouse.demo_traces import make_request
 

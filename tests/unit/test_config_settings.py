@@ -43,7 +43,6 @@ REJECTED = [
     ("TRACEHOUSE_SINK_BATCH_SECONDS", "nan", "finite"),
     ("TRACEHOUSE_SINK_BATCH_SECONDS", "inf", "finite"),
     ("TRACEHOUSE_SINK_INSERT_THREADS", "0", "out of range"),
-    ("TRACEHOUSE_SINK_DECODE_PROCESSES", "-1", "out of range"),
     ("TRACEHOUSE_TTL_DAYS", "-1", "out of range"),
     ("TRACEHOUSE_SESSION_TIMEOUT_MS", "0", "out of range"),
     ("TRACEHOUSE_INGEST_KAFKA_TIMEOUT_MS", "0", "out of range"),
@@ -161,8 +160,6 @@ def test_other_variables_and_test_hooks_are_not_settings() -> None:
     env = {
         "PATH": "/bin",
         "TRACEHOUSEX": "1",  # no TRACEHOUSE_ prefix
-        "TRACEHOUSE_SINK_TEST_CRASH_AFTER_INSERTS": "2",
-        "TRACEHOUSE_SINK_TEST_CRASH_TABLE": "otel_traces",
         "TRACEHOUSE_FUZZ_EXAMPLES": "5000",
         "TRACEHOUSE_BIG_TRACE_REPORT": "/tmp/report",
     }

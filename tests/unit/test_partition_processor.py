@@ -15,7 +15,7 @@ from streams.partition_processor import (
 )
 from streams.sampling_config import parse_config
 from streams.state_log import apply_state, encode_state
-from tests.otlp_builders import CLIENT, ERROR, SERVER, SpanSpec, payload, sid, tid
+from tracehouse.span_specs import CLIENT, ERROR, SERVER, SpanSpec, payload, sid, tid
 
 POLICY = {
     "decision_wait": 1,

@@ -13,7 +13,7 @@ from sinks.decoding import PoisonRecord, decode_message, decode_rows
 from sinks.otel_names import OTEL_TRACES_COLUMNS
 from sinks.window_columns import InvalidRecord, edge_rows, red_metrics_arrow, red_rows
 from sinks.writers import WRITERS, writers_by_topic
-from tests.span_tables import span_message
+from tracehouse.span_tables import span_message
 
 
 def _span(i: int, kind: int = 2, status: int = 0) -> dict[str, Any]:

@@ -18,11 +18,11 @@ from schemas.span_batch_v3 import COLUMNS, LAYOUT, NESTING, SPAN_COUNT, columns_
 from sinks.decoding import decode_message
 from sinks.packed_spans import columns_from_packed, otel_traces_from_packed
 from streams.packed_batch import pack_views
-from streams.pipeline import encode_span_batches
+from streams.span_batch_messages import encode_span_batches
 from streams.span_views import attributes_of, span_views
 from tests.avro_interop import apache_read, apache_write
-from tests.span_tables import encode_empty, otel_traces_table
 from tests.unit.test_span_golden import EXPECTED_SCHEMA
+from tracehouse.span_tables import encode_empty, otel_traces_table
 
 
 def _kv(key: str, **value: Any) -> common_pb2.KeyValue:

@@ -5,10 +5,10 @@ from opentelemetry.proto.trace.v1 import trace_pb2
 
 from sinks.decoding import decode_message
 from streams.otlp_values import any_value_to_str
-from streams.pipeline import encode_span_batches
+from streams.span_batch_messages import encode_span_batches
 from streams.span_views import attributes_of, span_views
-from tests.otlp_builders import CLIENT, ERROR, SpanSpec, sid, tid, traces_data
-from tests.span_tables import otel_traces_table
+from tracehouse.span_specs import CLIENT, ERROR, SpanSpec, sid, tid, traces_data
+from tracehouse.span_tables import otel_traces_table
 
 
 def _av(**kw: object) -> common_pb2.AnyValue:

@@ -17,7 +17,7 @@ from opentelemetry.proto.common.v1 import common_pb2
 from opentelemetry.proto.trace.v1 import trace_pb2
 
 from sinks.decoding import decode_message
-from streams.pipeline import encode_span_batches
+from streams.span_batch_messages import encode_span_batches
 from streams.span_views import span_views
 
 DEFAULT_TENANT = "tenant-from-header"

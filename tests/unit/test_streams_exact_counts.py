@@ -28,7 +28,7 @@ from streams.partition_processor import (
 )
 from streams.sampling_config import parse_config
 from streams.state_log import apply_state, encode_state
-from tests.otlp_builders import SpanSpec, payload, sid, tid
+from tracehouse.span_specs import SpanSpec, payload, sid, tid
 
 EXAMPLES = int(os.environ.get("TRACEHOUSE_FUZZ_EXAMPLES", "150"))
 KEEP_ALL = {

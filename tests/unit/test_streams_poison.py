@@ -15,11 +15,11 @@ from schemas.span_limits import MAX_TIME_UNIX_NANO
 from streams import counters as c
 from streams.counters import CounterSet
 from streams.partition_processor import AggregationOptions, PartitionProcessor
-from streams.pipeline import encode_span_batches
 from streams.sampling_config import parse_config
 from streams.service_graph import ServiceGraph
+from streams.span_batch_messages import encode_span_batches
 from streams.span_views import span_views
-from tests.otlp_builders import CLIENT, SERVER, SpanSpec, payload, sid, tid, traces_data
+from tracehouse.span_specs import CLIENT, SERVER, SpanSpec, payload, sid, tid, traces_data
 
 KEEP_ALL = {"decision_wait": 1, "policies": [{"name": "all", "type": "always_sample"}]}
 NOW_NS = 1_700_000_000_000_000_000

@@ -1,7 +1,7 @@
 """Spans for tests and benchmarks, made the way the pipeline makes them: OTLP in, v3 out.
 
 Fixtures describe spans as OTLP (or as readable rows turned into OTLP by
-:func:`tests.otlp_builders.traces_from_rows`) and take the production path from there: streams'
+:func:`tracehouse.span_specs.traces_from_rows`) and take the production path from there: streams'
 encoder writes ``span_batch`` messages, the sink's decoder turns them into the ``otel_traces``
 Arrow table. No second encoder exists to drift from the real one.
 """
@@ -18,9 +18,9 @@ from schemas import avro_codec
 from sinks.decoding import decode_message
 from streams.otlp_values import attributes_to_dict
 from streams.packed_batch import pack_views
-from streams.pipeline import encode_span_batches
+from streams.span_batch_messages import encode_span_batches
 from streams.span_views import span_views
-from tests.otlp_builders import traces_from_rows
+from tracehouse.span_specs import traces_from_rows
 
 
 def span_messages(data: trace_pb2.TracesData, tenant_id: str = "") -> list[bytes]:

@@ -1,4 +1,7 @@
-"""Build OTLP ``TracesData`` messages for tests and the benchmark, span by span."""
+"""Build OTLP ``TracesData`` messages span by span, for tests and benchmarks.
+
+Readable span specs (or rows) in, valid OTLP out; kept out of ``tests/`` so that ``bench/``
+imports nothing from the test suite."""
 
 from __future__ import annotations
 
