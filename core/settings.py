@@ -55,19 +55,20 @@ class Topics:
     accounting: str = setting(
         "pipeline.accounting", "topics", "accounting", "Per-stage span accounting", check=_topic
     )
-    # Dead-letter topics: records that cannot be processed, with the reason in a header.
-    raw_dlq: str = setting(
-        "otlp_spans.dlq",
+    # Dead-letter topics, one per component that writes them: what it could not process,
+    # with the reason in a header.
+    streams_dlq: str = setting(
+        "streams.dlq",
         "topics",
-        "raw_dlq",
-        "Dead letters of streams (reason in a header)",
+        "streams_dlq",
+        "Dead letters of streams: malformed raw messages and spans refused one by one",
         check=_topic,
     )
-    dlq: str = setting(
-        "spans.sampled.dlq",
+    sink_dlq: str = setting(
+        "sink.dlq",
         "topics",
-        "dlq",
-        "Dead letters of the sink (reason in a header)",
+        "sink_dlq",
+        "Dead letters of the sink: records of any sunk topic it could not store",
         check=_topic,
     )
 

@@ -13,7 +13,7 @@ import pyarrow as pa
 
 from schemas import avro_codec
 from sinks.window_columns import InvalidRecord
-from sinks.writers import WRITERS, TableWriter
+from sinks.writers import WRITERS, TopicTable
 
 
 class PoisonRecord(Exception):
@@ -29,7 +29,7 @@ class Decoded(NamedTuple):
     detail: str = ""
 
 
-def decode_rows(writer: TableWriter, value: bytes) -> list[Any]:
+def decode_rows(writer: TopicTable, value: bytes) -> list[Any]:
     """Kafka value -> table rows; raises ``PoisonRecord`` with a reason code when impossible."""
     try:
         record = avro_codec.decode(writer.avro_schema, value)
@@ -43,7 +43,7 @@ def decode_rows(writer: TableWriter, value: bytes) -> list[Any]:
         raise PoisonRecord("invalid_record", str(exc)) from exc
 
 
-def decode_versioned(writer: TableWriter, value: bytes) -> Decoded:
+def decode_versioned(writer: TopicTable, value: bytes) -> Decoded:
     """A message of a schema with per-version builders (``span_batch``) -> its Arrow table."""
     try:
         version, record = avro_codec.decode_as_written(writer.avro_schema, value)

@@ -1,7 +1,7 @@
 """Sink worker: consume the sunk topics, insert per-partition batches, then commit.
 
 One process subscribes to every stream in ``settings.sink_streams`` (spans, RED, edges,
-accounting) with one consumer group; each topic has its own :class:`TableWriter`. Order per
+accounting) with one consumer group; each topic has its own :class:`TopicTable`. Order per
 batch: record the intent (offset range) -> insert the Arrow table with a deterministic
 ``insert_deduplication_token`` -> send poison records to the DLQ -> commit offsets. A crash
 anywhere in between is repaired by the next owner of the partition replaying the intent, so
@@ -400,7 +400,7 @@ class SinkWorker:
         none is lost (a retry may repeat a DLQ record; the counter record collapses)."""
         out: list[Outgoing] = []
         reasons: list[str] = []
-        dlq = self.settings.topics.dlq
+        dlq = self.settings.topics.sink_dlq
         for offset, key, value, reason, detail in batch.dlq:
             out.append((dlq, key, value, _headers(batch, offset, reason, detail)))
             reasons.append(reason)

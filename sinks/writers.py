@@ -1,4 +1,4 @@
-"""Which topic goes to which table, and how: one :class:`TableWriter` per sunk stream.
+"""Which topic goes to which table, and how: one :class:`TopicTable` per sunk stream.
 
 A writer is pure data plus two pure functions, so the worker's exactly-once protocol
 (intent -> insert with token -> commit) is written once and every table gets it.
@@ -20,7 +20,10 @@ from sinks.window_columns import edge_rows, red_metrics_arrow, red_rows, service
 
 
 @dataclass(frozen=True)
-class TableWriter:
+class TopicTable:
+    """How the messages of one sunk topic become rows of one ClickHouse table (schema, decoding,
+    conversion); the worker does the writing."""
+
     stream: str
     avro_schema: str
     table: str
@@ -35,18 +38,18 @@ class TableWriter:
     by_version: Mapping[int, Callable[[dict[str, Any]], pa.Table]] = field(default_factory=dict)
 
 
-WRITERS: dict[str, TableWriter] = {
+WRITERS: dict[str, TopicTable] = {
     w.stream: w
     for w in (
-        TableWriter(
+        TopicTable(
             "spans",
             "span_batch",
             "otel_traces",
             by_version={span_batch_v3.VERSION: otel_traces_from_packed},
         ),
-        TableWriter("red", "red_metrics", "red_metrics", red_rows, red_metrics_arrow),
-        TableWriter("edges", "graph_edges", "service_graph_edges", edge_rows, service_graph_arrow),
-        TableWriter(
+        TopicTable("red", "red_metrics", "red_metrics", red_rows, red_metrics_arrow),
+        TopicTable("edges", "graph_edges", "service_graph_edges", edge_rows, service_graph_arrow),
+        TopicTable(
             "accounting",
             "pipeline_counters",
             "pipeline_counters",
@@ -66,7 +69,7 @@ def topic_of(settings: Settings, stream: str) -> str:
     }[stream]
 
 
-def writers_by_topic(settings: Settings) -> dict[str, TableWriter]:
+def writers_by_topic(settings: Settings) -> dict[str, TopicTable]:
     """The topics this worker sinks (``settings.sink_streams``) and their writers."""
     streams = [s.strip() for s in settings.sink_streams.split(",") if s.strip()]
     unknown = [s for s in streams if s not in WRITERS]

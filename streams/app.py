@@ -198,7 +198,7 @@ def create_app(settings: Settings, sampling: SamplingConfig | None = None) -> fa
     red = app.topic(topics.red_metrics, key_type=bytes, value_type=bytes)
     edges = app.topic(topics.graph_edges, key_type=bytes, value_type=bytes)
     accounting = app.topic(topics.accounting, key_type=bytes, value_type=bytes)
-    raw_dlq = app.topic(topics.raw_dlq, key_type=bytes, value_type=bytes)
+    streams_dlq = app.topic(topics.streams_dlq, key_type=bytes, value_type=bytes)
     state = app.topic(state_topic_name(settings.streams_group), key_type=bytes, value_type=bytes)
     rt = OwnedPartitions(settings, sampling)
 
@@ -215,7 +215,7 @@ def create_app(settings: Settings, sampling: SamplingConfig | None = None) -> fa
             rt.events[msg.partition][msg.offset] = event
             if reason is not None:
                 log.warning("malformed raw message at %s/%d: %s", msg.tp, msg.offset, reason)
-                fut = await raw_dlq.send(
+                fut = await streams_dlq.send(
                     key=msg.key, value=msg.value, headers={"reason": reason.encode()}, force=True
                 )
                 await fut
@@ -227,7 +227,7 @@ def create_app(settings: Settings, sampling: SamplingConfig | None = None) -> fa
                     headers = dead_letter_headers(letter, f"{msg.tp.topic}/{msg.partition}")
                     headers["source_offset"] = str(msg.offset).encode()
                     await (
-                        await raw_dlq.send(
+                        await streams_dlq.send(
                             key=msg.key, value=letter.payload, headers=headers, force=True
                         )
                     )
@@ -247,7 +247,7 @@ def create_app(settings: Settings, sampling: SamplingConfig | None = None) -> fa
             )
             for view in views:
                 futures.append(
-                    await raw_dlq.send(
+                    await streams_dlq.send(
                         key=view["trace_id"],
                         value=refused_span_summary(view),
                         headers={"reason": reason.encode(), "stage": b"streams.encode"},

@@ -83,7 +83,7 @@ def collect(settings: Settings, run_dir: Path | None = None) -> dict[str, Any]:
         counts = flow = f"unavailable: {exc}"
     dlq = {
         topic: status_flow.dlq_reasons(settings, topic, topics[topic])
-        for topic in (settings.topics.raw_dlq, settings.topics.dlq)
+        for topic in (settings.topics.streams_dlq, settings.topics.sink_dlq)
         if topic in topics
     }
     report = {

@@ -56,7 +56,7 @@ def test_malformed_records_land_in_dlq_and_the_rest_is_stored(
             lambda c: c == (40, len(red_batch(1, "x")["series"])),
             timeout=30,
         )
-        dead = read_topic(s.kafka_bootstrap, t.dlq, expect=4)
+        dead = read_topic(s.kafka_bootstrap, t.sink_dlq, expect=4)
     finally:
         stack.stop()
     assert len(dead) == 4

@@ -109,7 +109,7 @@ def test_spans_on_101_days_are_stored_and_the_sink_goes_on(
         stack.stop()
     assert client.command("SELECT uniqExact(toDate(Timestamp)) FROM otel_traces") >= 101
     assert client.command("SELECT uniqExact(TraceId) FROM otel_traces_trace_id_ts") == 101 + 5
-    assert read_topic(s.kafka_bootstrap, t.dlq, expect=0, timeout=1) == []
+    assert read_topic(s.kafka_bootstrap, t.sink_dlq, expect=0, timeout=1) == []
 
 
 def test_rows_clickhouse_rejects_go_to_the_dlq_and_are_counted(
@@ -145,7 +145,7 @@ def test_rows_clickhouse_rejects_go_to_the_dlq_and_are_counted(
             ),
             timeout=40,
         )
-        dead = read_topic(s.kafka_bootstrap, t.dlq, expect=2)
+        dead = read_topic(s.kafka_bootstrap, t.sink_dlq, expect=2)
         # Data behind the rejected rows flows on.
         produce(s.kafka_bootstrap, t.sampled_spans, [(0, span_message([span(9_000, 0)]))])
         wait_until(
@@ -214,7 +214,7 @@ def test_sigkill_in_the_middle_of_a_bisection_stores_every_good_row_once(
         stack.stop()
     assert client.command("SELECT uniqExact(SpanId, TraceId) FROM otel_traces") == good_spans
     assert client.command("SELECT uniqExact(TraceId) FROM otel_traces_trace_id_ts") == 8 * 3
-    dead = read_topic(s.kafka_bootstrap, t.dlq, expect=1)
+    dead = read_topic(s.kafka_bootstrap, t.sink_dlq, expect=1)
     assert {dict(m.headers())["source_offset"] for m in dead} == {b"6"}
 
 

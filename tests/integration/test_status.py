@@ -38,7 +38,7 @@ def test_status_reports_throughput_drops_and_dlq(pipeline: LocalStack) -> None:
     assert report["rows"]["otel_traces"] == sent
     tp = report["flow"]["throughput"]
     assert tp["received_per_second"] == round(sent / tp["window_seconds"], 1)
-    assert sum(report["dlq"][s.topics.raw_dlq].values()) >= 1
+    assert sum(report["dlq"][s.topics.streams_dlq].values()) >= 1
     assert report["ingest_rejected"] == {} or all(
         v == 0 for v in report["ingest_rejected"].values()
     )
@@ -47,4 +47,4 @@ def test_status_reports_throughput_drops_and_dlq(pipeline: LocalStack) -> None:
     text = _status(pipeline)
     assert "Throughput (spans/s, last 60 s" in text
     assert "messages_rejected" in text and "malformed" in text
-    assert f"{s.topics.raw_dlq}:" in text
+    assert f"{s.topics.streams_dlq}:" in text

@@ -52,7 +52,7 @@ def _dlq_reasons(settings: Settings) -> list[str]:
     )
     consumer.assign(
         [
-            TopicPartition(settings.topics.raw_dlq, p, OFFSET_BEGINNING)
+            TopicPartition(settings.topics.streams_dlq, p, OFFSET_BEGINNING)
             for p in range(settings.partitions)
         ]
     )

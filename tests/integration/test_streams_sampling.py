@@ -121,7 +121,7 @@ def test_policy_set_keeps_exactly_errors_and_slow_traces_whole(sampling_stack: L
     )
     assert rejected == 1
     dlq = Consumer({"bootstrap.servers": settings.kafka_bootstrap, "group.id": "dlq-check"})
-    dlq.assign([TopicPartition(settings.topics.raw_dlq, p, OFFSET_BEGINNING) for p in range(4)])
+    dlq.assign([TopicPartition(settings.topics.streams_dlq, p, OFFSET_BEGINNING) for p in range(4)])
     dead = wait_until(lambda: dlq.consume(10, 0.5), lambda m: len(m) >= 1)
     assert dead[0].value() == b"\xff not protobuf"
     reason = dict(dead[0].headers() or [])["reason"]

@@ -122,7 +122,10 @@ REJECTED = [
     ("kafka:\n  bootstrap: [a:1, 2]\n", "kafka.bootstrap: expected a string or a list of strings"),
     ("kafka:\n  bootstrap: kafka\n", "kafka.bootstrap: 'kafka' is not host:port"),
     ("sink:\n  streams: [spans, logs]\n", "sink.streams: unknown logs; choose from"),
-    ("topics:\n  dlq: otlp_spans\n", "TRACEHOUSE_TOPIC_DLQ (topics.dlq): 'otlp_spans' is also"),
+    (
+        "topics:\n  sink_dlq: otlp_spans\n",
+        "TRACEHOUSE_TOPIC_SINK_DLQ (topics.sink_dlq): 'otlp_spans' is also",
+    ),
     ("kafka: 8\n", "kafka: expected a mapping of options, got 8"),
     ("- kafka\n", "expected sections (kafka:, clickhouse:, ...) at the top"),
     ("kafka:\n  partitions: 2\n  partitions: 3\n", "duplicate key 'partitions'"),

@@ -76,7 +76,7 @@ REJECTED = [
     ("TRACEHOUSE_INGEST_HOST", "0.0.0.0 ", "not a host name"),
     ("TRACEHOUSE_SINK_GROUP", "", "not a consumer group name"),
     ("TRACEHOUSE_TOPIC_RAW_SPANS", "bad topic", "not a Kafka topic name"),
-    ("TRACEHOUSE_TOPIC_DLQ", "..", "not a Kafka topic name"),
+    ("TRACEHOUSE_TOPIC_SINK_DLQ", "..", "not a Kafka topic name"),
 ]
 
 
@@ -171,8 +171,8 @@ def test_rules_between_settings() -> None:
     assert "must be below TRACEHOUSE_SESSION_TIMEOUT_MS" in _error(
         {"TRACEHOUSE_SESSION_TIMEOUT_MS": "3000", "TRACEHOUSE_HEARTBEAT_INTERVAL_MS": "3000"}
     )
-    assert "TRACEHOUSE_TOPIC_DLQ (topics.dlq): 'otlp_spans' is also used" in _error(
-        {"TRACEHOUSE_TOPIC_DLQ": "otlp_spans"}
+    assert "TRACEHOUSE_TOPIC_SINK_DLQ (topics.sink_dlq): 'otlp_spans' is also used" in _error(
+        {"TRACEHOUSE_TOPIC_SINK_DLQ": "otlp_spans"}
     )
     assert "port 4318 is also used by another ingest listener" in _error(
         {"TRACEHOUSE_INGEST_GRPC_PORT": "4318"}
