@@ -148,11 +148,18 @@ def _number(
     return float(v)
 
 
+def _present(o: dict[str, Any], key: str, path: str, default: object) -> bool:
+    """Whether ``key`` is given; a missing key without a default is an error naming it."""
+    if key in o:
+        return True
+    if default is None:
+        raise _fail(path, f"missing {key}")
+    return False
+
+
 def _bool(o: dict[str, Any], key: str, path: str, default: bool | None = False) -> bool:
-    if key not in o:
-        if default is None:
-            raise _fail(path, f"missing {key}")
-        return default
+    if not _present(o, key, path, default):
+        return bool(default)
     v = o[key]
     if not isinstance(v, bool):
         raise _fail(_join(path, key), f"expected true or false, got {_kind(v)}")
@@ -160,10 +167,8 @@ def _bool(o: dict[str, Any], key: str, path: str, default: bool | None = False) 
 
 
 def _str(o: dict[str, Any], key: str, path: str, default: str | None = None) -> str:
-    if key not in o:
-        if default is None:
-            raise _fail(path, f"missing {key}")
-        return default
+    if not _present(o, key, path, default):
+        return str(default)
     v = o[key]
     if not isinstance(v, str):
         raise _fail(_join(path, key), f"expected a string, got {_kind(v)}")
