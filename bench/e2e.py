@@ -293,7 +293,7 @@ def make_settings(args: argparse.Namespace, run_dir: Path) -> tuple[Settings, in
         ingest_http_port=free_port(),
         ingest_grpc_port=free_port(),
         ingest_zipkin_port=free_port(),
-        streams_web_port=free_port(),
+        streams_metrics_port=free_port(),
         sink_metrics_port=free_port(),
         query_http_port=free_port(),
     )

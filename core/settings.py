@@ -126,16 +126,21 @@ class Settings:
     ingest_http_port: int = setting(
         4318, "ingest", "http_port", "OTLP/HTTP (also /health and /metrics)", lo=1, hi=65535
     )
-    streams_web_port: int = setting(
-        6066, "streams", "web_port", "Streams web port (/health, /metrics)", lo=1, hi=65535
+    streams_metrics_port: int = setting(
+        6066,
+        "streams",
+        "metrics_port",
+        "Streams metrics port (Prometheus /metrics, also /health)",
+        lo=1,
+        hi=65535,
     )
     # Bind addresses of the streams web/metrics and sink metrics endpoints: loopback locally,
     # 0.0.0.0 in containers so probes and Prometheus can reach them.
-    streams_web_host: str = setting(
+    streams_metrics_host: str = setting(
         "127.0.0.1",
         "streams",
-        "web_host",
-        "Bind address of the streams web port (0.0.0.0 in containers)",
+        "metrics_host",
+        "Bind address of the streams metrics port (0.0.0.0 in containers)",
         check=config.check_bind_host,
     )
     sink_metrics_host: str = setting(

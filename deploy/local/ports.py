@@ -23,7 +23,7 @@ COMPONENT_PORT_FIELDS = {
     "ingest_http_port": "ingest OTLP/HTTP",
     "ingest_grpc_port": "ingest OTLP/gRPC",
     "ingest_zipkin_port": "ingest Zipkin",
-    "streams_web_port": "streams web",
+    "streams_metrics_port": "streams metrics",
     "sink_metrics_port": "sink metrics",
     "query_http_port": "query API / UI",
 }

@@ -33,7 +33,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SCALE_FILE = "scale.json"
 # Consumer-group components: the env var of their health port and the health URL template.
 SCALABLE = {
-    "streams": ("TRACEHOUSE_STREAMS_WEB_PORT", "http://127.0.0.1:{port}/health"),
+    "streams": ("TRACEHOUSE_STREAMS_METRICS_PORT", "http://127.0.0.1:{port}/health"),
     "sink": ("TRACEHOUSE_SINK_METRICS_PORT", "http://127.0.0.1:{port}/metrics"),
 }
 
@@ -185,7 +185,7 @@ class LocalStack:
         """Ingest, streams and sink, each its own process, in data-flow order."""
         s = self.settings
         self.start_component("ingest", f"http://127.0.0.1:{s.ingest_http_port}/health")
-        self.start_component("streams", f"http://127.0.0.1:{s.streams_web_port}/health")
+        self.start_component("streams", f"http://127.0.0.1:{s.streams_metrics_port}/health")
         self.start_component("sink", f"http://127.0.0.1:{s.sink_metrics_port}/metrics")
         self.start_component("query", f"http://127.0.0.1:{s.query_http_port}/health")
 

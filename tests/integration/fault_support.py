@@ -38,7 +38,7 @@ from tracehouse.status import collect, render
 
 HEALTH = {
     "ingest": "http://127.0.0.1:{s.ingest_http_port}/health",
-    "streams": "http://127.0.0.1:{s.streams_web_port}/health",
+    "streams": "http://127.0.0.1:{s.streams_metrics_port}/health",
     "sink": "http://127.0.0.1:{s.sink_metrics_port}/metrics",
     "query": "http://127.0.0.1:{s.query_http_port}/health",
 }
@@ -54,7 +54,7 @@ def fault_settings() -> Settings:
         ingest_http_port=free_port(),
         ingest_grpc_port=0,
         ingest_zipkin_port=0,
-        streams_web_port=free_port(),
+        streams_metrics_port=free_port(),
         sink_metrics_port=free_port(),
         query_http_port=free_port(),
         sink_batch_seconds=0.5,

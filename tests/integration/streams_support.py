@@ -30,11 +30,11 @@ def streams_settings(base: Settings, tmp_path: Path, policy: dict[str, Any]) -> 
     )
 
 
-def start_streams(stack: LocalStack, web_port: int) -> Any:
+def start_streams(stack: LocalStack, metrics_port: int) -> Any:
     return stack.start_component(
         "streams",
-        f"http://127.0.0.1:{web_port}/health",
-        extra_env={"TRACEHOUSE_STREAMS_WEB_PORT": str(web_port)},
+        f"http://127.0.0.1:{metrics_port}/health",
+        extra_env={"TRACEHOUSE_STREAMS_METRICS_PORT": str(metrics_port)},
     )
 
 

@@ -131,7 +131,7 @@ def _span_ids(data: trace_pb2.TracesData) -> list[str]:
 def _streams_alive(stack: LocalStack) -> None:
     streams = [c for c in stack.children if c.name.startswith("streams")]
     assert streams and all(c.proc.poll() is None for c in streams), stack.dead()
-    assert http_ok(f"http://127.0.0.1:{stack.settings.streams_web_port}/health")
+    assert http_ok(f"http://127.0.0.1:{stack.settings.streams_metrics_port}/health")
 
 
 def test_times_out_of_range_are_rejected_and_streams_survive(pipeline: LocalStack) -> None:

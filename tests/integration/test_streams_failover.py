@@ -74,7 +74,7 @@ def two_workers(
     stack = LocalStack(
         settings, services.run_dir / settings.clickhouse_database, say=lambda _: None
     )
-    port_a, port_b = settings.streams_web_port, free_port()
+    port_a, port_b = settings.streams_metrics_port, free_port()
     try:
         stack.start_component("sink", f"http://127.0.0.1:{settings.sink_metrics_port}/metrics")
         start_streams(stack, port_a)

@@ -79,7 +79,7 @@ def sampling_stack(
         settings, services.run_dir / settings.clickhouse_database, say=lambda _: None
     )
     try:
-        start_streams(stack, settings.streams_web_port)
+        start_streams(stack, settings.streams_metrics_port)
         stack.start_component("sink", f"http://127.0.0.1:{settings.sink_metrics_port}/metrics")
         yield stack
     finally:
@@ -128,7 +128,7 @@ def test_policy_set_keeps_exactly_errors_and_slow_traces_whole(sampling_stack: L
     assert isinstance(reason, bytes) and b"OTLP" in reason
     dlq.close()
 
-    url = f"http://127.0.0.1:{settings.streams_web_port}/metrics"
+    url = f"http://127.0.0.1:{settings.streams_metrics_port}/metrics"
     exposed = wait_until(
         lambda: urllib.request.urlopen(url, timeout=2).read().decode(),
         lambda text: 'tracehouse_streams_traces_sampled_total{reason="slow"} 12.0' in text,

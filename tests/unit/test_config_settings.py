@@ -35,7 +35,7 @@ REJECTED = [
     ("TRACEHOUSE_INGEST_HTTP_PORT", "99999", "99999 is out of range (must be 1..65535)"),
     ("TRACEHOUSE_INGEST_HTTP_PORT", "0", "0 is out of range (must be 1..65535)"),
     ("TRACEHOUSE_QUERY_HTTP_PORT", "65536", "out of range"),
-    ("TRACEHOUSE_STREAMS_WEB_PORT", "0", "out of range"),
+    ("TRACEHOUSE_STREAMS_METRICS_PORT", "0", "out of range"),
     ("TRACEHOUSE_SINK_METRICS_PORT", "-1", "out of range"),
     ("TRACEHOUSE_INGEST_GRPC_PORT", "70000", "out of range (must be 0..65535)"),
     ("TRACEHOUSE_SINK_BATCH_ROWS", "0", "out of range"),
