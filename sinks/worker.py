@@ -38,6 +38,7 @@ from prometheus_client import start_http_server
 
 from core import logs
 from core.clickhouse import connect
+from core.kafka import client_config
 from core.settings import Settings
 from schemas import avro_codec
 from sinks import metrics
@@ -69,8 +70,7 @@ _SIZE_ERRORS = (
 
 
 def consumer_config(settings: Settings) -> dict[str, Any]:
-    return {
-        "bootstrap.servers": settings.kafka_bootstrap,
+    return client_config(settings.kafka_bootstrap) | {
         "group.id": settings.sink_group,
         "enable.auto.commit": False,
         "auto.offset.reset": "earliest",
@@ -102,12 +102,12 @@ class SinkWorker:
         self._thread_stores = threading.local()
         self.consumer = Consumer(consumer_config(settings))
         self.dlq = Producer(
-            {
-                "bootstrap.servers": settings.kafka_bootstrap,
-                "acks": "all",
-                "enable.idempotence": True,
-                "message.max.bytes": DLQ_MAX_MESSAGE_BYTES,
-            }
+            client_config(
+                settings.kafka_bootstrap,
+                acks="all",
+                enable_idempotence=True,
+                message_max_bytes=DLQ_MAX_MESSAGE_BYTES,
+            )
         )
         self.batches: dict[Key, PartitionBatch] = {}
         # Recorded intents not yet committed: (topic, partition) -> [(first, last), ...]
