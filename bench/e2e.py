@@ -30,18 +30,26 @@ import argparse
 import asyncio
 import json
 import os
-import re
 import shutil
 import sys
 import tempfile
 import threading
 import time
-import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from bench import loadgen
+from bench.harness import (
+    bench_settings,
+    cpu_seconds,
+    machine_busy_seconds,
+    metric_sum,
+    peak_rss_mb,
+    quantile,
+    run_queue_seconds,
+    scrape,
+)
 from core.clickhouse import connect
 from core.settings import Settings, Topics
 from core.topics import ensure_topics
@@ -51,7 +59,6 @@ from streams.trace_hash import in_sample
 
 ROOT = Path(__file__).resolve().parents[1]
 
-CLK_TCK = os.sysconf("SC_CLK_TCK")
 TAIL_SAMPLE_PERCENT = 10
 TAIL_POLICY = {
     "decision_wait": "5s",
@@ -77,77 +84,6 @@ def kept_by_tail_policy(trace_id: bytes) -> bool:
 
 
 KEEP_ALL = {"policies": [{"name": "keep-all", "type": "always_sample"}]}
-
-
-# -- process figures from /proc ---------------------------------------------------------------
-
-
-def _descendants(pid: int) -> list[int]:
-    children: dict[int, list[int]] = {}
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-            children.setdefault(ppid, []).append(int(entry.name))
-    out, todo = [], [pid]
-    while todo:
-        p = todo.pop()
-        out.append(p)
-        todo.extend(children.get(p, []))
-    return out
-
-
-def cpu_seconds(pid: int) -> float:
-    """User + system CPU of ``pid`` and its live descendants (threads included)."""
-    total = 0.0
-    for p in _descendants(pid):
-        try:
-            f = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        total += (int(f[11]) + int(f[12])) / CLK_TCK
-    return total
-
-
-def run_queue_seconds(pid: int) -> float:
-    """Time the threads of ``pid`` and its descendants were runnable but waiting for a core.
-
-    From ``/proc/<pid>/task/<tid>/schedstat`` (second field, ns). High values mean the process
-    was starved of CPU (by the pipeline's other processes or other users of the machine);
-    low values with low CPU mean it was idle, i.e. waiting on its input or a timer.
-    """
-    total = 0
-    for p in _descendants(pid):
-        try:
-            tasks = list(Path(f"/proc/{p}/task").iterdir())
-        except OSError:
-            continue
-        for task in tasks:
-            try:
-                total += int((task / "schedstat").read_text().split()[1])
-            except (OSError, IndexError, ValueError):
-                continue
-    return total / 1e9
-
-
-def machine_busy_seconds() -> float:
-    """CPU seconds all processes on the machine used (``/proc/stat``), to show other load."""
-    f = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
-    return (sum(f[:8]) - f[3] - f[4]) / CLK_TCK  # all but idle and iowait
-
-
-def peak_rss_mb(pid: int) -> float:
-    total = 0.0
-    for p in _descendants(pid):
-        try:
-            status = Path(f"/proc/{p}/status").read_text()
-        except OSError:
-            continue
-        m = re.search(r"^VmHWM:\s+(\d+) kB", status, re.M)
-        total += int(m.group(1)) / 1024 if m else 0.0
-    return total
 
 
 # -- ClickHouse and metrics probes -------------------------------------------------------------
@@ -189,18 +125,6 @@ class Watcher:
         return sorted(self.seen[t] - sent for t, sent in chosen if t in self.seen)
 
 
-def scrape(url: str) -> dict[str, float]:
-    """Prometheus text -> {'name{labels}': value}."""
-    with urllib.request.urlopen(url, timeout=5) as resp:
-        text = resp.read().decode()
-    out: dict[str, float] = {}
-    for line in text.splitlines():
-        if line and not line.startswith("#"):
-            key, _, value = line.rpartition(" ")
-            out[key] = float(value)
-    return out
-
-
 CLICKHOUSE_EVENTS = (
     "SelectQuery",
     "InsertQuery",
@@ -218,10 +142,6 @@ def clickhouse_events(client: Any) -> dict[str, int]:
         parameters={"names": list(CLICKHOUSE_EVENTS)},
     ).result_rows
     return {str(name): int(value) for name, value in rows}
-
-
-def metric_sum(metrics: dict[str, float], name: str) -> int:
-    return int(sum(v for k, v in metrics.items() if k == name or k.startswith(name + "{")))
 
 
 @dataclass
@@ -276,27 +196,11 @@ def accounting(settings: Settings, client: Any, protocol: str, kafka_acked: int)
     return Accounting(received, stored, sampled_out, rejected, detail)
 
 
-def quantile(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    return values[min(len(values) - 1, int(q * len(values)))]
-
-
 # -- the run -----------------------------------------------------------------------------------
 
 
 def make_settings(args: argparse.Namespace, run_dir: Path) -> tuple[Settings, int]:
-    settings = Settings(
-        kafka_bootstrap=f"127.0.0.1:{free_port()}",
-        clickhouse_url=f"http://127.0.0.1:{free_port()}",
-        partitions=args.partitions,
-        ingest_http_port=free_port(),
-        ingest_grpc_port=free_port(),
-        ingest_zipkin_port=free_port(),
-        streams_metrics_port=free_port(),
-        sink_metrics_port=free_port(),
-        query_http_port=free_port(),
-    )
+    settings = bench_settings(partitions=args.partitions)
     if args.policy == "tail" or args.decision_wait is not None:
         doc: dict[str, Any] = dict(TAIL_POLICY) if args.policy == "tail" else dict(KEEP_ALL)
         if args.decision_wait is not None:
@@ -428,10 +332,13 @@ def run(args: argparse.Namespace) -> int:
             f"processed       {acc.received / e2e_seconds:,.0f} received spans/s decided and "
             f"stored or dropped (first send -> last row)"
         )
-        print(
-            f"storing         {final / store_seconds:,.0f} spans/s from first to last stored row "
-            f"({store_seconds:.1f} s: the drain rate without the fixed decision wait)"
-        )
+        if store_seconds >= 0.5:
+            print(
+                f"storing         {final / store_seconds:,.0f} spans/s from first to last stored "
+                f"row ({store_seconds:.1f} s: the drain rate without the fixed decision wait)"
+            )
+        else:  # every row landed in one poll: no rate to speak of
+            print(f"storing         all rows appeared within {store_seconds:.1f} s (one batch)")
         print(
             f"latency         sent -> queryable p50 {quantile(lat, 0.5):.2f} s, "
             f"p99 {quantile(lat, 0.99):.2f} s, max {quantile(lat, 1.0):.2f} s "

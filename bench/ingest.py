@@ -27,6 +27,7 @@ from pathlib import Path
 import aiohttp
 from confluent_kafka import Producer
 
+from bench.harness import cpu_seconds
 from core.settings import Settings, Topics
 from core.topics import ensure_topics
 from deploy.local.broker import start_broker
@@ -37,13 +38,6 @@ from ingest.otlp_split import bounded_chunks, split_by_partition
 from tracehouse.demo_traces import make_request
 
 ROOT = Path(__file__).resolve().parents[1]
-
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pid: int) -> float:
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
 async def load(

@@ -22,6 +22,7 @@ from pathlib import Path
 
 from opentelemetry.proto.trace.v1 import trace_pb2
 
+from bench.harness import quantile
 from core.clickhouse import connect
 from core.settings import Settings
 from deploy.local.clickhouse_server import start_clickhouse
@@ -34,11 +35,6 @@ from tracehouse.demo_traces import make_request
 from tracehouse.span_tables import otel_traces_table
 
 DAY_NS = 86_400 * 10**9
-
-
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def load(store: BatchStore, spans: int, chunk_traces: int = 20_000) -> list[str]:
@@ -132,17 +128,17 @@ def main() -> None:
         f"{stored / load_s:,.0f} spans/s)"
     )
     print(
-        f"trace by id  p50 {statistics.median(by_id):6.1f} ms  p95 {pct(by_id, 0.95):6.1f} ms"
+        f"trace by id  p50 {statistics.median(by_id):6.1f} ms  p95 {quantile(by_id, 0.95):6.1f} ms"
         f"  (goal p95 < 50 ms)"
     )
     print(
         f"  baseline: bare ClickHouse SELECT by TraceId p50 "
-        f"{statistics.median(baseline):6.1f} ms p95 {pct(baseline, 0.95):6.1f} ms; "
-        f"ratio API/baseline p95 = {pct(by_id, 0.95) / pct(baseline, 0.95):.2f}"
+        f"{statistics.median(baseline):6.1f} ms p95 {quantile(baseline, 0.95):6.1f} ms; "
+        f"ratio API/baseline p95 = {quantile(by_id, 0.95) / quantile(baseline, 0.95):.2f}"
     )
     print(
         f"search       p50 {statistics.median(searches):6.1f} ms  p95 "
-        f"{pct(searches, 0.95):6.1f} ms  (goal p95 < 300 ms)"
+        f"{quantile(searches, 0.95):6.1f} ms  (goal p95 < 300 ms)"
     )
 
 

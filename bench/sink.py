@@ -28,11 +28,10 @@ from typing import Any
 import pyarrow as pa
 from confluent_kafka import Producer
 
+from bench.harness import bench_settings, running_services
 from core.clickhouse import connect
 from core.settings import Settings
 from core.topics import ensure_topics
-from deploy.local.ports import free_port
-from deploy.local.stack import LocalStack
 from schemas import avro_codec
 from schemas.migrations import migrate
 from sinks.decoding import decode_message
@@ -202,9 +201,7 @@ def main() -> None:
     parser.add_argument("--profile", default="", help="cProfile the worker thread into FILE")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-sink-") as tmp:
-        settings = Settings(
-            kafka_bootstrap=f"127.0.0.1:{free_port()}",
-            clickhouse_url=f"http://127.0.0.1:{free_port()}",
+        settings = bench_settings(
             clickhouse_database="bench_sink",
             sink_streams="spans",
             sink_insert_threads=args.insert_threads,
@@ -212,9 +209,7 @@ def main() -> None:
             sink_batch_seconds=1.0,
             partitions=4,
         )
-        stack = LocalStack(settings, Path(tmp), free_port(), say=lambda _m: None)
-        try:
-            stack.start_services()
+        with running_services(settings, Path(tmp)):
             spans = args.spans
             messages = messages_of([make_span(i) for i in range(spans)])
             worker_s = float("inf")
@@ -239,8 +234,6 @@ def main() -> None:
                 direct_s = min(direct_s, direct_insert(direct, table, args.batch_rows))
             stage_messages = messages[: 100_000 // SPANS_PER_MESSAGE]
             stages = stage_rates(stage_messages, min(spans, 100_000))
-        finally:
-            stack.stop()
     direct_rate = spans / direct_s
     print(
         f"spans: {spans} in messages of {SPANS_PER_MESSAGE}, batch rows {args.batch_rows},"
