@@ -24,6 +24,9 @@ SPANS_REJECTED = "spans_rejected"
 # Copies of spans already received (client retries): counted, stored once.
 SPANS_DUPLICATE = "spans_duplicate"
 GRAPH_CROSS_TENANT = "graph_cross_tenant"
+# Sampling policies that raised while evaluating a trace (reason: policy name); ignored in the
+# decision, as the Collector does.
+POLICY_ERRORS = "policy_errors"
 RED_SERIES_OVERFLOW = "red_spans_overflow"
 GRAPH_EDGES_EXPIRED = "graph_unpaired_expired"
 # Spans the service graph forgot unpaired because it was at ``max_items``: edges may be missing.

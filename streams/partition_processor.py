@@ -320,9 +320,12 @@ class PartitionProcessor:
         return out
 
     def _decide(self, trace: BufferedTrace, now: float, out: TickOutput) -> None:
+        failed: list[str] = []
         keep, reason = evaluate_all(
-            self.policies, TraceView(bytes.fromhex(trace.trace_id), trace.records), now
+            self.policies, TraceView(bytes.fromhex(trace.trace_id), trace.records), now, failed
         )
+        for name in failed:  # counted with the decision they shaped
+            self.counters.add(c.POLICY_ERRORS, 1, name)
         through = trace.offsets[-1]
         self.cache.put(trace.trace_id, keep, through)
         out.decisions.append((trace.trace_id, keep, through))

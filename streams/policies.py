@@ -393,7 +393,7 @@ _warned: set[str] = set()
 
 
 def _evaluated(
-    policies: Sequence[Policy], trace: TraceView, now: float
+    policies: Sequence[Policy], trace: TraceView, now: float, failed: list[str] | None = None
 ) -> Iterator[tuple[str, Decision]]:
     """Each policy's decision, lazily; a policy that raises counts as ``ERROR``.
 
@@ -411,9 +411,16 @@ def _evaluated(
                 _warned.add(p.name)
                 log.warning("sampling policy %r failed; ignored", p.name, exc_info=True)
             d = Decision.ERROR
+            if failed is not None:
+                failed.append(p.name)
         yield p.name, d
 
 
-def evaluate_all(policies: Sequence[Policy], trace: TraceView, now: float) -> tuple[bool, str]:
-    """(keep?, reason): the policies' decisions combined by the Collector's rule (see above)."""
-    return combine(_evaluated(policies, trace, now))
+def evaluate_all(
+    policies: Sequence[Policy], trace: TraceView, now: float, failed: list[str] | None = None
+) -> tuple[bool, str]:
+    """(keep?, reason): the policies' decisions combined by the Collector's rule (see above).
+
+    The names of policies that raised are appended to ``failed``, so the caller can count them
+    (the Collector counts evaluation errors too; a log line alone goes unnoticed)."""
+    return combine(_evaluated(policies, trace, now, failed))

@@ -15,6 +15,7 @@ from schemas.span_limits import MAX_TIME_UNIX_NANO
 from streams import counters as c
 from streams.counters import CounterSet
 from streams.partition_processor import AggregationOptions, PartitionProcessor
+from streams.policies import AlwaysSample, Decision, TraceView
 from streams.sampling_config import parse_config
 from streams.service_graph import ServiceGraph
 from streams.span_batch_messages import encode_span_batches
@@ -210,3 +211,22 @@ def test_an_edge_needs_both_spans_in_one_tenant() -> None:
     same = {**child, "tenant_id": "a", "span_id": sid(3), "service_name": "a-backend"}
     graph.add([same], 1.0)
     assert list(graph.edges) == [("a", "a-frontend", "a-backend", "")]
+
+
+def test_a_raising_policy_is_ignored_and_counted() -> None:
+    class Broken(AlwaysSample):
+        def evaluate(self, trace: TraceView, now: float) -> Decision:
+            raise ZeroDivisionError("policy bug")
+
+    cfg = parse_config(KEEP_ALL)
+    proc = PartitionProcessor(
+        "raw/0",
+        cfg,
+        [Broken("broken"), *cfg.policies],
+        AggregationOptions(red_window_seconds=1),
+        CounterSet(),
+    )
+    proc.process(0, payload([SpanSpec(tid(1), sid(1), "svc", start_ns=NOW_NS)]), 100.0)
+    kept, counts = run(proc, 103)
+    assert kept == [sid(1)]  # decided by the other policy
+    assert counts[(c.POLICY_ERRORS, "broken")] == 1
