@@ -114,13 +114,21 @@ def _kind(value: Any) -> str:
     return "nothing" if value is None else f"{type(value).__name__} {value!r}"
 
 
+def _present(o: dict[str, Any], key: str, path: str, default: object) -> bool:
+    """Whether ``key`` is given; a missing key without a default is an error naming it."""
+    if key in o:
+        return True
+    if default is None:
+        raise _fail(path, f"missing {key}")
+    return False
+
+
 def _int(o: dict[str, Any], key: str, path: str, default: int | None, minimum: int) -> int:
     """An integer option (a bool or a float is a mistake here, not a number) >= ``minimum``."""
-    where = _join(path, key)
-    if key not in o:
-        if default is None:
-            raise _fail(path, f"missing {key}")
+    if not _present(o, key, path, default):
+        assert default is not None  # _present raised otherwise
         return default
+    where = _join(path, key)
     v = o[key]
     if isinstance(v, bool) or not isinstance(v, int):
         raise _fail(where, f"expected an integer, got {_kind(v)}")
@@ -133,11 +141,10 @@ def _number(
     o: dict[str, Any], key: str, path: str, default: float | None,
     minimum: float | None = None, maximum: float | None = None,
 ) -> float:  # fmt: skip
-    where = _join(path, key)
-    if key not in o:
-        if default is None:
-            raise _fail(path, f"missing {key}")
+    if not _present(o, key, path, default):
+        assert default is not None  # _present raised otherwise
         return default
+    where = _join(path, key)
     v = o[key]
     if isinstance(v, bool) or not isinstance(v, int | float) or math.isnan(v):
         raise _fail(where, f"expected a number, got {_kind(v)}")
@@ -146,15 +153,6 @@ def _number(
     if maximum is not None and v > maximum:
         raise _fail(where, f"must be <= {maximum:g}, got {v:g}")
     return float(v)
-
-
-def _present(o: dict[str, Any], key: str, path: str, default: object) -> bool:
-    """Whether ``key`` is given; a missing key without a default is an error naming it."""
-    if key in o:
-        return True
-    if default is None:
-        raise _fail(path, f"missing {key}")
-    return False
 
 
 def _bool(o: dict[str, Any], key: str, path: str, default: bool | None = False) -> bool:
