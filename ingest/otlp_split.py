@@ -16,10 +16,7 @@ from dataclasses import dataclass, field
 from opentelemetry.proto.trace.v1 import trace_pb2
 
 from ingest.partitioning import partition_for_key
-from schemas.span_limits import MAX_TIME_UNIX_NANO, times_problem
-
-_ZERO_TRACE = bytes(16)
-_ZERO_SPAN = bytes(8)
+from schemas.span_limits import MAX_TIME_UNIX_NANO, ZERO_SPAN_ID, ZERO_TRACE_ID, span_problem
 
 
 @dataclass
@@ -37,32 +34,6 @@ class SplitResult:
     @property
     def rejected_total(self) -> int:
         return sum(self.rejected.values())
-
-
-def span_problem(span: trace_pb2.Span) -> str | None:
-    """Why a span cannot be stored, or None. Reasons are stable metric label values.
-
-    Times are checked against ``DateTime64(9)`` (schemas/span_limits.py): OTLP carries them
-    as uint64, so 2^63 ns and above are legal on the wire but would overflow every int64
-    downstream (they used to kill the streams worker).
-    """
-    if len(span.trace_id) != 16:
-        return "invalid_trace_id_length"
-    if span.trace_id == _ZERO_TRACE:
-        return "zero_trace_id"
-    if len(span.span_id) != 8:
-        return "invalid_span_id_length"
-    if span.span_id == _ZERO_SPAN:
-        return "zero_span_id"
-    if span.parent_span_id and len(span.parent_span_id) != 8:
-        return "invalid_parent_span_id_length"
-    if span.events:
-        return times_problem(
-            span.start_time_unix_nano,
-            span.end_time_unix_nano,
-            [e.time_unix_nano for e in span.events],
-        )
-    return times_problem(span.start_time_unix_nano, span.end_time_unix_nano)
 
 
 def _event_time_over(span: trace_pb2.Span, max_time: int) -> bool:
@@ -98,15 +69,15 @@ def split_by_partition(
                 if not (
                     len(tid) == 16
                     and len(sid) == 8
-                    and tid != _ZERO_TRACE
-                    and sid != _ZERO_SPAN
+                    and tid != ZERO_TRACE_ID
+                    and sid != ZERO_SPAN_ID
                     and len(parent) in (0, 8)
                     and span.start_time_unix_nano <= max_time
                     and span.end_time_unix_nano <= max_time
                 ) or (span.events and _event_time_over(span, max_time)):
                     result.rejected[span_problem(span) or "invalid"] += 1
                     continue
-                if parent == _ZERO_SPAN:
+                if parent == ZERO_SPAN_ID:
                     span.parent_span_id = b""  # all-zero parent = root, not a stored id
                 p = partition_of(tid, partitions)
                 target = scopes.get(p)

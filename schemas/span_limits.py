@@ -17,10 +17,15 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
+from opentelemetry.proto.trace.v1 import trace_pb2
+
 # DateTime64(9) is an Int64 of nanoseconds: its largest value is the largest int64.
 MAX_TIME_UNIX_NANO = 2**63 - 1
 # Reason labels (stable: they are Prometheus label values and pipeline_counters reasons).
 TIME_OUT_OF_RANGE = "time_out_of_range"
+# Ids of all zeros are invalid in OTLP (a parent of all zeros means "no parent").
+ZERO_TRACE_ID = bytes(16)
+ZERO_SPAN_ID = bytes(8)
 
 
 def time_in_range(t: int) -> bool:
@@ -36,3 +41,26 @@ def times_problem(start: int, end: int, event_times: Iterable[int] = ()) -> str 
         if not time_in_range(t):
             return TIME_OUT_OF_RANGE
     return None
+
+
+def span_problem(span: trace_pb2.Span) -> str | None:
+    """Why a span cannot be stored, or None: ids of the wrong length or all zeros, times
+    outside ``DateTime64(9)``. The one definition of a storable span; callers on a hot path
+    keep a cheap inline check of the common valid case and call this for the reason."""
+    if len(span.trace_id) != 16:
+        return "invalid_trace_id_length"
+    if span.trace_id == ZERO_TRACE_ID:
+        return "zero_trace_id"
+    if len(span.span_id) != 8:
+        return "invalid_span_id_length"
+    if span.span_id == ZERO_SPAN_ID:
+        return "zero_span_id"
+    if span.parent_span_id and len(span.parent_span_id) != 8:
+        return "invalid_parent_span_id_length"
+    if span.events:
+        return times_problem(
+            span.start_time_unix_nano,
+            span.end_time_unix_nano,
+            (e.time_unix_nano for e in span.events),
+        )
+    return times_problem(span.start_time_unix_nano, span.end_time_unix_nano)

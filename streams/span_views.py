@@ -14,7 +14,8 @@ from typing import Any
 
 from opentelemetry.proto.trace.v1 import trace_pb2
 
-from schemas.span_limits import MAX_TIME_UNIX_NANO, times_problem
+from schemas.span_limits import MAX_TIME_UNIX_NANO, ZERO_SPAN_ID, ZERO_TRACE_ID
+from schemas.span_limits import span_problem as storable_problem
 from streams.otlp_values import any_value_to_str, attributes_to_dict
 
 SERVICE_NAME_KEY = "service.name"
@@ -29,33 +30,25 @@ class InvalidSpan(ValueError):
 # spans, scope spans, span).
 Rejected = tuple[str, trace_pb2.ResourceSpans, trace_pb2.ScopeSpans, trace_pb2.Span]
 
-_ZERO_PARENT = bytes(8)
+# Streams names id problems by id rather than by defect (its labels came first); the check
+# itself is the shared one.
+_STREAMS_REASON = {
+    "invalid_trace_id_length": "invalid_trace_id",
+    "zero_trace_id": "invalid_trace_id",
+    "invalid_span_id_length": "invalid_span_id",
+    "zero_span_id": "invalid_span_id",
+}
 
 
 def span_problem(span: trace_pb2.Span) -> str | None:
     """Why a span from the raw topic cannot be stored, or None.
 
-    Ingest already refuses these (``ingest/otlp_split.py``), but high-volume producers write
-    the raw topic directly, so streams checks again with the same limits
-    (:mod:`schemas.span_limits`) rather than letting one span overflow an int64 further on.
+    Ingest already refuses these, but high-volume producers write the raw topic directly, so
+    streams checks again with the same definition (:func:`schemas.span_limits.span_problem`)
+    rather than letting one span overflow an int64 further on.
     """
-    tid, sid, parent = span.trace_id, span.span_id, span.parent_span_id
-    if len(tid) != 16 or tid == _ZERO_TRACE:
-        return "invalid_trace_id"
-    if len(sid) != 8 or sid == _ZERO_PARENT:
-        return "invalid_span_id"
-    if parent and len(parent) != 8:
-        return "invalid_parent_span_id_length"
-    if span.events:
-        return times_problem(
-            span.start_time_unix_nano,
-            span.end_time_unix_nano,
-            (e.time_unix_nano for e in span.events),
-        )
-    return times_problem(span.start_time_unix_nano, span.end_time_unix_nano)
-
-
-_ZERO_TRACE = bytes(16)
+    reason = storable_problem(span)
+    return _STREAMS_REASON.get(reason, reason) if reason else None
 
 
 def span_views(
@@ -90,8 +83,8 @@ def span_views(
                     or len(sid) != 8
                     or (parent and len(parent) != 8)
                     or span.events
-                    or tid == _ZERO_TRACE
-                    or sid == _ZERO_PARENT
+                    or tid == ZERO_TRACE_ID
+                    or sid == ZERO_SPAN_ID
                 ):
                     reason = span_problem(span)
                     if reason is not None:
@@ -99,7 +92,7 @@ def span_views(
                             raise InvalidSpan(reason)
                         rejected.append((reason, rs, ss, span))
                         continue
-                if parent == _ZERO_PARENT:
+                if parent == ZERO_SPAN_ID:
                     parent = b""
                 append(
                     {
