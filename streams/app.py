@@ -30,7 +30,6 @@ from streams.gc_tuning import tune_gc
 from streams.partition_processor import (
     AggregationOptions,
     CounterRecord,
-    Counts,
     PartitionProcessor,
     TickOutput,
 )
@@ -58,8 +57,8 @@ def ensure_state_topic(settings: Settings) -> str:
 
 
 class OwnedPartitions:
-    """What one worker holds for the raw partitions it owns: a processor each, the events
-    (messages) not yet committable, and the counter epoch and sequence of each."""
+    """What one worker holds for the raw partitions it owns: a processor each and the events
+    (messages) not yet committable."""
 
     def __init__(self, settings: Settings, sampling: SamplingConfig) -> None:
         self.settings = settings
@@ -71,12 +70,6 @@ class OwnedPartitions:
         )
         self.processors: dict[int, PartitionProcessor] = {}
         self.events: dict[int, dict[int, Any]] = {}
-        # Per owned partition: the counter epoch (this owner's barrier offset) and the last
-        # sequence number used under it (see streams.state_log).
-        self.epochs: dict[int, int] = {}
-        self.seqs: dict[int, int] = {}
-        # Counters a previous owner may not have published; sent before the first tick.
-        self.republish: dict[int, CounterRecord] = {}
         self.max_message_bytes = int(settings.max_request_bytes * 0.9)
         self.state_topic = state_topic_name(settings.streams_group)
         self._loading: dict[int, asyncio.Future[PartitionProcessor]] = {}
@@ -121,15 +114,7 @@ class OwnedPartitions:
             # Not revoked while restoring; a stale restore must not serve a later assignment.
             self.processors[partition] = proc
             self.events[partition] = {}
-            self.epochs[partition] = restored.epoch
-            self.seqs[partition] = 0
-            if restored.last_counters is not None:
-                self.republish[partition] = restored.last_counters
         return proc
-
-    def counter_record(self, partition: int, counts: Counts) -> CounterRecord:
-        self.seqs[partition] += 1
-        return CounterRecord(self.epochs[partition], self.seqs[partition], time.time_ns(), counts)
 
     def accounting_batch(self, partition: int, record: CounterRecord) -> bytes:
         """The ``pipeline_counters`` batch of one state record, under the record's identity:
@@ -155,7 +140,6 @@ class OwnedPartitions:
             self._loading.pop(p, None)
             self.processors.pop(p, None)
             self.events.pop(p, None)
-            self.republish.pop(p, None)
 
     def update_gauges(self) -> None:
         procs = list(self.processors.values())
@@ -266,7 +250,7 @@ def create_app(settings: Settings, sampling: SamplingConfig | None = None) -> fa
         # replays (duplicates are possible), it never loses a sampled span. The counters of this
         # output travel in the same record, then go to the accounting topic under its identity.
         if out.persists_state():
-            record = rt.counter_record(partition, out.counters) if out.counters else None
+            record = proc.counter_record(out.counters, time.time_ns()) if out.counters else None
             value = encode_state(out.decisions, out.aggregates_through, out.sent_keys, record)
             await (await state.send(key=key, value=value, partition=partition, force=True))
             if record is not None:
@@ -283,11 +267,13 @@ def create_app(settings: Settings, sampling: SamplingConfig | None = None) -> fa
 
     @app.timer(interval=settings.streams_tick_seconds)
     async def tick() -> None:
-        for partition, record in list(rt.republish.items()):
-            # The previous owner's last counters, in case it died before publishing them.
-            batch = rt.accounting_batch(partition, record)
-            await (await accounting.send(key=str(partition).encode(), value=batch, force=True))
-            rt.republish.pop(partition, None)
+        for partition, proc in list(rt.processors.items()):
+            record = proc.unpublished_counters
+            if record is not None:
+                # The previous owner's last counters, in case it died before publishing them.
+                batch = rt.accounting_batch(partition, record)
+                await (await accounting.send(key=str(partition).encode(), value=batch, force=True))
+                proc.unpublished_counters = None
         now = time.time()
         # Decide every partition first, then deliver all of them at once: each delivery waits
         # for broker acks twice (outputs, then state log), and waiting partition by partition

@@ -136,6 +136,11 @@ class PartitionProcessor:
             if sampled:
                 self.cache.add_sent_keys(tid, restored.sent_keys.get(tid, b""))
         self.replayed_through = restored.aggregates_through
+        # Counter records are identified by (epoch, seq): the epoch is this owner's, the seq
+        # counts its records. The previous owner's last record is published again once.
+        self.epoch = restored.epoch
+        self._seq = 0
+        self.unpublished_counters = restored.last_counters
         self.last_offset = -1
         self._flushed_offset = -1
         self._window_start: float | None = None
@@ -342,6 +347,11 @@ class PartitionProcessor:
             self.counters.add(c.TRACES_NOT_SAMPLED, 1, reason)
             self.counters.add(c.SPANS_SAMPLED_OUT, n, reason)
         self.tracker.trace_done(trace.offsets)
+
+    def counter_record(self, counts: Counts, time_unix_nano: int) -> CounterRecord:
+        """The identity under which ``counts`` (one tick's deltas) are persisted and published."""
+        self._seq += 1
+        return CounterRecord(self.epoch, self._seq, time_unix_nano, counts)
 
     def delivered(self, out: TickOutput) -> list[int]:
         """Call once ``out`` is on the broker; returns the offsets now safe to commit."""

@@ -69,9 +69,8 @@ class Worker:
             "raw/0", cfg, cfg.policies, AggregationOptions(red_window_seconds=1), CounterSet(),
             restored,
         )  # fmt: skip
-        self.epoch, self.seq = restored.epoch, 0
-        if restored.last_counters is not None:
-            self.publish(restored.last_counters)
+        if self.proc.unpublished_counters is not None:
+            self.publish(self.proc.unpublished_counters)
 
     def publish(self, record: CounterRecord) -> None:
         self.broker.accounting[(record.epoch, record.seq)] = dict(record.counters)
@@ -83,8 +82,7 @@ class Worker:
         if out.persists_state():
             record = None
             if out.counters:
-                self.seq += 1
-                record = CounterRecord(self.epoch, self.seq, 0, out.counters)
+                record = self.proc.counter_record(out.counters, 0)
             b.log.append(encode_state(out.decisions, out.aggregates_through, out.sent_keys, record))
             if record is not None:
                 self.publish(record)
