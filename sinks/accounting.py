@@ -19,6 +19,8 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+from schemas.counter_batch import counter_batch
+
 COMPONENT = "sink"
 SPANS_REJECTED = "spans_rejected"
 # DLQ ``reason`` header and accounting reason of rows ClickHouse refused for their data.
@@ -33,20 +35,10 @@ def rejected_spans_record(
     rejected_by_reason: Mapping[str, int],
 ) -> dict[str, Any] | None:
     """The ``pipeline_counters`` record for one batch's rejected span rows (None: none)."""
-    counters = [
-        {"tenant_id": "", "name": SPANS_REJECTED, "reason": reason, "value": n}
-        for reason, n in sorted(rejected_by_reason.items())
-        if n > 0
-    ]
-    if not counters:
+    counts = {(SPANS_REJECTED, reason): n for reason, n in rejected_by_reason.items() if n > 0}
+    if not counts:
         return None
     # Without a Kafka timestamp (a broker that does not keep them) the wall clock is the only
     # time there is; a replay of such a batch may then be counted on another day.
     when = first_timestamp_ms * 1_000_000 if first_timestamp_ms >= 0 else time.time_ns()
-    return {
-        "component": COMPONENT,
-        "instance": f"{topic}/{partition}",
-        "seq": first_offset,
-        "time_unix_nano": when,
-        "counters": counters,
-    }
+    return counter_batch(COMPONENT, f"{topic}/{partition}", first_offset, when, counts)

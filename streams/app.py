@@ -22,6 +22,7 @@ from core.kafka import client_config
 from core.settings import Settings
 from core.topics import partition_count
 from schemas import avro_codec
+from schemas.counter_batch import counter_batch
 from streams import counters as c
 from streams import metrics
 from streams.counters import CounterSet
@@ -122,16 +123,13 @@ class OwnedPartitions:
         source = f"{self.settings.topics.raw_spans}/{partition}"
         return avro_codec.encode(
             "pipeline_counters",
-            {
-                "component": "streams",
-                "instance": f"{source}@{record.epoch}",
-                "seq": record.seq,
-                "time_unix_nano": record.time_unix_nano,
-                "counters": [
-                    {"tenant_id": "", "name": n, "reason": r, "value": v}
-                    for (n, r), v in sorted(record.counters.items())
-                ],
-            },
+            counter_batch(
+                "streams",
+                f"{source}@{record.epoch}",
+                record.seq,
+                record.time_unix_nano,
+                record.counters,
+            ),
         )
 
     def forget(self, partitions: set[int]) -> None:
