@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from sinks.isolation import rejected_rows
+
 
 @dataclass
 class PartitionBatch:
@@ -40,6 +42,11 @@ class PartitionBatch:
     @property
     def rows(self) -> int:
         return self.row_count
+
+    @property
+    def rejected_rows(self) -> int:
+        """Rows of this batch ClickHouse refused (0 until the store isolated any)."""
+        return rejected_rows(self.rejections)
 
     @property
     def key(self) -> tuple[str, int]:

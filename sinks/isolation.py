@@ -62,6 +62,10 @@ class Rejection:
         return self.end_row - self.first_row
 
 
+def rejected_rows(rejections: list[Rejection]) -> int:
+    return sum(r.rows for r in rejections)
+
+
 @dataclass
 class IsolationResult:
     rejections: list[Rejection]
@@ -111,7 +115,7 @@ def store_isolating(
         first_error = describe(exc)
     budget = _Budget(max_inserts)
     rejections = _isolate_messages(list(parts), token, insert, budget, first_error)
-    rejected = sum(r.rows for r in rejections)
+    rejected = rejected_rows(rejections)
     return IsolationResult(rejections, budget.used, total - rejected)
 
 

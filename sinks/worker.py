@@ -47,7 +47,7 @@ from sinks.batching import PartitionBatch, drop_stale_plans
 from sinks.clickhouse_errors import ErrorClass
 from sinks.clickhouse_store import BatchStore
 from sinks.decoding import Decoded, decode_message
-from sinks.isolation import Part, Rejection, store_isolating
+from sinks.isolation import Part, Rejection, rejected_rows, store_isolating
 from sinks.writers import writers_by_topic
 
 log = logging.getLogger("tracehouse.sink")
@@ -364,7 +364,7 @@ class SinkWorker:
                             "batch": f"{batch.topic}/{batch.partition}/"
                             f"{batch.first_offset}-{batch.last_offset}",
                             "sub_inserts": result.inserts,
-                            "rejected_rows": sum(r.rows for r in result.rejections),
+                            "rejected_rows": rejected_rows(result.rejections),
                             "error": result.rejections[0].error if result.rejections else "",
                         }
                     },
@@ -382,7 +382,7 @@ class SinkWorker:
             asynchronous=False,
         )
         metrics.INSERT_SECONDS.labels(writer.table).observe(time.perf_counter() - started)
-        rejected = sum(r.rows for r in batch.rejections)
+        rejected = batch.rejected_rows
         metrics.ROWS_STORED.labels(writer.table).inc(batch.rows - rejected)
         if rejected:
             metrics.ROWS_REJECTED.labels(writer.table, CLICKHOUSE_REJECTED).inc(rejected)
@@ -409,7 +409,7 @@ class SinkWorker:
             headers = _headers(batch, offset, CLICKHOUSE_REJECTED, rejections[0].error)
             rows = ",".join(f"{r.first_row}:{r.end_row}" for r in rejections)
             headers.append(("rows", rows.encode()))
-            headers.append(("rejected_rows", str(sum(r.rows for r in rejections)).encode()))
+            headers.append(("rejected_rows", str(rejected_rows(rejections)).encode()))
             out.append((dlq, key, value, headers))
             reasons.append(CLICKHOUSE_REJECTED)
         if self.writers[batch.topic].stream == "spans" and batch.rejections:
@@ -418,7 +418,7 @@ class SinkWorker:
                 batch.partition,
                 batch.first_offset,
                 batch.first_timestamp_ms,
-                {CLICKHOUSE_REJECTED: sum(r.rows for r in batch.rejections)},
+                {CLICKHOUSE_REJECTED: batch.rejected_rows},
             )
             if record is not None:
                 value = avro_codec.encode("pipeline_counters", record)
