@@ -2,18 +2,62 @@
 
 from __future__ import annotations
 
+import random
 import socket
 import time
+from pathlib import Path
 
 
 class PortInUseError(RuntimeError):
     pass
 
 
-def free_port() -> int:
+# Ports handed out by this process, never handed out again: two components given the same
+# port would fail to start only later, when the second one binds.
+_HANDED_OUT: set[int] = set()
+_LISTEN_RANGE_FLOOR = 10_000
+
+
+def _ephemeral_range() -> tuple[int, int]:
+    """The kernel's range for outgoing connections' local ports (Linux's default if unknown)."""
+    try:
+        low, high = Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()
+        return int(low), int(high)
+    except (OSError, ValueError):
+        return 32768, 60999
+
+
+def _bindable(port: int) -> bool:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def free_port() -> int:
+    """A loopback port that is free now and stays free until a listener of ours binds it.
+
+    Why not ``bind(("127.0.0.1", 0))``: the kernel picks that port from the ephemeral range,
+    the same range it draws from for every *outgoing* connection's local port. Between picking
+    a port and a component binding it (seconds, for a process start), any client connection
+    on the machine (to the broker, ClickHouse, a health check) may take it, and the component
+    dies with "address already in use" (seen in CI). Ports below the ephemeral range are never
+    given to outgoing connections, so a random free one there stays ours."""
+    low, _high = _ephemeral_range()
+    ceiling = max(low, _LISTEN_RANGE_FLOOR + 1_000)
+    rng = random.SystemRandom()
+    for _ in range(200):
+        port = rng.randrange(_LISTEN_RANGE_FLOOR, ceiling)
+        if port not in _HANDED_OUT and _bindable(port):
+            _HANDED_OUT.add(port)
+            return port
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:  # range exhausted: kernel's pick
         s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+        port = int(s.getsockname()[1])
+    _HANDED_OUT.add(port)
+    return port
 
 
 # Settings fields of every port a pipeline component listens on (`up` checks and `--auto-ports`
