@@ -11,7 +11,12 @@ pipeline see only OTLP. Mapping (the same choices the OTel Collector's zipkin re
 - 64-bit trace ids are left-padded to 128 bits;
 - ``shared: true`` server spans reuse their client's span id in Zipkin, which would collide
   with the client span in OTLP storage, so they get a derived id (BLAKE2b of the original id)
-  with the client span as parent, and keep the original in ``zipkin.original_span_id``.
+  with the client span as parent, and keep the original in ``zipkin.original_span_id`` and
+  their declared parent in ``zipkin.parent_id``. Spans of the same request that the same
+  service logged under the shared id are re-pointed at the derived id (Zipkin attaches them
+  to the server half). py_zipkin marks a server ``shared`` even when the client minted a new
+  id for it, so no client half has that id: streams then re-parents the server to
+  ``zipkin.parent_id`` once it sees the whole trace (``streams/zipkin_links.py``).
 
 Each span is checked while it is converted: a span with a field of the wrong type or range
 (negative, fractional or > int64 timestamps, a port outside 1..65535, ``annotations`` that is
@@ -38,6 +43,7 @@ from ingest.zipkin_version import require_version
 from schemas.span_limits import MAX_TIME_UNIX_NANO, TIME_OUT_OF_RANGE
 
 SCOPE_NAME = "tracehouse.zipkin"
+ZIPKIN_PARENT_ID = "zipkin.parent_id"
 REQUEST_REASON = "invalid_zipkin"
 _KINDS = {
     "CLIENT": trace_pb2.Span.SPAN_KIND_CLIENT,
@@ -159,6 +165,10 @@ def _convert(
     if kind and kind not in _KINDS:
         raise SpanRejected("invalid_kind")
     if z.get("shared") is True and kind == "SERVER" and span_id:
+        if parent:
+            # The parent Zipkin declared; streams falls back to it when no client half with
+            # this id is in the trace (streams/zipkin_links.py).
+            _str_attr(span, ZIPKIN_PARENT_ID, parent.hex())
         parent, span_id = span_id, shared_span_id(span_id)
         _str_attr(span, "zipkin.original_span_id", z["id"])
         span.attributes.append(

@@ -167,13 +167,24 @@ def translate(v1: Any) -> list[dict[str, Any]]:
         if client is not None or timestamp is None:
             server.span["shared"] = True
         halves.append(server)
-    for name, kind in (("ms", "PRODUCER"), ("mr", "CONSUMER")):
+    # Messaging: a producer spans ``ms`` (send) to ``ws`` (wire send); a consumer ``wr`` (wire
+    # receive) to ``mr`` (message receive), or starts at ``mr`` alone.
+    wire = {value: ts for ts, value, _e in others if value in ("ws", "wr")}
+    for name, kind, start, end in (("ms", "PRODUCER", "ms", "ws"), ("mr", "CONSUMER", "wr", "mr")):
         if name in core and not halves:
             half = _Half(v1, kind, where(name))
-            half.times(timestamp if timestamp is not None else at(name), None, duration)
+            begin = at(start) if start in core else wire.get(start)
+            finish = at(end) if end in core else wire.get(end)
+            if begin is None:
+                begin, finish = finish, None
+            if timestamp is not None:
+                half.times(timestamp, None, duration)
+            else:
+                half.times(begin, finish)
             if "ma" in addresses:
                 half.span["remoteEndpoint"] = addresses["ma"]
             halves.append(half)
+            others = [o for o in others if o[1] not in (start, end)]
     if not halves:
         endpoints = [e for key, _t, e in tags if key == "lc"]
         endpoints += [e for _ts, _v, e in others] + [e for _k, _t, e in tags]

@@ -26,6 +26,7 @@ from streams.service_graph import ServiceGraph
 from streams.span_fingerprint import same_content, span_key, split_keys
 from streams.span_views import Rejected, rejected_payload, span_views
 from streams.trace_buffer import BufferedTrace, DecisionCache, TraceBuffer
+from streams.zipkin_links import relink_orphaned_shared_servers
 
 
 @dataclass(frozen=True)
@@ -325,6 +326,10 @@ class PartitionProcessor:
         return out
 
     def _decide(self, trace: BufferedTrace, now: float, out: TickOutput) -> None:
+        if trace.records:
+            tid_bytes = trace.records[0]["trace_id"]
+            for old, new in relink_orphaned_shared_servers(trace.records):
+                self.graph.relink(tid_bytes, old, new)
         failed: list[str] = []
         keep, reason = evaluate_all(
             self.policies, TraceView(bytes.fromhex(trace.trace_id), trace.records), now, failed

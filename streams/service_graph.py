@@ -98,6 +98,20 @@ class ServiceGraph:
                 half.peer = first_attribute(r, PEER_KEYS)
         self._bound()
 
+    def relink(self, trace: Any, old_parent: Any, new_parent: Any) -> None:
+        """Children waiting for ``old_parent``, now known to be missing from the trace, belong
+        under ``new_parent`` instead (``streams/zipkin_links.py``): pair them now if it is here,
+        else let them wait for it."""
+        waiting = self._orphans.pop((trace, old_parent), None)
+        if not waiting:
+            return
+        parent = self._spans.get((trace, new_parent))
+        if parent is None:
+            self._orphans.setdefault((trace, new_parent), []).extend(waiting)
+            return
+        for child in waiting:
+            self._pair(parent, child)
+
     def _pair(self, parent: _Half, child: _Half) -> None:
         if parent.tenant != child.tenant:
             # An edge belongs to a tenant only when both of its spans do: otherwise one tenant

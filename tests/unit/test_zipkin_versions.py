@@ -21,6 +21,7 @@ from ingest.zipkin import shared_span_id
 from streams.otlp_values import attributes_to_dict
 from streams.service_graph import ServiceGraph
 from streams.span_views import span_views
+from streams.zipkin_links import relink_orphaned_shared_servers
 
 TRACE = "463ac35c9f6413ad48485a3953bb6124"
 DECODERS = {
@@ -209,10 +210,11 @@ def test_proto_refuses_bad_spans_alone_and_bad_framing_whole() -> None:
     assert not _flat(zipkin_proto.decode_request(b"").data)
 
 
-def _call_tree(shared: bool, calls: int = 4) -> list[dict[str, Any]]:
-    """A frontend root calling ``backend`` ``calls`` times; each server call has a local
-    child that calls ``db`` (uninstrumented). With ``shared`` the server half reuses the
-    client's span id (Zipkin's default); otherwise it has its own id (B3 with new ids)."""
+def _call_tree(topology: str, calls: int = 4) -> list[dict[str, Any]]:
+    """A frontend root calling ``backend`` ``calls`` times through a client span; each server
+    call has a local child. ``classic``: the server half reuses the client's span id (Zipkin's
+    default, ``shared``); ``own-ids``: B3 with a new id per hop; ``py_zipkin``: a new id per
+    hop that py_zipkin still marks ``shared`` (its server joined an incoming context)."""
     root = {
         "traceId": TRACE,
         "id": "00000000000000aa",
@@ -225,7 +227,7 @@ def _call_tree(shared: bool, calls: int = 4) -> list[dict[str, Any]]:
     spans: list[dict[str, Any]] = [root]
     for i in range(calls):
         client_id = f"{0x100 + i:016x}"
-        server_id = client_id if shared else f"{0x200 + i:016x}"
+        server_id = client_id if topology == "classic" else f"{0x200 + i:016x}"
         spans.append(
             {
                 "traceId": TRACE,
@@ -243,12 +245,12 @@ def _call_tree(shared: bool, calls: int = 4) -> list[dict[str, Any]]:
             "id": server_id,
             "name": "get",
             "kind": "SERVER",
-            "parentId": root["id"] if shared else client_id,
+            "parentId": root["id"] if topology == "classic" else client_id,
             "timestamp": 20,
             "duration": 50,
             "localEndpoint": {"serviceName": "backend"},
         }
-        if shared:
+        if topology != "own-ids":
             server["shared"] = True
         spans.append(server)
         spans.append(
@@ -265,30 +267,66 @@ def _call_tree(shared: bool, calls: int = 4) -> list[dict[str, Any]]:
     return spans
 
 
-@pytest.mark.parametrize("shared", [True, False], ids=["shared", "own-ids"])
-def test_shared_spans_make_whole_trees_and_one_edge_per_call(shared: bool) -> None:
-    spans = _call_tree(shared)
-    # The caller and the callee report separately, as two processes do.
+@pytest.mark.parametrize("topology", ["classic", "own-ids", "py_zipkin"])
+def test_shared_spans_make_whole_trees_and_one_edge_per_call(topology: str) -> None:
+    spans = _call_tree(topology)
+    # The callee and the caller report separately, as two processes do; the server first.
     frontend = [s for s in spans if s["localEndpoint"]["serviceName"] == "frontend"]
     backend = [s for s in spans if s["localEndpoint"]["serviceName"] == "backend"]
     records: list[dict[str, Any]] = []
+    graph = ServiceGraph()
     for part in (backend, frontend):
-        data = zipkin.decode_request(json.dumps(part).encode()).data
-        records += span_views(data)
+        views = span_views(zipkin.decode_request(json.dumps(part).encode()).data)
+        graph.add(views, now=0.0)
+        records += views
+    # What streams does when it decides the trace (partition_processor._decide).
+    for old, new in relink_orphaned_shared_servers(records):
+        graph.relink(records[0]["trace_id"], old, new)
     by_id = {r["span_id"]: r for r in records}
     assert len(by_id) == len(records) == 13  # no two spans share an id in storage
     for r in records:
-        if r["name"] != "root":
-            parent = by_id[r["parent_span_id"]]  # every parent exists: no cut-off subtree
-            expected = {"get": "frontend", "load": "backend"}[r["name"]]
-            if r["name"] == "get" and r["kind"] == 2:  # the server's parent is its client
-                assert parent["kind"] == 3 and parent["service_name"] == expected
-            if r["name"] == "load":  # the server's children hang under the server
-                assert parent["kind"] == 2 and parent["service_name"] == "backend"
-    graph = ServiceGraph()
-    graph.add(records, now=0.0)
+        if r["name"] == "root":
+            continue
+        parent = by_id[r["parent_span_id"]]  # every parent exists: no subtree is cut off
+        if r["kind"] == 2:  # each server hangs under its caller's client span
+            assert (parent["kind"], parent["service_name"]) == (3, "frontend")
+        if r["name"] == "load":  # each server's children hang under that server
+            assert (parent["kind"], parent["service_name"]) == (2, "backend")
     edges = graph.drain("t", 0, 1)["edges"]
     assert [(e["client_service"], e["server_service"], e["connection_type"]) for e in edges] == [
         ("frontend", "backend", "")
     ]
-    assert sum(edges[0]["bucket_counts"]) == 4  # 4 calls -> 4 requests on the edge
+    assert edges[0]["calls"] == 4  # 4 calls -> 4, not 8
+
+
+def test_relink_leaves_spans_with_a_present_parent_alone() -> None:
+    records = span_views(zipkin.decode_request(json.dumps(_call_tree("classic")).encode()).data)
+    before = [r["parent_span_id"] for r in records]
+    assert relink_orphaned_shared_servers(records) == []
+    assert [r["parent_span_id"] for r in records] == before
+
+
+@pytest.mark.parametrize(
+    ("core", "kind", "times"),
+    [
+        ({"ms": 10, "ws": 15}, trace_pb2.Span.SPAN_KIND_PRODUCER, (10_000, 15_000)),
+        ({"wr": 20, "mr": 26}, trace_pb2.Span.SPAN_KIND_CONSUMER, (20_000, 26_000)),
+        ({"mr": 30}, trace_pb2.Span.SPAN_KIND_CONSUMER, (30_000, 30_000)),
+    ],
+)
+def test_v1_messaging_spans(core: dict[str, int], kind: int, times: tuple[int, int]) -> None:
+    endpoint = {"serviceName": "queue-user"}
+    v1 = {
+        "traceId": TRACE,
+        "id": "0000000000000009",
+        "name": "send",
+        "annotations": [
+            {"timestamp": ts, "value": value, "endpoint": endpoint} for value, ts in core.items()
+        ],
+        "binaryAnnotations": [{"key": "ma", "value": True, "endpoint": {"serviceName": "kafka"}}],
+    }
+    [(_res, span)] = _flat(zipkin_v1.decode_request(json.dumps([v1]).encode()).data)
+    assert span.kind == kind
+    assert (span.start_time_unix_nano, span.end_time_unix_nano) == times
+    assert not span.events  # the core annotations became the kind and times
+    assert attributes_to_dict(span.attributes) == {"peer.service": "kafka"}
