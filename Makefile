@@ -3,10 +3,11 @@ PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+NODE_STAMP := node_modules/.installed
 
 .PHONY: setup system-deps demo up test unit integration lint bench clean
 
-setup: $(STAMP)
+setup: $(STAMP) $(NODE_STAMP)
 
 $(STAMP): pyproject.toml requirements.lock deploy/local/requirements-services.txt
 	$(PYTHON) -m venv $(VENV)
@@ -14,6 +15,11 @@ $(STAMP): pyproject.toml requirements.lock deploy/local/requirements-services.tx
 	$(BIN)/pip install -q --require-hashes --no-deps -r deploy/local/requirements-services.txt
 	$(BIN)/pip install -q -c requirements.lock -e ".[local,dev]"
 	touch $(STAMP)
+
+# npm clients the integration tests drive (zipkin-js), pinned by package-lock.json.
+$(NODE_STAMP): package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+	touch $(NODE_STAMP)
 
 # Start broker + ClickHouse + ingest + streams + sink, send a demo load, show status; Ctrl-C stops.
 demo: setup
@@ -50,4 +56,4 @@ bench: setup
 	$(BIN)/python -m bench.e2e --spans 50000 --no-progress
 
 clean:
-	rm -rf .tracehouse $(VENV)
+	rm -rf .tracehouse $(VENV) node_modules

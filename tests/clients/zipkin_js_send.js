@@ -12,12 +12,14 @@ const [endpoint, encoding, traceId, baseArg] = process.argv.slice(2);
 const base = Number(baseArg);
 const encoder = encoding === 'v2' ? { jsonEncoder: jsonEncoder.JSON_V2 } : {}; // default is v1
 
+// Each logger posts once; exit 0 when both were accepted, 2 when any was refused.
 let outstanding = 0;
+let refused = false;
 function logger() {
   const l = new HttpLogger({ endpoint, httpInterval: 20, ...encoder });
   outstanding += 1;
   l.on('success', () => { outstanding -= 1; });
-  l.on('error', (err) => { console.error(err.message); process.exit(2); });
+  l.on('error', (err) => { console.error(err.message); refused = true; outstanding -= 1; });
   return l;
 }
 
@@ -79,6 +81,6 @@ front.recordAnnotation(new Annotation.ServerSend(), base + 1000);
 
 const deadline = Date.now() + 20000;
 const timer = setInterval(() => {
-  if (outstanding <= 0) { clearInterval(timer); process.exit(0); }
+  if (outstanding <= 0) { clearInterval(timer); process.exit(refused ? 2 : 0); }
   if (Date.now() > deadline) { console.error('no answer from the Zipkin endpoint'); process.exit(3); }
 }, 20);
