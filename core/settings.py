@@ -29,6 +29,8 @@ __all__ = ["ConfigError", "Settings", "Topics"]
 COMPRESSIONS = ("none", "gzip", "snappy", "lz4", "zstd")
 # sinks.writers.WRITERS keys (tests/unit/test_config_settings.py keeps them equal).
 SINK_STREAMS = ("spans", "red", "edges", "accounting")
+# streams.raw_encodings.ENCODINGS (tests/unit/test_raw_encodings.py keeps them equal).
+RAW_ENCODINGS = ("otlp_proto", "otlp_json", "zipkin_json", "zipkin_proto")
 _topic = config.check_topic
 
 
@@ -352,6 +354,16 @@ class Settings:
         "Streams timer (window and graph flushes)",
         lo=0,
         lo_open=True,
+    )
+    # Raw-topic encodings (streams/raw_encodings.py; the names the OTel Collector Kafka
+    # exporter uses). A message's "encoding" header overrides this per message.
+    raw_encoding: str = setting(
+        "otlp_proto",
+        "streams",
+        "raw_encoding",
+        "Encoding of raw-topic messages without an 'encoding' header: otlp_proto (what ingest"
+        " writes), otlp_json, zipkin_json or zipkin_proto",
+        choices=RAW_ENCODINGS,
     )
 
     @classmethod

@@ -9,17 +9,17 @@ returns what to publish. Offsets become committable only after that output is de
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from google.protobuf.message import DecodeError
-from opentelemetry.proto.trace.v1 import trace_pb2
 
 from streams import counters as c
 from streams.counters import CounterSet
 from streams.offset_tracker import OffsetTracker
 from streams.policies import Policy, TraceView, evaluate_all
+from streams.raw_encodings import RawDecodeError, RawEncodings
 from streams.red_metrics import RedAggregator
 from streams.sampling_config import SamplingConfig
 from streams.service_graph import ServiceGraph
@@ -86,6 +86,15 @@ class TickOutput:
         return bool(self.decisions or self.aggregates_through is not None or self.counters)
 
 
+@dataclass(frozen=True)
+class Routing:
+    """Which partition this processor reads and the producers' trace id -> partition mapping
+    (``core.partitioning.PARTITIONERS[ingest_partitioner]`` over the topic's partitions)."""
+
+    partition: int
+    partition_of: Callable[[bytes], int]
+
+
 @dataclass
 class DeadLetter:
     """Spans refused one by one (the rest of their message goes on): OTLP payload + reason."""
@@ -114,8 +123,12 @@ class PartitionProcessor:
         options: AggregationOptions,
         counters: CounterSet,
         restored: RestoredState | None = None,
+        encodings: RawEncodings | None = None,
+        routing: Routing | None = None,
     ) -> None:
         self.source = source
+        self.encodings = encodings or RawEncodings()
+        self.routing = routing
         self.policies = policies
         self.options = options
         self.counters = counters
@@ -151,8 +164,12 @@ class PartitionProcessor:
         self.dead_letters: list[DeadLetter] = []
 
     # -- per message -------------------------------------------------------------------------
-    def process(self, offset: int, payload: bytes, now: float) -> str | None:
+    def process(
+        self, offset: int, payload: bytes, now: float, encoding: str | None = None
+    ) -> str | None:
         """Handle one raw message; returns a reason when it is malformed (for the DLQ).
+
+        ``encoding`` is the message's ``encoding`` header (None: the topic's default).
 
         Single spans that cannot be stored are refused one by one into :attr:`dead_letters`
         (counted as ``spans_rejected`` by reason); the rest of the message goes on.
@@ -164,20 +181,33 @@ class PartitionProcessor:
         fresh = offset > self.replayed_through  # not yet counted in a persisted window
         rejected: list[Rejected] = []
         try:
-            data = trace_pb2.TracesData.FromString(payload)
-            records = span_views(data, rejected=rejected)
+            decoded = self.encodings.decode(payload, encoding)
+        except RawDecodeError as exc:
+            if fresh:
+                self.pending.add(c.MESSAGES_REJECTED, 1, exc.reason)
+            return str(exc)
+        try:
+            records = span_views(decoded.data, rejected=rejected)
         except (DecodeError, RecursionError, ValueError) as exc:
             if fresh:
                 self.pending.add(c.MESSAGES_REJECTED, 1, "malformed")
             return f"undecodable OTLP protobuf: {exc}"
         if rejected and fresh:
             self._reject(rejected)
+        refused = sum(decoded.refused.values())
+        if refused and fresh:
+            # Spans the decoder delimited but could not use: counted by reason; the message
+            # as it came goes to the DLQ once, since there is no OTLP form of those spans.
+            for reason, n in decoded.refused.items():
+                self.pending.add(c.SPANS_REJECTED, n, reason)
+            reasons = ",".join(sorted(decoded.refused))
+            self.dead_letters.append(DeadLetter(reasons, payload, refused))
         if self._window_start is None:
             self._window_start = math.floor(now / self.options.red_window_seconds) * (
                 self.options.red_window_seconds
             )
         if fresh:
-            self.pending.add(c.SPANS_RECEIVED, len(records) + len(rejected))
+            self.pending.add(c.SPANS_RECEIVED, len(records) + len(rejected) + refused)
         by_trace: dict[bytes, list[dict[str, Any]]] = {}
         for r in records:
             group = by_trace.get(r["trace_id"])
@@ -193,6 +223,8 @@ class PartitionProcessor:
             if known is not None:
                 counted.extend(self._follow_decision(tid, recs, offset, *known))
                 continue
+            if fresh and self.routing is not None and tid not in self.buffer:
+                self._check_route(tid_bytes)
             recs, keys, dups = self._new_spans(self.buffer.get(tid), recs)
             counted.extend(recs)
             has_root = self.buffer.decide_on_root_span and any(
@@ -210,6 +242,13 @@ class PartitionProcessor:
             self.red.add(counted)
             self.graph.add(counted, now)
         return None
+
+    def _check_route(self, trace_id: bytes) -> None:
+        """Count a trace first seen here that the producers' partitioner puts elsewhere: its
+        spans arrive on two partitions and each part is decided alone."""
+        assert self.routing is not None
+        if self.routing.partition_of(trace_id) != self.routing.partition:
+            self.pending.add(c.TRACES_MISROUTED, 1)
 
     def _reject(self, rejected: list[Rejected]) -> None:
         by_reason: dict[str, list[Rejected]] = {}

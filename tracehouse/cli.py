@@ -208,7 +208,11 @@ def cmd_component(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "ingest":
         from ingest.server import main as run
     elif args.command == "streams":
-        from streams.app import main as run
+        from streams.app import main as run_streams
+        from tracehouse.raw_decoders import raw_decoders
+
+        run_streams(settings, raw_decoders())
+        return 0
     elif args.command == "query":
         from query.server import main as run
     else:

@@ -3,13 +3,13 @@
 from google.rpc import error_details_pb2, status_pb2
 from opentelemetry.proto.trace.v1 import trace_pb2
 
-from ingest.otlp_split import bounded_chunks
-from ingest.partitioning import (
+from core.partitioning import (
     collector_partition_for_trace,
     fnv1a32,
     message_key,
     sarama_partition,
 )
+from ingest.otlp_split import bounded_chunks
 from ingest.rpc_status import status
 
 
