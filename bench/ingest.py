@@ -8,7 +8,13 @@ producer, and prints both rates and their ratio. CPU seconds of the ingest proce
 from /proc so spans per CPU-second (per core) is reported too; the load generator runs in
 this process and competes for the same cores.
 
+With ``--protocol`` the same spans are posted as Zipkin instead (encoded by py_zipkin, the
+Zipkin client from PyPI): ``zipkin_v1_json`` to ``/api/v1/spans``, ``zipkin_v2_json`` and
+``zipkin_v2_proto`` to ``/api/v2/spans``. The raw baseline then produces what ingest writes
+for those bodies, so the ratio isolates each protocol's decoding cost.
+
     .venv/bin/python -m bench.ingest --seconds 10 --concurrency 16 --traces 100
+    .venv/bin/python -m bench.ingest --protocol zipkin_v2_proto --seconds 10
     .venv/bin/python -m bench.ingest --profile /tmp/ingest.prof   # cProfile the ingest process
 """
 
@@ -23,9 +29,11 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import aiohttp
 from confluent_kafka import Producer
+from opentelemetry.proto.trace.v1 import trace_pb2
 
 from bench.harness import cpu_seconds
 from core.settings import Settings, Topics
@@ -33,6 +41,7 @@ from core.topics import ensure_topics
 from deploy.local.broker import start_broker
 from deploy.local.ports import free_port
 from deploy.local.stack import http_ok
+from ingest import zipkin, zipkin_proto, zipkin_v1
 from ingest.kafka_publisher import producer_config
 from ingest.otlp_split import bounded_chunks, split_by_partition
 from tracehouse.demo_traces import make_request
@@ -40,13 +49,69 @@ from tracehouse.demo_traces import make_request
 ROOT = Path(__file__).resolve().parents[1]
 
 
+# protocol -> (path, content type, py_zipkin encoding name or None for OTLP, success status)
+PROTOCOLS: dict[str, tuple[str, str, str | None, int]] = {
+    "otlp_proto": ("/v1/traces", "application/x-protobuf", None, 200),
+    "zipkin_v1_json": ("/api/v1/spans", "application/json", "V1_JSON", 202),
+    "zipkin_v2_json": ("/api/v2/spans", "application/json", "V2_JSON", 202),
+    "zipkin_v2_proto": ("/api/v2/spans", "application/x-protobuf", "V2_PROTO3", 202),
+}
+
+
+def _text(value: Any) -> str:
+    return str(getattr(value, value.WhichOneof("value") or "string_value"))
+
+
+def zipkin_body(request: trace_pb2.TracesData, encoding_name: str) -> bytes:
+    """The request's spans as a py_zipkin client would post them."""
+    from py_zipkin import Kind
+    from py_zipkin.encoding import Encoding, get_encoder
+    from py_zipkin.encoding._helpers import Span, create_endpoint
+
+    kinds = {2: Kind.SERVER, 3: Kind.CLIENT, 4: Kind.PRODUCER, 5: Kind.CONSUMER}
+    encoder = get_encoder(Encoding[encoding_name])
+    encoded = []
+    for rs in request.resource_spans:
+        service = next(
+            (a.value.string_value for a in rs.resource.attributes if a.key == "service.name"), ""
+        )
+        endpoint = create_endpoint(0, service, "10.0.0.1")
+        for ss in rs.scope_spans:
+            for span in ss.spans:
+                start = span.start_time_unix_nano / 1e9
+                encoded.append(
+                    encoder.encode_span(
+                        Span(
+                            trace_id=span.trace_id.hex(),
+                            name=span.name,
+                            parent_id=span.parent_span_id.hex() or None,
+                            span_id=span.span_id.hex(),
+                            kind=kinds.get(span.kind, Kind.LOCAL),
+                            timestamp=start,
+                            duration=max(span.end_time_unix_nano / 1e9 - start, 1e-6),
+                            local_endpoint=endpoint,
+                            annotations={e.name: e.time_unix_nano / 1e9 for e in span.events},
+                            tags={a.key: _text(a.value) for a in span.attributes},
+                        )
+                    )
+                )
+    body = encoder.encode_queue(encoded)
+    return body.encode() if isinstance(body, str) else body
+
+
 async def load(
-    url: str, bodies: list[bytes], spans_per_body: int, seconds: float, concurrency: int
+    url: str,
+    bodies: list[bytes],
+    spans_per_body: int,
+    seconds: float,
+    concurrency: int,
+    content_type: str = "application/x-protobuf",
+    ok_status: int = 200,
 ) -> tuple[int, int, float]:
     ok = failed = 0
     deadline = time.perf_counter() + seconds
     connector = aiohttp.TCPConnector(limit=concurrency)
-    headers = {"Content-Type": "application/x-protobuf"}
+    headers = {"Content-Type": content_type}
     async with aiohttp.ClientSession(connector=connector) as session:
 
         async def worker(i: int) -> None:
@@ -55,7 +120,7 @@ async def load(
             while time.perf_counter() < deadline:
                 async with session.post(url, data=bodies[n % len(bodies)], headers=headers) as r:
                     await r.read()
-                    if r.status == 200:
+                    if r.status == ok_status:
                         ok += spans_per_body
                     else:
                         failed += 1
@@ -103,6 +168,7 @@ def main() -> None:
     parser.add_argument("--traces", type=int, default=100, help="traces (x5 spans) per request")
     parser.add_argument("--partitions", type=int, default=8)
     parser.add_argument("--profile", help="write a cProfile of the ingest process here")
+    parser.add_argument("--protocol", choices=sorted(PROTOCOLS), default="otlp_proto")
     args = parser.parse_args()
 
     broker_port = free_port()
@@ -114,8 +180,9 @@ def main() -> None:
         partitions=args.partitions,
         ingest_http_port=free_port(),
         ingest_grpc_port=0,
-        ingest_zipkin_port=0,
+        ingest_zipkin_port=free_port() if args.protocol.startswith("zipkin") else 0,
     )
+    path, content_type, zipkin_encoding, ok_status = PROTOCOLS[args.protocol]
     ingest = None
     finished = False
     try:
@@ -137,11 +204,29 @@ def main() -> None:
             time.sleep(0.1)
 
         requests = [make_request(args.traces, seed=i) for i in range(20)]
-        bodies = [r.SerializeToString() for r in requests]
         spans_per_body = args.traces * 5
+        if zipkin_encoding is None:
+            bodies = [r.SerializeToString() for r in requests]
+            url = f"{base}{path}"
+        else:
+            bodies = [zipkin_body(r, zipkin_encoding) for r in requests]
+            # what ingest publishes for these bodies (py_zipkin rounds times to microseconds)
+            decode = zipkin_v1.decode_request if "v1" in args.protocol else zipkin.decode_request
+            if args.protocol.endswith("proto"):
+                decode = zipkin_proto.decode_request
+            requests = [decode(b).data for b in bodies]
+            url = f"http://127.0.0.1:{settings.ingest_zipkin_port}{path}"
         cpu_before = cpu_seconds(ingest.pid)
         ok, failed, elapsed = asyncio.run(
-            load(f"{base}/v1/traces", bodies, spans_per_body, args.seconds, args.concurrency)
+            load(
+                url,
+                bodies,
+                spans_per_body,
+                args.seconds,
+                args.concurrency,
+                content_type,
+                ok_status,
+            )
         )
         ingest_cpu = cpu_seconds(ingest.pid) - cpu_before
 
@@ -163,7 +248,7 @@ def main() -> None:
         body_kib = sum(len(b) for b in bodies) / len(bodies) / 1024
         print(f"date           {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
         print(
-            f"request        {spans_per_body} spans, {body_kib:.0f} KiB protobuf, "
+            f"request        {args.protocol}: {spans_per_body} spans, {body_kib:.0f} KiB, "
             f"{args.partitions} partitions, concurrency {args.concurrency}"
         )
         print(
