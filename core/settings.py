@@ -266,9 +266,10 @@ class Settings:
         "murmur2",
         "ingest",
         "partitioner",
-        "murmur2 (Kafka's default on the raw trace id) or collector (the OTel Collector Kafka"
-        " exporter's FNV-1a on the hex id)",
-        choices=("murmur2", "collector"),
+        "murmur2 (Kafka's default on the raw trace id), collector (the OTel Collector Kafka"
+        " exporter's default: sticky_key, sarama_compat FNV-1a on the hex id) or"
+        " collector_murmur2 (its sticky_key with the murmur2 hasher, on the hex id)",
+        choices=("murmur2", "collector", "collector_murmur2"),
     )
     ingest_max_message_bytes: int = setting(
         1_000_000,
