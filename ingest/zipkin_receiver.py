@@ -42,7 +42,7 @@ PROTOBUF = "application/x-protobuf"
 THRIFT = "application/x-thrift"
 
 
-def _decoder(version: int, media: str) -> tuple[Decoder | None, str]:
+def decoder_for(version: int, media: str) -> tuple[Decoder | None, str]:
     """The decoder for a body of ``media`` on the v1 or v2 endpoint, or None and why not."""
     if media in _JSON_TYPES:
         return (zipkin_v1.decode_request if version == 1 else zipkin.decode_request), ""
@@ -61,7 +61,7 @@ def build_zipkin_app(
     def endpoint(version: int) -> Handler:
         async def spans(request: web.Request) -> web.Response:
             media = request.content_type
-            decode, why = _decoder(version, media)
+            decode, why = decoder_for(version, media)
             if decode is None:
                 return Responder(PROTOCOL, True).error(
                     415, "unsupported_media", f"content type {media!r}: {why}"

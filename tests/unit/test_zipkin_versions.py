@@ -18,6 +18,7 @@ from py_zipkin.encoding._helpers import Span, create_endpoint
 from ingest import zipkin, zipkin_proto, zipkin_v1
 from ingest.errors import BodyError
 from ingest.zipkin import shared_span_id
+from ingest.zipkin_receiver import decoder_for
 from streams.otlp_values import attributes_to_dict
 from streams.service_graph import ServiceGraph
 from streams.span_views import span_views
@@ -330,3 +331,24 @@ def test_v1_messaging_spans(core: dict[str, int], kind: int, times: tuple[int, i
     assert (span.start_time_unix_nano, span.end_time_unix_nano) == times
     assert not span.events  # the core annotations became the kind and times
     assert attributes_to_dict(span.attributes) == {"peer.service": "kafka"}
+
+
+@pytest.mark.parametrize(
+    ("version", "media", "decoder", "why"),
+    [
+        (1, "application/json", zipkin_v1.decode_request, ""),
+        (1, "", zipkin_v1.decode_request, ""),
+        (2, "application/json", zipkin.decode_request, ""),
+        (2, "application/x-protobuf", zipkin_proto.decode_request, ""),
+        (1, "application/x-protobuf", None, "/api/v2/spans"),
+        (1, "application/x-thrift", None, "thrift is not accepted"),
+        (2, "application/x-thrift", None, "thrift is not accepted"),
+        (2, "text/xml", None, "JSON or protobuf"),
+    ],
+)
+def test_each_endpoint_takes_its_formats_and_names_them_otherwise(
+    version: int, media: str, decoder: Any, why: str
+) -> None:
+    found, reason = decoder_for(version, media)
+    assert found is decoder
+    assert why in reason
