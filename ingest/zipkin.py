@@ -215,6 +215,18 @@ def _convert(
                 key="network.peer.port", value=common_pb2.AnyValue(int_value=int(remote["port"]))
             )
         )
+    local_port = _endpoint(z.get("localEndpoint")).get("port")
+    if local_port:
+        # The resource is per service; the port the span was served on is the span's.
+        span.attributes.append(
+            common_pb2.KeyValue(
+                key="network.local.port", value=common_pb2.AnyValue(int_value=int(local_port))
+            )
+        )
+    if z.get("debug") is True:
+        span.attributes.append(
+            common_pb2.KeyValue(key="zipkin.debug", value=common_pb2.AnyValue(bool_value=True))
+        )
     annotations = z.get("annotations")
     if annotations is None:
         annotations = []

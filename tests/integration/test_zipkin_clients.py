@@ -256,10 +256,22 @@ def _py_zipkin_case(port: int, encoding: Encoding) -> Case:
     back = {"host.ip": "10.0.0.2"}
     expected = {
         "GET /cart/Server": _row(
-            ids["root"], "", root_at, root_took, "py-frontend", front, {"http.path": "/cart"}
+            ids["root"],
+            "",
+            root_at,
+            root_took,
+            "py-frontend",
+            front,
+            {"http.path": "/cart", "network.local.port": "80"},
         ),
         "get /price/Client": _row(
-            ids["client"], ids["root"], 250_000, 500_000, "py-frontend", front, {}
+            ids["client"],
+            ids["root"],
+            250_000,
+            500_000,
+            "py-frontend",
+            front,
+            {"network.local.port": "80"},
         ),
         # py_zipkin reports the callee shared on the fresh id the caller minted: stored under a
         # derived id, and (no client half has that id) re-parented to the client span.
@@ -274,6 +286,7 @@ def _py_zipkin_case(port: int, encoding: Encoding) -> Case:
                 "zipkin.parent_id": ids["client"],
                 "zipkin.original_span_id": ids["server"],
                 "zipkin.shared": "true",
+                "network.local.port": "8080",
             },
             ("Error", "sold out"),
         ),
@@ -284,7 +297,7 @@ def _py_zipkin_case(port: int, encoding: Encoding) -> Case:
             62_500,
             "py-backend",
             back,
-            {},
+            {"network.local.port": "8080"},
             events=((562_500, "cache.miss"),),
         ),
     }

@@ -84,6 +84,7 @@ def test_every_encoding_of_py_zipkin_stores_the_same_span(encoding: Encoding) ->
         "http.path": "/users",
         "peer.service": "frontend",
         "network.peer.address": "10.0.0.1",
+        "network.local.port": "8080",
     }
     assert [(e.name, e.time_unix_nano) for e in span.events] == [
         ("cache.miss", 1472470996250000000)
@@ -352,3 +353,21 @@ def test_each_endpoint_takes_its_formats_and_names_them_otherwise(
     found, reason = decoder_for(version, media)
     assert found is decoder
     assert why in reason
+
+
+def test_debug_flag_and_local_port_are_kept() -> None:
+    v2 = {
+        "traceId": "1",
+        "id": "2",
+        "debug": True,
+        "localEndpoint": {"serviceName": "a", "port": 9},
+    }
+    v1 = {"traceId": "1", "id": "3", "debug": True}
+    for decoded in (
+        zipkin.decode_request(json.dumps([v2]).encode()),
+        zipkin_v1.decode_request(json.dumps([v1]).encode()),
+    ):
+        [(_res, span)] = _flat(decoded.data)
+        assert attributes_to_dict(span.attributes)["zipkin.debug"] == "true"
+    [(_res, span)] = _flat(zipkin.decode_request(json.dumps([v2]).encode()).data)
+    assert attributes_to_dict(span.attributes)["network.local.port"] == "9"
