@@ -371,3 +371,19 @@ def test_debug_flag_and_local_port_are_kept() -> None:
         assert attributes_to_dict(span.attributes)["zipkin.debug"] == "true"
     [(_res, span)] = _flat(zipkin.decode_request(json.dumps([v2]).encode()).data)
     assert attributes_to_dict(span.attributes)["network.local.port"] == "9"
+
+
+def test_v1_span_with_too_many_annotations_is_refused_alone() -> None:
+    huge = {
+        "traceId": TRACE,
+        "id": "0000000000000001",
+        "annotations": [{"timestamp": 1, "value": "x"}] * (zipkin_v1.MAX_V1_FIELDS + 1),
+    }
+    fine = {
+        "traceId": TRACE,
+        "id": "0000000000000002",
+        "annotations": [{"timestamp": 1, "value": "x", "endpoint": {"serviceName": "a"}}],
+    }
+    decoded = zipkin_v1.decode_request(json.dumps([huge, fine]).encode())
+    assert dict(decoded.rejected) == {"invalid_annotations": 1}
+    assert [s.span_id.hex() for _r, s in _flat(decoded.data)] == ["0000000000000002"]
