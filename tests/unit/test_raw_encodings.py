@@ -21,7 +21,12 @@ from core import settings as core_settings
 from core.partitioning import PARTITIONERS
 from streams import counters as c
 from streams.counters import CounterSet
-from streams.partition_processor import AggregationOptions, PartitionProcessor, Routing
+from streams.partition_processor import (
+    ROUTE_CHECKS_PER_MESSAGE,
+    AggregationOptions,
+    PartitionProcessor,
+    Routing,
+)
 from streams.raw_encodings import ENCODINGS, RawEncodings, header_value
 from streams.sampling_config import parse_config
 from tracehouse.raw_decoders import raw_decoders
@@ -211,3 +216,12 @@ def test_traces_on_a_partition_their_partitioner_does_not_pick_are_counted(
     unchecked = _proc(None)
     unchecked.process(0, payload([SpanSpec(tid(1), sid(1), "svc")]), 100.0)
     assert unchecked.pending.get(c.TRACES_MISROUTED) == 0
+
+
+def test_route_checks_per_message_are_bounded() -> None:
+    """A message of many traces all on the wrong partition counts at most the checked ones:
+    a lower bound that still shows the wrong partitioner; one-trace messages count exactly."""
+    proc = _proc(Routing(0, lambda trace: 1))  # every trace belongs elsewhere
+    many = [SpanSpec(tid(n), sid(1), "svc") for n in range(1, 51)]
+    proc.process(0, payload(many), 100.0)
+    assert proc.pending.get(c.TRACES_MISROUTED) == ROUTE_CHECKS_PER_MESSAGE
