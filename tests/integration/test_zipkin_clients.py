@@ -428,3 +428,42 @@ def test_zipkin_js_default_v1_encoder_on_the_v2_endpoint_is_refused(stack: Local
         outcome="zipkin_wrong_version",
     )
     assert after - before == 3  # two zipkin-js loggers, one raw post
+
+
+def test_bodies_that_cannot_be_stored_as_sent_are_answered_and_counted(stack: LocalStack) -> None:
+    s = stack.settings
+    base = f"http://127.0.0.1:{s.ingest_zipkin_port}"
+    before = scrape(s.ingest_http_port)
+    good = zipkin_pb2.ListOfSpans(
+        spans=[zipkin_pb2.Span(trace_id=b"\x01" * 16, id=b"\x02" * 8, name="ok", timestamp=1)]
+    ).SerializeToString()
+    bad_span = b"\x0a\x05\x2a\x03\xff\xfe\xfd"  # a span whose name is not UTF-8
+    cases = [
+        # (path, content type, body, status, answer fragment)
+        ("/api/v2/spans", "application/x-protobuf", good + bad_span, 202, b'"rejectedSpans": 1'),
+        ("/api/v2/spans", "application/x-protobuf", b"\x0a\xff", 400, b"ListOfSpans"),
+        ("/api/v1/spans", "application/x-thrift", b"\x0c\x00", 415, b"thrift"),
+        ("/api/v1/spans", "application/x-protobuf", good, 415, b"/api/v2/spans"),
+        (
+            "/api/v1/spans",
+            "application/json",
+            b'[{"traceId":"1","id":"2","kind":"CLIENT"}]',
+            400,
+            b"/api/v2/spans",
+        ),
+    ]
+    for path, media, body, status, fragment in cases:
+        got, _headers, answer = post(base + path, body, media)
+        assert (got, fragment in answer) == (status, True), (path, media, answer)
+    after = scrape(s.ingest_http_port)
+
+    def delta(name: str, **labels: str) -> float:
+        return metric(after, name, **labels) - metric(before, name, **labels)
+
+    requests = "tracehouse_ingest_requests_total"
+    assert delta(requests, protocol="zipkin", outcome="partial") == 1
+    assert delta(requests, protocol="zipkin", outcome="invalid_zipkin_proto") == 1
+    assert delta(requests, protocol="zipkin", outcome="unsupported_media") == 2
+    assert delta(requests, protocol="zipkin", outcome="zipkin_wrong_version") == 1
+    rejected = "tracehouse_ingest_spans_rejected_total"
+    assert delta(rejected, protocol="zipkin", reason="malformed_span") == 1
