@@ -21,7 +21,7 @@ from google.protobuf.message import DecodeError
 
 from ingest.decoded import Decoded
 from ingest.errors import BodyError
-from ingest.zipkin import SpanRejected, convert_spans
+from ingest.zipkin import SpanRejected, check_span_count, convert_spans
 
 REQUEST_REASON = "invalid_zipkin_proto"
 _KIND_NAMES = {1: "CLIENT", 2: "SERVER", 3: "PRODUCER", 4: "CONSUMER"}
@@ -159,7 +159,9 @@ def decode_request(body: bytes) -> Decoded:
     framing is broken or every span was malformed. An empty body is an empty list."""
     rejected: Counter[str] = Counter()
     spans: list[Any] = []
-    for chunk in span_chunks(body):
+    chunks = span_chunks(body)
+    check_span_count(len(chunks))
+    for chunk in chunks:
         try:
             spans.append(to_v2(chunk))
         except SpanRejected as exc:

@@ -31,7 +31,7 @@ from typing import Any
 
 from ingest.decoded import Decoded
 from ingest.errors import BodyError, parse_json_body
-from ingest.zipkin import REQUEST_REASON, SpanRejected, convert_spans, micros
+from ingest.zipkin import REQUEST_REASON, SpanRejected, check_span_count, convert_spans, micros
 from ingest.zipkin_version import require_version
 
 _CORE = {"cs", "cr", "sr", "ss", "ms", "mr"}
@@ -225,6 +225,7 @@ def decode_request(body: bytes) -> Decoded:
     if not isinstance(doc, list):
         raise BodyError(400, REQUEST_REASON, "Zipkin v1 body must be a JSON array of spans")
     require_version(doc, 1)
+    check_span_count(len(doc))
     rejected: Counter[str] = Counter()
     v2: list[Any] = []
     for span in doc:

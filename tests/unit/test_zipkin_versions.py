@@ -387,3 +387,19 @@ def test_v1_span_with_too_many_annotations_is_refused_alone() -> None:
     decoded = zipkin_v1.decode_request(json.dumps([huge, fine]).encode())
     assert dict(decoded.rejected) == {"invalid_annotations": 1}
     assert [s.span_id.hex() for _r, s in _flat(decoded.data)] == ["0000000000000002"]
+
+
+def test_a_request_over_the_span_bound_is_a_413_before_any_span_work() -> None:
+    n = zipkin.MAX_SPANS_PER_REQUEST + 1
+    bodies = [
+        (zipkin.decode_request, b"[" + b",".join([b"{}"] * n) + b"]"),
+        (zipkin_v1.decode_request, b"[" + b",".join([b"{}"] * n) + b"]"),
+        (zipkin_proto.decode_request, b"\x0a\x00" * n),
+    ]
+    for decode, body in bodies:
+        with pytest.raises(BodyError) as info:
+            decode(body)
+        assert (info.value.status, info.value.reason) == (413, "too_many_spans")
+    # exactly at the bound: decoded (validation then refuses these id-less spans one by one)
+    decoded = zipkin_proto.decode_request(b"\x0a\x00" * zipkin.MAX_SPANS_PER_REQUEST)
+    assert len(_flat(decoded.data)) == zipkin.MAX_SPANS_PER_REQUEST
