@@ -185,6 +185,13 @@ class PartitionProcessor:
         self.last_offset = offset
         self.tracker.add(offset, 0)
         fresh = offset > self.replayed_through  # not yet counted in a persisted window
+        if self._window_start is None:
+            # Started by any message, also one that does not decode: its count waits in
+            # ``pending`` for the window's close, which would otherwise never come on a
+            # partition that has seen only undecodable messages.
+            self._window_start = math.floor(now / self.options.red_window_seconds) * (
+                self.options.red_window_seconds
+            )
         rejected: list[Rejected] = []
         try:
             decoded = self.encodings.decode(payload, encoding)
@@ -208,10 +215,6 @@ class PartitionProcessor:
                 self.pending.add(c.SPANS_REJECTED, n, reason)
             reasons = ",".join(sorted(decoded.refused))
             self.dead_letters.append(DeadLetter(reasons, payload, refused))
-        if self._window_start is None:
-            self._window_start = math.floor(now / self.options.red_window_seconds) * (
-                self.options.red_window_seconds
-            )
         if fresh:
             self.pending.add(c.SPANS_RECEIVED, len(records) + len(rejected) + refused)
         by_trace: dict[bytes, list[dict[str, Any]]] = {}

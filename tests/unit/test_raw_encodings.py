@@ -225,3 +225,11 @@ def test_route_checks_per_message_are_bounded() -> None:
     many = [SpanSpec(tid(n), sid(1), "svc") for n in range(1, 51)]
     proc.process(0, payload(many), 100.0)
     assert proc.pending.get(c.TRACES_MISROUTED) == ROUTE_CHECKS_PER_MESSAGE
+
+
+def test_a_partition_that_saw_only_undecodable_messages_still_publishes_their_count() -> None:
+    proc = _proc()
+    assert proc.process(0, b"\xff\xff", 100.0) is not None
+    out = proc.tick(102.0)  # the window (1 s) closed: pending counts go out with the state
+    assert out.counters.get((c.MESSAGES_REJECTED, "malformed")) == 1
+    assert out.aggregates_through == 0  # and the message's offset becomes committable
