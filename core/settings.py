@@ -248,6 +248,42 @@ class Settings:
     ingest_zipkin_port: int = setting(
         9411, "ingest", "zipkin_port", "Zipkin v2 JSON port; 0 disables", lo=0, hi=65535
     )
+    # --- Jaeger receivers (ingest/README.md, "Jaeger"); each port 0 disables that listener ---
+    ingest_jaeger_enabled: bool = setting(
+        True, "ingest", "jaeger_enabled", "Jaeger receivers on (Thrift HTTP, gRPC, agent UDP)"
+    )
+    ingest_jaeger_http_port: int = setting(
+        14268,
+        "ingest",
+        "jaeger_http_port",
+        "Jaeger Thrift over HTTP (POST /api/traces, application/x-thrift); 0 disables",
+        lo=0,
+        hi=65535,
+    )
+    ingest_jaeger_grpc_port: int = setting(
+        14250,
+        "ingest",
+        "jaeger_grpc_port",
+        "Jaeger gRPC jaeger.api_v2.CollectorService/PostSpans; 0 disables",
+        lo=0,
+        hi=65535,
+    )
+    ingest_jaeger_compact_port: int = setting(
+        6831,
+        "ingest",
+        "jaeger_compact_port",
+        "Jaeger agent UDP, Thrift compact emitBatch; 0 disables",
+        lo=0,
+        hi=65535,
+    )
+    ingest_jaeger_binary_port: int = setting(
+        6832,
+        "ingest",
+        "jaeger_binary_port",
+        "Jaeger agent UDP, Thrift binary emitBatch; 0 disables",
+        lo=0,
+        hi=65535,
+    )
     ingest_reuse_port: bool = setting(
         False,
         "ingest",
@@ -392,6 +428,21 @@ class Settings:
             "TRACEHOUSE_INGEST_GRPC_PORT (ingest.grpc_port)": self.ingest_grpc_port,
             "TRACEHOUSE_INGEST_ZIPKIN_PORT (ingest.zipkin_port)": self.ingest_zipkin_port,
         }
+        if self.ingest_jaeger_enabled:
+            ports |= {
+                "TRACEHOUSE_INGEST_JAEGER_HTTP_PORT (ingest.jaeger_http_port)": (
+                    self.ingest_jaeger_http_port
+                ),
+                "TRACEHOUSE_INGEST_JAEGER_GRPC_PORT (ingest.jaeger_grpc_port)": (
+                    self.ingest_jaeger_grpc_port
+                ),
+                "TRACEHOUSE_INGEST_JAEGER_COMPACT_PORT (ingest.jaeger_compact_port)": (
+                    self.ingest_jaeger_compact_port
+                ),
+                "TRACEHOUSE_INGEST_JAEGER_BINARY_PORT (ingest.jaeger_binary_port)": (
+                    self.ingest_jaeger_binary_port
+                ),
+            }
         used = [p for p in ports.values() if p]
         for name, port in ports.items():
             if port and used.count(port) > 1:

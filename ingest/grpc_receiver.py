@@ -35,14 +35,15 @@ STATUS_DETAILS_KEY = "grpc-status-details-bin"
 IDLE_CONNECTION_SECONDS = 300
 
 
-async def _abort(
+async def abort_counted(
     context: grpc.aio.ServicerContext,
     code: grpc.StatusCode,
     reason: str,
     message: str,
     retry_after: float | None = None,
+    protocol: str = PROTOCOL,
 ) -> None:
-    metrics.REQUESTS.labels(PROTOCOL, reason).inc()
+    metrics.REQUESTS.labels(protocol, reason).inc()
     trailers: tuple[tuple[str, str | bytes], ...] = ()
     if retry_after is not None:
         details = rpc_status.status(code.value[0], message, retry_after)
@@ -67,15 +68,17 @@ class TraceService:
         try:
             tenant = resolve_tenant(
                 self._admission.tenants,
-                token_from_headers(lambda name: _text(headers.get(name))),
+                token_from_headers(lambda name: metadata_text(headers.get(name))),
             )
         except Unauthenticated as exc:
-            await _abort(context, grpc.StatusCode.UNAUTHENTICATED, "unauthenticated", str(exc))
+            await abort_counted(
+                context, grpc.StatusCode.UNAUTHENTICATED, "unauthenticated", str(exc)
+            )
         metrics.REQUEST_BYTES.labels(PROTOCOL).inc(len(raw))
         try:
             data = trace_pb2.TracesData.FromString(raw)
         except DecodeError as exc:
-            await _abort(
+            await abort_counted(
                 context,
                 grpc.StatusCode.INVALID_ARGUMENT,
                 "undecodable",
@@ -84,7 +87,7 @@ class TraceService:
         try:
             outcome = await self._admission.export(data, PROTOCOL, tenant)
         except RateLimited as exc:
-            await _abort(
+            await abort_counted(
                 context,
                 grpc.StatusCode.RESOURCE_EXHAUSTED,
                 "rate_limited",
@@ -94,18 +97,22 @@ class TraceService:
         except PublishError as exc:
             log.warning("kafka publish failed", extra={"fields": {"error": str(exc)}})
             if exc.retryable:
-                await _abort(
+                await abort_counted(
                     context,
                     grpc.StatusCode.UNAVAILABLE,
                     "kafka_unavailable",
                     f"kafka unavailable: {exc}",
                     self._retry_after,
                 )
-            await _abort(context, grpc.StatusCode.INTERNAL, "kafka_error", f"kafka error: {exc}")
+            await abort_counted(
+                context, grpc.StatusCode.INTERNAL, "kafka_error", f"kafka error: {exc}"
+            )
         except Exception:
             # A bug must still be answered and counted, not surface as grpc's bare UNKNOWN.
             log.exception("export failed", extra={"fields": {"protocol": PROTOCOL}})
-            await _abort(context, grpc.StatusCode.INTERNAL, "internal_error", "internal error")
+            await abort_counted(
+                context, grpc.StatusCode.INTERNAL, "internal_error", "internal error"
+            )
         response = trace_service_pb2.ExportTraceServiceResponse()
         if outcome.rejected:
             response.partial_success.rejected_spans = outcome.rejected
@@ -119,7 +126,7 @@ class TraceService:
         return response.SerializeToString()
 
 
-def _text(value: str | bytes | None) -> str | None:
+def metadata_text(value: str | bytes | None) -> str | None:
     if isinstance(value, bytes):
         return value.decode(errors="replace")
     return value
@@ -134,13 +141,6 @@ def build_server(
     retry_after_seconds: float = 2,
 ) -> tuple[grpc.aio.Server, int]:
     """A grpc.aio server with the TraceService bound; returns (server, bound port)."""
-    server = grpc.aio.server(
-        options=[
-            ("grpc.so_reuseport", 1 if reuse_port else 0),
-            ("grpc.max_receive_message_length", max_request_bytes),
-            ("grpc.max_connection_idle_ms", IDLE_CONNECTION_SECONDS * 1000),
-        ]
-    )
     service = TraceService(admission, retry_after_seconds)
     handler = grpc.method_handlers_generic_handler(
         SERVICE,
@@ -149,8 +149,27 @@ def build_server(
             "Export": grpc.unary_unary_rpc_method_handler(service.export),
         },
     )
+    return serve_handlers(handler, host, port, max_request_bytes, reuse_port, "OTLP/gRPC")
+
+
+def serve_handlers(
+    handler: grpc.GenericRpcHandler,
+    host: str,
+    port: int,
+    max_request_bytes: int,
+    reuse_port: bool,
+    what: str,
+) -> tuple[grpc.aio.Server, int]:
+    """A grpc.aio server with ingest's limits serving ``handler``; returns (server, port)."""
+    server = grpc.aio.server(
+        options=[
+            ("grpc.so_reuseport", 1 if reuse_port else 0),
+            ("grpc.max_receive_message_length", max_request_bytes),
+            ("grpc.max_connection_idle_ms", IDLE_CONNECTION_SECONDS * 1000),
+        ]
+    )
     server.add_generic_rpc_handlers((handler,))
     bound = server.add_insecure_port(f"{host}:{port}")
     if bound == 0:
-        raise OSError(f"OTLP/gRPC: cannot bind {host}:{port}")
+        raise OSError(f"{what}: cannot bind {host}:{port}")
     return server, bound
