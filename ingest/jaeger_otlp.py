@@ -197,8 +197,9 @@ def _translate(src: Span, dest: trace_pb2.Span, attrs: dict[str, Tag]) -> None:
             del fields["event"]
         _put(event, fields)
     for ref in src.references:
-        if ref.ref_type == CHILD_OF and ref.span_id == parent:
-            continue
+        if ref.ref_type == CHILD_OF and ref.span_id == parent and ref.trace_id == src.trace_id:
+            continue  # the parent itself (the Collector compares span ids only: a CHILD_OF
+            # into another trace that happens to share the id would be lost; we keep it)
         link = dest.links.add()
         link.trace_id = ref.trace_id
         link.span_id = ref.span_id

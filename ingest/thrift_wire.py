@@ -128,7 +128,7 @@ class BinaryReader:
         """(method name, message type); strict (versioned) and old unversioned headers."""
         first = self.i32()
         if first < 0:
-            if (first & 0xFFFF0000) != (0x80010000 - (1 << 32)):
+            if first & 0xFFFF0000 != 0x80010000:
                 raise ThriftError("bad_message", f"unknown binary protocol version {first:#x}")
             mtype = first & 0xFF
             name = self.binary()
