@@ -2,14 +2,18 @@
 
 Starts its own Tansu broker and one ingest process (OTLP/HTTP only), then for ``--seconds``
 posts pre-built OTLP protobuf requests with ``--concurrency`` connections and counts spans
-Kafka acknowledged (HTTP 200). In the same run it produces exactly the bytes ingest writes
-(each request pre-split by partition, same producer settings) with a bare confluent-kafka
-producer, and prints both rates and their ratio. CPU seconds of the ingest process are read
-from /proc so spans per CPU-second (per core) is reported too; the load generator runs in
-this process and competes for the same cores.
+Kafka acknowledged (HTTP 200). ``--protocol jaeger_thrift`` posts the same spans as Jaeger
+Thrift binary batches to ``/api/traces`` instead (one batch per service, as a Jaeger client
+sends them; 202), written with Apache Thrift's library and jaeger-client's Thrift classes.
+In the same run it produces exactly the bytes ingest writes (each request pre-split by
+partition, same producer settings) with a bare confluent-kafka producer, and prints both
+rates and their ratio. CPU seconds of the ingest process are read from /proc so spans per
+CPU-second (per core) is reported too; the load generator runs in this process and competes
+for the same cores.
 
     .venv/bin/python -m bench.ingest --seconds 10 --concurrency 16 --traces 100
     .venv/bin/python -m bench.ingest --profile /tmp/ingest.prof   # cProfile the ingest process
+    .venv/bin/python -m bench.ingest --protocol jaeger_thrift --seconds 3
 """
 
 from __future__ import annotations
@@ -28,11 +32,13 @@ import aiohttp
 from confluent_kafka import Producer
 
 from bench.harness import cpu_seconds
+from bench.jaeger_bodies import jaeger_thrift_bodies
 from core.settings import Settings, Topics
 from core.topics import ensure_topics
 from deploy.local.broker import start_broker
 from deploy.local.ports import free_port
 from deploy.local.stack import http_ok
+from ingest.jaeger_decode import decode_thrift_batch
 from ingest.kafka_publisher import producer_config
 from ingest.otlp_split import bounded_chunks, split_by_partition
 from tracehouse.demo_traces import make_request
@@ -41,22 +47,28 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 async def load(
-    url: str, bodies: list[bytes], spans_per_body: int, seconds: float, concurrency: int
+    url: str,
+    bodies: list[tuple[bytes, int]],
+    content_type: str,
+    seconds: float,
+    concurrency: int,
 ) -> tuple[int, int, float]:
+    """(spans acknowledged, failed requests, seconds); ``bodies`` are (body, spans in it)."""
     ok = failed = 0
     deadline = time.perf_counter() + seconds
     connector = aiohttp.TCPConnector(limit=concurrency)
-    headers = {"Content-Type": "application/x-protobuf"}
+    headers = {"Content-Type": content_type}
     async with aiohttp.ClientSession(connector=connector) as session:
 
         async def worker(i: int) -> None:
             nonlocal ok, failed
             n = i
             while time.perf_counter() < deadline:
-                async with session.post(url, data=bodies[n % len(bodies)], headers=headers) as r:
+                body, spans = bodies[n % len(bodies)]
+                async with session.post(url, data=body, headers=headers) as r:
                     await r.read()
-                    if r.status == 200:
-                        ok += spans_per_body
+                    if r.status in (200, 202):
+                        ok += spans
                     else:
                         failed += 1
                 n += concurrency
@@ -103,6 +115,12 @@ def main() -> None:
     parser.add_argument("--traces", type=int, default=100, help="traces (x5 spans) per request")
     parser.add_argument("--partitions", type=int, default=8)
     parser.add_argument("--profile", help="write a cProfile of the ingest process here")
+    parser.add_argument(
+        "--protocol",
+        choices=("otlp", "jaeger_thrift"),
+        default="otlp",
+        help="OTLP/HTTP protobuf, or Jaeger Thrift binary over HTTP (/api/traces)",
+    )
     args = parser.parse_args()
 
     broker_port = free_port()
@@ -115,6 +133,11 @@ def main() -> None:
         ingest_http_port=free_port(),
         ingest_grpc_port=0,
         ingest_zipkin_port=0,
+        ingest_jaeger_enabled=args.protocol == "jaeger_thrift",
+        ingest_jaeger_http_port=free_port(),
+        ingest_jaeger_grpc_port=0,
+        ingest_jaeger_compact_port=0,
+        ingest_jaeger_binary_port=0,
     )
     ingest = None
     finished = False
@@ -137,11 +160,19 @@ def main() -> None:
             time.sleep(0.1)
 
         requests = [make_request(args.traces, seed=i) for i in range(20)]
-        bodies = [r.SerializeToString() for r in requests]
-        spans_per_body = args.traces * 5
+        if args.protocol == "jaeger_thrift":
+            bodies = [b for r in requests for b in jaeger_thrift_bodies(r)]
+            url = f"http://127.0.0.1:{settings.ingest_jaeger_http_port}/api/traces"
+            content_type = "application/x-thrift"
+            # What ingest publishes: the Jaeger translation of each body.
+            requests = [decode_thrift_batch(body).data for body, _ in bodies]
+        else:
+            bodies = [(r.SerializeToString(), args.traces * 5) for r in requests]
+            url, content_type = f"{base}/v1/traces", "application/x-protobuf"
+        spans_per_round = sum(spans for _, spans in bodies)
         cpu_before = cpu_seconds(ingest.pid)
         ok, failed, elapsed = asyncio.run(
-            load(f"{base}/v1/traces", bodies, spans_per_body, args.seconds, args.concurrency)
+            load(url, bodies, content_type, args.seconds, args.concurrency)
         )
         ingest_cpu = cpu_seconds(ingest.pid) - cpu_before
 
@@ -152,18 +183,19 @@ def main() -> None:
             for p, td in split.by_partition.items():
                 for chunk in bounded_chunks(td, settings.ingest_max_message_bytes)[0]:
                     messages.append((p, chunk.first_trace_id, chunk.payload))
-        rounds = max(1, round(ok / (spans_per_body * len(requests))))
+        rounds = max(1, round(ok / spans_per_round))
         raw_cpu_before = time.process_time()
         raw_elapsed = raw_produce(settings.kafka_bootstrap, "otlp_spans_bench", messages, rounds)
         raw_cpu = time.process_time() - raw_cpu_before
-        raw_spans = rounds * spans_per_body * len(requests)
+        raw_spans = rounds * spans_per_round
 
         ingest_rate = ok / elapsed
         raw_rate = raw_spans / raw_elapsed
-        body_kib = sum(len(b) for b in bodies) / len(bodies) / 1024
+        body_kib = sum(len(b) for b, _ in bodies) / len(bodies) / 1024
+        spans_per_body = spans_per_round / len(bodies)
         print(f"date           {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
         print(
-            f"request        {spans_per_body} spans, {body_kib:.0f} KiB protobuf, "
+            f"request        {args.protocol}: {spans_per_body:.0f} spans, {body_kib:.0f} KiB, "
             f"{args.partitions} partitions, concurrency {args.concurrency}"
         )
         print(

@@ -57,6 +57,8 @@ INVALID_DURATION = "invalid_duration"
 INVALID_PROCESS = "invalid_process"
 
 _TAG_KINDS = {0: STRING, 1: DOUBLE, 2: BOOL, 3: LONG, 4: BINARY}
+# Tag fields 3..7 (vStr, vDouble, vBool, vLong, vBinary) and their wire types.
+_TAG_VALUE_TYPES = {3: T_STRING, 4: T_DOUBLE, 5: T_BOOL, 6: T_I64, 7: T_STRING}
 _MAX_MICROS = MAX_TIME_UNIX_NANO // 1000
 _U64 = 1 << 64
 
@@ -151,29 +153,47 @@ class _BatchReader:
 
     # --- schema ------------------------------------------------------------------------
     def tag(self, state: _SpanState) -> Tag | None:
-        f = self._fields(
-            state,
-            {1: T_STRING, 2: T_I32, 3: T_STRING, 4: T_DOUBLE, 5: T_BOOL, 6: T_I64, 7: T_STRING},
-        )
-        if 1 not in f or 2 not in f:
-            state.note(INVALID_TAG)
-            return None
-        kind = _TAG_KINDS.get(f[2])  # type: ignore[call-overload]
-        if kind is None:
+        """One Tag struct (the hot path: most of a span's bytes are tags)."""
+        r = self.r
+        key: bytes | None = None
+        vtype: int | None = None
+        values: dict[int, object] = {}
+        r.struct_begin()
+        while True:
+            ftype, fid = r.field()
+            if ftype == T_STOP:
+                break
+            if fid == 1 and ftype == T_STRING and key is None:
+                key = r.binary()
+            elif fid == 2 and ftype == T_I32 and vtype is None:
+                vtype = r.i32()
+            elif 3 <= fid <= 7:
+                if ftype != _TAG_VALUE_TYPES[fid] or fid in values:
+                    state.note(MALFORMED)
+                    r.skip(ftype)
+                else:
+                    values[fid] = self._value(ftype, fid, state)
+            else:
+                if fid in (1, 2):
+                    state.note(MALFORMED)
+                r.skip(ftype)
+        r.struct_end()
+        kind = _TAG_KINDS.get(vtype) if vtype is not None else None
+        if key is None or kind is None:
             state.note(INVALID_TAG)
             return None
         value: TagValue
         if kind == STRING:
-            value = self._text(f.get(3), state)
+            value = self._text(values.get(3), state)
         elif kind == DOUBLE:
-            value = f.get(4, 0.0)  # type: ignore[assignment]
+            value = values.get(4, 0.0)  # type: ignore[assignment]
         elif kind == BOOL:
-            value = f.get(5, False)  # type: ignore[assignment]
+            value = values.get(5, False)  # type: ignore[assignment]
         elif kind == LONG:
-            value = f.get(6, 0)  # type: ignore[assignment]
+            value = values.get(6, 0)  # type: ignore[assignment]
         else:
-            value = f.get(7, b"")  # type: ignore[assignment]
-        return Tag(self._text(f[1], state), kind, value)
+            value = values.get(7, b"")  # type: ignore[assignment]
+        return Tag(self._text(key, state), kind, value)
 
     def tags(self, ftype: int, state: _SpanState) -> list[Tag]:
         size = self._list(ftype, T_STRUCT, state)

@@ -2,14 +2,14 @@
 
 Jaeger clients speak Thrift: the binary protocol over HTTP (``/api/traces``) and UDP 6832, the
 compact protocol over UDP 6831. We read the few shapes Jaeger needs with our own small reader
-instead of generated code, because generated Thrift code trusts its input: a list header
-claiming 2^31 elements makes it allocate before reading one, and unknown fields are skipped by
-unbounded recursion. Here every length is checked against the bytes actually left (each list
-element takes at least one byte, so a count above the remaining bytes is a lie), nesting of
-skipped values is capped at ``MAX_DEPTH``, and every problem is a ``ThriftError`` with a
-reason, never another exception.
+instead of generated code, because generated Thrift readers silently skip a known field that
+arrives with another wire type (a span would be stored without it) and fail a whole batch for
+one bad span (docs/adr/0004-jaeger-ingest.md). Here every length is checked against the bytes
+actually left before anything is allocated (each list element takes at least one byte, so a
+count above the remaining bytes is a lie), nesting of skipped values is capped at
+``MAX_DEPTH``, and every problem is a ``ThriftError`` with a reason, never another exception.
 
-Both readers expose one interface (``field``, ``i64``, ``string``, ``list_begin``, ``skip``,
+Both readers expose one interface (``field``, ``i64``, ``binary``, ``list_begin``, ``skip``,
 ...) and report types in the binary protocol's numbering (``T_*`` below), so the Jaeger schema
 reader is written once for both protocols.
 """
@@ -47,6 +47,7 @@ _BE_I32 = struct.Struct(">i")
 _BE_I64 = struct.Struct(">q")
 _BE_DOUBLE = struct.Struct(">d")
 _LE_DOUBLE = struct.Struct("<d")
+_FIELD_HEADER = struct.Struct(">Bh")
 
 
 class ThriftError(Exception):
@@ -82,14 +83,14 @@ class BinaryReader:
     """TBinaryProtocol: big-endian fixed-width integers, i32 length prefixes."""
 
     def __init__(self, data: bytes) -> None:
-        self._data = memoryview(data)
+        self._data = bytes(data)
         self._pos = 0
         self._end = len(data)
 
     def remaining(self) -> int:
         return self._end - self._pos
 
-    def _take(self, n: int, what: str) -> memoryview:
+    def _take(self, n: int, what: str) -> bytes:
         pos = self._pos
         if n > self._end - pos:
             raise _truncated(what)
@@ -104,25 +105,48 @@ class BinaryReader:
         return value
 
     def i16(self) -> int:
-        return int(_BE_I16.unpack(self._take(2, "an i16"))[0])
+        pos = self._pos
+        if self._end - pos < 2:
+            raise _truncated("an i16")
+        self._pos = pos + 2
+        return int(_BE_I16.unpack_from(self._data, pos)[0])
 
     def i32(self) -> int:
-        return int(_BE_I32.unpack(self._take(4, "an i32"))[0])
+        pos = self._pos
+        if self._end - pos < 4:
+            raise _truncated("an i32")
+        self._pos = pos + 4
+        return int(_BE_I32.unpack_from(self._data, pos)[0])
 
     def i64(self) -> int:
-        return int(_BE_I64.unpack(self._take(8, "an i64"))[0])
+        pos = self._pos
+        if self._end - pos < 8:
+            raise _truncated("an i64")
+        self._pos = pos + 8
+        return int(_BE_I64.unpack_from(self._data, pos)[0])
 
     def double(self) -> float:
-        return float(_BE_DOUBLE.unpack(self._take(8, "a double"))[0])
+        pos = self._pos
+        if self._end - pos < 8:
+            raise _truncated("a double")
+        self._pos = pos + 8
+        return float(_BE_DOUBLE.unpack_from(self._data, pos)[0])
 
     def bool_(self) -> bool:
         return self.byte() != 0
 
     def binary(self) -> bytes:
-        size = self.i32()
+        pos = self._pos
+        if self._end - pos < 4:
+            raise _truncated("a string length")
+        size = _BE_I32.unpack_from(self._data, pos)[0]
         if size < 0:
             raise ThriftError("negative_length", f"string length {size}")
-        return bytes(self._take(size, "a string"))
+        pos += 4
+        if size > self._end - pos:
+            raise _truncated("a string")
+        self._pos = pos + size
+        return self._data[pos : pos + size]
 
     def message_begin(self) -> tuple[str, int]:
         """(method name, message type); strict (versioned) and old unversioned headers."""
@@ -140,6 +164,14 @@ class BinaryReader:
         return _method_name(name), mtype
 
     def field(self) -> tuple[int, int]:
+        pos = self._pos
+        if self._end - pos >= 3:  # a type byte and the i16 id, in one unpack
+            ttype, fid = _FIELD_HEADER.unpack_from(self._data, pos)
+            if ttype == T_STOP:
+                self._pos = pos + 1
+                return T_STOP, 0
+            self._pos = pos + 3
+            return int(ttype), int(fid)
         ttype = self.byte()
         if ttype == T_STOP:
             return T_STOP, 0
