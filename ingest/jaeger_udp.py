@@ -25,6 +25,7 @@ import asyncio
 import contextlib
 import logging
 import socket
+from typing import cast
 
 from core.errors import RateLimited, Unauthenticated
 from core.tenancy import resolve_tenant
@@ -55,8 +56,8 @@ class AgentListener(asyncio.DatagramProtocol):
         self.transport: asyncio.DatagramTransport | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.DatagramTransport)
-        self.transport = transport
+        # asyncio's selector datagram transport does not subclass DatagramTransport.
+        self.transport = cast(asyncio.DatagramTransport, transport)
 
     def datagram_received(self, data: bytes, addr: tuple[str | int, ...]) -> None:
         if len(data) > MAX_PACKET_BYTES:
