@@ -13,6 +13,7 @@ Connections that carry no call for ``IDLE_CONNECTION_SECONDS`` are closed, and a
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 
 import grpc
 from google.protobuf.message import DecodeError
@@ -22,7 +23,7 @@ from opentelemetry.proto.trace.v1 import trace_pb2
 from core.errors import RateLimited, Unauthenticated
 from core.tenancy import resolve_tenant, token_from_headers
 from ingest import metrics, rpc_status
-from ingest.admission import SpanAdmission
+from ingest.admission import AdmissionOutcome, SpanAdmission
 from ingest.kafka_publisher import PublishError
 
 log = logging.getLogger("tracehouse.ingest.grpc")
@@ -51,6 +52,72 @@ async def abort_counted(
     await context.abort(code, message, trailing_metadata=trailers)
 
 
+async def tenant_or_abort(
+    admission: SpanAdmission, context: grpc.aio.ServicerContext, protocol: str
+) -> str:
+    """The caller's tenant from the call metadata; aborts UNAUTHENTICATED (counted) if none."""
+    headers = {k.lower(): v for k, v in context.invocation_metadata() or ()}
+    try:
+        return resolve_tenant(
+            admission.tenants,
+            token_from_headers(lambda name: metadata_text(headers.get(name))),
+        )
+    except Unauthenticated as exc:
+        await abort_counted(
+            context, grpc.StatusCode.UNAUTHENTICATED, "unauthenticated", str(exc), None, protocol
+        )
+        raise  # abort raises; this line is never reached
+
+
+async def admit_or_abort(
+    admission: SpanAdmission,
+    data: trace_pb2.TracesData,
+    protocol: str,
+    tenant: str,
+    context: grpc.aio.ServicerContext,
+    retry_after: float,
+    decode_rejected: Mapping[str, int] | None = None,
+) -> AdmissionOutcome:
+    """``admission.export`` with every failure turned into its counted gRPC status (the
+    retryable ones with RetryInfo), shared by every gRPC service of ingest."""
+    try:
+        return await admission.export(data, protocol, tenant, decode_rejected)
+    except RateLimited as exc:
+        code, reason, message, delay = (
+            grpc.StatusCode.RESOURCE_EXHAUSTED,
+            "rate_limited",
+            str(exc),
+            exc.retry_after,
+        )
+    except PublishError as exc:
+        log.warning("kafka publish failed", extra={"fields": {"error": str(exc)}})
+        if exc.retryable:
+            code, reason, message, delay = (
+                grpc.StatusCode.UNAVAILABLE,
+                "kafka_unavailable",
+                f"kafka unavailable: {exc}",
+                retry_after,
+            )
+        else:
+            code, reason, message, delay = (
+                grpc.StatusCode.INTERNAL,
+                "kafka_error",
+                f"kafka error: {exc}",
+                None,
+            )
+    except Exception:
+        # A bug must still be answered and counted, not surface as grpc's bare UNKNOWN.
+        log.exception("export failed", extra={"fields": {"protocol": protocol}})
+        code, reason, message, delay = (
+            grpc.StatusCode.INTERNAL,
+            "internal_error",
+            "internal error",
+            None,
+        )
+    await abort_counted(context, code, reason, message, delay, protocol)
+    raise AssertionError("context.abort returned")  # pragma: no cover
+
+
 class TraceService:
     def __init__(self, admission: SpanAdmission, retry_after_seconds: float) -> None:
         self._admission = admission
@@ -64,16 +131,7 @@ class TraceService:
             metrics.IN_FLIGHT.dec()
 
     async def _export(self, raw: bytes, context: grpc.aio.ServicerContext) -> bytes:
-        headers = {k.lower(): v for k, v in context.invocation_metadata() or ()}
-        try:
-            tenant = resolve_tenant(
-                self._admission.tenants,
-                token_from_headers(lambda name: metadata_text(headers.get(name))),
-            )
-        except Unauthenticated as exc:
-            await abort_counted(
-                context, grpc.StatusCode.UNAUTHENTICATED, "unauthenticated", str(exc)
-            )
+        tenant = await tenant_or_abort(self._admission, context, PROTOCOL)
         metrics.REQUEST_BYTES.labels(PROTOCOL).inc(len(raw))
         try:
             data = trace_pb2.TracesData.FromString(raw)
@@ -84,35 +142,9 @@ class TraceService:
                 "undecodable",
                 f"request is not an OTLP ExportTraceServiceRequest: {exc}",
             )
-        try:
-            outcome = await self._admission.export(data, PROTOCOL, tenant)
-        except RateLimited as exc:
-            await abort_counted(
-                context,
-                grpc.StatusCode.RESOURCE_EXHAUSTED,
-                "rate_limited",
-                str(exc),
-                exc.retry_after,
-            )
-        except PublishError as exc:
-            log.warning("kafka publish failed", extra={"fields": {"error": str(exc)}})
-            if exc.retryable:
-                await abort_counted(
-                    context,
-                    grpc.StatusCode.UNAVAILABLE,
-                    "kafka_unavailable",
-                    f"kafka unavailable: {exc}",
-                    self._retry_after,
-                )
-            await abort_counted(
-                context, grpc.StatusCode.INTERNAL, "kafka_error", f"kafka error: {exc}"
-            )
-        except Exception:
-            # A bug must still be answered and counted, not surface as grpc's bare UNKNOWN.
-            log.exception("export failed", extra={"fields": {"protocol": PROTOCOL}})
-            await abort_counted(
-                context, grpc.StatusCode.INTERNAL, "internal_error", "internal error"
-            )
+        outcome = await admit_or_abort(
+            self._admission, data, PROTOCOL, tenant, context, self._retry_after
+        )
         response = trace_service_pb2.ExportTraceServiceResponse()
         if outcome.rejected:
             response.partial_success.rejected_spans = outcome.rejected

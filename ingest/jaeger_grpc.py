@@ -13,16 +13,13 @@ import logging
 
 import grpc
 
-from core.errors import RateLimited, Unauthenticated
-from core.tenancy import resolve_tenant, token_from_headers
 from ingest import metrics
 from ingest.admission import SpanAdmission
 from ingest.errors import BodyError
-from ingest.grpc_receiver import abort_counted, metadata_text, serve_handlers
+from ingest.grpc_receiver import abort_counted, admit_or_abort, serve_handlers, tenant_or_abort
 from ingest.http_receiver import count_refused_spans
 from ingest.jaeger_decode import decode_post_spans
 from ingest.jaeger_proto import SERVICE, PostSpansResponse
-from ingest.kafka_publisher import PublishError
 
 log = logging.getLogger("tracehouse.ingest.jaeger_grpc")
 
@@ -44,27 +41,14 @@ class CollectorService:
             metrics.IN_FLIGHT.dec()
 
     async def _post_spans(self, raw: bytes, context: grpc.aio.ServicerContext) -> bytes:
-        headers = {k.lower(): v for k, v in context.invocation_metadata() or ()}
-        try:
-            tenant = resolve_tenant(
-                self._admission.tenants,
-                token_from_headers(lambda name: metadata_text(headers.get(name))),
-            )
-        except Unauthenticated as exc:
-            await abort_counted(
-                context,
-                grpc.StatusCode.UNAUTHENTICATED,
-                "unauthenticated",
-                str(exc),
-                protocol=PROTOCOL,
-            )
+        tenant = await tenant_or_abort(self._admission, context, PROTOCOL)
         metrics.REQUEST_BYTES.labels(PROTOCOL).inc(len(raw))
         try:
             decoded = decode_post_spans(raw)
         except BodyError as exc:
             count_refused_spans(PROTOCOL, exc)
             await abort_counted(
-                context, grpc.StatusCode.INVALID_ARGUMENT, exc.reason, str(exc), protocol=PROTOCOL
+                context, grpc.StatusCode.INVALID_ARGUMENT, exc.reason, str(exc), None, PROTOCOL
             )
         except Exception:
             log.exception("decoder failed", extra={"fields": {"protocol": PROTOCOL}})
@@ -73,46 +57,18 @@ class CollectorService:
                 grpc.StatusCode.INVALID_ARGUMENT,
                 "invalid_request",
                 "request could not be decoded",
-                protocol=PROTOCOL,
+                None,
+                PROTOCOL,
             )
-        try:
-            outcome = await self._admission.export(decoded.data, PROTOCOL, tenant, decoded.rejected)
-        except RateLimited as exc:
-            await abort_counted(
-                context,
-                grpc.StatusCode.RESOURCE_EXHAUSTED,
-                "rate_limited",
-                str(exc),
-                exc.retry_after,
-                protocol=PROTOCOL,
-            )
-        except PublishError as exc:
-            log.warning("kafka publish failed", extra={"fields": {"error": str(exc)}})
-            if exc.retryable:
-                await abort_counted(
-                    context,
-                    grpc.StatusCode.UNAVAILABLE,
-                    "kafka_unavailable",
-                    f"kafka unavailable: {exc}",
-                    self._retry_after,
-                    protocol=PROTOCOL,
-                )
-            await abort_counted(
-                context,
-                grpc.StatusCode.INTERNAL,
-                "kafka_error",
-                f"kafka error: {exc}",
-                protocol=PROTOCOL,
-            )
-        except Exception:
-            log.exception("export failed", extra={"fields": {"protocol": PROTOCOL}})
-            await abort_counted(
-                context,
-                grpc.StatusCode.INTERNAL,
-                "internal_error",
-                "internal error",
-                protocol=PROTOCOL,
-            )
+        outcome = await admit_or_abort(
+            self._admission,
+            decoded.data,
+            PROTOCOL,
+            tenant,
+            context,
+            self._retry_after,
+            decoded.rejected,
+        )
         if outcome.rejected:
             context.set_trailing_metadata(
                 ((REJECTED_TRAILER, f"{outcome.rejected}; {outcome.message}"),)
