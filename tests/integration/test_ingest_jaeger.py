@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import shutil
 import socket
 import subprocess
 import time
@@ -396,6 +397,10 @@ def _node_spec(sender: str, settings: Settings, service: str, wide: bool, t0_ms:
 
 
 def _run_node(spec: dict) -> list[dict[str, str]]:
+    assert shutil.which("node"), "node not found: `make system-deps` installs Node.js"
+    assert (CLIENTS / "node_modules" / "jaeger-client").is_dir(), (
+        "npm's jaeger-client is missing: `make setup` installs tests/clients"
+    )
     done = subprocess.run(
         ["node", str(CLIENTS / "jaeger_node_client.js"), json.dumps(spec)],
         cwd=CLIENTS,
