@@ -85,9 +85,19 @@ class _SpanState:
             self.problem = reason
 
 
+# Fewest bytes a valid struct takes, by protocol (binary, compact): its required fields
+# with the smallest values plus the STOP byte. Span: six i64, operationName, flags; Tag: key,
+# vType; Log: timestamp, fields; SpanRef: refType and three i64.
+_MIN_BYTES = {
+    False: {"span": 6 * 11 + 7 + 7 + 1, "tag": 7 + 7 + 1, "log": 11 + 8 + 1, "ref": 7 + 33 + 1},
+    True: {"span": 6 * 2 + 2 + 2 + 1, "tag": 2 + 2 + 1, "log": 2 + 2 + 1, "ref": 4 * 2 + 1},
+}
+
+
 class _BatchReader:
     def __init__(self, reader: ThriftReader) -> None:
         self.r = reader
+        self._min_bytes = _MIN_BYTES[isinstance(reader, CompactReader)]
 
     # --- helpers -----------------------------------------------------------------------
     def _fields(self, state: _SpanState, expected: dict[int, int]) -> dict[int, object]:
@@ -136,20 +146,34 @@ class _BatchReader:
             state.note(INVALID_UTF8)
             return ""
 
-    def _list(self, ftype: int, etype_wanted: int, state: _SpanState) -> int:
-        """Open a list field; returns its size, or -1 (after skipping it) when it is not a
-        list of ``etype_wanted``."""
+    def _list(self, ftype: int, state: _SpanState, element: str) -> int:
+        """Open a list-of-structs field; returns its size, or -1 (after skipping it) when it is
+        not a list of structs. A count its bytes cannot hold is refused (``_plausible``)."""
         if ftype != T_LIST:
             state.note(MALFORMED)
             self.r.skip(ftype)
             return -1
         etype, size = self.r.list_begin()
-        if etype != etype_wanted:
+        if etype != T_STRUCT:
             state.note(MALFORMED)
             for _ in range(size):
                 self.r.skip(etype)
             return -1
+        self._plausible(size, element)
         return size
+
+    def _plausible(self, size: int, element: str) -> None:
+        """Refuse a list of more ``element`` structs than its bytes can hold valid ones.
+
+        Each element then costs CPU and memory in proportion to the input, as for OTLP: a
+        16 MiB body cannot turn into 16 million empty spans (one STOP byte each).
+        """
+        need = size * self._min_bytes[element]
+        if need > self.r.remaining():
+            raise ThriftError(
+                "implausible_count",
+                f"{size} {element}s need at least {need} bytes, {self.r.remaining()} remain",
+            )
 
     # --- schema ------------------------------------------------------------------------
     def tag(self, state: _SpanState) -> Tag | None:
@@ -196,7 +220,7 @@ class _BatchReader:
         return Tag(self._text(key, state), kind, value)
 
     def tags(self, ftype: int, state: _SpanState) -> list[Tag]:
-        size = self._list(ftype, T_STRUCT, state)
+        size = self._list(ftype, state, "tag")
         out: list[Tag] = []
         for _ in range(size):
             tag = self.tag(state)
@@ -269,14 +293,14 @@ class _BatchReader:
                     state.note(MALFORMED)
                     r.skip(ftype)
             elif fid == 6:
-                for _ in range(self._list(ftype, T_STRUCT, state)):
+                for _ in range(self._list(ftype, state, "ref")):
                     ref = self.ref(state)
                     if ref is not None:
                         span.references.append(ref)
             elif fid == 10:
                 span.tags = self.tags(ftype, state)
             elif fid == 11:
-                for _ in range(self._list(ftype, T_STRUCT, state)):
+                for _ in range(self._list(ftype, state, "log")):
                     log = self.log(state)
                     if log is not None:
                         span.logs.append(log)
@@ -340,6 +364,7 @@ class _BatchReader:
                 etype, size = r.list_begin()
                 if etype != T_STRUCT:
                     raise ThriftError("bad_batch", "Batch.spans is not a list of structs")
+                self._plausible(size, "span")
                 spans = [self.span() for _ in range(size)]
             elif fid in (1, 2):
                 raise ThriftError("bad_batch", f"Batch field {fid} has the wrong type or repeats")
