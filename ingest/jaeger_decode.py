@@ -20,6 +20,10 @@ from ingest.thrift_wire import ThriftError
 
 INVALID_THRIFT = "invalid_thrift"
 INVALID_JAEGER = "invalid_jaeger"
+# A protobuf Span with a 16-byte trace id and an 8-byte span id, framed in its Batch: the
+# smallest a storable one gets. More spans than that allows are refused before we build any
+# objects for them (a body of empty spans would otherwise cost memory and CPU per 2 bytes).
+MIN_PROTO_SPAN_BYTES = 2 + (2 + 16) + (2 + 8)
 
 
 def _thrift_error(exc: ThriftError) -> BodyError:
@@ -54,5 +58,13 @@ def decode_post_spans(raw: bytes) -> Decoded:
         raise BodyError(
             400, "undecodable", f"not a jaeger.api_v2.PostSpansRequest: {exc}"
         ) from None
+    spans = len(request.batch.spans)
+    if spans * MIN_PROTO_SPAN_BYTES > len(raw):
+        raise BodyError(
+            400,
+            INVALID_JAEGER,
+            f"{spans} spans cannot be valid in {len(raw)} bytes (a span with its ids takes at"
+            f" least {MIN_PROTO_SPAN_BYTES})",
+        )
     decoded = batches_to_otlp([request_to_batch(request)])
     return finish(decoded.data, decoded.rejected, INVALID_JAEGER)

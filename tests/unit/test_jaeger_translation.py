@@ -327,3 +327,10 @@ def _varint(n: int) -> bytes:
         out.append(byte | (0x80 if n else 0))
         if not n:
             return bytes(out)
+
+
+def test_post_spans_of_empty_spans_is_refused_at_once() -> None:
+    raw = b"\x0a\xe0\x5d" + b"\x0a\x00" * 6_000  # a 12,000-byte Batch of 6,000 empty spans
+    with pytest.raises(BodyError) as err:
+        decode_post_spans(raw)
+    assert err.value.reason == "invalid_jaeger" and "6000 spans" in str(err.value)
