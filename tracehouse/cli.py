@@ -105,7 +105,7 @@ def _wait_for_rows(settings: Settings, expected: int, timeout: float) -> int:
     from core.clickhouse import connect
     from query.counts import span_count
 
-    client = connect(settings.clickhouse_url, settings.clickhouse_database)
+    client = connect(settings.clickhouse, settings.clickhouse_database)
     deadline = time.monotonic() + timeout
     started = time.monotonic()
     count = 0
@@ -142,7 +142,7 @@ def _apply_migrations(s: Settings) -> int:
     from core.clickhouse import connect
     from schemas.migrations import migrate
 
-    applied = migrate(connect(s.clickhouse_url, "default"), s.clickhouse_database, s.ttl_days)
+    applied = migrate(connect(s.clickhouse, "default"), s.clickhouse_database, s.ttl_days)
     print(f"applied migrations: {applied or 'none (up to date)'}")
     return 0
 

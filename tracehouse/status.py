@@ -13,7 +13,7 @@ from confluent_kafka import Consumer, TopicPartition
 from confluent_kafka.admin import AdminClient
 
 from core.clickhouse import connect
-from core.kafka import client_config
+from core.kafka import KafkaConnection, client_config
 from core.settings import Settings
 from query.counts import table_row_counts
 from sinks.writers import writers_by_topic
@@ -38,8 +38,8 @@ class PartitionLag:
         return max(0, self.high - max(self.committed, 0))
 
 
-def topic_partitions(bootstrap: str) -> dict[str, int]:
-    meta = AdminClient(client_config(bootstrap)).list_topics(timeout=10)
+def topic_partitions(kafka: KafkaConnection) -> dict[str, int]:
+    meta = AdminClient(client_config(kafka)).list_topics(timeout=10)
     return {
         name: len(info.partitions)
         for name, info in sorted(meta.topics.items())
@@ -47,8 +47,10 @@ def topic_partitions(bootstrap: str) -> dict[str, int]:
     }
 
 
-def group_lag(bootstrap: str, group: str, topic: str, partitions: int) -> list[PartitionLag]:
-    consumer = Consumer(client_config(bootstrap, group_id=group, enable_auto_commit=False))
+def group_lag(
+    kafka: KafkaConnection, group: str, topic: str, partitions: int
+) -> list[PartitionLag]:
+    consumer = Consumer(client_config(kafka, group_id=group, enable_auto_commit=False))
     try:
         tps = [TopicPartition(topic, p) for p in range(partitions)]
         committed = consumer.committed(tps, timeout=10)
@@ -64,16 +66,16 @@ def group_lag(bootstrap: str, group: str, topic: str, partitions: int) -> list[P
 
 
 def collect(settings: Settings, run_dir: Path | None = None) -> dict[str, Any]:
-    topics = topic_partitions(settings.kafka_bootstrap)
+    topics = topic_partitions(settings.kafka)
     lags: list[PartitionLag] = []
     pairs = [(settings.streams_group, settings.topics.raw_spans)]
     pairs += [(settings.sink_group, topic) for topic in writers_by_topic(settings)]
     for group, topic in pairs:
         if topic in topics:
-            lags.extend(group_lag(settings.kafka_bootstrap, group, topic, topics[topic]))
+            lags.extend(group_lag(settings.kafka, group, topic, topics[topic]))
     flow: dict[str, Any] | str
     try:
-        client = connect(settings.clickhouse_url, settings.clickhouse_database)
+        client = connect(settings.clickhouse, settings.clickhouse_database)
         counts: dict[str, int] | str = table_row_counts(client, settings.clickhouse_database)
         flow = {
             "throughput": status_flow.throughput(client),
