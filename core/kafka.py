@@ -12,14 +12,23 @@ connection.
 
 from __future__ import annotations
 
+import logging
 import ssl
+import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from confluent_kafka import KafkaException
+from confluent_kafka.admin import AdminClient
+
 from core.kafka_oauth import ClientCredentialsToken
+
+log = logging.getLogger("tracehouse.kafka")
 
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER")
+# librdkafka's _AUTHENTICATION and _SSL codes.
+_LOGIN_CODES = (-169, -181, 58)  # and the broker's SASL_AUTHENTICATION_FAILED
 
 
 @dataclass(frozen=True)
@@ -86,6 +95,7 @@ def client_config(kafka: KafkaConnection, **options: Any) -> dict[str, Any]:
     (given with underscores for dots: ``group_id="g"`` is ``group.id``)."""
     config: dict[str, Any] = {"bootstrap.servers": kafka.bootstrap}
     config.update(security_config(kafka))
+    config["error_cb"] = login_error_logger(kafka)
     config.update({key.replace("_", "."): value for key, value in options.items()})
     return config
 
@@ -125,6 +135,65 @@ def faust_credentials(kafka: KafkaConnection) -> Any:
         mechanism=kafka.sasl_mechanism,
         ssl_context=context,
     )
+
+
+def is_login_failure(error: object) -> bool:
+    """Whether a librdkafka error is an authentication or TLS failure: settings, not an
+    outage, so retrying will not help."""
+    code = getattr(error, "code", lambda: None)()
+    text = str(error).lower()
+    return code in _LOGIN_CODES or any(
+        w in text for w in ("authentication", "sasl", "ssl handshake", "certificate")
+    )
+
+
+def login_error_logger(kafka: KafkaConnection) -> Any:
+    """librdkafka's ``error_cb`` for every client: an authentication or TLS failure is
+    logged once per client as an error naming the settings (librdkafka itself only retries
+    and logs the broker's words); other errors are librdkafka's normal reconnect noise."""
+    reported = False
+
+    def on_error(error: Any) -> None:
+        nonlocal reported
+        if is_login_failure(error) and not reported:
+            reported = True
+            log.error(describe_failure(kafka, error))
+
+    return on_error
+
+
+class KafkaLoginError(RuntimeError):
+    """The brokers refused the login or the TLS handshake: the settings must change."""
+
+
+def cluster_metadata(kafka: KafkaConnection, topic: str | None = None, timeout: float = 10) -> Any:
+    """The cluster's metadata (of ``topic`` or all topics) through an admin client; a
+    refused login or TLS handshake raises :class:`KafkaLoginError` naming the settings
+    instead of librdkafka's "Failed to get metadata: broker transport failure"."""
+    errors: list[Any] = []
+    config = client_config(kafka)
+    logger = config["error_cb"]
+
+    def on_error(error: Any) -> None:
+        errors.append(error)
+        logger(error)
+
+    config["error_cb"] = on_error
+    admin = AdminClient(config)
+    deadline = time.monotonic() + timeout
+    while True:
+        # Short attempts, so a refused login (reported through error_cb, which poll runs)
+        # fails within a second instead of after the whole timeout.
+        attempt = max(0.1, min(1.0, deadline - time.monotonic()))
+        try:
+            return admin.list_topics(topic, timeout=attempt)
+        except KafkaException as exc:
+            admin.poll(0.1)
+            login = [e for e in errors if is_login_failure(e)]
+            if login:
+                raise KafkaLoginError(describe_failure(kafka, login[0])) from exc
+            if time.monotonic() >= deadline:
+                raise
 
 
 def describe_failure(kafka: KafkaConnection, error: object) -> str:

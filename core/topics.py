@@ -19,7 +19,7 @@ from typing import Any
 from confluent_kafka import KafkaError, KafkaException
 from confluent_kafka.admin import AdminClient, ConfigResource, NewTopic
 
-from core.kafka import KafkaConnection, client_config
+from core.kafka import KafkaConnection, client_config, cluster_metadata
 from core.settings import Settings, Topics
 from core.topic_overrides import DECISIONS, parse_overrides
 
@@ -101,6 +101,7 @@ def create_topics(kafka: KafkaConnection, specs: list[TopicSpec], timeout: float
 
 def ensure_topics(settings: Settings, timeout: float = 30) -> dict[str, str]:
     """Create every pipeline topic (the decisions log too) that does not exist yet."""
+    cluster_metadata(settings.kafka, timeout=timeout)  # a refused login fails here, named
     return create_topics(settings.kafka, topic_specs(settings), timeout)
 
 
@@ -114,8 +115,7 @@ def ensure_state_topic(settings: Settings, timeout: float = 30) -> str:
 
 
 def partition_count(kafka: KafkaConnection, topic: str, timeout: float = 10) -> int:
-    admin = AdminClient(client_config(kafka))
-    meta = admin.list_topics(topic, timeout=timeout)
+    meta = cluster_metadata(kafka, topic, timeout)
     info = meta.topics.get(topic)
     if info is None or info.error is not None or not info.partitions:
         raise RuntimeError(f"topic {topic!r} not found on {kafka.bootstrap}")
@@ -154,7 +154,7 @@ def topic_problems(
     whose in-sync replicas are fewer than ``min.insync.replicas`` (acks=all writes fail there)
     or than their replicas (under-replicated), and configs below or unlike the settings."""
     admin = AdminClient(client_config(settings.kafka))
-    meta = admin.list_topics(timeout=timeout)
+    meta = cluster_metadata(settings.kafka, timeout=timeout)
     problems: dict[str, list[str]] = {}
     notes: list[str] = []
     specs = topic_specs(settings)

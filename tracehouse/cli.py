@@ -19,6 +19,7 @@ from core.config import CONFIG_ENV
 from core.settings import ConfigError, Settings
 
 # Exit status of a configuration error (argparse uses 2 for usage errors too).
+LOGIN_ERROR_EXIT = 3  # Kafka or ClickHouse refused the configured login / TLS
 CONFIG_ERROR_EXIT = 2
 
 
@@ -303,7 +304,15 @@ def main(argv: list[str] | None = None) -> None:
         for problem in exc.problems:
             print(f"  {problem}", file=sys.stderr)
         sys.exit(CONFIG_ERROR_EXIT)
-    sys.exit(args.func(args, settings))
+    from core.clickhouse import ClickHouseLoginError
+    from core.kafka import KafkaLoginError
+
+    try:
+        sys.exit(args.func(args, settings))
+    except (KafkaLoginError, ClickHouseLoginError) as exc:
+        # A refused login is a settings problem: say which settings, without a traceback.
+        print(f"tracehouse: {exc}", file=sys.stderr)
+        sys.exit(LOGIN_ERROR_EXIT)
 
 
 if __name__ == "__main__":
