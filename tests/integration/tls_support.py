@@ -112,6 +112,7 @@ class TlsProxy:
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._run, name="tls-proxy", daemon=True)
+        self._server: asyncio.Server | None = None
 
     def __enter__(self) -> TlsProxy:
         self._thread.start()
@@ -120,20 +121,28 @@ class TlsProxy:
         return self
 
     def __exit__(self, *_: object) -> None:
+        asyncio.run_coroutine_threadsafe(self._shutdown(), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._thread.join(10)
+        self._loop.close()
+
+    async def _shutdown(self) -> None:
+        """Stop accepting, then end every open connection while the loop still runs."""
+        if self._server is not None:
+            self._server.close()
+        tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     def _run(self) -> None:
         asyncio.set_event_loop(self._loop)
-        server = self._loop.run_until_complete(
+        self._server = self._loop.run_until_complete(
             asyncio.start_server(self._serve, "127.0.0.1", self.port, ssl=self.context)
         )
         self._loop.set_exception_handler(self._on_error)
         self._ready.set()
-        try:
-            self._loop.run_forever()
-        finally:
-            server.close()
+        self._loop.run_forever()
 
     def _on_error(self, _loop: asyncio.AbstractEventLoop, context: dict[str, object]) -> None:
         self.handshakes_failed += 1  # a client that refused our certificate, mostly
@@ -150,7 +159,7 @@ class TlsProxy:
                 while data := await src.read(65536):
                     dst.write(data)
                     await dst.drain()
-            except (OSError, ssl.SSLError):
+            except (OSError, ssl.SSLError, asyncio.CancelledError):
                 pass
             finally:
                 dst.close()
