@@ -100,9 +100,14 @@ def create_topics(kafka: KafkaConnection, specs: list[TopicSpec], timeout: float
 
 
 def ensure_topics(settings: Settings, timeout: float = 30) -> dict[str, str]:
-    """Create every pipeline topic (the decisions log too) that does not exist yet."""
+    """Create every pipeline topic (the decisions log too) that does not exist yet. The
+    decisions log gets the raw topic's actual partition count, which differs from
+    ``partitions`` when the raw topic existed before the setting changed."""
     cluster_metadata(settings.kafka, timeout=timeout)  # a refused login fails here, named
-    return create_topics(settings.kafka, topic_specs(settings), timeout)
+    outcome = create_topics(settings.kafka, topic_specs(settings)[:-1], timeout)
+    parts = partition_count(settings.kafka, settings.topics.raw_spans)
+    decisions = topic_specs(settings, decisions_partitions=parts)[-1]
+    return outcome | create_topics(settings.kafka, [decisions], timeout)
 
 
 def ensure_state_topic(settings: Settings, timeout: float = 30) -> str:
@@ -183,6 +188,13 @@ def topic_problems(
                 found.append(
                     f"partition {pid}: {len(part.isrs)} in-sync replica(s) < "
                     f"min.insync.replicas {min_isr}: acks=all writes fail"
+                )
+        if spec is specs[-1] and settings.topics.raw_spans in meta.topics:
+            raw = len(meta.topics[settings.topics.raw_spans].partitions)
+            if len(info.partitions) < raw:
+                found.append(
+                    f"{len(info.partitions)} partitions, fewer than the {raw} of "
+                    f"{settings.topics.raw_spans}: restoring the others' decisions fails"
                 )
         problems[spec.name] = found
     if present:
