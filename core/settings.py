@@ -32,6 +32,13 @@ COMPRESSIONS = ("none", "gzip", "snappy", "lz4", "zstd")
 # sinks.writers.WRITERS keys (tests/unit/test_config_settings.py keeps them equal).
 SINK_STREAMS = ("spans", "red", "edges", "accounting")
 _topic = config.check_topic
+# Settings never printed (`tracehouse config` empties them): passwords and keys.
+SECRET_FIELDS = (
+    "kafka_sasl_password",
+    "kafka_oauth_client_secret",
+    "kafka_ssl_key_password",
+    "clickhouse_password",
+)
 
 
 @dataclass(frozen=True)
@@ -505,6 +512,12 @@ class Settings:
             self.clickhouse_ca_file,
             self.clickhouse_verify,
         )
+
+    def without_secrets(self) -> tuple[Settings, list[str]]:
+        """These settings with every password emptied, and the keys that were set: what
+        `tracehouse config` prints, so a configuration can be shown without its secrets."""
+        hidden = [f for f in SECRET_FIELDS if getattr(self, f)]
+        return self.with_(**{f: "" for f in hidden}), hidden
 
     # --- end of production block ----------------------------------------------------------
 

@@ -190,7 +190,13 @@ def cmd_init(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_config(args: argparse.Namespace, settings: Settings) -> int:
     """Print the configuration (validated) as a YAML config file."""
-    print(Settings().to_yaml() if args.defaults else settings.to_yaml(docs=args.docs), end="")
+    if args.defaults:
+        print(Settings().to_yaml(), end="")
+        return 0
+    shown, hidden = settings.without_secrets()
+    print(shown.to_yaml(docs=args.docs), end="")
+    if hidden:
+        print(f"tracehouse: not shown (set, secret): {', '.join(hidden)}", file=sys.stderr)
     return 0
 
 

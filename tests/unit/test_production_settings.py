@@ -266,3 +266,17 @@ def test_oauth_token_is_fetched_once_and_reused(token_url: str) -> None:
 def test_a_refused_oauth_client_names_the_settings(token_url: str) -> None:
     with pytest.raises(TokenError, match="TRACEHOUSE_KAFKA_OAUTH_CLIENT_SECRET"):
         fetch_token(token_url, "client", "wrong")
+
+
+def test_tracehouse_config_never_prints_a_secret() -> None:
+    s = Settings(
+        kafka_security_protocol="SASL_SSL",
+        kafka_sasl_username="tracer",
+        kafka_sasl_password="pw-91c2",
+        clickhouse_password="ch-55d1",
+    ).validate()
+    shown, hidden = s.without_secrets()
+    text = shown.to_yaml()
+    assert "pw-91c2" not in text and "ch-55d1" not in text
+    assert "sasl_username: \"tracer\"" in text
+    assert hidden == ["kafka_sasl_password", "clickhouse_password"]
