@@ -13,6 +13,7 @@ connection.
 from __future__ import annotations
 
 import logging
+import re
 import ssl
 import time
 from dataclasses import dataclass, field
@@ -28,7 +29,8 @@ log = logging.getLogger("tracehouse.kafka")
 SECURITY_PROTOCOLS = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 SASL_MECHANISMS = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER")
 # librdkafka's _AUTHENTICATION and _SSL codes.
-_LOGIN_CODES = (-169, -181, 58)  # and the broker's SASL_AUTHENTICATION_FAILED
+_SSL_CODE = -181
+_LOGIN_CODES = (-169, _SSL_CODE, 58)  # and the broker's SASL_AUTHENTICATION_FAILED
 
 
 @dataclass(frozen=True)
@@ -141,10 +143,19 @@ def is_login_failure(error: object) -> bool:
     """Whether a librdkafka error is an authentication or TLS failure: settings, not an
     outage, so retrying will not help."""
     code = getattr(error, "code", lambda: None)()
-    text = str(error).lower()
-    return code in _LOGIN_CODES or any(
-        w in text for w in ("authentication", "sasl", "ssl handshake", "certificate")
-    )
+    text = _message(error).lower()
+    return code in _LOGIN_CODES or any(w in text for w in _TLS_WORDS + _LOGIN_WORDS)
+
+
+# Words of librdkafka's messages, matched after the broker name is cut off (a broker named
+# "sasl_ssl://host:9093" must not make a refused connection look like a refused login).
+_TLS_WORDS = ("ssl handshake", "certificate", "ssl: ")
+_LOGIN_WORDS = ("authentication", "sasl scram", "sasl plain", "sasl oauthbearer")
+
+
+def _message(error: object) -> str:
+    text = str(error)
+    return re.sub(r"[a-z_]+://[^\s:]+:\d+/(?:\d+|bootstrap)", "", text, flags=re.IGNORECASE)
 
 
 def login_error_logger(kafka: KafkaConnection) -> Any:
@@ -200,8 +211,15 @@ def describe_failure(kafka: KafkaConnection, error: object) -> str:
     """An operator's reading of a Kafka client error: authentication and TLS failures name
     the settings to check, since librdkafka's text names neither."""
     text = str(error)
-    lowered = text.lower()
-    if "authentication" in lowered or "sasl" in lowered:
+    lowered = _message(error).lower()
+    code = getattr(error, "code", lambda: None)()
+    if code == _SSL_CODE or any(w in lowered for w in _TLS_WORDS):
+        return (
+            f"TLS to Kafka at {kafka.bootstrap} failed: check TRACEHOUSE_KAFKA_SSL_CA_FILE "
+            "(kafka.ssl_ca_file), the client certificate/key settings and "
+            f"TRACEHOUSE_KAFKA_SSL_ENDPOINT_IDENTIFICATION ({text})"
+        )
+    if code in _LOGIN_CODES or any(w in lowered for w in _LOGIN_WORDS):
         if kafka.sasl_mechanism == "OAUTHBEARER":
             names = "TRACEHOUSE_KAFKA_OAUTH_* (kafka.oauth_*)"
         else:
@@ -213,11 +231,5 @@ def describe_failure(kafka: KafkaConnection, error: object) -> str:
             f"Kafka at {kafka.bootstrap} refused the {kafka.sasl_mechanism} login of "
             f"{kafka.sasl_username or kafka.oauth_client_id!r}: check {names} and "
             f"TRACEHOUSE_KAFKA_SASL_MECHANISM (kafka.sasl_mechanism) ({text})"
-        )
-    if any(w in lowered for w in ("ssl", "tls", "certificate", "handshake")):
-        return (
-            f"TLS to Kafka at {kafka.bootstrap} failed: check TRACEHOUSE_KAFKA_SSL_CA_FILE "
-            "(kafka.ssl_ca_file), the client certificate/key settings and "
-            f"TRACEHOUSE_KAFKA_SSL_ENDPOINT_IDENTIFICATION ({text})"
         )
     return f"Kafka at {kafka.bootstrap}: {text}"

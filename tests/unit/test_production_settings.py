@@ -280,3 +280,28 @@ def test_tracehouse_config_never_prints_a_secret() -> None:
     assert "pw-91c2" not in text and "ch-55d1" not in text
     assert "sasl_username: \"tracer\"" in text
     assert hidden == ["kafka_sasl_password", "clickhouse_password"]
+
+
+def test_a_refused_connection_to_a_sasl_ssl_broker_is_not_a_login_failure() -> None:
+    from confluent_kafka import KafkaError
+
+    from core.kafka import is_login_failure
+
+    kafka = KafkaConnection("k:9093", security_protocol="SASL_SSL", sasl_username="u")
+    refused = KafkaError(
+        KafkaError._TRANSPORT,
+        "sasl_ssl://k:9093/bootstrap: Connect to ipv4#10.0.0.1:9093 failed: Connection refused",
+    )
+    assert not is_login_failure(refused)
+    assert describe_failure(kafka, refused).startswith("Kafka at k:9093: ")
+    denied = KafkaError(KafkaError._AUTHENTICATION, "sasl_ssl://k:9093/bootstrap: SASL failed")
+    assert is_login_failure(denied)
+    assert "TRACEHOUSE_KAFKA_SASL_PASSWORD" in describe_failure(kafka, denied)
+    tls = KafkaError(KafkaError._SSL, "sasl_ssl://k:9093/1: handshake: unknown CA")
+    assert "TRACEHOUSE_KAFKA_SSL_CA_FILE" in describe_failure(kafka, tls)
+
+
+@given(st.text(max_size=200))
+def test_describing_any_error_text_names_the_brokers(text: str) -> None:
+    kafka = KafkaConnection("k:9092", security_protocol="SASL_SSL", sasl_username="u")
+    assert "k:9092" in describe_failure(kafka, text)
