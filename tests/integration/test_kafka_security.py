@@ -22,7 +22,7 @@ from typing import Any
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.errors import KafkaError as AioKafkaError
-from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
+from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaException, Producer, TopicPartition
 from faust.transport.drivers.aiokafka import credentials_to_aiokafka_auth
 
 from core.kafka import KafkaConnection, KafkaLoginError, client_config, faust_credentials
@@ -39,12 +39,13 @@ pytestmark = pytest.mark.timeout(120)
 
 
 @contextmanager
-def tls_broker(certs: CertFiles) -> Iterator[int]:
-    """A Tansu broker reachable only through TLS; yields the TLS port."""
+def tls_broker(certs: CertFiles, *, mutual: bool = False) -> Iterator[int]:
+    """A Tansu broker reachable only through TLS (``mutual``: with a client certificate);
+    yields the TLS port."""
     broker_port, tls_port = free_port(), free_port()
     proc = start_broker(broker_port, advertised_port=tls_port)
     try:
-        with TlsProxy(tls_port, broker_port, certs):
+        with TlsProxy(tls_port, broker_port, certs, require_client_cert=mutual):
             yield tls_port
     finally:
         proc.terminate()
@@ -197,6 +198,41 @@ def test_endpoint_identification_checks_the_host_name(tmp_path: Path) -> None:
             partition_count(checked.kafka, checked.topics.raw_spans, timeout=5)
         unchecked = tls_settings(port, certs.ca, kafka_ssl_endpoint_identification=False)
         assert set(ensure_topics(unchecked).values()) == {"created"}
+
+
+def test_mutual_tls_with_an_encrypted_client_key_for_both_client_kinds(certs: CertFiles) -> None:
+    with tls_broker(certs, mutual=True) as port:
+        s = tls_settings(
+            port,
+            certs.ca,
+            kafka_ssl_cert_file=str(certs.client_cert),
+            kafka_ssl_key_file=str(certs.client_key),
+            kafka_ssl_key_password=certs.client_key_password,
+        )
+        assert set(ensure_topics(s).values()) == {"created"}
+        producer = Producer(producer_config(s.kafka))
+        producer.produce(s.topics.raw_spans, b"from confluent", partition=0)
+        assert producer.flush(30) == 0
+        auth = credentials_to_aiokafka_auth(faust_credentials(s.kafka))
+
+        async def aiokafka_send() -> None:
+            aio = AIOKafkaProducer(bootstrap_servers=s.kafka_bootstrap, **auth)
+            await aio.start()
+            try:
+                await aio.send_and_wait(s.topics.raw_spans, b"from aiokafka", partition=1)
+            finally:
+                await aio.stop()
+
+        asyncio.run(aiokafka_send())
+        config = client_config(s.kafka, group_id=f"g-{uuid.uuid4().hex}")
+        got = _consume_all(config, s.topics.raw_spans, 2)
+        assert sorted(got) == [b"from aiokafka", b"from confluent"]
+        # Without the client certificate the server ends the connection after the handshake
+        # (TLS 1.3 checks the client last), which librdkafka can only report as a transport
+        # failure: docs/operations.md tells operators to check the client certificate then.
+        anonymous = tls_settings(port, certs.ca)
+        with pytest.raises(KafkaException, match="transport failure"):
+            partition_count(anonymous.kafka, anonymous.topics.raw_spans, timeout=5)
 
 
 @pytest.mark.parametrize("mechanism", ["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"])

@@ -29,6 +29,10 @@ class CertFiles:
     ca: Path
     cert: Path
     key: Path
+    # A client certificate from the same CA, its key encrypted with ``client_key_password``.
+    client_cert: Path
+    client_key: Path
+    client_key_password: str = "client-key-pw"
 
 
 def _name(common_name: str) -> x509.Name:
@@ -88,7 +92,13 @@ def make_certs(
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .sign(ca_key, hashes.SHA256())
     )
-    files = CertFiles(directory / "ca.pem", directory / "cert.pem", directory / "key.pem")
+    files = CertFiles(
+        directory / "ca.pem",
+        directory / "cert.pem",
+        directory / "key.pem",
+        directory / "client-cert.pem",
+        directory / "client-key.pem",
+    )
     files.ca.write_bytes(ca.public_bytes(serialization.Encoding.PEM))
     files.cert.write_bytes(cert.public_bytes(serialization.Encoding.PEM))
     files.key.write_bytes(
@@ -98,16 +108,44 @@ def make_certs(
             serialization.NoEncryption(),
         )
     )
+    client_key = ec.generate_private_key(ec.SECP256R1())
+    client = (
+        x509.CertificateBuilder()
+        .subject_name(_name("tracehouse-client"))
+        .issuer_name(ca.subject)
+        .public_key(client_key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(start)
+        .not_valid_after(end)
+        .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
+        .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.CLIENT_AUTH]), critical=False)
+        .sign(ca_key, hashes.SHA256())
+    )
+    files.client_cert.write_bytes(client.public_bytes(serialization.Encoding.PEM))
+    files.client_key.write_bytes(
+        client_key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(files.client_key_password.encode()),
+        )
+    )
     return files
 
 
 class TlsProxy:
-    """Accepts TLS on 127.0.0.1:``port`` and pipes each connection to 127.0.0.1:``target``."""
+    """Accepts TLS on 127.0.0.1:``port`` and pipes each connection to 127.0.0.1:``target``;
+    with ``require_client_cert``, only clients presenting a certificate from the CA (mutual
+    TLS)."""
 
-    def __init__(self, port: int, target: int, certs: CertFiles) -> None:
+    def __init__(
+        self, port: int, target: int, certs: CertFiles, *, require_client_cert: bool = False
+    ) -> None:
         self.port, self.target = port, target
         self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
         self.context.load_cert_chain(certs.cert, certs.key)
+        if require_client_cert:
+            self.context.verify_mode = ssl.CERT_REQUIRED
+            self.context.load_verify_locations(certs.ca)
         self.handshakes_failed = 0
         self._loop = asyncio.new_event_loop()
         self._ready = threading.Event()
