@@ -142,7 +142,7 @@ def add_v3_routes(
     ``trace_store`` is the v1 TraceStore; only its ClickHouse client is used (the v3 and
     metrics reads have their own SQL).
     """
-    client = trace_store._client  # the one client the query process opened
+    client = getattr(trace_store, "_client", None)  # the one client the process opened
     reads = V3Reads(V3Store(client))
     span_reads = asyncio.Semaphore(MAX_CONCURRENT_V3_READS)
 
