@@ -6,7 +6,7 @@ them would vendor foreign proto trees for the sake of annotations and an experim
 that change nothing tracehouse serves. The messages themselves are small, so they are
 declared below (names, numbers and types as jaeger-idl v0.11.1 proto/api_v3/query_service.proto
 defines them) and compiled into a private DescriptorPool together with the OTLP protos of the
-installed ``opentelemetry-proto`` package. tests/unit/test_api_v3_proto.py compares every
+installed ``opentelemetry-proto`` package. tests/unit/test_query_v3.py compares every
 message, field number, type and JSON name with protoc's descriptors of the published IDL
 (tests/data/jaeger_api_v3_query_service.descriptor.json), so a drift from Jaeger's definition
 fails a test.
