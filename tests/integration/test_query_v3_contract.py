@@ -28,6 +28,7 @@ from opentelemetry.proto.trace.v1 import trace_pb2
 
 from core.clickhouse import connect
 from core.settings import Settings
+from deploy.local.ports import free_port
 from deploy.local.stack import LocalStack
 from query.spm import histogram_quantile
 from query.v3_params import format_rfc3339_ns
@@ -164,6 +165,7 @@ class Stack:
     grpc_target: str
     records: list[dict[str, Any]]
     red: list[tuple[int, dict[str, Any]]]
+    settings: Settings
 
 
 @pytest.fixture(scope="module")
@@ -191,6 +193,7 @@ def v3(services: LocalStack, tmp_path_factory: pytest.TempPathFactory) -> Iterat
             f"127.0.0.1:{settings_.query_grpc_port}",
             span_facts(demo),
             red,
+            settings_,
         )
     finally:
         stack.stop()
@@ -746,3 +749,85 @@ def test_metrics_min_step_and_errors(v3: Stack) -> None:
         status, body = get(f"{v3.base}/api/metrics/{kind}?{qs(**params)}")
         assert status == 400, (kind, params)
         assert body["errors"][0]["code"] == 400 and body["data"] is None
+
+
+# --- tenancy: the tokens of ingest, on every binding -----------------------------------------
+
+
+@pytest.fixture(scope="module")
+def v3_auth(v3: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
+    """A second query process on the same database with auth on; tenant acme has its own data."""
+    acme = crafted_traces()
+    store = BatchStore(connect(v3.settings.clickhouse_url, v3.settings.clickhouse_database), "t")
+    store.insert_block("otel_traces", otel_traces_table(acme, "acme"), "v3-contract-acme")
+    agg = RedAggregator()
+    agg.add([{**r, "tenant_id": "acme"} for i, r in v3.red if i == 0])
+    store.insert_block(
+        "red_metrics",
+        red_metrics_arrow(red_rows(agg.drain("t/0", *RED_WINDOWS[0]))),
+        "v3-contract-acme-red",
+    )
+    auth_settings = v3.settings.with_(
+        ingest_auth_tokens="tok-acme=acme,tok-globex=globex",
+        query_http_port=free_port(),
+        query_grpc_port=free_port(),
+    )
+    stack = LocalStack(auth_settings, tmp_path_factory.mktemp("v3auth"), say=lambda _m: None)
+    try:
+        stack.start_component("query", f"http://127.0.0.1:{auth_settings.query_http_port}/health")
+        yield Stack(
+            f"http://127.0.0.1:{auth_settings.query_http_port}",
+            f"127.0.0.1:{auth_settings.query_grpc_port}",
+            span_facts(acme),
+            v3.red,
+            auth_settings,
+        )
+    finally:
+        stack.stop()
+
+
+def get_as(url: str, token: str | None) -> tuple[int, Any]:
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    try:
+        with urllib.request.urlopen(urllib.request.Request(url, headers=headers), timeout=30) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as err:
+        return err.code, json.loads(err.read())
+
+
+def test_each_tenant_reads_only_its_data_on_every_binding(v3_auth: Stack) -> None:
+    base = v3_auth.base
+    acme_services = sorted({r["service_name"] for r in v3_auth.records})
+    assert get_as(f"{base}/api/v3/services", "tok-acme") == (200, {"services": acme_services})
+    assert get_as(f"{base}/api/v3/services", "tok-globex") == (200, {"services": []})
+    status, body = get_as(f"{base}/api/v3/services", None)
+    assert_v3_error(status, body, 401)
+    assert_v3_error(*get_as(f"{base}/api/v3/services", "tok-wrong"), 401)
+    trace = "/api/v3/traces/0af7651916cd43dd8448eb211c80319c"
+    assert get_as(base + trace, "tok-acme")[0] == 200
+    assert_v3_error(*get_as(base + trace, "tok-globex"), 404)
+    summaries = f"{base}/api/v3/trace-summaries?{qs(**time_window())}"
+    status, body = get_as(summaries, "tok-acme")
+    assert {s["traceId"] for s in body["summaries"]} == {r["trace_id"] for r in v3_auth.records}
+    assert get_as(summaries, "tok-globex") == (200, {"summaries": []})
+    end_ms = RED_WINDOWS[0][1] // 1_000_000
+    calls = f"{base}/api/metrics/calls?{qs(service='checkout', endTs=end_ms, lookback=0)}"
+    status, body = get_as(calls, "tok-acme")
+    assert status == 200 and len(body["metrics"]) == 1
+    assert get_as(calls, "tok-globex")[1]["metrics"] == []
+    status, body = get_as(calls, None)
+    assert status == 401 and body["errors"][0]["code"] == 401
+    with grpc.insecure_channel(v3_auth.grpc_target) as channel:
+        rpc = channel.unary_unary(
+            "/jaeger.api_v3.QueryService/GetServices",
+            request_serializer=lambda m: m.SerializeToString(),
+            response_deserializer=idl("jaeger.api_v3.GetServicesResponse").FromString,
+        )
+        request = idl("jaeger.api_v3.GetServicesRequest")()
+        reply = rpc(request, metadata=[("authorization", "Bearer tok-acme")], timeout=30)
+        assert list(reply.services) == acme_services
+        reply = rpc(request, metadata=[("authorization", "Bearer tok-globex")], timeout=30)
+        assert list(reply.services) == []
+        with pytest.raises(grpc.RpcError) as info:
+            rpc(request, timeout=30)
+        assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
