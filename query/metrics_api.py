@@ -43,6 +43,9 @@ DEFAULT_SPAN_KINDS = ("server",)
 # Prometheus refuses range queries of more points per series; so does this API (a 400).
 MAX_POINTS = 11_000
 MAX_SERVICES = 100
+# Points computed per request over all series (series x points): a grouped query over
+# thousands of operations at 11,000 points each would hold a thread for minutes.
+MAX_SERIES_POINTS = 2_000_000
 # A RED window is seconds long; rows are searched this far before the first window.
 SCAN_SLACK_NS = 3_600_000_000_000
 # minstep when no RED row was stored in the last day: the default streams window.
@@ -187,6 +190,11 @@ def metric_family(
     if q.group_by_operation:
         name = name.replace("service", "service_operation", 1)
         help_text += " & operation"
+    if len(series) * q.points > MAX_SERIES_POINTS:
+        raise BadRequestError(
+            f"{len(series)} series x {q.points} points exceeds {MAX_SERIES_POINTS:,} points; "
+            "use a larger step, a shorter lookback or fewer services"
+        )
     slot = q.slot_ns
     s, r = q.step_ms * 1_000_000 // slot, q.rate_per_ms * 1_000_000 // slot
     metrics = []

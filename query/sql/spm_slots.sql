@@ -7,7 +7,8 @@ SELECT
     ServiceName,
     if({by_operation:UInt8} = 1, SpanName, '') AS op,
     BucketBoundsMs AS bounds,
-    intDiv(toUnixTimestamp64Nano(WindowEnd) - {base_ns:Int64} + {slot_ns:Int64} - 1, {slot_ns:Int64}) AS slot,
+    -- Int128: WindowEnd - base can exceed Int64 when ratePer reaches back before 1970.
+    intDiv(toInt128(toUnixTimestamp64Nano(WindowEnd)) - {base_ns:Int64} + {slot_ns:Int64} - 1, {slot_ns:Int64}) AS slot,
     sum(Calls) AS calls,
     sum(Errors) AS errors,
     max(DurationMaxNs) AS max_ns,

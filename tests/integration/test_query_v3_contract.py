@@ -725,6 +725,13 @@ def test_metrics_sliding_rate_window_and_span_kind(v3: Stack) -> None:
     assert metric.metric_points[-1].gauge_value.double_value == pytest.approx(
         (len(server[1]) + len(server[2])) / 120.0
     )
+    # a ratePer reaching back before 1970 covers every window (no Int64 overflow in the slots)
+    huge = {**params, "lookback": 0, "ratePer": 9_223_372_036_854}
+    status, body = get(f"{v3.base}/api/metrics/calls?{qs(**huge)}")
+    [metric] = parse(body, "jaeger.api_v2.metrics.MetricFamily").metrics
+    [point] = metric.metric_points
+    total = sum(len(w) for w in server)
+    assert point.gauge_value.double_value == pytest.approx(total / 9_223_372_036.854)
     # no data for a service: an empty family, not an error
     status, body = get(f"{v3.base}/api/metrics/errors?{qs(service='nobody')}")
     assert status == 200 and parse(body, "jaeger.api_v2.metrics.MetricFamily").metrics == []

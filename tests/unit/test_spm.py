@@ -159,6 +159,14 @@ def test_metric_family_shape_and_points() -> None:
     assert 4.0 <= point["gaugeValue"]["doubleValue"] <= 5.0  # bucket (4, 6] capped at 5 ms max
 
 
+def test_metric_family_refuses_more_work_than_the_bound() -> None:
+    series: dict[tuple[str, str], dict[tuple[float, ...], Sequence[Slot]]] = {
+        ("a", str(i)): {BOUNDS: []} for i in range(200)
+    }
+    with pytest.raises(BadRequestError, match="exceeds"):
+        metric_family("calls", q(lookback_ms=10_999 * 60_000, end_ms=11_000 * 60_000), series)
+
+
 @given(
     st.dictionaries(
         st.sampled_from(
