@@ -23,6 +23,7 @@ from typing import Any
 
 import grpc
 from google.protobuf import json_format
+from google.protobuf.message import DecodeError
 
 from core.errors import Unauthenticated
 from core.tenancy import TenantConfig, resolve_tenant, token_from_headers
@@ -159,15 +160,48 @@ class QueryServicer:
         return response
 
 
+class Malformed:
+    """A request body that is not the method's message; the handler refuses it."""
+
+    def __init__(self, reason: str) -> None:
+        self.reason = reason
+
+
+def _parser(req: Any) -> Callable[[bytes], Any]:
+    """Deserialize, keeping a decode failure for the handler: grpcio would answer INTERNAL."""
+
+    def parse(data: bytes) -> Any:
+        try:
+            return req.FromString(data)
+        except DecodeError as exc:
+            return Malformed(str(exc)[:200] or "undecodable message")
+
+    return parse
+
+
+def _refusing_malformed(fn: Callable[[Any, grpc.ServicerContext], Any]) -> Callable[..., Any]:
+    def handle(request: Any, context: grpc.ServicerContext) -> Any:
+        if isinstance(request, Malformed):
+            context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"malformed request: {request.reason}")
+        return fn(request, context)
+
+    return handle
+
+
 def generic_handler(servicer: QueryServicer) -> grpc.GenericRpcHandler:
     def stream(fn: Callable[..., Any], req: Any) -> grpc.RpcMethodHandler:
+        def handle(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
+            yield from _refusing_malformed(fn)(request, context)
+
         return grpc.unary_stream_rpc_method_handler(
-            fn, request_deserializer=req.FromString, response_serializer=_serialize
+            handle, request_deserializer=_parser(req), response_serializer=_serialize
         )
 
     def unary(fn: Callable[..., Any], req: Any) -> grpc.RpcMethodHandler:
         return grpc.unary_unary_rpc_method_handler(
-            fn, request_deserializer=req.FromString, response_serializer=_serialize
+            _refusing_malformed(fn),
+            request_deserializer=_parser(req),
+            response_serializer=_serialize,
         )
 
     return grpc.method_handlers_generic_handler(

@@ -838,3 +838,95 @@ def test_each_tenant_reads_only_its_data_on_every_binding(v3_auth: Stack) -> Non
         with pytest.raises(grpc.RpcError) as info:
             rpc(request, timeout=30)
         assert info.value.code() == grpc.StatusCode.UNAUTHENTICATED
+
+
+# --- hostile input: every answer is a refusal with a reason, never a 500 ---------------------
+
+_V3_NAMES = [
+    "query.serviceName",
+    "query.operationName",
+    "query.attributes",
+    "query.startTimeMin",
+    "query.startTimeMax",
+    "query.durationMin",
+    "query.durationMax",
+    "query.searchDepth",
+    "query.rawTraces",
+    "service",
+    "spanKind",
+    "endTs",
+    "lookback",
+    "step",
+    "ratePer",
+    "quantile",
+    "groupByOperation",
+]
+_VALUES = st.one_of(
+    st.text(max_size=40),
+    st.sampled_from(
+        [
+            "2026-01-01T00:00:00Z",
+            "9999-12-31T23:59:59.999999999Z",
+            "-1",
+            "0",
+            "1e309",
+            "9223372036854775808",
+            '{"a":{"b":1}}',
+            "[" * 50,
+            "1h",
+            "frontend",
+        ]
+    ),
+)
+
+
+def test_hostile_parameters_never_cause_a_server_error(v3: Stack) -> None:
+    @settings(
+        max_examples=60, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+    )
+    @given(
+        st.sampled_from(
+            [
+                "/api/v3/traces",
+                "/api/v3/trace-summaries",
+                "/api/v3/operations",
+                "/api/v3/traces/463ac35c9f6413ad",
+                "/api/metrics/latencies",
+                "/api/metrics/calls",
+                "/api/metrics/errors",
+            ]
+        ),
+        st.lists(st.tuples(st.sampled_from(_V3_NAMES), _VALUES), max_size=8),
+    )
+    def check(path: str, params: list[tuple[str, str]]) -> None:
+        status, body = get(f"{v3.base}{path}?{urllib.parse.urlencode(params)}")
+        assert status in (200, 400, 404), (status, body)
+        if status == 400:
+            message = body["error"]["message"] if "error" in body else body["errors"][0]["msg"]
+            assert message
+
+    check()
+
+
+def test_grpc_garbage_requests_are_refused(v3: Stack) -> None:
+    with grpc.insecure_channel(v3.grpc_target) as channel:
+        for method, stream in (("FindTraces", True), ("GetOperations", False)):
+            rpc = (channel.unary_stream if stream else channel.unary_unary)(
+                f"/jaeger.api_v3.QueryService/{method}",
+                request_serializer=lambda b: b,
+                response_deserializer=lambda b: b,
+            )
+            for garbage in (b"\xff\xff\xff", b"\x0a\x05abc", bytes(range(40))):
+                with pytest.raises(grpc.RpcError) as info:
+                    result = rpc(garbage, timeout=30)
+                    if stream:
+                        list(result)
+                assert info.value.code() == grpc.StatusCode.INVALID_ARGUMENT, (method, garbage)
+                assert "malformed request" in (info.value.details() or "")
+        # the server still answers afterwards
+        rpc = channel.unary_unary(
+            "/jaeger.api_v3.QueryService/GetServices",
+            request_serializer=lambda m: m.SerializeToString(),
+            response_deserializer=idl("jaeger.api_v3.GetServicesResponse").FromString,
+        )
+        assert rpc(idl("jaeger.api_v3.GetServicesRequest")(), timeout=30).services
