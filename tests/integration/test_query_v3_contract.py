@@ -12,12 +12,14 @@ from __future__ import annotations
 import bisect
 import json
 import random
+import re
 import time
 import urllib.error
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from typing import Any
 
 import grpc
@@ -930,3 +932,51 @@ def test_grpc_garbage_requests_are_refused(v3: Stack) -> None:
             response_deserializer=idl("jaeger.api_v3.GetServicesResponse").FromString,
         )
         assert rpc(idl("jaeger.api_v3.GetServicesRequest")(), timeout=30).services
+
+
+def test_requests_as_jaeger_ui_2_20_sends_them(v3: Stack) -> None:
+    """The URLs Jaeger UI v2.15-2.20's api/v3 client builds, and the checks its schemas apply."""
+    status, body = get(f"{v3.base}/api/v3/services")
+    assert status == 200 and isinstance(body["services"], list)
+    for op in get(f"{v3.base}/api/v3/operations?service=cart-api")[1]["operations"]:
+        assert isinstance(op["name"], str) and isinstance(op["spanKind"], str)
+    # start/end are the URL's microseconds turned into ISO strings with milliseconds.
+    start_us, end_us = (NOW_NS - 3_600_000_000_000) // 1000, (NOW_NS + 10**9) // 1000
+    iso = {
+        k: datetime.fromtimestamp(us / 1e6, UTC).isoformat(timespec="milliseconds")[:-6] + "Z"
+        for k, us in (("query.startTimeMin", start_us), ("query.startTimeMax", end_us))
+    }
+    params = {
+        "query.serviceName": "cart-api",
+        "query.operationName": "POST /checkout",
+        **iso,
+        "query.searchDepth": "20",
+        "query.durationMin": "100ms",
+        "query.durationMax": "1s",
+        "query.attributes": json.dumps({"error": "true", "http.status_code": "402"}),
+    }
+    status, body = get(f"{v3.base}/api/v3/trace-summaries?{urllib.parse.urlencode(params)}")
+    assert status == 200
+    [summary] = body["summaries"]
+    assert re.fullmatch("[0-9a-f]{32}", summary["traceId"])
+    assert re.fullmatch(r"\d+", summary["minStartTimeUnixNano"])
+    assert re.fullmatch(r"\d+", summary["maxEndTimeUnixNano"])
+    assert summary["rootServiceName"] == "cart-api"
+    assert summary["rootOperationName"] == "POST /checkout"
+    for key in ("spanCount", "errorSpanCount", "orphanSpanCount"):
+        assert isinstance(summary[key], int) and summary[key] >= 0
+    assert all(isinstance(s["name"], str) for s in summary["services"])
+    # The Monitor tab: one service, quantiles 0.5/0.75/0.95, step 1 min, ratePer 10 min.
+    end_ms = RED_END_NS // 1_000_000
+    for kind, extra in (("latencies", "&quantile=0.95"), ("calls", ""), ("errors", "")):
+        url = (
+            f"{v3.base}/api/metrics/{kind}?service=checkout&endTs={end_ms}&lookback=3600000"
+            f"&step=60000&ratePer=600000&spanKind=server{extra}"
+        )
+        status, body = get(url)
+        assert status == 200
+        [metric] = body["metrics"]
+        assert metric["labels"][0] == {"name": "service_name", "value": "checkout"}
+        for point in metric["metricPoints"]:
+            assert isinstance(point["gaugeValue"]["doubleValue"], float | int)
+            datetime.fromisoformat(point["timestamp"].replace("Z", "+00:00"))
