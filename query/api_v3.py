@@ -37,6 +37,8 @@ from query.store import MAX_SPANS_PER_RESPONSE, MAX_SPANS_PER_TRACE
 from query.v3_from_proto import query_from_proto
 from query.v3_params import (
     V3Query,
+    dependencies_json,
+    parse_dependencies_range,
     parse_find_query,
     parse_get_trace,
     parse_operations_kind,
@@ -80,7 +82,7 @@ def _dumps(doc: Any) -> bytes:
 
 
 class V3Reads:
-    """The reads behind both bindings (HTTP here, gRPC in query.grpc_query): pure orchestration."""
+    """The reads behind both bindings (HTTP here, gRPC in query.grpc_query)."""
 
     def __init__(
         self,
@@ -216,6 +218,13 @@ def add_v3_routes(
     app.router.add_get("/api/v3/traces/{trace_id}", handler(get_trace))
     app.router.add_get("/api/v3/traces", handler(find_traces))
     app.router.add_post("/api/v3/traces", handler(find_traces))
+
+    async def dependencies(request: web.Request, tenant: str) -> web.StreamResponse:
+        start_ns, end_ns = parse_dependencies_range(request.query)
+        edges = await run(reads.store.dependencies, tenant, start_ns, end_ns)
+        return web.json_response(dependencies_json(edges))
+
+    app.router.add_get("/api/v3/dependencies", handler(dependencies))
     app.router.add_get("/api/v3/trace-summaries", handler(trace_summaries))
     app.router.add_post("/api/v3/trace-summaries", handler(trace_summaries))
     add_metrics_routes(app, client, tenant_of, executor)

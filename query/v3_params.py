@@ -274,6 +274,23 @@ def parse_get_trace(trace_id: str, params: Mapping[str, str]) -> GetTraceParams:
     return out
 
 
+def parse_dependencies_range(params: Mapping[str, str]) -> tuple[int, int]:
+    """GetDependencies: startTime and endTime (RFC 3339) are both required, start <= end."""
+    start, start_name = pick(params, "startTime", "start_time")
+    end, end_name = pick(params, "endTime", "end_time")
+    if not start or not end:
+        raise BadRequestError("startTime and endTime are required")
+    start_ns, end_ns = parse_rfc3339_ns(start, start_name), parse_rfc3339_ns(end, end_name)
+    if start_ns > end_ns:
+        raise BadRequestError("startTime must not be after endTime")
+    return start_ns, end_ns
+
+
+def dependencies_json(edges: list[tuple[str, str, int]]) -> dict[str, Any]:
+    """DependenciesResponse in proto3 JSON (call_count is uint64: a decimal string)."""
+    return {"dependencies": [{"parent": p, "child": c, "callCount": str(n)} for p, c, n in edges]}
+
+
 SPAN_KIND_NAMES = {
     "server": "Server",
     "client": "Client",

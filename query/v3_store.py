@@ -132,6 +132,14 @@ class V3Store:
         )
         return SpanRead(rows, stored)
 
+    def dependencies(self, tenant: str, start_ns: int, end_ns: int) -> list[tuple[str, str, int]]:
+        """Service-graph edges (streams joined them on all spans); from stored spans if none."""
+        params = {"tenant": tenant, "start_ns": start_ns, "end_ns": end_ns}
+        rows = self._rows(sql("graph_edges"), params)
+        if not rows:
+            rows = self._rows(sql("dependencies"), params)
+        return [(str(r[0]), str(r[1]), int(r[2])) for r in rows]
+
     def summaries(self, tenant: str, trace_ids: list[str]) -> list[dict[str, Any]]:
         """TraceSummary JSON objects in the order of ``trace_ids`` (over all stored spans)."""
         where = self.trace_range(trace_ids)

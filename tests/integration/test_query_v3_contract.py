@@ -616,7 +616,7 @@ def test_grpc_query_service(v3: Stack) -> None:
                 "GetDependencies",
                 idl("jaeger.api_v3.GetDependenciesRequest")(),
                 False,
-                grpc.StatusCode.UNIMPLEMENTED,
+                grpc.StatusCode.INVALID_ARGUMENT,
             ),
         ]
         for method, request, stream, code in errors:
@@ -980,3 +980,36 @@ def test_requests_as_jaeger_ui_2_20_sends_them(v3: Stack) -> None:
         for point in metric["metricPoints"]:
             assert isinstance(point["gaugeValue"]["doubleValue"], float | int)
             datetime.fromisoformat(point["timestamp"].replace("Z", "+00:00"))
+
+
+def expected_edges(records: list[dict[str, Any]]) -> dict[tuple[str, str], int]:
+    owner = {(r["trace_id"], r["span_id"]): r["service_name"] for r in records}
+    edges: dict[tuple[str, str], int] = {}
+    for r in records:
+        parent = owner.get((r["trace_id"], r["parent_span_id"]))
+        if parent is not None and parent != r["service_name"]:
+            edges[(parent, r["service_name"])] = edges.get((parent, r["service_name"]), 0) + 1
+    return edges
+
+
+def test_dependencies_http_and_grpc(v3: Stack) -> None:
+    start, end = NOW_NS - 3_600_000_000_000, NOW_NS + 60_000_000_000
+    params = qs(startTime=format_rfc3339_ns(start), endTime=format_rfc3339_ns(end))
+    status, body = get(f"{v3.base}/api/v3/dependencies?{params}")
+    assert status == 200
+    deps = parse(body, "jaeger.api_v3.DependenciesResponse").dependencies
+    got = {(d.parent, d.child): d.call_count for d in deps}
+    assert got == expected_edges(v3.records) and got[("cart-api", "billing")] == 1
+    assert all(isinstance(d["callCount"], str) for d in body["dependencies"])
+    assert_v3_error(*get(f"{v3.base}/api/v3/dependencies"), 400)
+    with grpc.insecure_channel(v3.grpc_target) as channel:
+        rpc = channel.unary_unary(
+            "/jaeger.api_v3.QueryService/GetDependencies",
+            request_serializer=lambda m: m.SerializeToString(),
+            response_deserializer=idl("jaeger.api_v3.DependenciesResponse").FromString,
+        )
+        request = idl("jaeger.api_v3.GetDependenciesRequest")(
+            start_time=_ts(start), end_time=_ts(end)
+        )
+        reply = rpc(request, timeout=30)
+        assert {(d.parent, d.child): d.call_count for d in reply.dependencies} == got
