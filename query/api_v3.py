@@ -120,9 +120,11 @@ async def _find_request_body(request: web.Request) -> V3Query:
     """POST body: a FindTracesRequest / FindTraceSummariesRequest in proto3 JSON."""
     if request.content_length is not None and request.content_length > MAX_BODY_BYTES:
         raise BadRequestError(f"request body is larger than {MAX_BODY_BYTES} bytes")
-    body = await request.content.read(MAX_BODY_BYTES + 1)
-    if len(body) > MAX_BODY_BYTES:
-        raise BadRequestError(f"request body is larger than {MAX_BODY_BYTES} bytes")
+    body = b""
+    while chunk := await request.content.read(MAX_BODY_BYTES + 1 - len(body)):
+        body += chunk  # read() may return less than asked for: loop until EOF or the cap
+        if len(body) > MAX_BODY_BYTES:
+            raise BadRequestError(f"request body is larger than {MAX_BODY_BYTES} bytes")
     message = pb.FindTracesRequest()
     try:
         json_format.Parse(body or b"{}", message)

@@ -482,7 +482,16 @@ def test_find_traces_bad_requests(v3: Stack) -> None:
         for path in ("traces", "trace-summaries"):
             status, body = get(f"{v3.base}/api/v3/{path}?{qs(**params)}")
             assert_v3_error(status, body, 400)
-    for body_bytes in (b"not json", b'{"query": {"startTimeMin": 5}}', b"{}", b"[]"):
+    for body_bytes in (
+        b"not json",
+        b'{"query": {"startTimeMin": 5}}',
+        b"{}",
+        b"[]",
+        b"\xff\xfe",
+        b'{"query": {' + b" " * 70_000 + b"}}",  # above the 64 KiB body cap
+        b'{"query": {"durationMin": "-1s"}}',
+        b'{"query": ' * 200 + b"{}" + b"}" * 200,
+    ):
         assert_v3_error(*get(f"{v3.base}/api/v3/traces", body_bytes), 400)
 
 
