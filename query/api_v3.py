@@ -49,6 +49,10 @@ from query.v3_store import V3Store
 TenantResolver = Callable[[web.Request], str | None]
 # Span reads of the v3 API running at once (each holds up to MAX_SPANS_PER_RESPONSE spans).
 MAX_CONCURRENT_V3_READS = 4
+# A client that reads nothing of a trace response for this long is cut off (as in v1).
+WRITE_TIMEOUT_SECONDS = 30.0
+# Text gathered before each write of a trace response.
+WRITE_CHUNK_CHARS = 256 * 1024
 # Largest POST body (a FindTracesRequest is a few hundred bytes).
 MAX_BODY_BYTES = 64 * 1024
 log = logging.getLogger("query.api_v3")
@@ -100,16 +104,16 @@ class V3Reads:
         trace_ids: list[str],
         start_ns: int | None = None,
         end_ns: int | None = None,
-    ) -> dict[str, Any]:
-        """TracesData JSON of the traces (in ``trace_ids`` order); no resourceSpans if none."""
+    ) -> tuple[TracesDataBuilder, list[str]]:
+        """The traces' spans (empty builder if none) and the order to list them in."""
         where = self.store.trace_range(trace_ids, start_ns, end_ns)
         read = self.store.spans(tenant, where, self.max_per_trace, self.max_total)
         builder = TracesDataBuilder(read.stored)
         for row in read.rows:
             builder.add(row)
-        return {"resourceSpans": builder.resource_spans(trace_ids)}
+        return builder, trace_ids
 
-    def find(self, tenant: str, q: V3Query) -> dict[str, Any]:
+    def find(self, tenant: str, q: V3Query) -> tuple[TracesDataBuilder, list[str]]:
         return self.traces(tenant, self.store.find_trace_ids(tenant, q))
 
     def summaries(self, tenant: str, q: V3Query) -> dict[str, Any]:
@@ -173,12 +177,36 @@ def add_v3_routes(
     def json_body(payload: bytes) -> web.Response:
         return web.Response(body=payload, content_type="application/json")
 
-    async def traces_response(fn: Callable[..., dict[str, Any]], *args: Any) -> web.Response:
+    async def traces_response(
+        request: web.Request, fn: Callable[..., Any], *args: Any
+    ) -> web.StreamResponse:
+        """``{"result": TracesData}`` written in chunks as the span texts are released; a
+        client that reads nothing for WRITE_TIMEOUT_SECONDS is cut off, freeing its slot."""
         async with span_reads:
-            data = await run(fn, *args)
-            if not data["resourceSpans"]:
+            builder, order = await run(fn, *args)
+            if not builder:
                 return v3_error(404, "No traces found")
-            return json_body(await run(_dumps, {"result": data}))
+            resp = web.StreamResponse(headers={"Content-Type": "application/json"})
+            await resp.prepare(request)
+            try:
+                async with asyncio.timeout(WRITE_TIMEOUT_SECONDS):
+                    await resp.write(b'{"result":')
+                pending: list[str] = []
+                size = 0
+                for piece in builder.json_chunks(order):
+                    pending.append(piece)
+                    size += len(piece)
+                    if size >= WRITE_CHUNK_CHARS:
+                        async with asyncio.timeout(WRITE_TIMEOUT_SECONDS):
+                            await resp.write("".join(pending).encode())
+                        pending, size = [], 0
+                async with asyncio.timeout(WRITE_TIMEOUT_SECONDS):
+                    await resp.write(("".join(pending) + "}").encode())
+                    await resp.write_eof()
+            except (TimeoutError, ConnectionError):
+                if request.transport is not None:
+                    request.transport.close()
+            return resp
 
     async def services(request: web.Request, tenant: str) -> web.StreamResponse:
         names = await run(reads.store.services, tenant)
@@ -196,7 +224,9 @@ def add_v3_routes(
 
     async def get_trace(request: web.Request, tenant: str) -> web.StreamResponse:
         p = parse_get_trace(request.match_info["trace_id"], request.query)
-        return await traces_response(reads.traces, tenant, [p.trace_id], p.start_ns, p.end_ns)
+        return await traces_response(
+            request, reads.traces, tenant, [p.trace_id], p.start_ns, p.end_ns
+        )
 
     async def find_traces(request: web.Request, tenant: str) -> web.StreamResponse:
         q = (
@@ -204,7 +234,7 @@ def add_v3_routes(
             if request.method == "POST"
             else parse_find_query(request.query)
         )
-        return await traces_response(reads.find, tenant, q)
+        return await traces_response(request, reads.find, tenant, q)
 
     async def trace_summaries(request: web.Request, tenant: str) -> web.StreamResponse:
         q = (

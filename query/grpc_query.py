@@ -29,6 +29,7 @@ from core.errors import Unauthenticated
 from core.tenancy import TenantConfig, resolve_tenant, token_from_headers
 from query import api_v3_proto as pb
 from query.api_v3 import V3Reads
+from query.otlp_json_out import TracesDataBuilder
 from query.params import BadRequestError
 from query.v3_from_proto import query_from_proto, timestamp_ns
 from query.v3_params import (
@@ -80,8 +81,8 @@ def hex_ids_as_base64(doc: Any) -> Any:
     return doc
 
 
-def traces_messages(doc: dict[str, Any]) -> Iterator[Any]:
-    for chunk in chunk_resource_spans(doc["resourceSpans"]):
+def traces_messages(resource_spans: list[dict[str, Any]]) -> Iterator[Any]:
+    for chunk in chunk_resource_spans(resource_spans):
         yield json_format.ParseDict(hex_ids_as_base64({"resourceSpans": chunk}), pb.TracesData())
 
 
@@ -114,7 +115,7 @@ class QueryServicer:
     def get_trace(self, request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
         tenant = self._tenant(context)
 
-        def read() -> dict[str, Any]:
+        def read() -> tuple[TracesDataBuilder, list[str]]:
             trace_id = parse_trace_id(request.trace_id)
             start = (
                 timestamp_ns(request.start_time, "start_time")
@@ -126,15 +127,17 @@ class QueryServicer:
             )
             return self.reads.traces(tenant, [trace_id], start, end)
 
-        doc = self._guard(context, read)
-        if not doc["resourceSpans"]:
+        builder, order = self._guard(context, read)
+        if not builder:
             context.abort(grpc.StatusCode.NOT_FOUND, "trace not found")
-        yield from traces_messages(doc)
+        yield from traces_messages(builder.resource_spans(order))
 
     def find_traces(self, request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
         tenant = self._tenant(context)
-        doc = self._guard(context, lambda: self.reads.find(tenant, query_from_proto(request.query)))
-        yield from traces_messages(doc)
+        builder, order = self._guard(
+            context, lambda: self.reads.find(tenant, query_from_proto(request.query))
+        )
+        yield from traces_messages(builder.resource_spans(order))
 
     def find_trace_summaries(self, request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
         tenant = self._tenant(context)

@@ -15,7 +15,7 @@ from hypothesis import strategies as st
 
 from query import api_v3_proto
 from query.grpc_query import chunk_resource_spans, traces_messages
-from query.otlp_json_out import WARNINGS_ATTRIBUTE, traces_data
+from query.otlp_json_out import WARNINGS_ATTRIBUTE, TracesDataBuilder, traces_data
 from query.params import MAX_TIME_NS, BadRequestError
 from query.v3_params import (
     V3Query,
@@ -216,6 +216,16 @@ def test_otlp_json_parses_into_the_otlp_messages(rows: list[Any]) -> None:
         table.append(r)
     table.sort(key=lambda r: r[0])
     doc = traces_data(table)
+    # The streamed text (what HTTP sends) is the same document, whatever the chunk size.
+    for per_chunk in (1, 3, 1000):
+        builder = TracesDataBuilder({r[0]: 5 for r in table[:2]})  # some traces "cut"
+        for r in table:
+            builder.add(r)
+        streamed = json.loads("".join(builder.json_chunks(spans_per_chunk=per_chunk)))
+        again = TracesDataBuilder({r[0]: 5 for r in table[:2]})
+        for r in table:
+            again.add(r)
+        assert streamed == {"resourceSpans": again.resource_spans()}
     message = parse(otlp_ids_to_base64(doc), "opentelemetry.proto.trace.v1.TracesData")
     spans = [s for rs in message.resource_spans for ss in rs.scope_spans for s in ss.spans]
     assert len(spans) == len(table)
@@ -230,7 +240,7 @@ def test_otlp_json_parses_into_the_otlp_messages(rows: list[Any]) -> None:
     # The gRPC binding sends the same spans, at most SPANS_PER_MESSAGE per message.
     grpc_spans = [
         s
-        for m in traces_messages(doc)
+        for m in traces_messages(doc["resourceSpans"])
         for rs in m.resource_spans
         for ss in rs.scope_spans
         for s in ss.spans
