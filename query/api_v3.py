@@ -62,7 +62,6 @@ _STATUS = {
     400: (3, "Bad Request"),
     401: (16, "Unauthorized"),
     404: (5, "Not Found"),
-    413: (3, "Request Entity Too Large"),
     500: (13, "Internal Server Error"),
 }
 
