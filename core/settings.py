@@ -250,6 +250,15 @@ class Settings:
     query_http_port: int = setting(
         16686, "query", "http_port", "Query API and web UI port (Jaeger's)", lo=1, hi=65535
     )
+    # Jaeger's api_v3 QueryService over gRPC (query/grpc_query.py), on Jaeger's gRPC port.
+    query_grpc_port: int = setting(
+        16685,
+        "query",
+        "grpc_port",
+        "gRPC port of Jaeger's api_v3 QueryService (Jaeger's); 0 disables",
+        lo=0,
+        hi=65535,
+    )
     # --- ingest (see ingest/README.md for every option) ---
     ingest_grpc_port: int = setting(
         4317, "ingest", "grpc_port", "OTLP/gRPC port; 0 disables", lo=0, hi=65535

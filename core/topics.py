@@ -51,7 +51,7 @@ def topic_specs(settings: Settings, decisions_partitions: int | None = None) -> 
 
     The decisions log keeps ``cleanup.policy=delete`` with its own retention: its records are
     deltas keyed by raw partition, so compaction (latest record per key) would drop every
-    decision but the last tick's (docs/adr, "decisions log retention").
+    decision but the last tick's (docs/adr/0005-topic-durability-and-client-security.md).
     """
     overrides = parse_overrides(settings.kafka_topic_overrides)
     specs = []
