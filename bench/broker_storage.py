@@ -110,13 +110,15 @@ def main() -> None:
         for storage in ("memory://tansu/", "s3://tansu/"):
             port = free_port()
             proc = start_tansu(port, storage, env)
-            result = measure(port, args.messages, args.size)
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(30)
-            proc = start_tansu(port, storage, env)  # a restart: what survives it?
-            result["read_back_after_restart"] = read_back(port, int(result["written"]), 20)
-            proc.terminate()
-            proc.wait(30)
+            try:
+                result = measure(port, args.messages, args.size)
+                proc.send_signal(signal.SIGTERM)
+                proc.wait(30)
+                proc = start_tansu(port, storage, env)  # a restart: what survives it?
+                result["read_back_after_restart"] = read_back(port, int(result["written"]), 20)
+            finally:
+                proc.terminate()
+                proc.wait(30)
             print(storage, result, flush=True)
     finally:
         server.stop()
