@@ -19,6 +19,7 @@ from typing import Any
 
 from aiohttp import web
 
+from query.api_v3 import add_v3_routes
 from query.jaeger_model import TracesJsonWriter, envelope, error_envelope
 from query.params import (
     BadRequestError,
@@ -212,4 +213,5 @@ def build_app(
     app.router.add_get("/health", health)
     app.router.add_get("/", index)
     app.router.add_static("/ui/", UI_DIR)
+    add_v3_routes(app, store, tenant_of, executor)
     return app
