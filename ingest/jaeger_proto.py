@@ -6,7 +6,8 @@ Why descriptors at runtime instead of generated ``_pb2`` files: jaeger-idl's ``m
 and ``collector.proto`` import gogoproto and google.api annotations, which only change Go code
 generation; building the descriptors here needs neither, and nothing generated is committed.
 The messages, field numbers and types are those of jaeger-idl ``proto/api_v2/model.proto``
-and ``collector.proto`` (checked against jaeger-idl at commit 74be5630, 2026). They live in a
+and ``collector.proto``; tests/unit/test_jaeger_proto_idl.py compares them with protoc's
+compilation of jaeger-idl (commit 74be5630, tests/data/README.md). They live in a
 private descriptor pool so they cannot collide with another library registering
 ``jaeger.api_v2`` in the default pool.
 
@@ -65,7 +66,8 @@ def _field(
         f.type_name = type_name
 
 
-def _file() -> descriptor_pb2.FileDescriptorProto:
+def file_descriptor() -> descriptor_pb2.FileDescriptorProto:
+    """The descriptors of the `jaeger.api_v2` messages and service ingest uses."""
     fd = descriptor_pb2.FileDescriptorProto(
         name="jaeger/api_v2/collector.proto", package=PACKAGE, syntax="proto3"
     )
@@ -133,7 +135,7 @@ def _file() -> descriptor_pb2.FileDescriptorProto:
 _POOL = descriptor_pool.DescriptorPool()
 for _dep in (timestamp_pb2, duration_pb2):
     _POOL.AddSerializedFile(_dep.DESCRIPTOR.serialized_pb)
-_POOL.AddSerializedFile(_file().SerializeToString())
+_POOL.AddSerializedFile(file_descriptor().SerializeToString())
 
 
 def message_class(name: str) -> Any:
