@@ -34,7 +34,8 @@ def _tag(kv: common_pb2.KeyValue) -> Any:
         return J.Tag(key=kv.key, vType=J.TagType.DOUBLE, vDouble=kv.value.double_value)
     if which == "bool_value":
         return J.Tag(key=kv.key, vType=J.TagType.BOOL, vBool=kv.value.bool_value)
-    return J.Tag(key=kv.key, vType=J.TagType.STRING, vStr=str(getattr(kv.value, which or "")))
+    text = "" if which is None else str(getattr(kv.value, which))
+    return J.Tag(key=kv.key, vType=J.TagType.STRING, vStr=text)
 
 
 def _span(s: trace_pb2.Span) -> Any:
