@@ -102,7 +102,7 @@ def shown_tags(row: dict[str, Any]) -> set[tuple[str, str]]:
     tags = {(k, text(v)) for k, v in row["attributes"].items()}
     tags |= {(k, text(v)) for k, v in row["resource_attributes"].items()}
     for ev in row["events"]:
-        tags.add(("ev", ev["name"]))
+        tags.add(("event", ev["name"]))
         tags |= {(k, text(v)) for k, v in ev["attributes"].items()}
     if row["kind"] in KINDS:
         tags.add(("span.kind", KINDS[row["kind"]]))
