@@ -118,7 +118,7 @@ def dedupe_span_ids(spans: Sequence[SpanNode]) -> None:
     renamed: dict[str, str] = {}
     last = 0
     for span in spans:
-        if span.kind != "server" or span.span_id not in shared or span.span_id in renamed:
+        if span.kind != "server" or span.span_id not in shared or span.relinked:
             continue
         new_id = None
         candidate = last + 1
@@ -139,9 +139,12 @@ def dedupe_span_ids(spans: Sequence[SpanNode]) -> None:
         span.warnings.append(
             f"span ID {old} is shared with a client span (Zipkin); shown as {new_id}"
         )
+    moved = {id(span) for span in spans if span.relinked}
     for span in spans:  # children of the shared id now hang below the server side
         new_parent = renamed.get(span.parent_id)
-        if new_parent is not None and span.span_id != new_parent:
+        # A renamed server span keeps the shared id (its client side) as parent. Jaeger
+        # re-points it too when two server spans share one id; here both stay below the client.
+        if new_parent is not None and id(span) not in moved:
             span.parent_id, span.relinked = new_parent, True
 
 
