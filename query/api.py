@@ -35,6 +35,7 @@ from query.params import (
     parse_trace_ids,
     parse_trace_query,
     parse_us_range,
+    pretty_print,
     required_name,
 )
 from query.red import MAX_STEP_SECONDS, choose_step, series_from_rows, summary_from_rows
@@ -56,16 +57,13 @@ def no_auth(_request: web.Request) -> str:
     return ""
 
 
-def reply(request: web.Request, doc: Any, status: int = 200) -> web.Response:
-    """A JSON response, indented when the client asks ``prettyPrint=true`` (as Jaeger does).
+# Jaeger's query service indents pretty-printed JSON by four spaces.
+PRETTY_INDENT = 4
 
-    A malformed prettyPrint does not turn a response into an error: it is simply compact.
-    """
-    try:
-        pretty = optional_bool(request.query, "prettyPrint")
-    except BadRequestError:
-        pretty = False
-    text = json.dumps(doc, indent=2 if pretty else None)
+
+def reply(request: web.Request, doc: Any, status: int = 200) -> web.Response:
+    """A JSON response, indented when the client asks ``prettyPrint`` (as Jaeger does)."""
+    text = json.dumps(doc, indent=PRETTY_INDENT if pretty_print(request.query) else None)
     return web.Response(text=text, status=status, content_type="application/json")
 
 
@@ -149,9 +147,9 @@ def build_app(
         first, so it costs the memory streaming saves.
         """
         chunks: Iterable[bytes] = writer.chunks(order)
-        if optional_bool(request.query, "prettyPrint"):
+        if pretty_print(request.query):
             doc = json.loads(b"".join(chunks))
-            chunks = [json.dumps(doc, indent=2).encode()]
+            chunks = [json.dumps(doc, indent=PRETTY_INDENT).encode()]
         resp = web.StreamResponse(headers={"Content-Type": "application/json"})
         await resp.prepare(request)
         try:
@@ -227,12 +225,16 @@ def build_app(
             return await send(request, writer, [trace_id])
 
     async def archive(request: web.Request, tenant: str) -> web.StreamResponse:
-        """Jaeger's archive: copy the trace to storage without retention; its spans counted."""
+        """Jaeger's archive: copy the trace to storage without retention.
+
+        Answers as Jaeger does: an empty ``data`` list and an empty ``errors`` list.
+        """
         trace_id = parse_trace_id(request.match_info["trace_id"])
         spans = await run(store.archive, tenant, trace_id)
         if not spans:
             return reply(request, error_envelope(404, "trace not found"), 404)
-        return reply(request, envelope([]) | {"total": spans})
+        log.info("trace archived", extra={"fields": {"trace_id": trace_id, "spans": spans}})
+        return reply(request, envelope([], []))
 
     async def transform(request: web.Request, tenant: str) -> web.StreamResponse:
         """OTLP/JSON upload -> Jaeger JSON traces (Jaeger UI's Upload of an OTLP file)."""

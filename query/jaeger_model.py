@@ -95,8 +95,13 @@ def _valid_span_id(span_id: str) -> bool:
     return bool(span_id) and span_id != ZERO_SPAN_ID
 
 
-def span_json(row: Sequence[Any], process_id: str) -> tuple[dict[str, Any], list[str]]:
-    """One span as Jaeger JSON (tags and logs sorted) and the warnings rendering it raised.
+def span_json(
+    row: Sequence[Any], process_id: str, sort: bool = True
+) -> tuple[dict[str, Any], list[str]]:
+    """One span as Jaeger JSON and the warnings rendering it raised.
+
+    ``sort`` runs the sort adjuster (tags by key, logs by time); raw answers keep the stored
+    order (attributes as stored, then the tags derived from columns).
 
     References: the parent first as CHILD_OF (Jaeger UI takes the first CHILD_OF as the
     parent), then links as FOLLOWS_FROM; links with an empty or all-zero id point nowhere and
@@ -155,7 +160,8 @@ def span_json(row: Sequence[Any], process_id: str) -> tuple[dict[str, Any], list
         "warnings": None,
         "flags": 1,
     }
-    warnings += sort_tags_and_logs(span)
+    if sort:
+        warnings += sort_tags_and_logs(span)
     return span, warnings
 
 
@@ -197,10 +203,20 @@ def _patched(text: str, node: SpanNode | None, warnings: list[str]) -> str:
 class _TraceBuilder:
     """One trace being assembled: its process table, span skeletons for the adjusters."""
 
-    __slots__ = ("nodes", "parents", "process_ids", "processes", "span_ids", "trace_id", "warned")
+    __slots__ = (
+        "nodes",
+        "parents",
+        "process_ids",
+        "processes",
+        "sort",
+        "span_ids",
+        "trace_id",
+        "warned",
+    )
 
-    def __init__(self, trace_id: str) -> None:
+    def __init__(self, trace_id: str, sort: bool = True) -> None:
         self.trace_id = trace_id
+        self.sort = sort
         self.processes: dict[str, dict[str, Any]] = {}
         self.process_ids: dict[tuple[str, tuple[tuple[str, str], ...]], str] = {}
         self.span_ids: set[str] = set()
@@ -221,7 +237,7 @@ class _TraceBuilder:
         self.span_ids.add(row[SPAN_ID])
         if _valid_span_id(row[PARENT_ID]):
             self.parents.add(row[PARENT_ID])
-        span, warnings = span_json(row, pid)
+        span, warnings = span_json(row, pid, self.sort)
         if warnings:
             self.warned[len(self.nodes)] = warnings
         self.nodes.append(_node(row, KIND_TAG.get(row[KIND], "")))
@@ -299,7 +315,8 @@ class TracesJsonWriter:
     def add(self, row: Sequence[Any]) -> None:
         entry = self._traces.get(row[TRACE_ID])
         if entry is None:
-            entry = self._traces[row[TRACE_ID]] = (_TraceBuilder(row[TRACE_ID]), [])
+            builder = _TraceBuilder(row[TRACE_ID], sort=self._adjusted)
+            entry = self._traces[row[TRACE_ID]] = (builder, [])
         entry[1].append(_dumps(entry[0].span(row)))
 
     def __len__(self) -> int:

@@ -373,12 +373,18 @@ def parse_dependencies_range(
     return max(0, end_ns - lookback_ms * 1_000_000), end_ns
 
 
+def pretty_print(params: Mapping[str, str]) -> bool:
+    """Jaeger's prettyPrint: any value but empty or "false" asks for indented JSON."""
+    value = params.get("prettyPrint", "")
+    return value not in ("", "false")
+
+
 _TRUE = {"1", "t", "T", "TRUE", "true", "True"}
 _FALSE = {"0", "f", "F", "FALSE", "false", "False"}
 
 
 def optional_bool(params: Mapping[str, str], name: str) -> bool:
-    """A flag as Go's strconv.ParseBool reads it (Jaeger's prettyPrint, raw); absent is False."""
+    """A flag as Go's strconv.ParseBool reads it (Jaeger's ``raw``); absent is False."""
     raw = params.get(name)
     if raw is None or raw == "":
         return False
