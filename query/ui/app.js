@@ -316,45 +316,45 @@ async function showRed(ev) {
 
 // ---------------------------------------------------------------- service map
 // A layered drawing (callers left of callees), readable at dozens of services where a circle
-// is not: cycles are broken by reversing the DFS back edges, each service sits in the layer of
-// its longest call path from an entry service, services in a layer are ordered by the mean
-// position of their neighbours (barycenter sweeps) to reduce crossings, and edges are curves
-// between columns. Back edges (calls against the layering) are drawn dashed.
+// is not. Cycles are broken by the Eades-Lin-Smyth heuristic (services ordered so that as few
+// calls, weighted by call count, as possible point backwards; those are drawn dashed), each
+// service sits in the layer of its longest forward call path from an entry service, and
+// services in a layer are ordered by the mean position of their neighbours (barycenter
+// sweeps) to reduce crossings.
+function feedbackOrder(names, edges) {
+  const rest = new Set(names);
+  const weight = (list) => list.filter((d) => rest.has(d.parent) && rest.has(d.child)).reduce((a, d) => a + d.callCount, 0);
+  const outOf = new Map(names.map((n) => [n, edges.filter((d) => d.parent === n)]));
+  const into = new Map(names.map((n) => [n, edges.filter((d) => d.child === n)]));
+  const left = [], right = [];
+  while (rest.size) {
+    let changed = true;
+    while (changed) {
+      changed = false;
+      for (const n of [...rest].sort()) {
+        if (!weight(outOf.get(n))) { right.unshift(n); rest.delete(n); changed = true; }
+        else if (!weight(into.get(n))) { left.push(n); rest.delete(n); changed = true; }
+      }
+    }
+    if (!rest.size) break;
+    const best = [...rest].sort().reduce((x, y) =>
+      (weight(outOf.get(y)) - weight(into.get(y)) > weight(outOf.get(x)) - weight(into.get(x)) ? y : x));
+    left.push(best); rest.delete(best);
+  }
+  return [...left, ...right];
+}
+
 function layeredLayout(names, deps) {
   const edges = deps.filter((d) => d.parent !== d.child);
-  const out = new Map(names.map((n) => [n, []]));
-  for (const d of edges) out.get(d.parent).push(d.child);
-  for (const list of out.values()) list.sort();
-  const state = new Map(), back = new Set();
-  for (const root of names) {
-    if (state.has(root)) continue;
-    const stack = [[root, 0]]; state.set(root, 1);
-    while (stack.length) {
-      const top = stack[stack.length - 1];
-      const [n, i] = top;
-      if (i >= out.get(n).length) { state.set(n, 2); stack.pop(); continue; }
-      top[1] = i + 1;
-      const c = out.get(n)[i];
-      if (state.get(c) === 1) back.add(n + "\u0000" + c);
-      else if (!state.has(c)) { state.set(c, 1); stack.push([c, 0]); }
-    }
-  }
-  const forward = edges.filter((d) => !back.has(d.parent + "\u0000" + d.child))
-    .map((d) => [d.parent, d.child]);
-  const reversed = edges.filter((d) => back.has(d.parent + "\u0000" + d.child)).map((d) => [d.child, d.parent]);
-  const dag = [...forward, ...reversed];
+  const rank = new Map(feedbackOrder(names, edges).map((n, i) => [n, i]));
+  const back = new Set(edges.filter((d) => rank.get(d.parent) > rank.get(d.child)).map((d) => d.parent + "\u0000" + d.child));
+  const dag = edges.map((d) => (back.has(d.parent + "\u0000" + d.child) ? [d.child, d.parent] : [d.parent, d.child]));
   const preds = new Map(names.map((n) => [n, []])), succs = new Map(names.map((n) => [n, []]));
-  const indeg = new Map(names.map((n) => [n, 0]));
-  for (const [p, c] of dag) { preds.get(c).push(p); succs.get(p).push(c); indeg.set(c, indeg.get(c) + 1); }
+  for (const [p, c] of dag) { preds.get(c).push(p); succs.get(p).push(c); }
+  // Longest path from the sources, in the feedback order (a topological order of the dag).
   const layer = new Map(names.map((n) => [n, 0]));
-  const queue = names.filter((n) => indeg.get(n) === 0);
-  while (queue.length) {
-    const n = queue.shift();
-    for (const c of succs.get(n)) {
-      layer.set(c, Math.max(layer.get(c), layer.get(n) + 1));
-      indeg.set(c, indeg.get(c) - 1);
-      if (indeg.get(c) === 0) queue.push(c);
-    }
+  for (const n of [...names].sort((x, y) => rank.get(x) - rank.get(y))) {
+    for (const c of succs.get(n)) layer.set(c, Math.max(layer.get(c), layer.get(n) + 1));
   }
   const layers = [];
   for (const n of names) { const l = layer.get(n); (layers[l] = layers[l] || []).push(n); }
@@ -384,11 +384,12 @@ async function showMap() {
   const box = $("#service-map");
   if (!names.length) { box.replaceChildren(el("div", { class: "empty" }, "No cross-service calls stored yet.")); return; }
   const { layers, layer, order, back } = layeredLayout(names, deps);
-  const COL = 210, ROW = 58, PAD = 70, R = 11, tallest = Math.max(...layers.map((l) => l.length));
-  const W = PAD * 2 + (layers.length - 1) * COL, H = PAD + tallest * ROW;
+  const COL = 210, ROW = 64, PAD = 110, R = 11, tallest = Math.max(...layers.map((l) => l.length));
+  // Room above for calls that skip layers (they bow up to 1.25 rows) and below for back calls.
+  const W = PAD * 2 + (layers.length - 1) * COL, H = PAD * 2 + tallest * ROW;
   const pos = new Map(names.map((n) => {
     const size = layers[layer.get(n)].length;
-    return [n, [PAD + layer.get(n) * COL, PAD / 2 + (tallest - size) * ROW / 2 + order.get(n) * ROW + R]];
+    return [n, [PAD + layer.get(n) * COL, PAD + (tallest - size) * ROW / 2 + order.get(n) * ROW]];
   }));
   const svg = svgEl("svg", { width: W, height: H, viewBox: `0 0 ${W} ${H}`, id: "map-svg" });
   const defs = svgEl("defs");
@@ -400,13 +401,20 @@ async function showMap() {
     const [x1, y1] = pos.get(d.parent), [x2, y2] = pos.get(d.child);
     const isBack = back.has(d.parent + "\u0000" + d.child);
     const sx = x1 + (x2 >= x1 ? R : -R), tx = x2 + (x2 >= x1 ? -R - 2 : R + 2);
-    const bend = isBack ? Math.max(40, Math.abs(x2 - x1) / 3) : (tx - sx) / 2;
+    const bend = (tx - sx) / 2;
+    // A call against the flow bows below both services, deeper the farther it goes back.
+    const drop = ROW * (0.6 + Math.min(2, Math.abs(x2 - x1) / COL) * 0.35);
+    // A forward call that skips layers bows above the services it passes (not through them).
+    const span = Math.abs(layer.get(d.child) - layer.get(d.parent));
+    const rise = ROW * (0.5 + Math.min(3, span - 1) * 0.25);
     const path = isBack
-      ? `M${sx},${y1} C${sx + bend},${y1 + ROW} ${tx - bend},${y2 + ROW} ${tx},${y2}`
-      : `M${sx},${y1} C${sx + bend},${y1} ${tx - bend},${y2} ${tx},${y2}`;
+      ? `M${x1},${y1 + R} C${x1},${y1 + drop} ${x2},${y2 + drop} ${x2},${y2 + R + 2}`
+      : span > 1
+        ? `M${x1 + R},${y1} C${x1 + COL / 2},${Math.min(y1, y2) - rise} ${x2 - COL / 2},${Math.min(y1, y2) - rise} ${tx},${y2}`
+        : `M${sx},${y1} C${sx + bend},${y1} ${tx - bend},${y2} ${tx},${y2}`;
     const edge = svgEl("path", { d: path, fill: "none", stroke: "#8a93a6", "stroke-width": (1 + 3 * d.callCount / maxCalls).toFixed(2),
       "marker-end": "url(#arrow)", class: "edge" + (isBack ? " back" : ""), "data-parent": d.parent, "data-child": d.child });
-    if (isBack) edge.setAttribute("stroke-dasharray", "5 4");
+    if (isBack) { edge.setAttribute("stroke-dasharray", "5 4"); edge.setAttribute("stroke-opacity", "0.6"); }
     const tip = svgEl("title"); tip.textContent = `${d.parent} → ${d.child}: ${d.callCount} calls`; edge.append(tip);
     svg.append(edge);
   }
@@ -414,7 +422,7 @@ async function showMap() {
     const [x, y] = pos.get(n);
     const g = svgEl("g", { class: "node", "data-service": n, "data-layer": layer.get(n), transform: `translate(${x},${y})` });
     g.append(svgEl("circle", { r: R, fill: serviceColor(n) }));
-    const label = svgEl("text", { y: R + 13, "text-anchor": "middle", class: "node-label" });
+    const label = svgEl("text", { y: -R - 5, "text-anchor": "middle", class: "node-label" });  // above: back edges bow below
     label.textContent = n.length > 28 ? n.slice(0, 27) + "…" : n;
     const tip = svgEl("title"); tip.textContent = n; g.append(tip, label);
     svg.append(g);
