@@ -194,7 +194,8 @@ def _patched(text: str, node: SpanNode | None, warnings: list[str]) -> str:
         shift = node.shift_ns
         span["startTime"] = (node.start_ns + shift) // 1000
         for log in span["logs"]:
-            log["timestamp"] = (log["timestamp"] * 1000 + shift) // 1000
+            # An event recorded before 1970 + shift would go negative; times are unsigned.
+            log["timestamp"] = max(0, (log["timestamp"] * 1000 + shift) // 1000)
     all_warnings = warnings + (node.warnings if node is not None else [])
     span["warnings"] = all_warnings or None
     return _dumps(span)

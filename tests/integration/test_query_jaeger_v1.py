@@ -15,7 +15,7 @@ import pytest
 from google.protobuf import json_format
 
 from deploy.local.stack import LocalStack
-from tests.integration import openapi_contract
+from tests import openapi_contract
 from tests.integration.query_stack import QueryStack, query_stack
 from tracehouse.span_specs import traces_from_rows
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 from hypothesis import given, settings
@@ -224,3 +225,63 @@ def test_dedupe_leaves_every_server_span_unique(spans: list[SpanNode]) -> None:
     servers = [s.span_id for s in spans if s.kind == "server"]
     assert len(servers) == len(set(servers))
     assert all(len(s.span_id) == 16 for s in spans)
+
+
+# -- the rendered answer: whatever the rows, valid Jaeger JSON, ids unique after adjusting ------
+
+
+@st.composite
+def span_rows(draw: st.DrawFn) -> list[list[Any]]:
+    """Rows of one trace as ClickHouse returns them: shared ids, orphans, zero links, hosts."""
+    from tests.unit.test_jaeger_model import ROW
+
+    n = draw(st.integers(1, 12))
+    rows = []
+    for _ in range(n):
+        row = list(ROW)
+        row[0] = draw(st.sampled_from(["0" * 16 + "ab" * 8, "cd" * 16]))
+        row[1] = f"{draw(st.integers(1, 6)):016x}"  # duplicates happen
+        row[2] = draw(st.sampled_from(["", "0" * 16, f"{draw(st.integers(1, 9)):016x}"]))
+        row[4] = draw(st.sampled_from(["Server", "Client", "Internal", "Unspecified"]))
+        row[6] = {"service.name": "s", "host.name": draw(st.sampled_from(["a", "b", ""]))}
+        values = st.sampled_from(["1", "x", "2.5", "true", str(2**60)])
+        row[9] = draw(st.dictionaries(st.sampled_from(["k", "n", "f"]), values))
+        row[10] = draw(st.integers(0, 10**12))
+        row[11] = draw(st.integers(0, 10**9))
+        times = draw(st.lists(st.integers(0, 10**12), max_size=3))
+        row[14], row[15], row[16] = times, ["e"] * len(times), [{}] * len(times)
+        links = draw(st.lists(st.sampled_from(["0" * 32, "ef" * 16, ""]), max_size=2))
+        row[17], row[18] = links, ["1" * 16] * len(links)
+        rows.append(row)
+    return sorted(rows, key=lambda r: (r[10], r[1]))
+
+
+@functools.cache
+def trace_validator() -> Any:
+    import jsonschema
+
+    from tests.openapi_contract import component_schema
+
+    return jsonschema.Draft202012Validator(component_schema("Trace"))
+
+
+@settings(max_examples=150, deadline=None)
+@given(span_rows(), st.booleans())
+def test_rendered_traces_follow_the_contract(rows: list[list[Any]], adjusted: bool) -> None:
+    from query.jaeger_model import traces_json
+
+    traces = traces_json(rows, adjusted=adjusted)
+    for trace in traces:
+        trace_validator().validate(trace)
+        spans = trace["spans"]
+        assert len(spans) == sum(1 for r in rows if r[0].endswith(trace["traceID"]))
+        if adjusted:
+            for s in spans:
+                assert [t["key"] for t in s["tags"]] == sorted(t["key"] for t in s["tags"])
+                times = [log["timestamp"] for log in s["logs"]]
+                assert times == sorted(times) or s["warnings"]
+            kind = {s["spanID"]: {t["value"] for t in s["tags"] if t["key"] == "span.kind"}
+                    for s in spans}  # fmt: skip
+            servers = {i for s in spans if "server" in kind[i := s["spanID"]]}
+            clients = {i for s in spans if "client" in kind[i := s["spanID"]]}
+            assert not servers & clients  # no server span still shares a client's id
