@@ -95,7 +95,14 @@ def _valid_span_id(span_id: str) -> bool:
     return bool(span_id) and span_id != ZERO_SPAN_ID
 
 
-def span_json(
+def span_json(row: Sequence[Any], process_id: str) -> dict[str, Any]:
+    """One span as Jaeger JSON (sorted, rendering warnings in ``warnings``), not adjusted."""
+    span, warnings = render_span(row, process_id)
+    span["warnings"] = warnings or None
+    return span
+
+
+def render_span(
     row: Sequence[Any], process_id: str, sort: bool = True
 ) -> tuple[dict[str, Any], list[str]]:
     """One span as Jaeger JSON and the warnings rendering it raised.
@@ -238,7 +245,7 @@ class _TraceBuilder:
         self.span_ids.add(row[SPAN_ID])
         if _valid_span_id(row[PARENT_ID]):
             self.parents.add(row[PARENT_ID])
-        span, warnings = span_json(row, pid, self.sort)
+        span, warnings = render_span(row, pid, self.sort)
         if warnings:
             self.warned[len(self.nodes)] = warnings
         self.nodes.append(_node(row, KIND_TAG.get(row[KIND], "")))
