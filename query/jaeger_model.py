@@ -27,6 +27,8 @@ KIND_TAG = {
 }
 ZERO_TRACE_ID = "0" * 32
 ZERO_SPAN_ID = "0" * 16
+# Jaeger's query service's warning, once per link it drops.
+INVALID_LINK_WARNING = "Invalid span link removed"
 
 # Column order of query/sql/trace_spans.sql.
 (
@@ -148,8 +150,7 @@ def render_span(
                 "spanID": link_span,
             }
         )
-    if dropped:
-        warnings.append(f"{dropped} span link(s) with an empty or zero id removed")
+    warnings += [INVALID_LINK_WARNING] * dropped
     logs = [
         {"timestamp": ts // 1000, "fields": [string_tag("event", name), *_tags(attrs)]}
         for ts, name, attrs in zip(row[EV_TIMES], row[EV_NAMES], row[EV_ATTRS], strict=False)
