@@ -265,7 +265,7 @@ def trace_validator() -> Any:
     return jsonschema.Draft202012Validator(component_schema("Trace"))
 
 
-@settings(max_examples=150, deadline=None)
+@settings(max_examples=80, deadline=None)
 @given(span_rows(), st.booleans())
 def test_rendered_traces_follow_the_contract(rows: list[list[Any]], adjusted: bool) -> None:
     from query.jaeger_model import traces_json
