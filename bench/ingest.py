@@ -28,6 +28,7 @@ import aiohttp
 from confluent_kafka import Producer
 
 from bench.harness import cpu_seconds
+from core.kafka import KafkaConnection
 from core.settings import Settings, Topics
 from core.topics import ensure_topics
 from deploy.local.broker import start_broker
@@ -70,7 +71,7 @@ def raw_produce(
     bootstrap: str, topic: str, messages: list[tuple[int, bytes, bytes]], rounds: int
 ) -> float:
     """Seconds to produce ``rounds`` x ``messages`` with the same producer settings, acked."""
-    producer = Producer(producer_config(bootstrap))
+    producer = Producer(producer_config(KafkaConnection(bootstrap)))
     errors: list[object] = []
 
     def report(err: object, _msg: object) -> None:

@@ -56,14 +56,14 @@ def build_admission(
 
 async def serve(settings: Settings) -> None:
     log = logs.setup("ingest")
-    partitions = partition_count(settings.kafka_bootstrap, settings.topics.raw_spans)
+    partitions = partition_count(settings.kafka, settings.topics.raw_spans)
     max_message_bytes = effective_max_message_bytes(
         settings.ingest_max_message_bytes,
-        reported_topic_limit(settings.kafka_bootstrap, settings.topics.raw_spans),
+        reported_topic_limit(settings.kafka, settings.topics.raw_spans),
     )
     publisher = KafkaPublisher(
         producer_config(
-            settings.kafka_bootstrap,
+            settings.kafka,
             compression=settings.ingest_compression,
             linger_ms=settings.ingest_linger_ms,
             timeout_ms=settings.ingest_kafka_timeout_ms,

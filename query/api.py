@@ -20,6 +20,7 @@ from typing import Any
 
 from aiohttp import web
 
+from query.api_v3 import add_v3_routes, v3_error
 from query.jaeger_model import TracesJsonWriter, display_trace_id, envelope, error_envelope
 from query.otlp_transform import rows_from_otlp
 from query.params import (
@@ -74,7 +75,8 @@ async def api_errors(
     """Unknown paths and wrong methods under /api get the JSON envelope, not aiohttp's text.
 
     Jaeger clients parse every /api answer as the envelope; aiohttp's own 404/405 pages are
-    text/plain. The UI's static files keep aiohttp's plain answers.
+    text/plain. Under /api/v3 the answer takes api_v3's error shape instead. The UI's static
+    files keep aiohttp's plain answers.
     """
     try:
         return await handler(request)
@@ -82,7 +84,14 @@ async def api_errors(
         if not request.path.startswith("/api") or exc.status < 400:
             raise
         headers = {"Allow": exc.headers["Allow"]} if "Allow" in exc.headers else None
-        resp = reply(request, error_envelope(exc.status, exc.reason), exc.status)
+        resp = None
+        if request.path.startswith("/api/v3/"):  # api_v3 has its own error shape
+            try:
+                resp = v3_error(exc.status, exc.reason)
+            except KeyError:  # a status api_v3 does not map (405): the v1 envelope
+                resp = None
+        if resp is None:
+            resp = reply(request, error_envelope(exc.status, exc.reason), exc.status)
         if headers:
             resp.headers.update(headers)
         return resp
@@ -306,4 +315,5 @@ def build_app(
     app.router.add_get("/health", health)
     app.router.add_get("/", index)
     app.router.add_static("/ui/", UI_DIR)
+    add_v3_routes(app, store, tenant_of, executor)
     return app

@@ -75,7 +75,7 @@ def connect_for_queries(settings: Settings) -> Any:
     clickhouse-connect ties a client to one server session by default and refuses concurrent
     queries in a session; the read side needs no session state, so it runs without one.
     """
-    return connect(settings.clickhouse_url, settings.clickhouse_database, session=False)
+    return connect(settings.clickhouse, settings.clickhouse_database, session=False)
 
 
 @cache

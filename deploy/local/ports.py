@@ -70,6 +70,7 @@ COMPONENT_PORT_FIELDS = {
     "streams_metrics_port": "streams metrics",
     "sink_metrics_port": "sink metrics",
     "query_http_port": "query API / UI",
+    "query_grpc_port": "query gRPC (Jaeger api_v3)",
 }
 
 
