@@ -229,6 +229,10 @@ def test_every_error_is_the_json_envelope(stack: QueryStack) -> None:
         body = json.loads(raw)
         jsonschema.validate(body, envelope)
         assert body["errors"][0]["code"] == code
+    # Under /api/v3 an unknown path answers in api_v3's own error shape.
+    status, ctype, raw = stack.get("/api/v3/nope")
+    assert status == 404 and ctype.startswith("application/json")
+    assert json.loads(raw)["error"]["httpCode"] == 404
     # An upload above the body limit (16 MiB) is refused before it is parsed.
     status, ctype, raw = stack.post("/api/transform", b" " * (16 * 1024 * 1024 + 1))
     assert status == 413 and ctype.startswith("application/json")
