@@ -4,7 +4,7 @@ Jaeger clients speak Thrift: the binary protocol over HTTP (``/api/traces``) and
 compact protocol over UDP 6831. We read the few shapes Jaeger needs with our own small reader
 instead of generated code, because generated Thrift readers silently skip a known field that
 arrives with another wire type (a span would be stored without it) and fail a whole batch for
-one bad span (docs/adr/0006-jaeger-ingest.md). Here every length is checked against the bytes
+one bad span (docs/adr/0007-jaeger-ingest.md). Here every length is checked against the bytes
 actually left before anything is allocated (each list element takes at least one byte, so a
 count above the remaining bytes is a lie), nesting of skipped values is capped at
 ``MAX_DEPTH``, and every problem is a ``ThriftError`` with a reason, never another exception.
