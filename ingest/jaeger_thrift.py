@@ -57,8 +57,8 @@ INVALID_DURATION = "invalid_duration"
 INVALID_PROCESS = "invalid_process"
 
 _TAG_KINDS = {0: STRING, 1: DOUBLE, 2: BOOL, 3: LONG, 4: BINARY}
-# Tag fields 3..7 (vStr, vDouble, vBool, vLong, vBinary) and their wire types.
-_TAG_VALUE_TYPES = {3: T_STRING, 4: T_DOUBLE, 5: T_BOOL, 6: T_I64, 7: T_STRING}
+# Span fields read as plain integers: the ids, flags, startTime, duration.
+_SPAN_SCALARS = {1: T_I64, 2: T_I64, 3: T_I64, 4: T_I64, 7: T_I32, 8: T_I64, 9: T_I64}
 _MAX_MICROS = MAX_TIME_UNIX_NANO // 1000
 _U64 = 1 << 64
 
@@ -177,11 +177,20 @@ class _BatchReader:
 
     # --- schema ------------------------------------------------------------------------
     def tag(self, state: _SpanState) -> Tag | None:
-        """One Tag struct (the hot path: most of a span's bytes are tags)."""
+        """One Tag struct (the hot path: most of a span's bytes are tags, so plain locals).
+
+        Clients may send every value field (Node's jaeger-client does, with defaults); the one
+        of the tag's type is used, an absent one reads as Thrift's default for its type.
+        """
         r = self.r
         key: bytes | None = None
         vtype: int | None = None
-        values: dict[int, object] = {}
+        # Values by field id 3..7 (vStr, vDouble, vBool, vLong, vBinary); None = not sent.
+        v3: bytes | None = None
+        v4: float | None = None
+        v5: bool | None = None
+        v6: int | None = None
+        v7: bytes | None = None
         r.struct_begin()
         while True:
             ftype, fid = r.field()
@@ -191,14 +200,18 @@ class _BatchReader:
                 key = r.binary()
             elif fid == 2 and ftype == T_I32 and vtype is None:
                 vtype = r.i32()
-            elif 3 <= fid <= 7:
-                if ftype != _TAG_VALUE_TYPES[fid] or fid in values:
-                    state.note(MALFORMED)
-                    r.skip(ftype)
-                else:
-                    values[fid] = self._value(ftype, fid, state)
+            elif fid == 3 and ftype == T_STRING and v3 is None:
+                v3 = r.binary()
+            elif fid == 4 and ftype == T_DOUBLE and v4 is None:
+                v4 = r.double()
+            elif fid == 5 and ftype == T_BOOL and v5 is None:
+                v5 = r.bool_()
+            elif fid == 6 and ftype == T_I64 and v6 is None:
+                v6 = r.i64()
+            elif fid == 7 and ftype == T_STRING and v7 is None:
+                v7 = r.binary()
             else:
-                if fid in (1, 2):
+                if 1 <= fid <= 7:  # a known field of another type, or twice
                     state.note(MALFORMED)
                 r.skip(ftype)
         r.struct_end()
@@ -208,16 +221,21 @@ class _BatchReader:
             return None
         value: TagValue
         if kind == STRING:
-            value = self._text(values.get(3), state)
+            value = self._text(v3, state)
         elif kind == DOUBLE:
-            value = values.get(4, 0.0)  # type: ignore[assignment]
+            value = 0.0 if v4 is None else v4
         elif kind == BOOL:
-            value = values.get(5, False)  # type: ignore[assignment]
+            value = bool(v5)
         elif kind == LONG:
-            value = values.get(6, 0)  # type: ignore[assignment]
+            value = 0 if v6 is None else v6
         else:
-            value = values.get(7, b"")  # type: ignore[assignment]
-        return Tag(self._text(key, state), kind, value)
+            value = b"" if v7 is None else v7
+        try:
+            text_key = key.decode()
+        except UnicodeDecodeError:
+            state.note(INVALID_UTF8)
+            text_key = ""
+        return Tag(text_key, kind, value)
 
     def tags(self, ftype: int, state: _SpanState) -> list[Tag]:
         size = self._list(ftype, state, "tag")
@@ -267,7 +285,7 @@ class _BatchReader:
         state = _SpanState()
         span = Span()
         scalars: dict[int, int] = {}
-        wanted = {1: T_I64, 2: T_I64, 3: T_I64, 4: T_I64, 7: T_I32, 8: T_I64, 9: T_I64}
+        wanted = _SPAN_SCALARS
         seen: set[int] = set()
         r.struct_begin()
         while True:

@@ -433,3 +433,24 @@ def test_more_elements_than_valid_ones_fit_is_refused_at_once(protocol: str) -> 
             read_batch(body, compact=protocol == "compact")
         assert err.value.reason == "implausible_count"
         assert time.perf_counter() - started < 0.1
+
+
+@pytest.mark.parametrize("protocol", sorted(PROTOCOLS))
+def test_tags_with_every_value_field_use_the_one_of_their_type(protocol: str) -> None:
+    # Node's jaeger-client writes all five value fields, the unused ones with defaults.
+    def tag(key: str, vtype: int) -> Any:
+        return J.Tag(key=key, vType=vtype, vStr="s", vDouble=2.5, vBool=True, vLong=7, vBinary="b")
+
+    kinds = [J.TagType.STRING, J.TagType.DOUBLE, J.TagType.BOOL, J.TagType.LONG, J.TagType.BINARY]
+    span = good_span(tags=[tag(f"k{t}", t) for t in kinds])
+    batch = J.Batch(process=J.Process(serviceName="svc"), spans=[span])
+    decoded = decode(encode(batch, protocol), protocol)
+    assert not decoded.rejected
+    (out,) = decoded.data.resource_spans[0].scope_spans[0].spans
+    assert [any_value(kv) for kv in out.attributes] == [
+        ("k0", ("string_value", "s")),
+        ("k1", ("double_value", 2.5)),
+        ("k2", ("bool_value", True)),
+        ("k3", ("int_value", 7)),
+        ("k4", ("bytes_value", b"b")),
+    ]
