@@ -2,20 +2,23 @@
 
 Starts its own Tansu broker and one ingest process (OTLP/HTTP only), then for ``--seconds``
 posts pre-built OTLP protobuf requests with ``--concurrency`` connections and counts spans
-Kafka acknowledged (HTTP 200). In the same run it produces exactly the bytes ingest writes
-(each request pre-split by partition, same producer settings) with a bare confluent-kafka
-producer, and prints both rates and their ratio. CPU seconds of the ingest process are read
-from /proc so spans per CPU-second (per core) is reported too; the load generator runs in
-this process and competes for the same cores.
-
-With ``--protocol`` the same spans are posted as Zipkin instead (encoded by py_zipkin, the
-Zipkin client from PyPI): ``zipkin_v1_json`` to ``/api/v1/spans``, ``zipkin_v2_json`` and
-``zipkin_v2_proto`` to ``/api/v2/spans``. The raw baseline then produces what ingest writes
-for those bodies, so the ratio isolates each protocol's decoding cost.
+Kafka acknowledged (HTTP 200). ``--protocol jaeger_thrift`` posts the same spans as Jaeger
+Thrift binary batches to ``/api/traces`` instead (one batch per service, as a Jaeger client
+sends them; 202), written with Apache Thrift's library and jaeger-client's Thrift classes.
+In the same run it produces exactly the bytes ingest writes (each request pre-split by
+partition, same producer settings) with a bare confluent-kafka producer, and prints both
+rates and their ratio. CPU seconds of the ingest process are read from /proc so spans per
+CPU-second (per core) is reported too; the load generator runs in this process and competes
+for the same cores.
 
     .venv/bin/python -m bench.ingest --seconds 10 --concurrency 16 --traces 100
-    .venv/bin/python -m bench.ingest --protocol zipkin_v2_proto --seconds 10
     .venv/bin/python -m bench.ingest --profile /tmp/ingest.prof   # cProfile the ingest process
+    .venv/bin/python -m bench.ingest --protocol jaeger_thrift --seconds 3
+    .venv/bin/python -m bench.ingest --protocol zipkin_v2_proto --seconds 3
+
+``--protocol zipkin_v1_json`` / ``zipkin_v2_json`` / ``zipkin_v2_proto`` post the same spans
+as Zipkin, encoded by py_zipkin (the Zipkin client from PyPI), to ``/api/v1/spans`` or
+``/api/v2/spans``; the raw baseline then produces what ingest writes for those bodies.
 """
 
 from __future__ import annotations
@@ -36,25 +39,31 @@ from confluent_kafka import Producer
 from opentelemetry.proto.trace.v1 import trace_pb2
 
 from bench.harness import cpu_seconds
+from bench.jaeger_bodies import jaeger_thrift_bodies
+from core.kafka import KafkaConnection
 from core.settings import Settings, Topics
 from core.topics import ensure_topics
 from deploy.local.broker import start_broker
 from deploy.local.ports import free_port
 from deploy.local.stack import http_ok
 from ingest import zipkin, zipkin_proto, zipkin_v1
+from ingest.jaeger_decode import decode_thrift_batch
 from ingest.kafka_publisher import producer_config
 from ingest.otlp_split import bounded_chunks, split_by_partition
 from tracehouse.demo_traces import make_request
 
 ROOT = Path(__file__).resolve().parents[1]
 
-
-# protocol -> (path, content type, py_zipkin encoding name or None for OTLP, success status)
-PROTOCOLS: dict[str, tuple[str, str, str | None, int]] = {
-    "otlp_proto": ("/v1/traces", "application/x-protobuf", None, 200),
-    "zipkin_v1_json": ("/api/v1/spans", "application/json", "V1_JSON", 202),
-    "zipkin_v2_json": ("/api/v2/spans", "application/json", "V2_JSON", 202),
-    "zipkin_v2_proto": ("/api/v2/spans", "application/x-protobuf", "V2_PROTO3", 202),
+# Zipkin protocol -> (path, content type, py_zipkin encoding name, ingest's decoder)
+ZIPKIN = {
+    "zipkin_v1_json": ("/api/v1/spans", "application/json", "V1_JSON", zipkin_v1.decode_request),
+    "zipkin_v2_json": ("/api/v2/spans", "application/json", "V2_JSON", zipkin.decode_request),
+    "zipkin_v2_proto": (
+        "/api/v2/spans",
+        "application/x-protobuf",
+        "V2_PROTO3",
+        zipkin_proto.decode_request,
+    ),
 }
 
 
@@ -101,13 +110,12 @@ def zipkin_body(request: trace_pb2.TracesData, encoding_name: str) -> bytes:
 
 async def load(
     url: str,
-    bodies: list[bytes],
-    spans_per_body: int,
+    bodies: list[tuple[bytes, int]],
+    content_type: str,
     seconds: float,
     concurrency: int,
-    content_type: str = "application/x-protobuf",
-    ok_status: int = 200,
 ) -> tuple[int, int, float]:
+    """(spans acknowledged, failed requests, seconds); ``bodies`` are (body, spans in it)."""
     ok = failed = 0
     deadline = time.perf_counter() + seconds
     connector = aiohttp.TCPConnector(limit=concurrency)
@@ -118,10 +126,11 @@ async def load(
             nonlocal ok, failed
             n = i
             while time.perf_counter() < deadline:
-                async with session.post(url, data=bodies[n % len(bodies)], headers=headers) as r:
+                body, spans = bodies[n % len(bodies)]
+                async with session.post(url, data=body, headers=headers) as r:
                     await r.read()
-                    if r.status == ok_status:
-                        ok += spans_per_body
+                    if r.status in (200, 202):
+                        ok += spans
                     else:
                         failed += 1
                 n += concurrency
@@ -135,7 +144,7 @@ def raw_produce(
     bootstrap: str, topic: str, messages: list[tuple[int, bytes, bytes]], rounds: int
 ) -> float:
     """Seconds to produce ``rounds`` x ``messages`` with the same producer settings, acked."""
-    producer = Producer(producer_config(bootstrap))
+    producer = Producer(producer_config(KafkaConnection(bootstrap)))
     errors: list[object] = []
 
     def report(err: object, _msg: object) -> None:
@@ -168,7 +177,12 @@ def main() -> None:
     parser.add_argument("--traces", type=int, default=100, help="traces (x5 spans) per request")
     parser.add_argument("--partitions", type=int, default=8)
     parser.add_argument("--profile", help="write a cProfile of the ingest process here")
-    parser.add_argument("--protocol", choices=sorted(PROTOCOLS), default="otlp_proto")
+    parser.add_argument(
+        "--protocol",
+        choices=("otlp", "jaeger_thrift", *ZIPKIN),
+        default="otlp",
+        help="OTLP/HTTP protobuf, Jaeger Thrift binary over HTTP (/api/traces), or Zipkin",
+    )
     args = parser.parse_args()
 
     broker_port = free_port()
@@ -180,9 +194,13 @@ def main() -> None:
         partitions=args.partitions,
         ingest_http_port=free_port(),
         ingest_grpc_port=0,
-        ingest_zipkin_port=free_port() if args.protocol.startswith("zipkin") else 0,
+        ingest_zipkin_port=free_port() if args.protocol in ZIPKIN else 0,
+        ingest_jaeger_enabled=args.protocol == "jaeger_thrift",
+        ingest_jaeger_http_port=free_port(),
+        ingest_jaeger_grpc_port=0,
+        ingest_jaeger_compact_port=0,
+        ingest_jaeger_binary_port=0,
     )
-    path, content_type, zipkin_encoding, ok_status = PROTOCOLS[args.protocol]
     ingest = None
     finished = False
     try:
@@ -204,29 +222,25 @@ def main() -> None:
             time.sleep(0.1)
 
         requests = [make_request(args.traces, seed=i) for i in range(20)]
-        spans_per_body = args.traces * 5
-        if zipkin_encoding is None:
-            bodies = [r.SerializeToString() for r in requests]
-            url = f"{base}{path}"
-        else:
-            bodies = [zipkin_body(r, zipkin_encoding) for r in requests]
-            # what ingest publishes for these bodies (py_zipkin rounds times to microseconds)
-            decode = zipkin_v1.decode_request if "v1" in args.protocol else zipkin.decode_request
-            if args.protocol.endswith("proto"):
-                decode = zipkin_proto.decode_request
-            requests = [decode(b).data for b in bodies]
+        if args.protocol == "jaeger_thrift":
+            bodies = [b for r in requests for b in jaeger_thrift_bodies(r)]
+            url = f"http://127.0.0.1:{settings.ingest_jaeger_http_port}/api/traces"
+            content_type = "application/x-thrift"
+            # What ingest publishes: the Jaeger translation of each body.
+            requests = [decode_thrift_batch(body).data for body, _ in bodies]
+        elif args.protocol in ZIPKIN:
+            path, content_type, encoding_name, decode = ZIPKIN[args.protocol]
+            bodies = [(zipkin_body(r, encoding_name), args.traces * 5) for r in requests]
             url = f"http://127.0.0.1:{settings.ingest_zipkin_port}{path}"
+            # What ingest publishes (py_zipkin rounds times to microseconds).
+            requests = [decode(body).data for body, _ in bodies]
+        else:
+            bodies = [(r.SerializeToString(), args.traces * 5) for r in requests]
+            url, content_type = f"{base}/v1/traces", "application/x-protobuf"
+        spans_per_round = sum(spans for _, spans in bodies)
         cpu_before = cpu_seconds(ingest.pid)
         ok, failed, elapsed = asyncio.run(
-            load(
-                url,
-                bodies,
-                spans_per_body,
-                args.seconds,
-                args.concurrency,
-                content_type,
-                ok_status,
-            )
+            load(url, bodies, content_type, args.seconds, args.concurrency)
         )
         ingest_cpu = cpu_seconds(ingest.pid) - cpu_before
 
@@ -237,18 +251,19 @@ def main() -> None:
             for p, td in split.by_partition.items():
                 for chunk in bounded_chunks(td, settings.ingest_max_message_bytes)[0]:
                     messages.append((p, chunk.first_trace_id, chunk.payload))
-        rounds = max(1, round(ok / (spans_per_body * len(requests))))
+        rounds = max(1, round(ok / spans_per_round))
         raw_cpu_before = time.process_time()
         raw_elapsed = raw_produce(settings.kafka_bootstrap, "otlp_spans_bench", messages, rounds)
         raw_cpu = time.process_time() - raw_cpu_before
-        raw_spans = rounds * spans_per_body * len(requests)
+        raw_spans = rounds * spans_per_round
 
         ingest_rate = ok / elapsed
         raw_rate = raw_spans / raw_elapsed
-        body_kib = sum(len(b) for b in bodies) / len(bodies) / 1024
+        body_kib = sum(len(b) for b, _ in bodies) / len(bodies) / 1024
+        spans_per_body = spans_per_round / len(bodies)
         print(f"date           {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
         print(
-            f"request        {args.protocol}: {spans_per_body} spans, {body_kib:.0f} KiB, "
+            f"request        {args.protocol}: {spans_per_body:.0f} spans, {body_kib:.0f} KiB, "
             f"{args.partitions} partitions, concurrency {args.concurrency}"
         )
         print(

@@ -16,13 +16,12 @@ from collections.abc import Mapping
 from typing import Any
 
 import faust
-from confluent_kafka.admin import AdminClient, NewTopic
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from core.kafka import client_config
+from core.kafka import faust_credentials
 from core.partitioning import PARTITIONERS
 from core.settings import Settings
-from core.topics import partition_count
+from core.topics import ensure_state_topic, partition_count, state_topic_name
 from schemas import avro_codec
 from schemas.counter_batch import counter_batch
 from streams import counters as c
@@ -40,25 +39,9 @@ from streams.partition_processor import (
 from streams.raw_encodings import RawDecoder, RawEncodings, header_value
 from streams.sampling_config import SamplingConfig, load_config
 from streams.span_batch_messages import encode_span_batches
-from streams.state_log import encode_state, load_state, state_topic_name
+from streams.state_log import encode_state, load_state
 
 log = logging.getLogger("tracehouse.streams")
-
-
-def ensure_state_topic(settings: Settings) -> str:
-    """Create the decisions log with the raw topic's partition count (idempotent)."""
-    topic = state_topic_name(settings.streams_group)
-    parts = partition_count(settings.kafka_bootstrap, settings.topics.raw_spans)
-    admin = AdminClient(client_config(settings.kafka_bootstrap))
-    fut = admin.create_topics(
-        [NewTopic(topic, parts, 1, config={"retention.ms": str(24 * 3600 * 1000)})]
-    )[topic]
-    try:
-        fut.result(30)
-    except Exception as exc:  # already exists is the normal case after the first start
-        if "exist" not in str(exc).lower():
-            raise
-    return topic
 
 
 class OwnedPartitions:
@@ -108,7 +91,7 @@ class OwnedPartitions:
         keep = self.sampling.sampled_cache_size + self.sampling.non_sampled_cache_size
         started = time.monotonic()
         restored = await asyncio.get_running_loop().run_in_executor(
-            None, load_state, self.settings.kafka_bootstrap, self.state_topic, partition, keep
+            None, load_state, self.settings.kafka, self.state_topic, partition, keep
         )
         log.info(
             "partition %d restored in %.2f s: %d decisions, aggregates through offset %d",
@@ -180,10 +163,12 @@ def create_app(
     CLI passes ingest's codecs, see streams/raw_encodings.py)."""
     sampling = sampling or load_config(settings.sampling_policy_file)
     encodings = RawEncodings(settings.raw_encoding, raw_decoders)
-    raw_partitions = partition_count(settings.kafka_bootstrap, settings.topics.raw_spans)
+    raw_partitions = partition_count(settings.kafka, settings.topics.raw_spans)
     app = faust.App(
         settings.streams_group,
         broker=f"kafka://{settings.kafka_bootstrap}",
+        # SASL / TLS from the same settings as every confluent-kafka client (core/kafka.py).
+        broker_credentials=faust_credentials(settings.kafka),
         store="memory://",
         key_serializer="raw",
         value_serializer="raw",

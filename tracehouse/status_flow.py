@@ -70,7 +70,7 @@ def dlq_reasons(settings: Settings, topic: str, partitions: int) -> dict[str, in
     """Messages in a DLQ topic by ``reason`` header (read from the start, bounded)."""
     consumer = Consumer(
         client_config(
-            settings.kafka_bootstrap,
+            settings.kafka,
             group_id=f"tracehouse-status-{time.monotonic_ns()}",
             enable_auto_commit=False,
         )

@@ -307,7 +307,7 @@ def _py_zipkin_case(port: int, encoding: Encoding) -> Case:
 def _node_client(endpoint: str, encoder: str, trace_id: str) -> subprocess.CompletedProcess[str]:
     node = shutil.which("node")
     assert node, "node is installed by deploy/local/system-deps.sh"
-    assert (REPO / "node_modules" / "zipkin-transport-http").is_dir(), "run `make setup`"
+    assert (REPO / "tests/clients/node_modules/zipkin-transport-http").is_dir(), "make setup"
     return subprocess.run(
         [
             node,
