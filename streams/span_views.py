@@ -8,8 +8,9 @@ protobuf span, and only spans that leave the worker are converted, column by col
 the tenant come from the resource (the tenant as ``tracehouse.tenant``, set by ingest).
 
 A view is a slotted class, not a dict: mypy checks every field name its consumers read, and
-it is cheaper than the dict it replaced (built positionally, about a third of a dict's
-construction time per span, and smaller; see the "typed span view" section of docs/perf.md).
+it is cheaper than the dict it replaced, both to build (positionally: keyword arguments would
+cost more than the dict) and to read, and a third of its size (measured with
+``bench.span_view``; see docs/perf.md).
 """
 
 from __future__ import annotations
@@ -34,7 +35,8 @@ class SpanView:
 
     Built positionally, in field order, by :func:`span_views` (once per span, so the cheapest
     construction counts). ``resource_attributes`` is shared by every view of one
-    ``ResourceSpans``: never mutate it. Equality is identity, as for the protobuf span behind it.
+    ``ResourceSpans``: never mutate it. Views compare by identity; whether two views are
+    copies of one span is :mod:`streams.span_fingerprint`'s question.
     """
 
     tenant_id: str
@@ -95,6 +97,7 @@ def span_views(
     """
     views: list[SpanView] = []
     append = views.append
+    new_view = SpanView  # a local: one global lookup per call, not per span
     max_time = MAX_TIME_UNIX_NANO
     for rs in data.resource_spans:
         resource_attributes = attributes_to_dict(rs.resource.attributes)
@@ -128,7 +131,7 @@ def span_views(
                 if parent == ZERO_SPAN_ID:
                     parent = b""
                 append(
-                    SpanView(
+                    new_view(
                         tenant,
                         tid,
                         sid,
