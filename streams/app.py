@@ -215,7 +215,7 @@ def create_app(settings: Settings, sampling: SamplingConfig | None = None) -> fa
             for view in views:
                 futures.append(
                     await streams_dlq.send(
-                        key=view["trace_id"],
+                        key=view.trace_id,
                         value=refused_span_summary(view),
                         headers={"reason": reason.encode(), "stage": b"streams.encode"},
                         force=True,
