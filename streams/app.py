@@ -246,7 +246,7 @@ def create_app(
             for view in views:
                 futures.append(
                     await streams_dlq.send(
-                        key=view["trace_id"],
+                        key=view.trace_id,
                         value=refused_span_summary(view),
                         headers={"reason": reason.encode(), "stage": b"streams.encode"},
                         force=True,

@@ -24,7 +24,7 @@ from streams.red_metrics import RedAggregator
 from streams.sampling_config import SamplingConfig
 from streams.service_graph import ServiceGraph
 from streams.span_fingerprint import same_content, span_key, split_keys
-from streams.span_views import Rejected, rejected_payload, span_views
+from streams.span_views import Rejected, SpanView, rejected_payload, span_views
 from streams.trace_buffer import BufferedTrace, DecisionCache, TraceBuffer
 from streams.zipkin_links import relink_orphaned_shared_servers
 
@@ -71,7 +71,7 @@ class RestoredState:
 class TickOutput:
     # Span views of kept spans (ids as bytes); streams.span_batch_messages cuts them into
     # messages for the wire.
-    sampled: list[dict[str, Any]] = field(default_factory=list)
+    sampled: list[SpanView] = field(default_factory=list)
     decisions: list[tuple[str, bool, int]] = field(default_factory=list)
     red: dict[str, Any] | None = None
     edges: dict[str, Any] | None = None
@@ -164,7 +164,7 @@ class PartitionProcessor:
         self.last_offset = -1
         self._flushed_offset = -1
         self._window_start: float | None = None
-        self._outbox: list[dict[str, Any]] = []
+        self._outbox: list[SpanView] = []
         self._outbox_keys: dict[str, bytes] = {}
         self._decisions: list[tuple[str, bool, int]] = []
         self.dead_letters: list[DeadLetter] = []
@@ -217,15 +217,15 @@ class PartitionProcessor:
             self.dead_letters.append(DeadLetter(reasons, payload, refused))
         if fresh:
             self.pending.add(c.SPANS_RECEIVED, len(records) + len(rejected) + refused)
-        by_trace: dict[bytes, list[dict[str, Any]]] = {}
+        by_trace: dict[bytes, list[SpanView]] = {}
         for r in records:
-            group = by_trace.get(r["trace_id"])
+            group = by_trace.get(r.trace_id)
             if group is None:
-                by_trace[r["trace_id"]] = [r]
+                by_trace[r.trace_id] = [r]
             else:
                 group.append(r)
         span_bytes = len(payload) // max(1, len(records) + len(rejected))
-        counted: list[dict[str, Any]] = []
+        counted: list[SpanView] = []
         route_checks = ROUTE_CHECKS_PER_MESSAGE if fresh and self.routing is not None else 0
         for tid_bytes, recs in by_trace.items():
             tid = tid_bytes.hex()
@@ -239,7 +239,7 @@ class PartitionProcessor:
             recs, keys, dups = self._new_spans(self.buffer.get(tid), recs)
             counted.extend(recs)
             has_root = self.buffer.decide_on_root_span and any(
-                not r["parent_span_id"] for r in recs
+                not r.parent_span_id for r in recs
             )
             # Even a message of copies only joins the trace: its offset is then committed with
             # the trace's decision, and its copies are counted in the same record.
@@ -271,13 +271,13 @@ class PartitionProcessor:
 
     @staticmethod
     def _new_spans(
-        trace: BufferedTrace | None, recs: list[dict[str, Any]]
-    ) -> tuple[list[dict[str, Any]], dict[bytes, dict[str, Any]], int]:
+        trace: BufferedTrace | None, recs: list[SpanView]
+    ) -> tuple[list[SpanView], dict[bytes, SpanView], int]:
         """``recs`` without copies of spans already buffered or earlier in ``recs``, the new
         spans by key, and the number of copies (accounted when the trace is decided)."""
         seen = trace.seen if trace is not None else {}
-        local: dict[bytes, dict[str, Any]] = {}
-        out: list[dict[str, Any]] = []
+        local: dict[bytes, SpanView] = {}
+        out: list[SpanView] = []
         for r in recs:
             key = span_key(r)
             other = local.get(key) or seen.get(key)
@@ -288,8 +288,8 @@ class PartitionProcessor:
         return out, local, len(recs) - len(out)
 
     def _follow_decision(
-        self, tid: str, recs: list[dict[str, Any]], offset: int, sampled: bool, through: int
-    ) -> list[dict[str, Any]]:
+        self, tid: str, recs: list[SpanView], offset: int, sampled: bool, through: int
+    ) -> list[SpanView]:
         """Late spans of a decided trace follow the decision; returns the spans RED counts."""
         if offset <= through:
             # A replay after failover: the previous owner already forwarded these spans.
@@ -297,7 +297,7 @@ class PartitionProcessor:
             return recs
         if sampled:
             sent = split_keys(self.cache.sent_keys(tid))
-            new: list[dict[str, Any]] = []
+            new: list[SpanView] = []
             for r in recs:
                 key = span_key(r)
                 if key not in sent:
@@ -321,7 +321,7 @@ class PartitionProcessor:
             self.counters.add(c.SPANS_SAMPLED_OUT, len(recs), "late")
         return recs
 
-    def _send(self, tid: str, recs: list[dict[str, Any]]) -> None:
+    def _send(self, tid: str, recs: list[SpanView]) -> None:
         self._outbox.extend(recs)
         keys = b"".join(span_key(r) for r in recs)
         self._outbox_keys[tid] = self._outbox_keys.get(tid, b"") + keys
@@ -377,7 +377,7 @@ class PartitionProcessor:
 
     def _decide(self, trace: BufferedTrace, now: float, out: TickOutput) -> None:
         if trace.records:
-            tid_bytes = trace.records[0]["trace_id"]
+            tid_bytes = trace.records[0].trace_id
             for old, new in relink_orphaned_shared_servers(trace.records):
                 self.graph.relink(tid_bytes, old, new)
         failed: list[str] = []

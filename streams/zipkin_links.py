@@ -12,21 +12,19 @@ to it. Spans arriving after the decision are stored as they came.
 
 from __future__ import annotations
 
-from typing import Any
-
-from streams.span_views import first_attribute
+from streams.span_views import SpanView, first_attribute
 
 KIND_SERVER = 2
 ZIPKIN_PARENT_ID = ("zipkin.parent_id",)
 
 
-def relink_orphaned_shared_servers(records: list[dict[str, Any]]) -> list[tuple[bytes, bytes]]:
+def relink_orphaned_shared_servers(records: list[SpanView]) -> list[tuple[bytes, bytes]]:
     """Re-parent orphaned shared server halves in place; returns (old parent, new parent)."""
-    ids = {r["span_id"] for r in records}
+    ids = {r.span_id for r in records}
     moved: list[tuple[bytes, bytes]] = []
     for r in records:
-        parent = r["parent_span_id"]
-        if not parent or parent in ids or r["kind"] != KIND_SERVER:
+        parent = r.parent_span_id
+        if not parent or parent in ids or r.kind != KIND_SERVER:
             continue
         declared = first_attribute(r, ZIPKIN_PARENT_ID)
         try:
@@ -34,6 +32,6 @@ def relink_orphaned_shared_servers(records: list[dict[str, Any]]) -> list[tuple[
         except ValueError:
             continue
         if len(new_parent) == 8 and new_parent != parent:
-            r["parent_span_id"] = new_parent
+            r.parent_span_id = new_parent
             moved.append((parent, new_parent))
     return moved

@@ -112,7 +112,7 @@ def test_each_encoding_by_header_and_by_topic_default(encoding: str, body: bytes
         assert proc.process(0, body, 100.0, header) is None
         assert proc.pending.get(c.SPANS_RECEIVED) == 1
         out = proc.tick(102.0)
-        assert [r["trace_id"] for r in out.sampled] == [tid(1)]
+        assert [r.trace_id for r in out.sampled] == [tid(1)]
 
 
 @pytest.mark.parametrize(

@@ -21,7 +21,7 @@ from ingest.zipkin import shared_span_id
 from ingest.zipkin_receiver import decoder_for
 from streams.otlp_values import attributes_to_dict
 from streams.service_graph import ServiceGraph
-from streams.span_views import span_views
+from streams.span_views import SpanView, span_views
 from streams.zipkin_links import relink_orphaned_shared_servers
 
 TRACE = "463ac35c9f6413ad48485a3953bb6124"
@@ -275,7 +275,7 @@ def test_shared_spans_make_whole_trees_and_one_edge_per_call(topology: str) -> N
     # The callee and the caller report separately, as two processes do; the server first.
     frontend = [s for s in spans if s["localEndpoint"]["serviceName"] == "frontend"]
     backend = [s for s in spans if s["localEndpoint"]["serviceName"] == "backend"]
-    records: list[dict[str, Any]] = []
+    records: list[SpanView] = []
     graph = ServiceGraph()
     for part in (backend, frontend):
         views = span_views(zipkin.decode_request(json.dumps(part).encode()).data)
@@ -283,17 +283,17 @@ def test_shared_spans_make_whole_trees_and_one_edge_per_call(topology: str) -> N
         records += views
     # What streams does when it decides the trace (partition_processor._decide).
     for old, new in relink_orphaned_shared_servers(records):
-        graph.relink(records[0]["trace_id"], old, new)
-    by_id = {r["span_id"]: r for r in records}
+        graph.relink(records[0].trace_id, old, new)
+    by_id = {r.span_id: r for r in records}
     assert len(by_id) == len(records) == 13  # no two spans share an id in storage
     for r in records:
-        if r["name"] == "root":
+        if r.name == "root":
             continue
-        parent = by_id[r["parent_span_id"]]  # every parent exists: no subtree is cut off
-        if r["kind"] == 2:  # each server hangs under its caller's client span
-            assert (parent["kind"], parent["service_name"]) == (3, "frontend")
-        if r["name"] == "load":  # each server's children hang under that server
-            assert (parent["kind"], parent["service_name"]) == (2, "backend")
+        parent = by_id[r.parent_span_id]  # every parent exists: no subtree is cut off
+        if r.kind == 2:  # each server hangs under its caller's client span
+            assert (parent.kind, parent.service_name) == (3, "frontend")
+        if r.name == "load":  # each server's children hang under that server
+            assert (parent.kind, parent.service_name) == (2, "backend")
     edges = graph.drain("t", 0, 1)["edges"]
     assert [(e["client_service"], e["server_service"], e["connection_type"]) for e in edges] == [
         ("frontend", "backend", "")
@@ -303,9 +303,9 @@ def test_shared_spans_make_whole_trees_and_one_edge_per_call(topology: str) -> N
 
 def test_relink_leaves_spans_with_a_present_parent_alone() -> None:
     records = span_views(zipkin.decode_request(json.dumps(_call_tree("classic")).encode()).data)
-    before = [r["parent_span_id"] for r in records]
+    before = [r.parent_span_id for r in records]
     assert relink_orphaned_shared_servers(records) == []
-    assert [r["parent_span_id"] for r in records] == before
+    assert [r.parent_span_id for r in records] == before
 
 
 @pytest.mark.parametrize(
