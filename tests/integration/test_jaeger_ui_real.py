@@ -335,8 +335,10 @@ def system_architecture(drv: Any, walk: Walk) -> None:
 
 def monitor(drv: Any, walk: Walk) -> None:
     drv.get(f"{walk.base}/monitor")
-    _visible(drv, ".service-view-container")
-    _visible(drv, ".operation-table-block .ant-table-row")
+    _visible(drv, "tr.ant-table-row")  # the operations of the selected service, with metrics
+    page = drv.find_element(By.TAG_NAME, "body").text
+    for problem in ("fetch data", "No data yet"):
+        assert problem not in page, problem
 
 
 def _upload(drv: Any, walk: Walk, name: str) -> None:
