@@ -251,3 +251,41 @@ def test_an_unusable_build_is_refused_at_build_time(tmp_path: Path) -> None:
     (tmp_path / "ui.json").write_text("[]")
     with pytest.raises(ValueError, match="must hold an object"):
         _app(str(tmp_path), str(tmp_path / "ui.json"))
+
+
+_SEGMENT = st.text(
+    alphabet=st.characters(codec="utf-8", exclude_characters="/?#%\x00"), min_size=1, max_size=12
+).filter(lambda s: s.strip(".") != "")  # "." and ".." are resolved by the URL layer first
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["", "api/", "static/", "tracehouse/", "trace/", "api", "static"]),
+            st.lists(_SEGMENT, max_size=4),
+        ),
+        min_size=1,
+        max_size=15,
+    )
+)
+@settings(max_examples=25, deadline=None)
+def test_any_path_gets_the_page_or_a_plain_answer(tmp_path_factory: Any, paths: Any) -> None:
+    """Whatever the path: index.html outside /api/ and /static/, never the page inside them,
+    never a server error."""
+    root = tmp_path_factory.mktemp("ui")
+    (root / "index.html").write_text(FAKE_INDEX)
+    (root / "static").mkdir()
+
+    async def go(client: TestClient[Any, Any]) -> None:
+        for prefix, segments in paths:
+            path = "/" + prefix + "/".join(segments)
+            resp = await client.get(URL.build(path=path))
+            body = await resp.text(errors="replace")
+            assert resp.status < 500, path
+            reserved = path.startswith(("/api/", "/static/")) or path in ("/api", "/static")
+            if reserved:
+                assert "JAEGER_VERSION" not in body, path
+            elif not path.startswith("/tracehouse/"):
+                assert resp.status == 200 and "JAEGER_VERSION = {" in body, path
+
+    _run(_app(str(root)), go)
