@@ -406,16 +406,16 @@ class Settings:
                     f"TRACEHOUSE_TOPIC_{f.name.upper()} (topics.{f.name}): {name!r} is also "
                     "used for another topic"
                 )
-        ports = {
-            "TRACEHOUSE_INGEST_HTTP_PORT (ingest.http_port)": self.ingest_http_port,
-            "TRACEHOUSE_INGEST_GRPC_PORT (ingest.grpc_port)": self.ingest_grpc_port,
-            "TRACEHOUSE_INGEST_ZIPKIN_PORT (ingest.zipkin_port)": self.ingest_zipkin_port,
-        }
         if self.query_ui_config and not self.query_ui_dir:
             problems.append(
                 "TRACEHOUSE_QUERY_UI_CONFIG (query.ui_config) is set but TRACEHOUSE_QUERY_UI_DIR"
                 " (query.ui_dir) is not: the config is injected into a Jaeger UI build"
             )
+        ports = {
+            "TRACEHOUSE_INGEST_HTTP_PORT (ingest.http_port)": self.ingest_http_port,
+            "TRACEHOUSE_INGEST_GRPC_PORT (ingest.grpc_port)": self.ingest_grpc_port,
+            "TRACEHOUSE_INGEST_ZIPKIN_PORT (ingest.zipkin_port)": self.ingest_zipkin_port,
+        }
         used = [p for p in ports.values() if p]
         for name, port in ports.items():
             if port and used.count(port) > 1:
