@@ -27,8 +27,11 @@ from aiohttp import web
 from core import logs
 from core.settings import Settings
 from query.api import build_app
+from query.api_v3 import V3Reads
 from query.auth import resolver, tenant_config
+from query.grpc_query import start_grpc_server
 from query.store import TraceStore, connect_for_queries
+from query.v3_store import V3Store
 
 READ_TIMEOUT_SECONDS = 10.0
 SHUTDOWN_GRACE_SECONDS = 5.0
@@ -64,6 +67,13 @@ async def serve(
     )
     await runner.setup()
     await web.TCPSite(runner, settings.query_host, settings.query_http_port).start()
+    grpc_server = (
+        start_grpc_server(
+            V3Reads(V3Store(store._client)), auth, settings.query_host, settings.query_grpc_port
+        )
+        if settings.query_grpc_port
+        else None
+    )
     log.info(
         "query listening",
         extra={"fields": {"url": f"http://{settings.query_host}:{settings.query_http_port}/"}},
@@ -75,6 +85,8 @@ async def serve(
     await stop.wait()
     deadline = time.monotonic() + grace
     log.info("query stopping", extra={"fields": {"grace_seconds": grace}})
+    if grpc_server is not None:
+        grpc_server.stop(grace * 0.4)  # returns at once; in-flight calls get part of the grace
     try:
         await asyncio.wait_for(runner.cleanup(), timeout=grace * 0.8)
     except TimeoutError:

@@ -6,8 +6,9 @@ replacement worker rebuild it exactly (see ``sink_batches``) and reuse its dedup
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, NamedTuple
 
 from sinks.isolation import rejected_rows
 
@@ -82,14 +83,40 @@ def dedup_token(group: str, topic: str, partition: int, first: int, last: int) -
     return f"{group}/{topic}/{partition}/{first}-{last}"
 
 
-def drop_stale_plans(plan: list[tuple[int, int]], offset: int) -> int | None:
+class Intent(NamedTuple):
+    """A recorded batch intent: its offset range and the Kafka timestamp of its first record
+    (-1 when unknown), which tells the record from another one at the same offset."""
+
+    first: int
+    last: int
+    first_timestamp_ms: int = -1
+
+
+def drop_stale_plans(
+    plan: list[Intent],
+    offset: int,
+    timestamp_ms: int = -1,
+    on_other_life: Callable[[Intent], None] | None = None,
+) -> int | None:
     """Forget intents that end before ``offset``; the planned end if one starts exactly there.
 
-    An intent starting past ``offset`` cannot happen (offsets are committed only at intent
-    boundaries), so a new batch either replays an intent or is a fresh one.
+    Within one life of a topic partition an intent cannot start past ``offset`` (offsets are
+    committed only at intent boundaries), so a new batch either replays an intent or is a
+    fresh one. Across lives it can: a topic deleted and recreated, or a broker that lost its
+    log, numbers its records from 0 again while the intents of the old records are still in
+    ClickHouse (and the group's committed offset is gone, so all of them are read back). An
+    intent whose first record had another timestamp than the record now at that offset
+    belongs to that earlier life and is dropped too; replaying it would hold the new batch
+    until an offset the new log may never reach. ``on_other_life`` hears of each such intent.
     """
-    while plan and plan[0][1] < offset:
+    while plan and plan[0].last < offset:
         plan.pop(0)
-    if plan and plan[0][0] == offset:
-        return plan[0][1]
+    if plan and plan[0].first == offset:
+        recorded = plan[0].first_timestamp_ms
+        if recorded >= 0 and timestamp_ms >= 0 and recorded != timestamp_ms:
+            stale = plan.pop(0)
+            if on_other_life is not None:
+                on_other_life(stale)
+            return None
+        return plan[0].last
     return None

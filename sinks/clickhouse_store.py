@@ -7,7 +7,7 @@ from typing import Any
 import pyarrow as pa
 
 from sinks import metrics
-from sinks.batching import PartitionBatch
+from sinks.batching import Intent, PartitionBatch
 from sinks.clickhouse_errors import ErrorClass, classify
 
 
@@ -20,15 +20,15 @@ class BatchStore:
 
     def planned_batches(
         self, topic: str, partition: int, from_offset: int
-    ) -> list[tuple[int, int]]:
+    ) -> list[Intent]:
         """Intents recorded at or after the committed offset: batches that may be in storage."""
         rows = self._client.query(
-            "SELECT FirstOffset, LastOffset FROM sink_batches FINAL "
+            "SELECT FirstOffset, LastOffset, FirstTimestampMs FROM sink_batches FINAL "
             "WHERE ConsumerGroup = {g:String} AND Topic = {t:String} "
             "AND Partition = {p:UInt32} AND FirstOffset >= {o:Int64} ORDER BY FirstOffset",
             parameters={"g": self._group, "t": topic, "p": partition, "o": from_offset},
         ).result_rows
-        return [(int(a), int(b)) for a, b in rows]
+        return [Intent(int(a), int(b), int(t)) for a, b, t in rows]
 
     def record_intent(self, batch: PartitionBatch) -> None:
         self._client.insert(
@@ -42,6 +42,7 @@ class BatchStore:
                     batch.last_offset,
                     batch.rows,
                     len(batch.dlq),
+                    batch.first_timestamp_ms,
                 ]
             ],
             column_names=[
@@ -52,6 +53,7 @@ class BatchStore:
                 "LastOffset",
                 "Rows",
                 "DlqRecords",
+                "FirstTimestampMs",
             ],
         )
 

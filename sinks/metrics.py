@@ -27,6 +27,12 @@ SUB_INSERTS = Counter(
     "Inserts of batch halves made while isolating rejected rows",
     ["table"],
 )
+STALE_INTENTS = Counter(
+    "tracehouse_sink_stale_intents",
+    "Batch intents dropped because their partition restarted its offsets (topic recreated, "
+    "broker lost its log): the record now at that offset is another one",
+    ["topic"],
+)
 BATCHES = Counter("tracehouse_sink_batches", "Batches flushed", ["table", "outcome"])
 CLICKHOUSE_ERRORS = Counter(
     "tracehouse_sink_clickhouse_errors",

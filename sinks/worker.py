@@ -43,7 +43,7 @@ from core.settings import Settings
 from schemas import avro_codec
 from sinks import metrics
 from sinks.accounting import CLICKHOUSE_REJECTED, rejected_spans_record
-from sinks.batching import PartitionBatch, drop_stale_plans
+from sinks.batching import Intent, PartitionBatch, drop_stale_plans
 from sinks.clickhouse_errors import ErrorClass
 from sinks.clickhouse_store import BatchStore
 from sinks.decoding import Decoded, decode_message
@@ -70,7 +70,7 @@ _SIZE_ERRORS = (
 
 
 def consumer_config(settings: Settings) -> dict[str, Any]:
-    return client_config(settings.kafka_bootstrap) | {
+    return client_config(settings.kafka) | {
         "group.id": settings.sink_group,
         "enable.auto.commit": False,
         "auto.offset.reset": "earliest",
@@ -103,7 +103,7 @@ class SinkWorker:
         self.consumer = Consumer(consumer_config(settings))
         self.dlq = Producer(
             client_config(
-                settings.kafka_bootstrap,
+                settings.kafka,
                 acks="all",
                 enable_idempotence=True,
                 message_max_bytes=DLQ_MAX_MESSAGE_BYTES,
@@ -111,7 +111,7 @@ class SinkWorker:
         )
         self.batches: dict[Key, PartitionBatch] = {}
         # Recorded intents not yet committed: (topic, partition) -> [(first, last), ...]
-        self.replays: dict[Key, list[tuple[int, int]]] = {}
+        self.replays: dict[Key, list[Intent]] = {}
         self.paused = False
         # Partitions pushed back while paused: (topic, partition) -> offset to re-read from.
         self.held: dict[Key, int] = {}
@@ -119,7 +119,7 @@ class SinkWorker:
 
     def _clickhouse_store(self) -> BatchStore:
         return BatchStore(
-            connect(self.settings.clickhouse_url, self.settings.clickhouse_database),
+            connect(self.settings.clickhouse, self.settings.clickhouse_database),
             self.settings.sink_group,
         )
 
@@ -145,7 +145,7 @@ class SinkWorker:
             },
         )
 
-    def _planned(self, topic: str, partition: int, start: int) -> list[tuple[int, int]]:
+    def _planned(self, topic: str, partition: int, start: int) -> list[Intent]:
         backoff = 0.5
         while True:
             try:
@@ -155,6 +155,22 @@ class SinkWorker:
                 log.warning("reading batch intents failed, retrying: %s", exc)
                 time.sleep(backoff)
                 backoff = min(MAX_BACKOFF, backoff * 2)
+
+    @staticmethod
+    def _other_life(key: Key) -> Callable[[Intent], None]:
+        def report(intent: Intent) -> None:
+            metrics.STALE_INTENTS.labels(key[0]).inc()
+            log.warning(
+                "topic partition restarted its offsets: intent of an earlier life dropped",
+                extra={
+                    "fields": {
+                        "partition": f"{key[0]}/{key[1]}",
+                        "intent": f"{intent.first}-{intent.last}@{intent.first_timestamp_ms}",
+                    }
+                },
+            )
+
+        return report
 
     def _on_revoke(self, consumer: Consumer, partitions: list[TopicPartition]) -> None:
         # Uncommitted work is dropped: the next owner re-reads it from the committed offset
@@ -217,10 +233,12 @@ class SinkWorker:
             batch = self.batches[key] = PartitionBatch(
                 key[0], key[1], offset, started_at=time.monotonic()
             )
-            batch.planned_last_offset = drop_stale_plans(self.replays[key], offset)
             ts_type, ts = msg.timestamp()
             if ts_type != TIMESTAMP_NOT_AVAILABLE:
                 batch.first_timestamp_ms = ts
+            batch.planned_last_offset = drop_stale_plans(
+                self.replays[key], offset, batch.first_timestamp_ms, self._other_life(key)
+            )
         if decoded.table is not None:
             batch.add(offset, decoded.table, decoded.table.num_rows, msg.key(), msg.value() or b"")
         else:

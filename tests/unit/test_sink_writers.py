@@ -8,7 +8,7 @@ import pytest
 
 from core.settings import Settings
 from schemas import avro_codec
-from sinks.batching import drop_stale_plans
+from sinks.batching import Intent, drop_stale_plans
 from sinks.decoding import PoisonRecord, decode_message, decode_rows
 from sinks.otel_names import OTEL_TRACES_COLUMNS
 from sinks.window_columns import InvalidRecord, edge_rows, red_metrics_arrow, red_rows
@@ -152,7 +152,23 @@ def test_writers_follow_settings() -> None:
 
 
 def test_drop_stale_plans() -> None:
-    plan = [(0, 4), (5, 9), (10, 12)]
-    assert drop_stale_plans(plan, 5) == 9 and plan == [(5, 9), (10, 12)]
+    plan = [Intent(0, 4), Intent(5, 9), Intent(10, 12)]
+    assert drop_stale_plans(plan, 5) == 9 and plan == [Intent(5, 9), Intent(10, 12)]
     assert drop_stale_plans(plan, 13) is None and plan == []
-    assert drop_stale_plans([(3, 4)], 0) is None
+    assert drop_stale_plans([Intent(3, 4)], 0) is None
+
+
+def test_intents_of_an_earlier_life_of_the_partition_are_not_replayed() -> None:
+    """After a topic is recreated (or the broker lost its log) offsets start at 0 again while
+    the old intents are still recorded: the record at the intent's first offset has another
+    timestamp, so the intent is dropped and reported instead of holding the new batch until
+    the old intent's end."""
+    plan = [Intent(0, 30, 1_000), Intent(31, 60, 2_000)]
+    dropped: list[Intent] = []
+    assert drop_stale_plans(plan, 0, 9_000, dropped.append) is None
+    assert dropped == [Intent(0, 30, 1_000)] and plan == [Intent(31, 60, 2_000)]
+    # The same record (same timestamp) is a genuine replay; an unknown timestamp on either
+    # side keeps the offsets-only rule.
+    assert drop_stale_plans([Intent(0, 30, 1_000)], 0, 1_000) == 30
+    assert drop_stale_plans([Intent(0, 30, -1)], 0, 9_000) == 30
+    assert drop_stale_plans([Intent(0, 30, 1_000)], 0, -1) == 30
