@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from core import config, topic_overrides
+from core import config, jaeger_ui_files, topic_overrides
 from core.clickhouse import ClickHouseTarget, host_port
 from core.config import ConfigError, setting
 from core.kafka import SASL_MECHANISMS, SECURITY_PROTOCOLS, KafkaConnection
@@ -251,6 +251,25 @@ class Settings:
     )
     query_http_port: int = setting(
         16686, "query", "http_port", "Query API and web UI port (Jaeger's)", lo=1, hi=65535
+    )
+    # Bring your own Jaeger UI (docs/jaeger-ui.md): a build the user made from Jaeger's public
+    # source, served at / with the config injection Jaeger's query service does; the own UI
+    # then lives at /tracehouse/. The project never ships Jaeger's code.
+    query_ui_dir: str = setting(
+        "",
+        "query",
+        "ui_dir",
+        "Directory of a Jaeger UI build (holding index.html) to serve at / instead of the own"
+        " UI, which stays reachable at /tracehouse/ (docs/jaeger-ui.md); empty: own UI at /",
+        check=jaeger_ui_files.ui_dir_problem,
+    )
+    query_ui_config: str = setting(
+        "",
+        "query",
+        "ui_config",
+        "Jaeger UI config file (.json object or .js defining function UIConfig()) injected"
+        " into that UI's index.html, like Jaeger's --query.ui-config; needs query.ui_dir",
+        check=jaeger_ui_files.ui_config_problem,
     )
     # Jaeger's api_v3 QueryService over gRPC (query/grpc_query.py), on Jaeger's gRPC port.
     query_grpc_port: int = setting(
@@ -612,6 +631,11 @@ class Settings:
                     f"TRACEHOUSE_TOPIC_{f.name.upper()} (topics.{f.name}): {name!r} is also "
                     "used for another topic"
                 )
+        if self.query_ui_config and not self.query_ui_dir:
+            problems.append(
+                "TRACEHOUSE_QUERY_UI_CONFIG (query.ui_config) is set but TRACEHOUSE_QUERY_UI_DIR"
+                " (query.ui_dir) is not: the config is injected into a Jaeger UI build"
+            )
         ports = {
             "TRACEHOUSE_INGEST_HTTP_PORT (ingest.http_port)": self.ingest_http_port,
             "TRACEHOUSE_INGEST_GRPC_PORT (ingest.grpc_port)": self.ingest_grpc_port,

@@ -51,7 +51,13 @@ async def serve(
     auth = tenant_config(settings)
     executor = ThreadPoolExecutor(QUERY_THREADS, thread_name_prefix="query")
     runner = web.AppRunner(
-        build_app(store, resolver(auth), executor=executor),
+        build_app(
+            store,
+            resolver(auth),
+            executor=executor,
+            jaeger_ui_dir=settings.query_ui_dir,
+            jaeger_ui_config=settings.query_ui_config,
+        ),
         access_log=None,
         keepalive_timeout=read_timeout,
         # aiohttp waits up to this long twice per connection (for the handler to finish, then
