@@ -9,7 +9,11 @@ The SQL files are templates with a few placeholders, so one file serves both lay
 - ``{db}`` the database; ``{ttl:Column}`` the retention clause on that column (or nothing);
 - ``{local:name}`` a storage table: ``name`` on one node, ``name_local`` in a cluster;
 - ``{engine:XMergeTree}`` ``XMergeTree`` on one node, ``ReplicatedXMergeTree(...)`` in a cluster;
-- ``{on_cluster}`` nothing on one node, `` ON CLUSTER `name` `` in a cluster.
+- ``{on_cluster}`` nothing on one node, `` ON CLUSTER `name` `` in a cluster;
+- a line starting ``{text}`` is kept only on servers with text indexes (ClickHouse >= 26.2), a
+  line starting ``{bloom}`` only on older ones: the exporter picks its indexes the same way;
+- a line starting ``{cluster}`` is kept only in a cluster, where ``{distributed:name}`` is the
+  ``Distributed`` table over ``name_local`` (for migrations that replace a storage table).
 
 In cluster mode every storage table additionally gets a ``Distributed`` table under the plain
 name, so the sink and analysts use the same table names in both layouts. Retention is not
@@ -27,6 +31,9 @@ _FILE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 _TTL = re.compile(r"\{ttl:(\w+)\}")
 _LOCAL = re.compile(r"\{local:(\w+)\}")
 _ENGINE = re.compile(r"\{engine:(\w*MergeTree)\}")
+_DISTRIBUTED = re.compile(r"\{distributed:(\w+)\}")
+# A staging table (created, filled, then renamed over the real one) gets no Distributed table.
+_STAGING_SUFFIX = "_next"
 _STORAGE_TABLE = re.compile(r"CREATE TABLE IF NOT EXISTS \{db\}\.\{local:(\w+)\}")
 
 # Rows of one trace stay on one shard so a trace lookup touches one node; rows that FINAL must
@@ -46,13 +53,30 @@ MIGRATIONS_TABLE_DDL = (
 )
 
 
+# The first ClickHouse release whose ``text`` index the exporter uses (and so do we).
+TEXT_INDEX_SINCE = (26, 2)
+
+
+def has_text_index(server_version: str) -> bool:
+    """``"26.9.2.1"`` -> True: does this server get text indexes instead of bloom filters?"""
+    parts = re.findall(r"\d+", server_version)[:2]
+    if len(parts) < 2:
+        return False
+    return (int(parts[0]), int(parts[1])) >= TEXT_INDEX_SINCE
+
+
 @dataclass(frozen=True)
 class Layout:
-    """How to render the templates: one node (``cluster=None``) or a named cluster."""
+    """How to render the templates: one node (``cluster=None``) or a named cluster.
+
+    ``text_indexes`` says which index family ``{text}``/``{bloom}`` lines select; rendering
+    without a server (``--print-sql``, cluster DDL) assumes a current server.
+    """
 
     database: str
     ttl_days: int = 0
     cluster: str | None = None
+    text_indexes: bool = True
 
     @property
     def on_cluster(self) -> str:
@@ -79,8 +103,14 @@ class Migration:
     name: str
     sql: str
 
-    def statements(self, database: str, ttl_days: int, cluster: str | None = None) -> list[str]:
-        return render(self.sql, Layout(database, ttl_days, cluster))
+    def statements(
+        self,
+        database: str,
+        ttl_days: int,
+        cluster: str | None = None,
+        text_indexes: bool = True,
+    ) -> list[str]:
+        return render(self.sql, Layout(database, ttl_days, cluster, text_indexes))
 
     def ttl_columns(self) -> dict[str, str]:
         """Storage table -> the column its retention is measured on."""
@@ -100,7 +130,7 @@ def ttl_expression(column: str, ttl_days: int) -> str:
 def render(sql: str, layout: Layout) -> list[str]:
     """Template -> executable statements (plus Distributed tables in cluster mode)."""
     out: list[str] = []
-    for template in _split_statements(sql):
+    for template in _split_statements(_select_lines(sql, layout)):
         template = template.strip()
         if not template:
             continue
@@ -113,13 +143,28 @@ def render(sql: str, layout: Layout) -> list[str]:
             ),
             text,
         )
+        text = _DISTRIBUTED.sub(lambda m: layout.distributed(m.group(1)), text)
         text = _LOCAL.sub(lambda m: layout.local(m.group(1)), text)
         text = _ENGINE.sub(lambda m: layout.engine(m.group(1)), text)
         out.append(text)
         table = _STORAGE_TABLE.search(template)
-        if layout.cluster and table:
+        if layout.cluster and table and not table.group(1).endswith(_STAGING_SUFFIX):
             out.append(layout.distributed(table.group(1)))
     return out
+
+
+def _select_lines(sql: str, layout: Layout) -> str:
+    keep = ["{text}" if layout.text_indexes else "{bloom}"]
+    drop = ["{bloom}" if layout.text_indexes else "{text}"]
+    (keep if layout.cluster else drop).append("{cluster}")
+    lines = []
+    for line in sql.splitlines():
+        if any(line.startswith(p) for p in drop):
+            continue
+        for prefix in keep:
+            line = line.removeprefix(prefix)
+        lines.append(line)
+    return "\n".join(lines) + "\n"
 
 
 def _split_statements(text: str) -> list[str]:
@@ -156,7 +201,8 @@ def migrate(client: Any, database: str, ttl_days: int = 0) -> list[int]:
     Afterwards the retention of every table is brought in line with ``ttl_days``, so changing
     the setting and re-running ``tracehouse migrate`` applies it to existing tables too.
     """
-    layout = Layout(database, ttl_days)
+    text_indexes = has_text_index(str(client.command("SELECT version()")))
+    layout = Layout(database, ttl_days, text_indexes=text_indexes)
     client.command(f"CREATE DATABASE IF NOT EXISTS `{database}`")
     for statement in render(MIGRATIONS_TABLE_DDL, layout):
         client.command(statement)
@@ -170,7 +216,7 @@ def migrate(client: Any, database: str, ttl_days: int = 0) -> list[int]:
     for mig in load_migrations():
         if mig.version in done:
             continue
-        for statement in mig.statements(database, ttl_days):
+        for statement in mig.statements(database, ttl_days, text_indexes=text_indexes):
             client.command(statement)
         client.insert(
             f"`{database}`.schema_migrations",

@@ -17,6 +17,7 @@ import pytest
 from core.clickhouse import connect
 from core.settings import Settings
 from schemas import avro_codec
+from sinks.clickhouse_store import INSERT_SETTINGS
 from sinks.decoding import decode_message
 from sinks.writers import WRITERS
 from tests.integration.sink_data import (
@@ -68,7 +69,7 @@ def _insert(client: Any, stream: str, records: list[dict[str, Any]]) -> list[Any
         rows = [row for rec in records for row in rec["spans"]]
         decoded = decode_message(stream, span_message(rows))
         assert decoded.table is not None, decoded
-        client.insert_arrow(writer.table, decoded.table)
+        client.insert_arrow(writer.table, decoded.table, settings=INSERT_SETTINGS)
         return rows
     # Through Avro and back, as the sink sees them (fills the schema's defaults).
     assert writer.rows is not None and writer.arrow is not None
