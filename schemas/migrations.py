@@ -6,7 +6,8 @@ between a statement and its record is simply repeated.
 
 The SQL files are templates with a few placeholders, so one file serves both layouts:
 
-- ``{db}`` the database; ``{ttl:Column}`` the retention clause on that column (or nothing);
+- ``{db}`` the database; ``{ttl:Column}`` the retention clause of the statement's table on that
+  column (or nothing when the table keeps data forever);
 - ``{local:name}`` a storage table: ``name`` on one node, ``name_local`` in a cluster;
 - ``{engine:XMergeTree}`` ``XMergeTree`` on one node, ``ReplicatedXMergeTree(...)`` in a cluster;
 - ``{on_cluster}`` nothing on one node, `` ON CLUSTER `name` `` in a cluster;
@@ -17,15 +18,28 @@ The SQL files are templates with a few placeholders, so one file serves both lay
 
 In cluster mode every storage table additionally gets a ``Distributed`` table under the plain
 name, so the sink and analysts use the same table names in both layouts. Retention is not
-frozen at creation: :func:`sync_ttl` compares each table's TTL with ``ttl_days`` and alters it.
+frozen at creation: :func:`sync_ttl` compares each table's TTL with its retention and alters it.
+A retention is either one number of days for every table (tests, tools) or a mapping from
+storage table to days (``Settings.retention_days()``); 0 or a missing table: keep forever.
 """
 
 from __future__ import annotations
 
+import functools
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
+
+Retention = int | Mapping[str, int]
+
+
+def days_for(retention: Retention, table: str) -> int:
+    """Days ``table`` keeps its rows under ``retention`` (0: forever)."""
+    if isinstance(retention, int):
+        return retention
+    return int(retention.get(table, 0))
 
 _FILE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 _TTL = re.compile(r"\{ttl:(\w+)\}")
@@ -74,7 +88,7 @@ class Layout:
     """
 
     database: str
-    ttl_days: int = 0
+    retention: Retention = 0
     cluster: str | None = None
     text_indexes: bool = True
 
@@ -106,11 +120,11 @@ class Migration:
     def statements(
         self,
         database: str,
-        ttl_days: int,
+        retention: Retention,
         cluster: str | None = None,
         text_indexes: bool = True,
     ) -> list[str]:
-        return render(self.sql, Layout(database, ttl_days, cluster, text_indexes))
+        return render(self.sql, Layout(database, retention, cluster, text_indexes))
 
     def ttl_columns(self) -> dict[str, str]:
         """Storage table -> the column its retention is measured on."""
@@ -127,6 +141,10 @@ def ttl_expression(column: str, ttl_days: int) -> str:
     return f"toDateTime({column}) + toIntervalDay({ttl_days})"
 
 
+def _ttl_clause(match: re.Match[str], days: int) -> str:
+    return f"TTL {ttl_expression(match.group(1), days)}" if days > 0 else ""
+
+
 def render(sql: str, layout: Layout) -> list[str]:
     """Template -> executable statements (plus Distributed tables in cluster mode)."""
     out: list[str] = []
@@ -137,17 +155,13 @@ def render(sql: str, layout: Layout) -> list[str]:
         text = template.replace("{db}", f"`{layout.database}`").replace(
             "{on_cluster}", layout.on_cluster
         )
-        text = _TTL.sub(
-            lambda m: (
-                f"TTL {ttl_expression(m.group(1), layout.ttl_days)}" if layout.ttl_days > 0 else ""
-            ),
-            text,
-        )
+        table = _STORAGE_TABLE.search(template)
+        days = days_for(layout.retention, table.group(1)) if table else 0
+        text = _TTL.sub(functools.partial(_ttl_clause, days=days), text)
         text = _DISTRIBUTED.sub(lambda m: layout.distributed(m.group(1)), text)
         text = _LOCAL.sub(lambda m: layout.local(m.group(1)), text)
         text = _ENGINE.sub(lambda m: layout.engine(m.group(1)), text)
         out.append(text)
-        table = _STORAGE_TABLE.search(template)
         if layout.cluster and table and not table.group(1).endswith(_STAGING_SUFFIX):
             out.append(layout.distributed(table.group(1)))
     return out
@@ -185,9 +199,9 @@ def load_migrations() -> list[Migration]:
     return found
 
 
-def render_all(database: str, ttl_days: int = 0, cluster: str | None = None) -> list[str]:
+def render_all(database: str, retention: Retention = 0, cluster: str | None = None) -> list[str]:
     """Every statement a fresh install runs, in order (used for cluster DDL review and tests)."""
-    layout = Layout(database, ttl_days, cluster)
+    layout = Layout(database, retention, cluster)
     out = [f"CREATE DATABASE IF NOT EXISTS `{database}`{layout.on_cluster}"]
     out += render(MIGRATIONS_TABLE_DDL, layout)
     for mig in load_migrations():
@@ -195,14 +209,14 @@ def render_all(database: str, ttl_days: int = 0, cluster: str | None = None) -> 
     return out
 
 
-def migrate(client: Any, database: str, ttl_days: int = 0) -> list[int]:
+def migrate(client: Any, database: str, retention: Retention = 0) -> list[int]:
     """Apply pending migrations with a clickhouse-connect client; returns versions applied.
 
-    Afterwards the retention of every table is brought in line with ``ttl_days``, so changing
-    the setting and re-running ``tracehouse migrate`` applies it to existing tables too.
+    Afterwards the retention of every table is brought in line with ``retention``, so changing
+    the settings and re-running ``tracehouse migrate`` applies them to existing tables too.
     """
     text_indexes = has_text_index(str(client.command("SELECT version()")))
-    layout = Layout(database, ttl_days, text_indexes=text_indexes)
+    layout = Layout(database, retention, text_indexes=text_indexes)
     client.command(f"CREATE DATABASE IF NOT EXISTS `{database}`")
     for statement in render(MIGRATIONS_TABLE_DDL, layout):
         client.command(statement)
@@ -216,7 +230,7 @@ def migrate(client: Any, database: str, ttl_days: int = 0) -> list[int]:
     for mig in load_migrations():
         if mig.version in done:
             continue
-        for statement in mig.statements(database, ttl_days, text_indexes=text_indexes):
+        for statement in mig.statements(database, retention, text_indexes=text_indexes):
             client.command(statement)
         client.insert(
             f"`{database}`.schema_migrations",
@@ -224,19 +238,20 @@ def migrate(client: Any, database: str, ttl_days: int = 0) -> list[int]:
             column_names=["version", "name"],
         )
         applied.append(mig.version)
-    sync_ttl(client, database, ttl_days)
+    sync_ttl(client, database, retention)
     return applied
 
 
 def ttl_changes(
-    current_engine_full: dict[str, str], ttl_columns: dict[str, str], ttl_days: int
+    current_engine_full: dict[str, str], ttl_columns: dict[str, str], retention: Retention
 ) -> list[str]:
-    """ALTERs that make each table's TTL match ``ttl_days`` (pure: compares engine_full text)."""
+    """ALTERs that make each table's TTL match ``retention`` (pure: compares engine_full text)."""
     out = []
     for table, column in sorted(ttl_columns.items()):
         engine_full = current_engine_full.get(table)
         if engine_full is None:
             continue
+        ttl_days = days_for(retention, table)
         has_ttl = " TTL " in f" {engine_full} "
         wanted = ttl_expression(column, ttl_days)
         if ttl_days <= 0 and has_ttl:
@@ -246,7 +261,7 @@ def ttl_changes(
     return out
 
 
-def sync_ttl(client: Any, database: str, ttl_days: int) -> list[str]:
+def sync_ttl(client: Any, database: str, retention: Retention) -> list[str]:
     """Apply :func:`ttl_changes`; parts written earlier get the new TTL recalculated."""
     columns: dict[str, str] = {}
     for mig in load_migrations():
@@ -259,7 +274,7 @@ def sync_ttl(client: Any, database: str, ttl_days: int) -> list[str]:
         ).result_rows
     }
     statements = [
-        s.replace("{db}", f"`{database}`") for s in ttl_changes(engines, columns, ttl_days)
+        s.replace("{db}", f"`{database}`") for s in ttl_changes(engines, columns, retention)
     ]
     for statement in statements:
         client.command(statement)

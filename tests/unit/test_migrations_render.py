@@ -16,7 +16,7 @@ def _tables(statements: list[str]) -> list[str]:
 
 
 def test_single_node_has_no_placeholders_or_cluster_terms() -> None:
-    sql = render_all("db", ttl_days=0)
+    sql = render_all("db", retention=0)
     text = "\n".join(sql)
     assert not re.search(r"\{(db|local|engine|ttl|on_cluster)", text)
     assert "Replicated" not in text and "Distributed" not in text and "ON CLUSTER" not in text
@@ -33,7 +33,7 @@ def test_single_node_has_no_placeholders_or_cluster_terms() -> None:
 
 
 def test_cluster_renders_replicated_local_tables_behind_distributed_ones() -> None:
-    sql = render_all("db", ttl_days=30, cluster="main")
+    sql = render_all("db", retention=30, cluster="main")
     tables = _tables(sql)
     # A staging table (renamed over the real one by its migration) has no Distributed table.
     local = [t for t in tables if t.endswith("_local") and not t.endswith("_next_local")]
@@ -86,7 +86,7 @@ def test_archive_outlives_retention_and_shards_by_trace() -> None:
     for mig in load_migrations():
         columns.update(mig.ttl_columns())
     assert "otel_traces_archive" not in columns  # archived traces are kept without a TTL
-    sql = render_all("db", ttl_days=30, cluster="main")
+    sql = render_all("db", retention=30, cluster="main")
     [local] = [s for s in sql if "CREATE TABLE IF NOT EXISTS `db`.otel_traces_archive_local" in s]
     assert "TTL" not in local and "ReplicatedReplacingMergeTree" in local
     distributed = "Distributed(`main`, `db`, otel_traces_archive_local, cityHash64(TraceId))"
