@@ -73,8 +73,10 @@ def test_cluster_ddl_parses(services: LocalStack) -> None:
 
 
 def test_status_shows_retention_and_the_oldest_and_newest_rows(services: LocalStack) -> None:
-    settings = services.settings.with_(
-        clickhouse_database=f"ret_{uuid.uuid4().hex[:8]}", retention_red_days=3
+    settings = Settings(
+        clickhouse_url=services.settings.clickhouse_url,
+        clickhouse_database=f"ret_{uuid.uuid4().hex[:8]}",
+        retention_red_days=3,
     )
     admin = connect(services.settings.clickhouse_url, "default")
     migrate(admin, settings.clickhouse_database, settings.retention_days())
