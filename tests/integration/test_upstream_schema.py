@@ -10,6 +10,7 @@
 
 from __future__ import annotations
 
+import json
 import math
 import re
 import uuid
@@ -235,6 +236,63 @@ def test_select_star_copies_back_into_tracehouse(
     tenants = admin.query(f"SELECT DISTINCT TenantId FROM `{back}`.otel_traces").result_rows
     assert tenants == [("",)]
     assert "TenantId" not in ours.query("SELECT * FROM otel_traces LIMIT 1").column_names
+
+
+DASHBOARD = Path(__file__).resolve().parents[2] / "deploy" / "grafana" / "dashboards"
+
+
+def grafana_sql(sql: str, selected: list[str] | None) -> str:
+    """Expand the ClickHouse plugin's macros the way it does for a 16:50..17:10 UTC range on
+    2025-11-24 and a one-minute interval; ``services=None`` is the "All" selection."""
+    t0, t1 = 1_763_999_400, 1_764_000_600
+
+    def conditional_all(m: re.Match[str]) -> str:
+        return m.group(1) if selected is not None else "1=1"
+
+    sql = re.sub(r"\$__conditionalAll\((.*?), \$service\)", conditional_all, sql)
+    sql = re.sub(
+        r"\$__timeFilter\(([\w.]+)\)",
+        lambda m: f"{m.group(1)} >= toDateTime({t0}) AND {m.group(1)} <= toDateTime({t1})",
+        sql,
+    )
+    sql = re.sub(
+        r"\$__timeInterval\(([\w.]+)\)",
+        lambda m: f"toStartOfInterval(toDateTime({m.group(1)}), INTERVAL 60 second)",
+        sql,
+    )
+    quoted = ",".join(f"'{s}'" for s in selected or [])
+    sql = sql.replace("$__interval_s", "60").replace("${service:singlequote}", quoted)
+    assert "$" not in sql, sql
+    return sql
+
+
+def dashboard_queries() -> dict[str, str]:
+    out = {}
+    for path in sorted(DASHBOARD.glob("*.json")):
+        doc = json.loads(path.read_text())
+        for var in doc["templating"]["list"]:
+            if var["type"] == "query":
+                out[f"{path.stem}: variable {var['name']}"] = var["query"]
+        for panel in doc["panels"]:
+            for target in panel["targets"]:
+                out[f"{path.stem}: {panel['title']}"] = target["rawSql"]
+    return out
+
+
+@pytest.mark.parametrize("selected", [None, ["frontend", "cart"]], ids=["all", "two"])
+def test_trace_dashboards_answer_the_same_on_both_schemas(
+    both: tuple[Any, Any, str], selected: list[str] | None
+) -> None:
+    ours, upstream, _db = both
+    queries = dashboard_queries()
+    assert len(queries) >= 8
+    for name, raw in queries.items():
+        sql = grafana_sql(raw, selected)
+        got, want = ours.query(sql), upstream.query(sql)
+        assert got.column_names == want.column_names, name
+        assert _normal(got.result_rows) == _normal(want.result_rows), name
+        if selected is None:  # (the two-service selection has no error spans)
+            assert got.result_rows, f"{name}: no rows for the fixture spans"
 
 
 def _apply_up_to(client: Any, db: str, last: int) -> None:
