@@ -209,13 +209,17 @@ def render_all(database: str, retention: Retention = 0, cluster: str | None = No
     return out
 
 
-def migrate(client: Any, database: str, retention: Retention = 0) -> list[int]:
+def migrate(
+    client: Any, database: str, retention: Retention = 0, text_indexes: bool | None = None
+) -> list[int]:
     """Apply pending migrations with a clickhouse-connect client; returns versions applied.
 
     Afterwards the retention of every table is brought in line with ``retention``, so changing
     the settings and re-running ``tracehouse migrate`` applies them to existing tables too.
+    ``text_indexes`` None: decided by the server's version (the bench forces each family).
     """
-    text_indexes = has_text_index(str(client.command("SELECT version()")))
+    if text_indexes is None:
+        text_indexes = has_text_index(str(client.command("SELECT version()")))
     layout = Layout(database, retention, text_indexes=text_indexes)
     client.command(f"CREATE DATABASE IF NOT EXISTS `{database}`")
     for statement in render(MIGRATIONS_TABLE_DDL, layout):
