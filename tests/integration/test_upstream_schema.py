@@ -359,3 +359,34 @@ def test_migration_0008_on_a_populated_database_loses_nothing(services: LocalSta
     assert client.query(
         "SELECT TraceId, Start, End FROM otel_traces_trace_id_ts FINAL ORDER BY TraceId"
     ).result_rows == new_lookup
+
+
+def test_lookup_bounds_at_the_ends_of_storable_time(services: LocalStack) -> None:
+    """The lookup's DateTime bounds cannot hold DateTime64(9)'s range: the view clamps them and
+    the readers' range still covers the spans (none is lost to a wrapped bound)."""
+    admin = connect(services.settings.clickhouse_url, "default")
+    db = f"th_edge_{uuid.uuid4().hex[:8]}"
+    migrate(admin, db)
+    client = connect(services.settings.clickhouse_url, db)
+    client.command(
+        "INSERT INTO otel_traces (Timestamp, TraceId, SpanId) VALUES "
+        "('1970-01-01 00:00:00.5', 'early', '1'), ('2000-01-01 00:00:00.75', 'early', '2'),"
+        "('2200-01-01 00:00:00', 'late', '1'), ('2262-04-11 23:47:16.854775807', 'late', '2')"
+    )
+    trace_range = (Path(__file__).resolve().parents[2] / "query/sql/trace_range.sql").read_text()
+    rows = {
+        r[0]: (r[3], r[4])
+        for r in client.query(trace_range, parameters={"trace_ids": ["early", "late"]}).result_rows
+    }
+    spans = {
+        r[0]: (r[1], r[2])
+        for r in client.query(
+            "SELECT TraceId, min(toUnixTimestamp64Nano(Timestamp)),"
+            " max(toUnixTimestamp64Nano(Timestamp)) FROM otel_traces GROUP BY TraceId"
+        ).result_rows
+    }
+    for trace in ("early", "late"):
+        start, end = rows[trace]
+        assert start <= spans[trace][0] and spans[trace][1] <= end, (trace, rows, spans)
+    assert rows["late"][1] == 2**63 - 1  # clamped: open-ended
+    assert rows["early"] == (0, 946_684_800_999_999_999)  # floor, and the last ns of the second

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import re
 
-from schemas.migrations import load_migrations, render_all, ttl_changes
+from schemas.migrations import (
+    Layout,
+    has_text_index,
+    load_migrations,
+    render,
+    render_all,
+    ttl_changes,
+)
 
 
 def _tables(statements: list[str]) -> list[str]:
@@ -91,3 +98,20 @@ def test_archive_outlives_retention_and_shards_by_trace() -> None:
     assert "TTL" not in local and "ReplicatedReplacingMergeTree" in local
     distributed = "Distributed(`main`, `db`, otel_traces_archive_local, cityHash64(TraceId))"
     assert any(distributed in s for s in sql)
+
+
+def test_text_indexes_from_clickhouse_26_2_like_the_exporter() -> None:
+    assert has_text_index("26.9.2.1") and has_text_index("26.2.1.1") and has_text_index("27.1")
+    assert not has_text_index("26.1.3.1") and not has_text_index("25.12.1.1")
+    assert not has_text_index("") and not has_text_index("unknown")
+
+
+def test_each_server_gets_one_index_family() -> None:
+    [mig] = [m for m in load_migrations() if m.name == "upstream_trace_layout"]
+    text = " ".join(render(mig.sql, Layout("db", text_indexes=True)))
+    bloom = " ".join(render(mig.sql, Layout("db", text_indexes=False)))
+    assert "TYPE text(tokenizer = 'array')" in text and "DROP INDEX IF EXISTS idx_trace_id" in text
+    assert "TYPE text" not in bloom and "DROP INDEX" not in bloom  # 0001's blooms stay
+    for sql in (text, bloom):
+        assert "idx_lower_span_name lower(SpanName) TYPE tokenbf_v1(32768, 3, 0)" in sql
+        assert "{" not in sql.replace("{shard}", "").replace("{replica}", "")
