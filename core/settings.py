@@ -31,6 +31,8 @@ __all__ = ["ConfigError", "Settings", "Topics"]
 COMPRESSIONS = ("none", "gzip", "snappy", "lz4", "zstd")
 # sinks.writers.WRITERS keys (tests/unit/test_config_settings.py keeps them equal).
 SINK_STREAMS = ("spans", "red", "edges", "accounting")
+# streams.raw_encodings.ENCODINGS (tests/unit/test_raw_encodings.py keeps them equal).
+RAW_ENCODINGS = ("otlp_proto", "otlp_json", "zipkin_json", "zipkin_proto")
 _topic = config.check_topic
 # Settings never printed (`tracehouse config` empties them): passwords and keys.
 SECRET_FIELDS = (
@@ -311,6 +313,42 @@ class Settings:
     ingest_zipkin_port: int = setting(
         9411, "ingest", "zipkin_port", "Zipkin v2 JSON port; 0 disables", lo=0, hi=65535
     )
+    # --- Jaeger receivers (ingest/README.md, "Jaeger"); each port 0 disables that listener ---
+    ingest_jaeger_enabled: bool = setting(
+        True, "ingest", "jaeger_enabled", "Jaeger receivers on (Thrift HTTP, gRPC, agent UDP)"
+    )
+    ingest_jaeger_http_port: int = setting(
+        14268,
+        "ingest",
+        "jaeger_http_port",
+        "Jaeger Thrift over HTTP (POST /api/traces, application/x-thrift); 0 disables",
+        lo=0,
+        hi=65535,
+    )
+    ingest_jaeger_grpc_port: int = setting(
+        14250,
+        "ingest",
+        "jaeger_grpc_port",
+        "Jaeger gRPC jaeger.api_v2.CollectorService/PostSpans; 0 disables",
+        lo=0,
+        hi=65535,
+    )
+    ingest_jaeger_compact_port: int = setting(
+        6831,
+        "ingest",
+        "jaeger_compact_port",
+        "Jaeger agent UDP, Thrift compact emitBatch; 0 disables",
+        lo=0,
+        hi=65535,
+    )
+    ingest_jaeger_binary_port: int = setting(
+        6832,
+        "ingest",
+        "jaeger_binary_port",
+        "Jaeger agent UDP, Thrift binary emitBatch; 0 disables",
+        lo=0,
+        hi=65535,
+    )
     ingest_reuse_port: bool = setting(
         False,
         "ingest",
@@ -327,9 +365,10 @@ class Settings:
         "murmur2",
         "ingest",
         "partitioner",
-        "murmur2 (Kafka's default on the raw trace id) or collector (the OTel Collector Kafka"
-        " exporter's FNV-1a on the hex id)",
-        choices=("murmur2", "collector"),
+        "murmur2 (Kafka's default on the raw trace id), collector (the OTel Collector Kafka"
+        " exporter's default: sticky_key, sarama_compat FNV-1a on the hex id) or"
+        " collector_murmur2 (its sticky_key with the murmur2 hasher, on the hex id)",
+        choices=("murmur2", "collector", "collector_murmur2"),
     )
     ingest_max_message_bytes: int = setting(
         1_000_000,
@@ -415,6 +454,16 @@ class Settings:
         "Streams timer (window and graph flushes)",
         lo=0,
         lo_open=True,
+    )
+    # Raw-topic encodings (streams/raw_encodings.py; the names the OTel Collector Kafka
+    # exporter uses). A message's "encoding" header overrides this per message.
+    raw_encoding: str = setting(
+        "otlp_proto",
+        "streams",
+        "raw_encoding",
+        "Encoding of raw-topic messages without an 'encoding' header: otlp_proto (what ingest"
+        " writes), otlp_json, zipkin_json or zipkin_proto",
+        choices=RAW_ENCODINGS,
     )
 
     # --- production: topic durability, Kafka security, ClickHouse login and TLS ---------------
@@ -629,6 +678,21 @@ class Settings:
             "TRACEHOUSE_INGEST_GRPC_PORT (ingest.grpc_port)": self.ingest_grpc_port,
             "TRACEHOUSE_INGEST_ZIPKIN_PORT (ingest.zipkin_port)": self.ingest_zipkin_port,
         }
+        if self.ingest_jaeger_enabled:
+            ports |= {
+                "TRACEHOUSE_INGEST_JAEGER_HTTP_PORT (ingest.jaeger_http_port)": (
+                    self.ingest_jaeger_http_port
+                ),
+                "TRACEHOUSE_INGEST_JAEGER_GRPC_PORT (ingest.jaeger_grpc_port)": (
+                    self.ingest_jaeger_grpc_port
+                ),
+                "TRACEHOUSE_INGEST_JAEGER_COMPACT_PORT (ingest.jaeger_compact_port)": (
+                    self.ingest_jaeger_compact_port
+                ),
+                "TRACEHOUSE_INGEST_JAEGER_BINARY_PORT (ingest.jaeger_binary_port)": (
+                    self.ingest_jaeger_binary_port
+                ),
+            }
         used = [p for p in ports.values() if p]
         for name, port in ports.items():
             if port and used.count(port) > 1:

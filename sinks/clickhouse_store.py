@@ -11,7 +11,7 @@ from sinks.batching import Intent, PartitionBatch
 from sinks.clickhouse_errors import ErrorClass, classify
 
 # otel_traces.TenantId is MATERIALIZED (kept out of SELECT * so upstream-shaped copies line up,
-# docs/adr/0007-upstream-trace-layout.md); the sink still writes each span's tenant into it.
+# docs/adr/0009-upstream-trace-layout.md); the sink still writes each span's tenant into it.
 INSERT_SETTINGS = {"insert_allow_materialized_columns": 1}
 
 

@@ -80,6 +80,19 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
         print(f"send OTLP/gRPC to 127.0.0.1:{settings.ingest_grpc_port}")
     if settings.ingest_zipkin_port:
         print(f"send Zipkin v2 JSON to http://127.0.0.1:{settings.ingest_zipkin_port}/api/v2/spans")
+    if settings.ingest_jaeger_enabled:
+        for what, port, where in (
+            (
+                "Jaeger Thrift/HTTP",
+                settings.ingest_jaeger_http_port,
+                "http://127.0.0.1:{}/api/traces",
+            ),
+            ("Jaeger gRPC", settings.ingest_jaeger_grpc_port, "127.0.0.1:{}"),
+            ("Jaeger agent UDP compact", settings.ingest_jaeger_compact_port, "127.0.0.1:{}"),
+            ("Jaeger agent UDP binary", settings.ingest_jaeger_binary_port, "127.0.0.1:{}"),
+        ):
+            if port:
+                print(f"send {what} to {where.format(port)}")
     print(f"supervising: crashed components restart with backoff; state in {supervisor.state_path}")
     if args.demo:
         from tracehouse.demo_traces import send_demo_load
@@ -216,7 +229,11 @@ def cmd_component(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "ingest":
         from ingest.server import main as run
     elif args.command == "streams":
-        from streams.app import main as run
+        from streams.app import main as run_streams
+        from tracehouse.raw_decoders import raw_decoders
+
+        run_streams(settings, raw_decoders())
+        return 0
     elif args.command == "query":
         from query.server import main as run
     else:

@@ -82,6 +82,7 @@ def collect(settings: Settings, run_dir: Path | None = None) -> dict[str, Any]:
         flow = {
             "throughput": status_flow.throughput(client),
             "drops": status_flow.counter_drops(client),
+            "misrouted_traces": status_flow.misrouted_traces(client),
         }
     except Exception as exc:  # status must still print Kafka's view when ClickHouse is down
         counts = flow = retention = f"unavailable: {exc}"
@@ -96,6 +97,7 @@ def collect(settings: Settings, run_dir: Path | None = None) -> dict[str, Any]:
     except Exception as exc:  # the rest of the report still helps
         topic_check = {"problems": {}, "notes": [f"topic check failed: {exc}"]}
     report = {
+        "partitioner": settings.ingest_partitioner,
         "topics": topics,
         "topic_check": topic_check,
         "lag": lags,
@@ -173,6 +175,16 @@ def _render_flow(report: dict[str, Any]) -> list[str]:
             lines.append("  none")
         for name, reasons in flow["drops"].items():
             lines += [f"  {name:<22} {reason:<24} {n:>10}" for reason, n in reasons.items()]
+        misrouted = flow.get("misrouted_traces", 0)
+        lines.append(
+            f"Traces split over partitions (all time): {misrouted}"
+            + (
+                " - a producer partitions differently from ingest_partitioner="
+                f"{report.get('partitioner', '?')}; see ingest/README.md"
+                if misrouted
+                else ""
+            )
+        )
     lines.append("Dead-letter topics (messages by reason):")
     if not report.get("dlq"):
         lines.append("  none")

@@ -1,5 +1,5 @@
 -- The OTel Collector ClickHouse exporter's current otel_traces layout on top of 0001, without
--- rewriting a row (docs/adr/0007-upstream-trace-layout.md):
+-- rewriting a row (docs/adr/0009-upstream-trace-layout.md):
 --  * Duration gets the T64 codec (new parts; old parts keep theirs until merged);
 --  * TenantId becomes MATERIALIZED '' : still stored and filterable, but out of SELECT *, so
 --    SELECT *-shaped copies to and from an upstream table line up column for column. The sink

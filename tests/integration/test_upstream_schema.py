@@ -1,4 +1,4 @@
-"""Upstream compatibility on the real server (issue 19, ADR 0007).
+"""Upstream compatibility on the real server (issue 19, ADR 0009).
 
 1. The OTel Collector ClickHouse exporter's own tables (tests/data/upstream_exporter_traces.sql,
    written from its templates) and tracehouse's hold the same spans; every query of

@@ -278,7 +278,7 @@ def test_tracehouse_config_never_prints_a_secret() -> None:
     shown, hidden = s.without_secrets()
     text = shown.to_yaml()
     assert "pw-91c2" not in text and "ch-55d1" not in text
-    assert "sasl_username: \"tracer\"" in text
+    assert 'sasl_username: "tracer"' in text
     assert hidden == ["kafka_sasl_password", "clickhouse_password"]
 
 
