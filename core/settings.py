@@ -207,11 +207,56 @@ class Settings:
         lo=1,
         hi=256,
     )
-    ttl_days: int = setting(
-        0,
+    # Retention, one setting per table family (0: keep forever). ClickHouse drops whole daily
+    # parts once their newest row is older (ttl_only_drop_parts); `tracehouse migrate` applies
+    # a change to existing tables and `tracehouse status` shows the oldest row kept. The
+    # archive (otel_traces_archive) is kept forever by design.
+    retention_spans_days: int = setting(
+        7,
         "clickhouse",
-        "ttl_days",
-        "Drop data older than this many days (0: keep forever)",
+        "retention_spans_days",
+        "Days of spans kept in otel_traces (0: forever)",
+        lo=0,
+        hi=36_500,
+    )
+    retention_trace_lookup_days: int = setting(
+        7,
+        "clickhouse",
+        "retention_trace_lookup_days",
+        "Days kept in otel_traces_trace_id_ts, the trace-id lookup; never shorter than the"
+        " spans' (the longer applies), so every stored trace can be opened by id (0: forever)",
+        lo=0,
+        hi=36_500,
+    )
+    retention_red_days: int = setting(
+        30,
+        "clickhouse",
+        "retention_red_days",
+        "Days of per-window RED rows kept in red_metrics (0: forever)",
+        lo=0,
+        hi=36_500,
+    )
+    retention_red_hourly_days: int = setting(
+        400,
+        "clickhouse",
+        "retention_red_hourly_days",
+        "Days of the hourly RED rollup kept in red_metrics_1h (0: forever)",
+        lo=0,
+        hi=36_500,
+    )
+    retention_graph_days: int = setting(
+        30,
+        "clickhouse",
+        "retention_graph_days",
+        "Days of service-graph edges kept in service_graph_edges (0: forever)",
+        lo=0,
+        hi=36_500,
+    )
+    retention_counters_days: int = setting(
+        30,
+        "clickhouse",
+        "retention_counters_days",
+        "Days of pipeline accounting kept in pipeline_counters (0: forever)",
         lo=0,
         hi=36_500,
     )
@@ -589,6 +634,22 @@ class Settings:
             self.clickhouse_ca_file,
             self.clickhouse_verify,
         )
+
+    def retention_days(self) -> dict[str, int]:
+        """Storage table -> days it keeps (0: forever), from the ``retention_*`` settings.
+
+        Tables not named here (the archive, the sink's intents) have no retention setting. The
+        lookup keeps at least as long as the spans: a stored trace must stay findable by id.
+        """
+        spans, lookup = self.retention_spans_days, self.retention_trace_lookup_days
+        return {
+            "otel_traces": spans,
+            "otel_traces_trace_id_ts": 0 if 0 in (spans, lookup) else max(spans, lookup),
+            "red_metrics": self.retention_red_days,
+            "red_metrics_1h": self.retention_red_hourly_days,
+            "service_graph_edges": self.retention_graph_days,
+            "pipeline_counters": self.retention_counters_days,
+        }
 
     def without_secrets(self) -> tuple[Settings, list[str]]:
         """These settings with every password emptied, and the keys that were set: what

@@ -196,7 +196,9 @@ class LocalStack:
         """Topics and tables, idempotently."""
         s = self.settings
         ensure_topics(s)
-        applied = migrate(connect(s.clickhouse, "default"), s.clickhouse_database, s.ttl_days)
+        applied = migrate(
+            connect(s.clickhouse, "default"), s.clickhouse_database, s.retention_days()
+        )
         self.say(
             f"schema      ok  database {s.clickhouse_database}, migrations applied "
             f"now: {applied or 'none'}"
