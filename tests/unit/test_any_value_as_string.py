@@ -51,10 +51,6 @@ def es_number_to_string(x: float) -> str:
     return s[0] + "." + s[1:] + "e" + exp_text
 
 
-class _Refused(Exception):
-    pass
-
-
 def reference_as_string(v: common_pb2.AnyValue) -> str:
     which = v.WhichOneof("value")
     if which is None:
@@ -70,14 +66,26 @@ def reference_as_string(v: common_pb2.AnyValue) -> str:
     if which == "bytes_value":
         return base64.standard_b64encode(v.bytes_value).decode("ascii")
     numbers: list[str] = []
-    try:
-        raw = _go_raw(v, numbers)
-    except _Refused:
+    raw = _go_raw(v, numbers)
+    if _holds_non_finite(raw):  # Go's json.Marshal refuses NaN/Inf: the exporter stores ""
         return ""
     text = json.dumps(raw, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
     for i, number in enumerate(numbers):
         text = text.replace(json.dumps(f"\x00num{i}\x00"), number, 1)
     return text.replace("\u2028", "\\u2028").replace("\u2029", "\\u2029")
+
+
+_NON_FINITE = object()
+
+
+def _holds_non_finite(raw: Any) -> bool:
+    if raw is _NON_FINITE:
+        return True
+    if isinstance(raw, list):
+        return any(_holds_non_finite(x) for x in raw)
+    if isinstance(raw, dict):
+        return any(_holds_non_finite(x) for x in raw.values())
+    return False
 
 
 def _go_raw(v: common_pb2.AnyValue, numbers: list[str]) -> Any:
@@ -86,7 +94,9 @@ def _go_raw(v: common_pb2.AnyValue, numbers: list[str]) -> Any:
         return None
     if which == "double_value":
         if math.isnan(v.double_value) or math.isinf(v.double_value):
-            raise _Refused
+            # Not refused here: AsRaw keeps it, and a later duplicate key may replace it
+            # before json.Marshal sees it (Go maps keep the last value of a key).
+            return _NON_FINITE
         numbers.append(es_number_to_string(v.double_value))
         return f"\x00num{len(numbers) - 1}\x00"
     if which == "bytes_value":
@@ -183,3 +193,11 @@ def test_attribute_maps_use_the_same_rendering() -> None:
         common_pb2.KeyValue(key="s", value=_av(string_value="x")),
     ]
     assert attributes_to_dict(attrs) == {"d": "1.5e-7", "i": "7", "s": "x"}
+
+
+def test_a_later_duplicate_key_replaces_a_non_finite_value_before_json_sees_it() -> None:
+    """Go builds the raw map first (the last value of a key wins) and marshals it after, so a
+    NaN/Inf replaced by a later duplicate never reaches json.Marshal; one that stays fails it."""
+    inf_array = _array([_av(double_value=math.inf)])
+    assert any_value_to_str(_kvlist([("k", inf_array), ("k", _av())])) == '{"k":null}'
+    assert any_value_to_str(_kvlist([("k", _av()), ("k", inf_array)])) == ""
