@@ -32,7 +32,7 @@ COMPRESSIONS = ("none", "gzip", "snappy", "lz4", "zstd")
 # sinks.writers.WRITERS keys (tests/unit/test_config_settings.py keeps them equal).
 SINK_STREAMS = ("spans", "red", "edges", "accounting")
 # streams.raw_encodings.ENCODINGS (tests/unit/test_raw_encodings.py keeps them equal).
-RAW_ENCODINGS = ("otlp_proto", "otlp_json", "zipkin_json", "zipkin_proto")
+RAW_ENCODINGS = ("otlp_proto", "otlp_json", "zipkin_json", "zipkin_proto", "jaeger_proto")
 _topic = config.check_topic
 # Settings never printed (`tracehouse config` empties them): passwords and keys.
 SECRET_FIELDS = (
@@ -481,7 +481,7 @@ class Settings:
         "streams",
         "raw_encoding",
         "Encoding of raw-topic messages without an 'encoding' header: otlp_proto (what ingest"
-        " writes), otlp_json, zipkin_json or zipkin_proto",
+        " writes), otlp_json, zipkin_json, zipkin_proto or jaeger_proto",
         choices=RAW_ENCODINGS,
     )
 

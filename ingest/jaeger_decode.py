@@ -13,8 +13,9 @@ from google.protobuf.message import DecodeError
 
 from ingest.decoded import Decoded, finish
 from ingest.errors import BodyError
+from ingest.jaeger_batch import Batch
 from ingest.jaeger_otlp import batches_to_otlp
-from ingest.jaeger_proto import PostSpansRequest, request_to_batch
+from ingest.jaeger_proto import PostSpansRequest, SpanMessage, request_to_batch, span_from_proto
 from ingest.jaeger_thrift import read_batch, read_emit_batch
 from ingest.thrift_wire import ThriftError
 
@@ -67,4 +68,15 @@ def decode_post_spans(raw: bytes) -> Decoded:
             f" least {MIN_PROTO_SPAN_BYTES})",
         )
     decoded = batches_to_otlp([request_to_batch(request)])
+    return finish(decoded.data, decoded.rejected, INVALID_JAEGER)
+
+
+def decode_kafka_span(raw: bytes) -> Decoded:
+    """A raw-topic message in the Collector Kafka exporter's ``jaeger_proto`` encoding: one
+    ``jaeger.api_v2.Span`` per message, its ``Process`` inside the span."""
+    try:
+        message = SpanMessage.FromString(raw)
+    except DecodeError as exc:
+        raise BodyError(400, "undecodable", f"not a jaeger.api_v2.Span: {exc}") from None
+    decoded = batches_to_otlp([Batch(None, [span_from_proto(message)], None)])
     return finish(decoded.data, decoded.rejected, INVALID_JAEGER)

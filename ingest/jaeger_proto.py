@@ -145,6 +145,8 @@ def message_class(name: str) -> Any:
 
 PostSpansRequest = message_class("PostSpansRequest")
 PostSpansResponse = message_class("PostSpansResponse")
+# One span with its process: what the Collector's Kafka exporter writes as ``jaeger_proto``.
+SpanMessage = message_class("Span")
 
 _KINDS = {0: STRING, 1: BOOL, 2: LONG, 3: DOUBLE, 4: BINARY}
 _NANOS_PER_SECOND = 1_000_000_000
@@ -194,7 +196,7 @@ def _process(p: Any) -> Process:
     return Process(p.service_name, _tags(p.tags))
 
 
-def _span(s: Any) -> Span:
+def span_from_proto(s: Any) -> Span:
     span = Span(trace_id=s.trace_id, span_id=s.span_id, operation_name=s.operation_name)
     span.flags = s.flags
     try:
@@ -229,4 +231,4 @@ def request_to_batch(request: Any) -> Batch:
             process = _process(b.process)
         except _Problem:
             problem = INVALID_PROCESS
-    return Batch(process, [_span(s) for s in b.spans], problem)
+    return Batch(process, [span_from_proto(s) for s in b.spans], problem)

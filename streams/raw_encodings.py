@@ -2,7 +2,8 @@
 
 Ingest writes ``otlp_proto`` (a serialized ``TracesData``). Producers that publish to the raw
 topic directly may choose what the OTel Collector's Kafka exporter offers: ``otlp_json``,
-``zipkin_json`` (a JSON list of Zipkin v2 spans), ``zipkin_proto`` (a Zipkin ``ListOfSpans``).
+``zipkin_json`` (a JSON list of Zipkin v2 spans), ``zipkin_proto`` (a Zipkin ``ListOfSpans``),
+``jaeger_proto`` (one ``jaeger.api_v2.Span`` with its process).
 The encoding of a message is its ``encoding`` header when present, else the topic's setting
 (``raw_encoding``). A message that does not decode is a :class:`RawDecodeError` with a reason
 (the worker dead-letters and counts it); spans the decoder could delimit but not use are
@@ -26,7 +27,7 @@ from opentelemetry.proto.trace.v1 import trace_pb2
 HEADER = "encoding"
 OTLP_PROTO = "otlp_proto"
 # What the setting accepts; core/settings.py lists the same names (a unit test keeps them equal).
-ENCODINGS = ("otlp_proto", "otlp_json", "zipkin_json", "zipkin_proto")
+ENCODINGS = ("otlp_proto", "otlp_json", "zipkin_json", "zipkin_proto", "jaeger_proto")
 UNKNOWN = "unknown_encoding"
 MAX_HEADER_BYTES = 64
 

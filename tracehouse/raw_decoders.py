@@ -2,7 +2,7 @@
 
 Streams may not import ingest (docs/architecture.md, "Layers"), yet a producer writing to the
 raw topic directly may choose the same encodings ingest's receivers decode (the OTel Collector
-Kafka exporter's ``otlp_json``, ``zipkin_json``, ``zipkin_proto``). The CLI, which sits above
+Kafka exporter's ``otlp_json``, ``zipkin_json``, ``zipkin_proto``, ``jaeger_proto``). The CLI, which sits above
 both, hands these adapters to the streams worker (``streams/raw_encodings.py``). A body the
 codec refuses whole becomes ``RawDecodeError("malformed_<encoding>")``; spans it refused one
 by one travel beside the usable ones with their reasons.
@@ -15,6 +15,7 @@ from collections.abc import Callable
 from ingest import otlp_json, zipkin, zipkin_proto
 from ingest.decoded import Decoded
 from ingest.errors import BodyError
+from ingest.jaeger_decode import decode_kafka_span
 from streams.raw_encodings import DecodedMessage, RawDecodeError, RawDecoder
 
 
@@ -35,4 +36,5 @@ def raw_decoders() -> dict[str, RawDecoder]:
         "otlp_json": _adapt("otlp_json", otlp_json.decode_request),
         "zipkin_json": _adapt("zipkin_json", zipkin.decode_request),
         "zipkin_proto": _adapt("zipkin_proto", zipkin_proto.decode_request),
+        "jaeger_proto": _adapt("jaeger_proto", decode_kafka_span),
     }

@@ -29,6 +29,7 @@ from streams.partition_processor import (
 )
 from streams.raw_encodings import ENCODINGS, RawEncodings, header_value
 from streams.sampling_config import parse_config
+from tests.unit.test_jaeger_proto_idl import idl_class
 from tracehouse.raw_decoders import raw_decoders
 from tracehouse.span_specs import SpanSpec, payload, sid, tid
 
@@ -92,6 +93,30 @@ def _zipkin(encoding: Encoding, trace: bytes) -> bytes:
     return body.encode() if isinstance(body, str) else body
 
 
+def _jaeger_proto(trace: bytes) -> bytes:
+    """One span as the Collector's Kafka exporter writes ``jaeger_proto``, built with the
+    message class of Jaeger's published IDL (protoc's compilation, not our descriptors)."""
+    span = idl_class("Span")(trace_id=trace, span_id=sid(7), operation_name="get")
+    span.start_time.seconds = 1
+    span.duration.nanos = 500
+    span.process.service_name = "jsvc"
+    span.tags.add(key="span.kind", v_str="server")
+    return bytes(span.SerializeToString())
+
+
+def test_jaeger_proto_message_translates_with_its_process() -> None:
+    decoded = raw_decoders()["jaeger_proto"](_jaeger_proto(tid(3)))
+    assert not decoded.refused
+    (rs,) = decoded.data.resource_spans
+    assert {kv.key: kv.value.string_value for kv in rs.resource.attributes} == {
+        "service.name": "jsvc"
+    }
+    (span,) = rs.scope_spans[0].spans
+    assert (span.trace_id, span.span_id, span.name) == (tid(3), sid(7), "get")
+    assert (span.start_time_unix_nano, span.end_time_unix_nano) == (10**9, 10**9 + 500)
+    assert span.kind == span.SPAN_KIND_SERVER
+
+
 def test_settings_offer_exactly_the_known_encodings() -> None:
     assert core_settings.RAW_ENCODINGS == ENCODINGS
     assert set(ENCODED.decoders) == set(ENCODINGS)
@@ -104,8 +129,9 @@ def test_settings_offer_exactly_the_known_encodings() -> None:
         ("otlp_json", _otlp_json(tid(1), sid(1))),
         ("zipkin_json", _zipkin(Encoding.V2_JSON, tid(1))),
         ("zipkin_proto", _zipkin(Encoding.V2_PROTO3, tid(1))),
+        ("jaeger_proto", _jaeger_proto(tid(1))),
     ],
-    ids=["otlp_proto", "otlp_json", "zipkin_json", "zipkin_proto"],
+    ids=["otlp_proto", "otlp_json", "zipkin_json", "zipkin_proto", "jaeger_proto"],
 )
 def test_each_encoding_by_header_and_by_topic_default(encoding: str, body: bytes) -> None:
     for proc, header in ((_proc(), encoding), (_proc(default=encoding), None)):
@@ -123,6 +149,7 @@ def test_each_encoding_by_header_and_by_topic_default(encoding: str, body: bytes
         ("otlp_json", payload([SpanSpec(tid(1), sid(1), "svc")]), "malformed_otlp_json"),
         ("zipkin_json", b'{"a": 1}', "malformed_zipkin_json"),
         ("zipkin_proto", b"\x0a\xff", "malformed_zipkin_proto"),
+        ("jaeger_proto", b"\x0a\xff", "malformed_jaeger_proto"),
         ("jaeger_thrift", b"", "unknown_encoding"),
         ("", b"\xff\xff", "malformed"),  # an empty header means the topic's default
     ],
@@ -132,6 +159,7 @@ def test_each_encoding_by_header_and_by_topic_default(encoding: str, body: bytes
         "json-given-proto",
         "zipkin-object",
         "zipkin-proto-truncated",
+        "jaeger-proto-truncated",
         "unknown",
         "empty-header",
     ],
