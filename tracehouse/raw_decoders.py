@@ -3,9 +3,10 @@
 Streams may not import ingest (docs/architecture.md, "Layers"), yet a producer writing to the
 raw topic directly may choose the same encodings ingest's receivers decode (the OTel Collector
 Kafka exporter's ``otlp_json``, ``zipkin_json``, ``zipkin_proto``, ``jaeger_proto``). The
-CLI, which sits above both, hands these adapters to the streams worker (``streams/raw_encodings.py``). A body the
-codec refuses whole becomes ``RawDecodeError("malformed_<encoding>")``; spans it refused one
-by one travel beside the usable ones with their reasons.
+CLI, which sits above both, hands these adapters to the streams worker
+(``streams/raw_encodings.py``). A body the codec refuses whole becomes
+``RawDecodeError("malformed_<encoding>")``; spans it refused one by one travel beside the
+usable ones with their reasons.
 """
 
 from __future__ import annotations
