@@ -8,11 +8,13 @@ STAMP := $(VENV)/.installed
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml requirements.lock deploy/local/requirements-services.txt
+$(STAMP): pyproject.toml requirements.lock deploy/local/requirements-services.txt tests/clients/sampling/package-lock.json
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q --require-hashes --no-deps -r deploy/local/requirements-services.txt
 	$(BIN)/pip install -q -c requirements.lock -e ".[local,dev]"
+	# Real remote samplers from npm the sampling tests drive (tests/clients/sampling, locked).
+	npm ci --prefix tests/clients/sampling --no-audit --no-fund --loglevel=error
 	touch $(STAMP)
 
 # Start broker + ClickHouse + ingest + streams + sink, send a demo load, show status; Ctrl-C stops.

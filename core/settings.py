@@ -250,6 +250,47 @@ class Settings:
         lo=0,
         hi=65535,
     )
+    # --- remote sampling (query/README.md, "Remote sampling"): Jaeger's strategies endpoints ---
+    sampling_http_port: int = setting(
+        5778,
+        "query",
+        "sampling_http_port",
+        "Remote-sampling HTTP port (/sampling?service=, Jaeger's); 0 disables",
+        lo=0,
+        hi=65535,
+    )
+    sampling_grpc_port: int = setting(
+        5779,
+        "query",
+        "sampling_grpc_port",
+        "Remote-sampling gRPC port (jaeger.api_v2.SamplingManager, Jaeger's); 0 disables",
+        lo=0,
+        hi=65535,
+    )
+    sampling_strategies_file: str = setting(
+        "",
+        "query",
+        "sampling_strategies_file",
+        "Sampling strategies in Jaeger's JSON file format (checked strictly, reloaded when it"
+        " changes); empty: every service probabilistic at sampling_default_probability",
+    )
+    sampling_default_probability: float = setting(
+        0.001,
+        "query",
+        "sampling_default_probability",
+        "Probability served where the strategies file says nothing (Jaeger's default)",
+        lo=0,
+        hi=1,
+    )
+    sampling_reload_seconds: float = setting(
+        10.0,
+        "query",
+        "sampling_reload_seconds",
+        "How often the strategies file's mtime is checked for a reload",
+        lo=0,
+        lo_open=True,
+        hi=86_400,
+    )
     # --- ingest (see ingest/README.md for every option) ---
     ingest_grpc_port: int = setting(
         4317, "ingest", "grpc_port", "OTLP/gRPC port; 0 disables", lo=0, hi=65535

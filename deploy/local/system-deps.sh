@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Debian packages the tests need beyond Python: make, Python venv/headers, docker-compose (only to
 # validate docker-compose.yml; no Docker engine is used) and Chromium + ChromeDriver for the
-# browser tests. Installs what is missing when run as root; otherwise says what to install.
+# browser tests, and Node.js + npm for the npm remote samplers the sampling tests drive.
+# Installs what is missing when run as root; otherwise says what to install.
 set -euo pipefail
 need=()
 python3 -m venv --help >/dev/null 2>&1 || need+=(python3 python3-venv python3-dev gcc)
@@ -9,6 +10,8 @@ command -v make >/dev/null 2>&1 || need+=(make)
 command -v docker-compose >/dev/null 2>&1 || need+=(docker-compose)
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
+command -v node >/dev/null 2>&1 || need+=(nodejs)
+command -v npm >/dev/null 2>&1 || need+=(npm)
 [ ${#need[@]} -eq 0 ] && exit 0
 if [ "$(id -u)" -ne 0 ]; then
   echo "missing system packages: ${need[*]} (install them with: sudo apt-get install ${need[*]})" >&2
