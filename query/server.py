@@ -27,6 +27,7 @@ from aiohttp import web
 
 from core import logs
 from core.settings import Settings
+from query.adaptive_sampling import AdaptiveSampling, knobs_from
 from query.api import build_app
 from query.api_v3 import V3Reads
 from query.auth import resolver, tenant_config
@@ -55,9 +56,19 @@ async def serve(
     store = TraceStore(connect_for_queries(settings))
     auth = tenant_config(settings)
     executor = ThreadPoolExecutor(QUERY_THREADS, thread_name_prefix="query")
+    adaptive = (
+        AdaptiveSampling(
+            connect_for_queries(settings),
+            knobs_from(settings),
+            settings.sampling_calculation_delay_seconds,
+        )
+        if settings.sampling_adaptive
+        else None
+    )
     sampling = SamplingService(
         StrategiesFile(settings.sampling_strategies_file, settings.sampling_default_probability),
         auth,
+        adaptive,
     )
     app = build_app(store, resolver(auth), executor=executor)
     add_sampling_routes(app, sampling)
@@ -136,7 +147,10 @@ async def _start_sampling(
             await asyncio.sleep(settings.sampling_reload_seconds)
             await asyncio.to_thread(sampling.file.poll)
 
-    return runner, server, [asyncio.create_task(poll_file())]
+    tasks = [asyncio.create_task(poll_file())]
+    if isinstance(sampling.adaptive, AdaptiveSampling):
+        tasks.append(asyncio.create_task(sampling.adaptive.run()))
+    return runner, server, tasks
 
 
 def _executor_threads(executor: ThreadPoolExecutor) -> list[threading.Thread]:
