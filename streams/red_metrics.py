@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from streams.adjusted_count import adjusted_count
 from streams.histogram import DEFAULT_BOUNDS_MS, Histogram, bounds_ns
 
 STATUS_ERROR = 2
@@ -46,6 +47,7 @@ class RedAggregator:
             hist.observe(
                 r["end_time_unix_nano"] - r["start_time_unix_nano"],
                 r["status_code"] == STATUS_ERROR,
+                adjusted_count(r),
             )
 
     def empty(self) -> bool:
