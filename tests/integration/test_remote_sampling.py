@@ -60,7 +60,15 @@ def sampling_stack(
     strategies = run_dir / "strategies.json"
     strategies.write_text(json.dumps(STRATEGIES))
     settings = isolated_settings(services).with_(
-        sampling_strategies_file=str(strategies), sampling_reload_seconds=0.2
+        sampling_strategies_file=str(strategies),
+        sampling_reload_seconds=0.2,
+        # Adaptive on, fast: services the file does not name follow the RED throughput.
+        sampling_adaptive=True,
+        sampling_calculation_interval_seconds=2,
+        sampling_calculation_delay_seconds=0,
+        sampling_aggregation_buckets=1,
+        sampling_target_samples_per_second=1.0,
+        sampling_delta_tolerance=0.0,
     )
     stack = LocalStack(settings, run_dir, say=lambda _m: None)
     stack.prepare()
@@ -244,3 +252,79 @@ def test_a_changed_file_is_served_and_a_broken_one_is_not(
         time.sleep(0.1)
     assert json.loads(get(url)[2])["probabilisticSampling"]["samplingRate"] == 0.125
     path.write_text(json.dumps(STRATEGIES))
+
+
+def test_the_query_process_serves_adaptive_strategies(
+    sampling_stack: tuple[Settings, Path],
+) -> None:
+    """RED rows for a service the file does not name -> per-operation probabilities served."""
+    from datetime import UTC, datetime
+
+    from core.clickhouse import connect
+
+    s, _ = sampling_stack
+    client = connect(s.clickhouse_url, s.clickhouse_database)
+    url = f"http://127.0.0.1:{s.sampling_http_port}/sampling?service=adaptive-svc"
+    deadline = time.monotonic() + 30
+    while True:
+        now = time.time()
+        # 40 sampled traces/s of "busy" at the initial probability: 40x the target of 1/s.
+        client.insert(
+            "red_metrics",
+            [
+                [
+                    datetime.fromtimestamp(now - 0.1, UTC),
+                    datetime.fromtimestamp(now, UTC),
+                    "",
+                    "adaptive-svc",
+                    "busy",
+                    "SPAN_KIND_SERVER",
+                    "STATUS_CODE_UNSET",
+                    False,
+                    20,
+                    0,
+                    0,
+                    0,
+                    [],
+                    [],
+                    "test",
+                ]
+            ],
+            column_names=[
+                "TimeUnix",
+                "WindowEnd",
+                "TenantId",
+                "ServiceName",
+                "SpanName",
+                "SpanKind",
+                "StatusCode",
+                "Overflow",
+                "Calls",
+                "Errors",
+                "DurationSumNs",
+                "DurationMaxNs",
+                "BucketBoundsMs",
+                "BucketCounts",
+                "Source",
+            ],
+        )
+        doc = json.loads(get(url)[2])
+        if "operationSampling" in doc:
+            break
+        assert time.monotonic() < deadline, doc
+        time.sleep(0.5)
+    ops = {
+        o["operation"]: o["probabilisticSampling"]["samplingRate"]
+        for o in doc["operationSampling"]["perOperationStrategies"]
+    }
+    # Far above the target: the probability drops below the initial 0.001.
+    assert 0 < ops["busy"] < s.sampling_initial_probability
+    assert doc["operationSampling"]["defaultSamplingProbability"] == s.sampling_initial_probability
+    rows = client.query(
+        "SELECT count() FROM sampling_probabilities FINAL WHERE ServiceName = 'adaptive-svc'"
+    ).result_rows
+    assert rows[0][0] >= 1
+    # A service the file names is never overridden.
+    assert json.loads(get(url.replace("adaptive-svc", "py-prob"))[2])["probabilisticSampling"] == {
+        "samplingRate": 0.25
+    }
