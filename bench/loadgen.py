@@ -32,6 +32,7 @@ from typing import Any
 
 from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 
+from core.kafka import KafkaConnection
 from core.settings import Settings
 from ingest.kafka_publisher import producer_config
 from ingest.otlp_split import bounded_chunks, split_by_partition
@@ -244,7 +245,7 @@ async def grpc_sender(target: str) -> tuple[Send, Callable[[], Awaitable[None]]]
 async def kafka_sender(bootstrap: str, topic: str) -> tuple[Send, Callable[[], Awaitable[None]]]:
     from confluent_kafka import Producer
 
-    producer = Producer(producer_config(bootstrap))
+    producer = Producer(producer_config(KafkaConnection(bootstrap)))
     running = True
 
     async def poll() -> None:

@@ -39,8 +39,9 @@ from sinks.batching import PartitionBatch
 from sinks.clickhouse_store import BatchStore
 from sinks.window_columns import red_metrics_arrow, red_rows
 from streams.red_metrics import RedAggregator
+from streams.span_views import SpanView, span_views
 from tracehouse.demo_traces import make_request
-from tracehouse.span_tables import otel_traces_table, span_facts
+from tracehouse.span_tables import otel_traces_table
 
 DAY_NS = 86_400 * 10**9
 RED_WINDOW_NS = 10 * 10**9  # the streams default
@@ -61,7 +62,7 @@ def load(store: BatchStore, spans: int, chunk_traces: int = 20_000) -> list[str]
         batch.add(seed, table, table.num_rows)
         store.insert("otel_traces", table, batch)
         store.insert_block(
-            "red_metrics", red_table(span_facts(data)[: table.num_rows]), f"bench-red-{seed}"
+            "red_metrics", red_table(span_views(data)[: table.num_rows]), f"bench-red-{seed}"
         )
         trace_ids.extend(sorted(set(table["TraceId"].to_pylist())))
         loaded += table.num_rows
@@ -70,13 +71,11 @@ def load(store: BatchStore, spans: int, chunk_traces: int = 20_000) -> list[str]
     return trace_ids
 
 
-def red_table(records: list[dict]) -> object:
+def red_table(views: list[SpanView]) -> object:
     """RED rows of the spans as the streams workers would cut them: one window per 10 s."""
-    windows: dict[int, list[dict]] = {}
-    for r in records:
-        windows.setdefault(r["end_time_unix_nano"] // RED_WINDOW_NS, []).append(
-            {**r, "tenant_id": ""}
-        )
+    windows: dict[int, list[SpanView]] = {}
+    for v in views:
+        windows.setdefault(v.end_time_unix_nano // RED_WINDOW_NS, []).append(v)
     rows: list[dict] = []
     for w, spans in windows.items():
         agg = RedAggregator()

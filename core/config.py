@@ -162,26 +162,28 @@ def check_bootstrap(value: str) -> str | None:
 
 
 def check_clickhouse_url(value: str) -> str | None:
-    """``http://host:port``: what sinks.clickhouse_store.connect() understands, nothing more."""
+    """``http://host:port`` or ``https://host:port``: what core.clickhouse.connect()
+    understands, nothing more (credentials have their own settings, never the URL)."""
     try:
         url = urlsplit(value)
         port = url.port
     except ValueError as exc:
         return f"{value!r} is not a valid URL ({exc})"
-    if url.scheme == "https":
-        # connect() opens plain HTTP to host:port whatever the scheme says: accepting https
-        # would silently send data unencrypted (or fail with a confusing error).
-        return f"{value!r}: https is not supported yet (the ClickHouse client speaks plain HTTP)"
-    if url.scheme != "http":
-        return f"{value!r} must be an http:// URL (http://host:port)"
+    if url.scheme not in ("http", "https"):
+        return f"{value!r} must be an http:// or https:// URL (http://host:port)"
     if not url.hostname:
         return f"{value!r} has no host (expected http://host:port)"
     if port is None:
-        return f"{value!r} has no port (expected http://host:port, e.g. 8123)"
+        return f"{value!r} has no port (expected http://host:port, e.g. 8123, or https 8443)"
     if not 1 <= port <= 65535:
         return f"{value!r}: port {port} is not in 1..65535"
-    if url.username or url.password or url.path.strip("/") or url.query or url.fragment:
-        return f"{value!r}: only http://host:port is understood (no user, path or query)"
+    if url.username or url.password:
+        return (
+            f"{value!r}: put no credentials in the URL; use TRACEHOUSE_CLICKHOUSE_USER / "
+            "TRACEHOUSE_CLICKHOUSE_PASSWORD"
+        )
+    if url.path.strip("/") or url.query or url.fragment:
+        return f"{value!r}: only http(s)://host:port is understood (no path or query)"
     return None
 
 

@@ -19,9 +19,11 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from core import config
-from core.clickhouse import host_port
+from core import config, topic_overrides
+from core.clickhouse import ClickHouseTarget, host_port
 from core.config import ConfigError, setting
+from core.kafka import SASL_MECHANISMS, SECURITY_PROTOCOLS, KafkaConnection
+from core.production_checks import production_problems
 
 __all__ = ["ConfigError", "Settings", "Topics"]
 
@@ -29,7 +31,16 @@ __all__ = ["ConfigError", "Settings", "Topics"]
 COMPRESSIONS = ("none", "gzip", "snappy", "lz4", "zstd")
 # sinks.writers.WRITERS keys (tests/unit/test_config_settings.py keeps them equal).
 SINK_STREAMS = ("spans", "red", "edges", "accounting")
+# streams.raw_encodings.ENCODINGS (tests/unit/test_raw_encodings.py keeps them equal).
+RAW_ENCODINGS = ("otlp_proto", "otlp_json", "zipkin_json", "zipkin_proto")
 _topic = config.check_topic
+# Settings never printed (`tracehouse config` empties them): passwords and keys.
+SECRET_FIELDS = (
+    "kafka_sasl_password",
+    "kafka_oauth_client_secret",
+    "kafka_ssl_key_password",
+    "clickhouse_password",
+)
 
 
 @dataclass(frozen=True)
@@ -384,6 +395,42 @@ class Settings:
     ingest_zipkin_port: int = setting(
         9411, "ingest", "zipkin_port", "Zipkin v2 JSON port; 0 disables", lo=0, hi=65535
     )
+    # --- Jaeger receivers (ingest/README.md, "Jaeger"); each port 0 disables that listener ---
+    ingest_jaeger_enabled: bool = setting(
+        True, "ingest", "jaeger_enabled", "Jaeger receivers on (Thrift HTTP, gRPC, agent UDP)"
+    )
+    ingest_jaeger_http_port: int = setting(
+        14268,
+        "ingest",
+        "jaeger_http_port",
+        "Jaeger Thrift over HTTP (POST /api/traces, application/x-thrift); 0 disables",
+        lo=0,
+        hi=65535,
+    )
+    ingest_jaeger_grpc_port: int = setting(
+        14250,
+        "ingest",
+        "jaeger_grpc_port",
+        "Jaeger gRPC jaeger.api_v2.CollectorService/PostSpans; 0 disables",
+        lo=0,
+        hi=65535,
+    )
+    ingest_jaeger_compact_port: int = setting(
+        6831,
+        "ingest",
+        "jaeger_compact_port",
+        "Jaeger agent UDP, Thrift compact emitBatch; 0 disables",
+        lo=0,
+        hi=65535,
+    )
+    ingest_jaeger_binary_port: int = setting(
+        6832,
+        "ingest",
+        "jaeger_binary_port",
+        "Jaeger agent UDP, Thrift binary emitBatch; 0 disables",
+        lo=0,
+        hi=65535,
+    )
     ingest_reuse_port: bool = setting(
         False,
         "ingest",
@@ -400,9 +447,10 @@ class Settings:
         "murmur2",
         "ingest",
         "partitioner",
-        "murmur2 (Kafka's default on the raw trace id) or collector (the OTel Collector Kafka"
-        " exporter's FNV-1a on the hex id)",
-        choices=("murmur2", "collector"),
+        "murmur2 (Kafka's default on the raw trace id), collector (the OTel Collector Kafka"
+        " exporter's default: sticky_key, sarama_compat FNV-1a on the hex id) or"
+        " collector_murmur2 (its sticky_key with the murmur2 hasher, on the hex id)",
+        choices=("murmur2", "collector", "collector_murmur2"),
     )
     ingest_max_message_bytes: int = setting(
         1_000_000,
@@ -489,6 +537,174 @@ class Settings:
         lo=0,
         lo_open=True,
     )
+    # Raw-topic encodings (streams/raw_encodings.py; the names the OTel Collector Kafka
+    # exporter uses). A message's "encoding" header overrides this per message.
+    raw_encoding: str = setting(
+        "otlp_proto",
+        "streams",
+        "raw_encoding",
+        "Encoding of raw-topic messages without an 'encoding' header: otlp_proto (what ingest"
+        " writes), otlp_json, zipkin_json or zipkin_proto",
+        choices=RAW_ENCODINGS,
+    )
+
+    # --- production: topic durability, Kafka security, ClickHouse login and TLS ---------------
+    # Topic settings apply to every topic `tracehouse init`/`topics` (and the streams worker,
+    # for its decisions log) creates; `tracehouse status` warns where the cluster differs.
+    # Local default 1/1 (one broker); clusters: 3 and 2 (docker-compose-for-clusters, k8s).
+    kafka_replication_factor: int = setting(
+        1,
+        "kafka",
+        "replication_factor",
+        "Replicas of every topic created (clusters: 3, so losing one broker loses nothing)",
+        lo=1,
+        hi=32767,
+    )
+    kafka_min_insync_replicas: int = setting(
+        1,
+        "kafka",
+        "min_insync_replicas",
+        "min.insync.replicas of every topic created: an acks=all write needs this many"
+        " replicas (clusters: 2); at most replication_factor",
+        lo=1,
+        hi=32767,
+    )
+    kafka_retention_ms: int = setting(
+        7 * 24 * 3600 * 1000,
+        "kafka",
+        "retention_ms",
+        "retention.ms of the pipeline topics (-1: forever); must outlast the longest outage"
+        " of a consumer (a sink down longer loses spans)",
+        lo=-1,
+        check=topic_overrides.check_retention_ms,
+    )
+    kafka_decisions_retention_ms: int = setting(
+        24 * 3600 * 1000,
+        "kafka",
+        "decisions_retention_ms",
+        "retention.ms of the streams decisions log (delete policy; it bounds restore reads"
+        " and must exceed the longest decision wait)",
+        lo=-1,
+        check=topic_overrides.check_retention_ms,
+    )
+    kafka_topic_overrides: str = setting(
+        "",
+        "kafka",
+        "topic_overrides",
+        "Per-topic configs over the above: <topic>.<config>=<value>,... with <topic> a topics"
+        " key or decisions (e.g. sink_dlq.retention.ms=-1); configs: retention.ms,"
+        " retention.bytes, cleanup.policy, min.insync.replicas, max.message.bytes, segment.ms,"
+        " segment.bytes",
+        check=topic_overrides.checker(f.name for f in fields(Topics)),
+        list_ok=True,
+    )
+    # Kafka security, for every client (confluent-kafka and faust/aiokafka): core/kafka.py.
+    kafka_security_protocol: str = setting(
+        "PLAINTEXT",
+        "kafka",
+        "security_protocol",
+        "How clients reach the brokers",
+        choices=SECURITY_PROTOCOLS,
+    )
+    kafka_sasl_mechanism: str = setting(
+        "PLAIN",
+        "kafka",
+        "sasl_mechanism",
+        "SASL mechanism (with SASL_PLAINTEXT / SASL_SSL)",
+        choices=SASL_MECHANISMS,
+    )
+    kafka_sasl_username: str = setting(
+        "", "kafka", "sasl_username", "SASL user (PLAIN, SCRAM-SHA-256/512)"
+    )
+    kafka_sasl_password: str = setting(
+        "", "kafka", "sasl_password", "SASL password (prefer the environment variable)"
+    )
+    kafka_oauth_token_url: str = setting(
+        "", "kafka", "oauth_token_url", "OAUTHBEARER: OAuth 2.0 token endpoint (https://...)"
+    )
+    kafka_oauth_client_id: str = setting(
+        "", "kafka", "oauth_client_id", "OAUTHBEARER: client id of the client-credentials grant"
+    )
+    kafka_oauth_client_secret: str = setting(
+        "", "kafka", "oauth_client_secret", "OAUTHBEARER: client secret"
+    )
+    kafka_oauth_scope: str = setting("", "kafka", "oauth_scope", "OAUTHBEARER: scope (optional)")
+    kafka_ssl_ca_file: str = setting(
+        "",
+        "kafka",
+        "ssl_ca_file",
+        "PEM CA bundle the brokers' certificates are checked against (empty: system CAs)",
+    )
+    kafka_ssl_cert_file: str = setting(
+        "", "kafka", "ssl_cert_file", "PEM client certificate (mutual TLS; with ssl_key_file)"
+    )
+    kafka_ssl_key_file: str = setting("", "kafka", "ssl_key_file", "PEM client private key")
+    kafka_ssl_key_password: str = setting(
+        "", "kafka", "ssl_key_password", "Password of the client private key, if encrypted"
+    )
+    kafka_ssl_endpoint_identification: bool = setting(
+        True,
+        "kafka",
+        "ssl_endpoint_identification",
+        "Check that the broker certificate names the broker's host (off only for test CAs)",
+    )
+    clickhouse_user: str = setting(
+        "default", "clickhouse", "user", "ClickHouse user of every component"
+    )
+    clickhouse_password: str = setting(
+        "", "clickhouse", "password", "Its password (prefer the environment variable)"
+    )
+    clickhouse_ca_file: str = setting(
+        "",
+        "clickhouse",
+        "ca_file",
+        "PEM CA bundle for an https:// URL (empty: system CAs)",
+    )
+    clickhouse_verify: bool = setting(
+        True,
+        "clickhouse",
+        "verify",
+        "Verify the server certificate of an https:// URL (off only for test servers)",
+    )
+
+    @property
+    def kafka(self) -> KafkaConnection:
+        """The brokers and how to log in: what every Kafka client is created from."""
+        return KafkaConnection(
+            bootstrap=self.kafka_bootstrap,
+            security_protocol=self.kafka_security_protocol,
+            sasl_mechanism=self.kafka_sasl_mechanism,
+            sasl_username=self.kafka_sasl_username,
+            sasl_password=self.kafka_sasl_password,
+            oauth_token_url=self.kafka_oauth_token_url,
+            oauth_client_id=self.kafka_oauth_client_id,
+            oauth_client_secret=self.kafka_oauth_client_secret,
+            oauth_scope=self.kafka_oauth_scope,
+            ssl_ca_file=self.kafka_ssl_ca_file,
+            ssl_cert_file=self.kafka_ssl_cert_file,
+            ssl_key_file=self.kafka_ssl_key_file,
+            ssl_key_password=self.kafka_ssl_key_password,
+            ssl_endpoint_identification=self.kafka_ssl_endpoint_identification,
+        )
+
+    @property
+    def clickhouse(self) -> ClickHouseTarget:
+        """The ClickHouse endpoint and login: what every ClickHouse client is created from."""
+        return ClickHouseTarget(
+            self.clickhouse_url,
+            self.clickhouse_user,
+            self.clickhouse_password,
+            self.clickhouse_ca_file,
+            self.clickhouse_verify,
+        )
+
+    def without_secrets(self) -> tuple[Settings, list[str]]:
+        """These settings with every password emptied, and the keys that were set: what
+        `tracehouse config` prints, so a configuration can be shown without its secrets."""
+        hidden = [f for f in SECRET_FIELDS if getattr(self, f)]
+        return self.with_(**{f: "" for f in hidden}), hidden
+
+    # --- end of production block ----------------------------------------------------------
 
     @classmethod
     def from_env(
@@ -528,6 +744,21 @@ class Settings:
             "TRACEHOUSE_INGEST_GRPC_PORT (ingest.grpc_port)": self.ingest_grpc_port,
             "TRACEHOUSE_INGEST_ZIPKIN_PORT (ingest.zipkin_port)": self.ingest_zipkin_port,
         }
+        if self.ingest_jaeger_enabled:
+            ports |= {
+                "TRACEHOUSE_INGEST_JAEGER_HTTP_PORT (ingest.jaeger_http_port)": (
+                    self.ingest_jaeger_http_port
+                ),
+                "TRACEHOUSE_INGEST_JAEGER_GRPC_PORT (ingest.jaeger_grpc_port)": (
+                    self.ingest_jaeger_grpc_port
+                ),
+                "TRACEHOUSE_INGEST_JAEGER_COMPACT_PORT (ingest.jaeger_compact_port)": (
+                    self.ingest_jaeger_compact_port
+                ),
+                "TRACEHOUSE_INGEST_JAEGER_BINARY_PORT (ingest.jaeger_binary_port)": (
+                    self.ingest_jaeger_binary_port
+                ),
+            }
         used = [p for p in ports.values() if p]
         for name, port in ports.items():
             if port and used.count(port) > 1:
@@ -543,6 +774,7 @@ class Settings:
                 f" {self.sampling_min_probability} and sampling_max_probability"
                 f" {self.sampling_max_probability}"
             )
+        problems += production_problems(self)
         if problems:
             raise ConfigError(problems)
         return self

@@ -18,11 +18,11 @@ from opentelemetry.proto.trace.v1 import trace_pb2
 
 from core import consistent_sampling as head_sampling
 from core.errors import RateLimited
+from core.partitioning import PARTITIONERS, message_key
 from core.tenancy import TenantConfig, TokenBuckets, stamp_tenant
 from ingest import metrics
 from ingest.kafka_publisher import KafkaPublisher, PublishError
 from ingest.otlp_split import PartitionOf, bounded_chunks, split_by_partition
-from ingest.partitioning import PARTITIONERS, message_key
 
 log = logging.getLogger("tracehouse.ingest")
 

@@ -12,7 +12,7 @@ import logging
 
 from confluent_kafka.admin import AdminClient, ConfigResource
 
-from core.kafka import client_config
+from core.kafka import KafkaConnection, client_config
 
 log = logging.getLogger("tracehouse.ingest")
 
@@ -20,10 +20,10 @@ log = logging.getLogger("tracehouse.ingest")
 OVERHEAD_BYTES = 16 * 1024
 
 
-def reported_topic_limit(bootstrap: str, topic: str, timeout: float = 10) -> int | None:
+def reported_topic_limit(kafka: KafkaConnection, topic: str, timeout: float = 10) -> int | None:
     """The topic's ``max.message.bytes`` as the cluster reports it, or None."""
     try:
-        admin = AdminClient(client_config(bootstrap))
+        admin = AdminClient(client_config(kafka))
         futures = admin.describe_configs([ConfigResource("topic", topic)])
         for fut in futures.values():
             entry = fut.result(timeout).get("max.message.bytes")

@@ -13,6 +13,7 @@ Connections that carry no call for ``IDLE_CONNECTION_SECONDS`` are closed, and a
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 
 import grpc
 from google.protobuf.message import DecodeError
@@ -22,7 +23,7 @@ from opentelemetry.proto.trace.v1 import trace_pb2
 from core.errors import RateLimited, Unauthenticated
 from core.tenancy import resolve_tenant, token_from_headers
 from ingest import metrics, rpc_status
-from ingest.admission import SpanAdmission
+from ingest.admission import AdmissionOutcome, SpanAdmission
 from ingest.kafka_publisher import PublishError
 
 log = logging.getLogger("tracehouse.ingest.grpc")
@@ -35,19 +36,86 @@ STATUS_DETAILS_KEY = "grpc-status-details-bin"
 IDLE_CONNECTION_SECONDS = 300
 
 
-async def _abort(
+async def abort_counted(
     context: grpc.aio.ServicerContext,
     code: grpc.StatusCode,
     reason: str,
     message: str,
     retry_after: float | None = None,
+    protocol: str = PROTOCOL,
 ) -> None:
-    metrics.REQUESTS.labels(PROTOCOL, reason).inc()
+    metrics.REQUESTS.labels(protocol, reason).inc()
     trailers: tuple[tuple[str, str | bytes], ...] = ()
     if retry_after is not None:
         details = rpc_status.status(code.value[0], message, retry_after)
         trailers = ((STATUS_DETAILS_KEY, details),)
     await context.abort(code, message, trailing_metadata=trailers)
+
+
+async def tenant_or_abort(
+    admission: SpanAdmission, context: grpc.aio.ServicerContext, protocol: str
+) -> str:
+    """The caller's tenant from the call metadata; aborts UNAUTHENTICATED (counted) if none."""
+    headers = {k.lower(): v for k, v in context.invocation_metadata() or ()}
+    try:
+        return resolve_tenant(
+            admission.tenants,
+            token_from_headers(lambda name: metadata_text(headers.get(name))),
+        )
+    except Unauthenticated as exc:
+        await abort_counted(
+            context, grpc.StatusCode.UNAUTHENTICATED, "unauthenticated", str(exc), None, protocol
+        )
+        raise  # abort raises; this line is never reached
+
+
+async def admit_or_abort(
+    admission: SpanAdmission,
+    data: trace_pb2.TracesData,
+    protocol: str,
+    tenant: str,
+    context: grpc.aio.ServicerContext,
+    retry_after: float,
+    decode_rejected: Mapping[str, int] | None = None,
+) -> AdmissionOutcome:
+    """``admission.export`` with every failure turned into its counted gRPC status (the
+    retryable ones with RetryInfo), shared by every gRPC service of ingest."""
+    try:
+        return await admission.export(data, protocol, tenant, decode_rejected)
+    except RateLimited as exc:
+        code, reason, message, delay = (
+            grpc.StatusCode.RESOURCE_EXHAUSTED,
+            "rate_limited",
+            str(exc),
+            exc.retry_after,
+        )
+    except PublishError as exc:
+        log.warning("kafka publish failed", extra={"fields": {"error": str(exc)}})
+        if exc.retryable:
+            code, reason, message, delay = (
+                grpc.StatusCode.UNAVAILABLE,
+                "kafka_unavailable",
+                f"kafka unavailable: {exc}",
+                retry_after,
+            )
+        else:
+            code, reason, message, delay = (
+                grpc.StatusCode.INTERNAL,
+                "kafka_error",
+                f"kafka error: {exc}",
+                None,
+            )
+    except Exception:
+        # A bug must still be answered and counted, not surface as grpc's bare UNKNOWN.
+        log.exception("export failed", extra={"fields": {"protocol": protocol}})
+        code, reason, message, delay = (
+            grpc.StatusCode.INTERNAL,
+            "internal_error",
+            "internal error",
+            None,
+        )
+    await abort_counted(context, code, reason, message, delay, protocol)
+    raise AssertionError("context.abort returned")  # pragma: no cover
 
 
 class TraceService:
@@ -63,49 +131,20 @@ class TraceService:
             metrics.IN_FLIGHT.dec()
 
     async def _export(self, raw: bytes, context: grpc.aio.ServicerContext) -> bytes:
-        headers = {k.lower(): v for k, v in context.invocation_metadata() or ()}
-        try:
-            tenant = resolve_tenant(
-                self._admission.tenants,
-                token_from_headers(lambda name: _text(headers.get(name))),
-            )
-        except Unauthenticated as exc:
-            await _abort(context, grpc.StatusCode.UNAUTHENTICATED, "unauthenticated", str(exc))
+        tenant = await tenant_or_abort(self._admission, context, PROTOCOL)
         metrics.REQUEST_BYTES.labels(PROTOCOL).inc(len(raw))
         try:
             data = trace_pb2.TracesData.FromString(raw)
         except DecodeError as exc:
-            await _abort(
+            await abort_counted(
                 context,
                 grpc.StatusCode.INVALID_ARGUMENT,
                 "undecodable",
                 f"request is not an OTLP ExportTraceServiceRequest: {exc}",
             )
-        try:
-            outcome = await self._admission.export(data, PROTOCOL, tenant)
-        except RateLimited as exc:
-            await _abort(
-                context,
-                grpc.StatusCode.RESOURCE_EXHAUSTED,
-                "rate_limited",
-                str(exc),
-                exc.retry_after,
-            )
-        except PublishError as exc:
-            log.warning("kafka publish failed", extra={"fields": {"error": str(exc)}})
-            if exc.retryable:
-                await _abort(
-                    context,
-                    grpc.StatusCode.UNAVAILABLE,
-                    "kafka_unavailable",
-                    f"kafka unavailable: {exc}",
-                    self._retry_after,
-                )
-            await _abort(context, grpc.StatusCode.INTERNAL, "kafka_error", f"kafka error: {exc}")
-        except Exception:
-            # A bug must still be answered and counted, not surface as grpc's bare UNKNOWN.
-            log.exception("export failed", extra={"fields": {"protocol": PROTOCOL}})
-            await _abort(context, grpc.StatusCode.INTERNAL, "internal_error", "internal error")
+        outcome = await admit_or_abort(
+            self._admission, data, PROTOCOL, tenant, context, self._retry_after
+        )
         response = trace_service_pb2.ExportTraceServiceResponse()
         if outcome.rejected:
             response.partial_success.rejected_spans = outcome.rejected
@@ -119,7 +158,7 @@ class TraceService:
         return response.SerializeToString()
 
 
-def _text(value: str | bytes | None) -> str | None:
+def metadata_text(value: str | bytes | None) -> str | None:
     if isinstance(value, bytes):
         return value.decode(errors="replace")
     return value
@@ -134,13 +173,6 @@ def build_server(
     retry_after_seconds: float = 2,
 ) -> tuple[grpc.aio.Server, int]:
     """A grpc.aio server with the TraceService bound; returns (server, bound port)."""
-    server = grpc.aio.server(
-        options=[
-            ("grpc.so_reuseport", 1 if reuse_port else 0),
-            ("grpc.max_receive_message_length", max_request_bytes),
-            ("grpc.max_connection_idle_ms", IDLE_CONNECTION_SECONDS * 1000),
-        ]
-    )
     service = TraceService(admission, retry_after_seconds)
     handler = grpc.method_handlers_generic_handler(
         SERVICE,
@@ -149,8 +181,27 @@ def build_server(
             "Export": grpc.unary_unary_rpc_method_handler(service.export),
         },
     )
+    return serve_handlers(handler, host, port, max_request_bytes, reuse_port, "OTLP/gRPC")
+
+
+def serve_handlers(
+    handler: grpc.GenericRpcHandler,
+    host: str,
+    port: int,
+    max_request_bytes: int,
+    reuse_port: bool,
+    what: str,
+) -> tuple[grpc.aio.Server, int]:
+    """A grpc.aio server with ingest's limits serving ``handler``; returns (server, port)."""
+    server = grpc.aio.server(
+        options=[
+            ("grpc.so_reuseport", 1 if reuse_port else 0),
+            ("grpc.max_receive_message_length", max_request_bytes),
+            ("grpc.max_connection_idle_ms", IDLE_CONNECTION_SECONDS * 1000),
+        ]
+    )
     server.add_generic_rpc_handlers((handler,))
     bound = server.add_insecure_port(f"{host}:{port}")
     if bound == 0:
-        raise OSError(f"OTLP/gRPC: cannot bind {host}:{port}")
+        raise OSError(f"{what}: cannot bind {host}:{port}")
     return server, bound

@@ -14,7 +14,7 @@ from typing import Any
 
 from confluent_kafka import KafkaError, KafkaException, Producer
 
-from core.kafka import client_config
+from core.kafka import KafkaConnection, client_config
 
 log = logging.getLogger("tracehouse.ingest.kafka")
 
@@ -28,7 +28,7 @@ class PublishError(RuntimeError):
 
 
 def producer_config(
-    bootstrap: str,
+    kafka: KafkaConnection,
     *,
     compression: str = "lz4",
     linger_ms: int = 5,
@@ -44,7 +44,7 @@ def producer_config(
     record overhead. ``timeout_ms`` bounds how long a client waits before a retryable error
     when the brokers are gone.
     """
-    config: dict[str, Any] = client_config(bootstrap) | {
+    config: dict[str, Any] = client_config(kafka) | {
         "acks": "all",
         "enable.idempotence": True,
         "compression.type": compression,

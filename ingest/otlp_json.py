@@ -37,6 +37,13 @@ _SPAN_IDS = (
     ("spanId", "span_id", "invalid_span_id_encoding"),
     ("parentSpanId", "parent_span_id", "invalid_parent_span_id_encoding"),
 )
+# An id that is not hex but is valid base64 of the id's width: the common mistake of a generic
+# proto3 JSON encoder (bytes -> base64). Its own reason tells the sender exactly what to fix.
+_BASE64_REASONS = {
+    "invalid_trace_id_encoding": ("trace_id_base64_not_hex", 16),
+    "invalid_span_id_encoding": ("span_id_base64_not_hex", 8),
+    "invalid_parent_span_id_encoding": ("parent_span_id_base64_not_hex", 8),
+}
 _LINK_IDS = (("traceId", "trace_id"), ("spanId", "span_id"))
 # json_format names the top-level field that failed: "Failed to parse <field> field: ...".
 _FAILED_FIELD = re.compile(r"Failed to parse (\w+) field")
@@ -71,8 +78,20 @@ def _hex_id(value: Any, reason: str) -> str:
     try:
         raw = binascii.unhexlify(value)
     except (binascii.Error, ValueError):
-        raise _SpanRejected(reason) from None
+        raise _SpanRejected(_base64_reason(value, reason)) from None
     return base64.b64encode(raw).decode()
+
+
+def _base64_reason(value: str, reason: str) -> str:
+    """``reason``, or the base64-specific one when ``value`` is base64 of the id's width."""
+    hint = _BASE64_REASONS.get(reason)
+    if hint is None:
+        return reason
+    try:
+        decoded = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        return reason
+    return hint[0] if len(decoded) == hint[1] else reason
 
 
 def _with_hex_ids(span: dict[str, Any]) -> dict[str, Any]:

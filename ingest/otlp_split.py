@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 
 from opentelemetry.proto.trace.v1 import trace_pb2
 
-from ingest.partitioning import partition_for_key
+from core.partitioning import partition_for_key
 from schemas.span_limits import MAX_TIME_UNIX_NANO, ZERO_SPAN_ID, ZERO_TRACE_ID, span_problem
 
 
@@ -49,7 +49,7 @@ def split_by_partition(
     """Group valid spans by the partition of their trace id, preserving resource/scope nesting.
 
     ``partition_of`` maps (trace id, partition count) to a partition; it must be the mapping of
-    any producer that writes to the same topic directly (see ingest/partitioning.py).
+    any producer that writes to the same topic directly (see core/partitioning.py).
     """
     result = SplitResult()
     out = result.by_partition

@@ -1,5 +1,6 @@
-"""Entry point of an ingest node: wires the OTLP/HTTP, OTLP/gRPC and Zipkin receivers to one
-Kafka publisher, and drains them in order on SIGTERM (stop accepting, finish requests, flush).
+"""Entry point of an ingest node: wires the OTLP/HTTP, OTLP/gRPC, Zipkin and Jaeger (Thrift
+HTTP, gRPC, agent UDP) receivers to one Kafka publisher, and drains them in order on SIGTERM
+(stop accepting, finish requests, flush).
 
 Shutdown is bounded: in-flight requests get ``SHUTDOWN_GRACE_SECONDS`` to finish (HTTP and
 gRPC in parallel), then whatever is left (a client stalled mid-headers or mid-body) is cut off.
@@ -24,6 +25,9 @@ from ingest.admission import AdmissionConfig, SpanAdmission
 from ingest.broker_limits import effective_max_message_bytes, reported_topic_limit
 from ingest.grpc_receiver import build_server
 from ingest.http_receiver import HEADER_TIMEOUT_SECONDS, build_app
+from ingest.jaeger_grpc import build_jaeger_grpc_server
+from ingest.jaeger_http import build_jaeger_http_app
+from ingest.jaeger_udp import AgentListener, start_agent_listener
 from ingest.kafka_publisher import KafkaPublisher, producer_config
 from ingest.zipkin_receiver import build_zipkin_app
 
@@ -56,14 +60,14 @@ def build_admission(
 
 async def serve(settings: Settings) -> None:
     log = logs.setup("ingest")
-    partitions = partition_count(settings.kafka_bootstrap, settings.topics.raw_spans)
+    partitions = partition_count(settings.kafka, settings.topics.raw_spans)
     max_message_bytes = effective_max_message_bytes(
         settings.ingest_max_message_bytes,
-        reported_topic_limit(settings.kafka_bootstrap, settings.topics.raw_spans),
+        reported_topic_limit(settings.kafka, settings.topics.raw_spans),
     )
     publisher = KafkaPublisher(
         producer_config(
-            settings.kafka_bootstrap,
+            settings.kafka,
             compression=settings.ingest_compression,
             linger_ms=settings.ingest_linger_ms,
             timeout_ms=settings.ingest_kafka_timeout_ms,
@@ -84,12 +88,31 @@ async def serve(settings: Settings) -> None:
                 settings.ingest_zipkin_port,
             )
         )
-    grpc_server = None
+    jaeger = settings.ingest_jaeger_enabled
+    if jaeger and settings.ingest_jaeger_http_port:
+        apps.append(
+            (build_jaeger_http_app(admission, limit, retry_after), settings.ingest_jaeger_http_port)
+        )
+    grpc_servers: list[grpc.aio.Server] = []
     if settings.ingest_grpc_port:
-        grpc_server, _ = build_server(
+        server, _ = build_server(
             admission, host, settings.ingest_grpc_port, limit, reuse, retry_after
         )
-        await grpc_server.start()
+        grpc_servers.append(server)
+    if jaeger and settings.ingest_jaeger_grpc_port:
+        server, _ = build_jaeger_grpc_server(
+            admission, host, settings.ingest_jaeger_grpc_port, limit, reuse, retry_after
+        )
+        grpc_servers.append(server)
+    for server in grpc_servers:
+        await server.start()
+    udp: list[AgentListener] = []
+    for port, compact in (
+        (settings.ingest_jaeger_compact_port, True),
+        (settings.ingest_jaeger_binary_port, False),
+    ):
+        if jaeger and port:
+            udp.append(await start_agent_listener(admission, host, port, compact, reuse))
     for app, port in apps:
         # auto_decompress off: aiohttp would inflate gzip without our bomb-safe bound.
         runner = web.AppRunner(
@@ -107,9 +130,19 @@ async def serve(settings: Settings) -> None:
         extra={
             "fields": {
                 "otlp_http": f"{host}:{settings.ingest_http_port}",
-                "otlp_grpc": f"{host}:{settings.ingest_grpc_port}" if grpc_server else "off",
+                "otlp_grpc": f"{host}:{settings.ingest_grpc_port}"
+                if settings.ingest_grpc_port
+                else "off",
                 "zipkin": f"{host}:{settings.ingest_zipkin_port}"
                 if settings.ingest_zipkin_port
+                else "off",
+                "jaeger": {
+                    "thrift_http": settings.ingest_jaeger_http_port,
+                    "grpc": settings.ingest_jaeger_grpc_port,
+                    "udp_compact": settings.ingest_jaeger_compact_port,
+                    "udp_binary": settings.ingest_jaeger_binary_port,
+                }
+                if jaeger
                 else "off",
                 "topic": settings.topics.raw_spans,
                 "partitions": partitions,
@@ -127,20 +160,25 @@ async def serve(settings: Settings) -> None:
         loop.add_signal_handler(sig, stop.set)
     await stop.wait()
     log.info("ingest stopping: draining receivers and Kafka")
-    await drain(grpc_server, runners)
+    await drain(grpc_servers, runners, udp)
     unsent = publisher.close()
     log.info("ingest stopped", extra={"fields": {"unsent_messages": unsent}})
 
 
-async def drain(grpc_server: grpc.aio.Server | None, runners: list[web.AppRunner]) -> None:
+async def drain(
+    grpc_servers: list[grpc.aio.Server],
+    runners: list[web.AppRunner],
+    udp: list[AgentListener] | None = None,
+) -> None:
     """Stop every listener at once and let in-flight requests finish within the grace period.
 
     aiohttp waits up to ``shutdown_timeout`` for a running handler and again for it to
-    cancel, so the whole drain is additionally capped; grpc cancels its calls after ``grace``.
+    cancel, so the whole drain is additionally capped; grpc cancels its calls after ``grace``;
+    UDP listeners stop reading and their datagrams in flight get the grace period.
     """
     stops = [runner.cleanup() for runner in runners]
-    if grpc_server is not None:
-        stops.append(grpc_server.stop(grace=SHUTDOWN_GRACE_SECONDS))
+    stops.extend(server.stop(grace=SHUTDOWN_GRACE_SECONDS) for server in grpc_servers)
+    stops.extend(listener.drain(SHUTDOWN_GRACE_SECONDS) for listener in udp or [])
     try:
         async with asyncio.timeout(2 * SHUTDOWN_GRACE_SECONDS + 1):
             await asyncio.gather(*stops)

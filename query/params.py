@@ -244,9 +244,44 @@ def _check_tag_count(tags: Mapping[str, str]) -> None:
 
 
 def _tag_value(v: str | int | float | bool) -> str:
+    """A JSON tag value as the text storage keeps for an attribute of that type.
+
+    Storage writes a double that is a whole number below 1e15 without a fraction ("3", not
+    "3.0") and any other double as Python's shortest round-trip text, so ``{"x": 3.0}`` finds
+    a double attribute 3.0 and ``{"x": 2.5}`` one of 2.5.
+    """
     if isinstance(v, bool):
         return "true" if v else "false"
+    if isinstance(v, float):
+        return str(int(v)) if v.is_integer() and abs(v) < 1e15 else repr(v)
     return str(v)
+
+
+# Trace ids: 1-32 hex digits, 64-bit ids (16 digits) as Jaeger's clients send them.
+_HEX = re.compile(r"[0-9a-fA-F]{1,32}")
+# Ids in one /api/traces?traceID=...: Jaeger UI's compare sends two, links a few.
+MAX_TRACE_IDS = 1500
+
+
+def parse_trace_id(raw: str) -> str:
+    """A trace id as stored: 32 lower-case hex digits, left-padded with zeros."""
+    if not _HEX.fullmatch(raw):
+        raise BadRequestError(f"invalid trace id {_echo(raw)} (1 to 32 hex digits)")
+    return raw.lower().rjust(32, "0")
+
+
+def parse_trace_ids(values: Sequence[str]) -> list[str]:
+    """Repeated (or comma-separated) ``traceID`` values, deduplicated in request order."""
+    ids: list[str] = []
+    for value in values:
+        for part in value.split(","):
+            if part.strip():
+                trace_id = parse_trace_id(part.strip())
+                if trace_id not in ids:
+                    ids.append(trace_id)
+    if len(ids) > MAX_TRACE_IDS:
+        raise BadRequestError(f"parameter 'traceID': at most {MAX_TRACE_IDS} ids at once")
+    return ids
 
 
 @dataclass(frozen=True)
@@ -336,3 +371,25 @@ def parse_dependencies_range(
     if lookback_ms is None:
         lookback_ms = DEFAULT_DEPENDENCIES_LOOKBACK_MS
     return max(0, end_ns - lookback_ms * 1_000_000), end_ns
+
+
+def pretty_print(params: Mapping[str, str]) -> bool:
+    """Jaeger's prettyPrint: any value but empty or "false" asks for indented JSON."""
+    value = params.get("prettyPrint", "")
+    return value not in ("", "false")
+
+
+_TRUE = {"1", "t", "T", "TRUE", "true", "True"}
+_FALSE = {"0", "f", "F", "FALSE", "false", "False"}
+
+
+def optional_bool(params: Mapping[str, str], name: str) -> bool:
+    """A flag as Go's strconv.ParseBool reads it (Jaeger's ``raw``); absent is False."""
+    raw = params.get(name)
+    if raw is None or raw == "":
+        return False
+    if raw in _TRUE:
+        return True
+    if raw in _FALSE:
+        return False
+    raise BadRequestError(f"parameter {name!r} must be true or false, got {_echo(raw)}")

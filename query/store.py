@@ -8,6 +8,7 @@ warning. ClickHouse never ships more rows than one response may hold.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cache
@@ -17,6 +18,7 @@ from typing import Any
 from core.clickhouse import connect
 from core.settings import Settings
 from query.params import MAX_TIME_NS, TraceQuery
+from query.search_sql import search_query
 
 LOOKBACK_DAYS = 7
 # A trace's spans may start a little before the lookup table's Start (clock skew between
@@ -73,42 +75,12 @@ def connect_for_queries(settings: Settings) -> Any:
     clickhouse-connect ties a client to one server session by default and refuses concurrent
     queries in a session; the read side needs no session state, so it runs without one.
     """
-    return connect(settings.clickhouse_url, settings.clickhouse_database, session=False)
+    return connect(settings.clickhouse, settings.clickhouse_database, session=False)
 
 
 @cache
 def sql(name: str) -> str:
     return resources.files("query").joinpath(f"sql/{name}.sql").read_text()
-
-
-def search_filters(q: TraceQuery) -> tuple[str, dict[str, Any]]:
-    """AND-ed conditions and their parameters for the optional search fields."""
-    parts: list[str] = []
-    params: dict[str, Any] = {}
-    if q.operation:
-        parts.append("AND SpanName = {operation:String}")
-        params["operation"] = q.operation
-    if q.min_duration_ns is not None:
-        parts.append("AND Duration >= {min_ns:UInt64}")
-        params["min_ns"] = q.min_duration_ns
-    if q.max_duration_ns is not None:
-        parts.append("AND Duration <= {max_ns:UInt64}")
-        params["max_ns"] = q.max_duration_ns
-    for i, (key, value) in enumerate(sorted(q.tags.items())):
-        k, v = f"tk{i}", f"tv{i}"
-        params[k], params[v] = key, value
-        if key == "error":
-            parts.append(f"AND ((StatusCode = 'Error') = ({{{v}:String}} = 'true'))")
-        elif key == "span.kind":
-            parts.append(f"AND lower(SpanKind) = lower({{{v}:String}})")
-        elif key == "otel.status_code":
-            parts.append(f"AND upper(StatusCode) = upper({{{v}:String}})")
-        else:
-            parts.append(
-                f"AND (SpanAttributes[{{{k}:String}}] = {{{v}:String}} "
-                f"OR ResourceAttributes[{{{k}:String}}] = {{{v}:String}})"
-            )
-    return "\n  ".join(parts), params
 
 
 class TraceStore:
@@ -142,30 +114,73 @@ class TraceStore:
         trace_ids: list[str],
         max_per_trace: int = MAX_SPANS_PER_TRACE,
         max_total: int = MAX_SPANS_PER_RESPONSE,
+        *,
+        archive: bool = True,
     ) -> TraceSpans:
-        """Spans of the traces, ordered by trace then start time, at most the given caps."""
+        """Spans of the traces, ordered by trace then start time, at most the given caps.
+
+        Ids not found in otel_traces are looked up in otel_traces_archive (unless ``archive``
+        is off, as for search results, which come from otel_traces by definition).
+        """
         if not trace_ids:
             return TraceSpans()
         ranges = self._rows(sql("trace_range"), {"trace_ids": trace_ids})
+        stored: dict[str, int] = {}
+        params: dict[str, Any] = {"tenant": tenant}
+        if ranges:
+            # Clamped: a span at the edge of DateTime64(9) must not push the slack past Int64.
+            start = max(0, min(r[3] for r in ranges) - RANGE_SLACK_NS)
+            end = min(MAX_TIME_NS, max(r[4] for r in ranges) + RANGE_SLACK_NS)
+            params.update({"trace_ids": [r[0] for r in ranges], "start_ns": start, "end_ns": end})
+            stored = {str(r[0]): int(r[1]) for r in self._rows(sql("trace_span_counts"), params)}
+        missing = [t for t in trace_ids if t not in stored] if archive else []
+        archived: dict[str, int] = {}
+        if missing:
+            archived = {
+                str(r[0]): int(r[1])
+                for r in self._rows(
+                    sql("archive_span_counts"), {"trace_ids": missing, "tenant": tenant}
+                )
+            }
+        if not stored and not archived:
+            return TraceSpans()
+        counts = {**stored, **archived}
+        limit = per_trace_limit(list(counts.values()), max_total, max_per_trace)
+        rows: Iterable[Sequence[Any]] = ()
+        if stored:
+            rows = self._stream(
+                sql("trace_spans"), {**params, "per_trace": limit, "max_rows": max_total}
+            )
+        if archived:
+            archive_rows = self._stream(
+                sql("archive_spans"),
+                {
+                    "trace_ids": list(archived),
+                    "tenant": tenant,
+                    "per_trace": limit,
+                    "max_rows": max_total,
+                },
+            )
+            rows = itertools.chain(rows, archive_rows)
+        return TraceSpans(rows, counts, limit, list(trace_ids))
+
+    def archive(self, tenant: str, trace_id: str) -> int:
+        """Copy a stored trace into otel_traces_archive; the number of its spans (0: none)."""
+        ranges = self._rows(sql("trace_range"), {"trace_ids": [trace_id]})
         if not ranges:
-            return TraceSpans()
-        # Clamped: a span stored at the edge of DateTime64(9) must not push the slack past Int64.
-        start = max(0, min(r[3] for r in ranges) - RANGE_SLACK_NS)
-        end = min(MAX_TIME_NS, max(r[4] for r in ranges) + RANGE_SLACK_NS)
+            return 0
         params = {
-            "trace_ids": [r[0] for r in ranges],
-            "start_ns": start,
-            "end_ns": end,
+            "trace_ids": [trace_id],
+            "trace_id": trace_id,
             "tenant": tenant,
+            "start_ns": max(0, ranges[0][3] - RANGE_SLACK_NS),
+            "end_ns": min(MAX_TIME_NS, ranges[0][4] + RANGE_SLACK_NS),
         }
-        stored = {str(r[0]): int(r[1]) for r in self._rows(sql("trace_span_counts"), params)}
-        if not stored:
-            return TraceSpans()
-        limit = per_trace_limit(list(stored.values()), max_total, max_per_trace)
-        rows = self._stream(
-            sql("trace_spans"), {**params, "per_trace": limit, "max_rows": max_total}
-        )
-        return TraceSpans(rows, stored, limit, list(trace_ids))
+        counts = self._rows(sql("trace_span_counts"), params)
+        if not counts:
+            return 0
+        self._client.command(sql("archive_trace"), parameters=params)
+        return int(counts[0][1])
 
     def search(
         self,
@@ -175,20 +190,8 @@ class TraceStore:
         max_total: int = MAX_SPANS_PER_RESPONSE,
     ) -> TraceSpans:
         """The newest matching traces, whole up to the span caps; ``order`` is newest first."""
-        filters, params = search_filters(q)
-        text = sql("search_trace_ids").replace("{filters}", filters)
-        found = self._rows(
-            text,
-            {
-                **params,
-                "tenant": tenant,
-                "service": q.service,
-                "start_ns": q.start_ns,
-                "end_ns": q.end_ns,
-                "limit": q.limit,
-            },
-        )
-        return self.spans_of(tenant, [r[0] for r in found], max_per_trace, max_total)
+        found = self._rows(*search_query(tenant, q))
+        return self.spans_of(tenant, [r[0] for r in found], max_per_trace, max_total, archive=False)
 
     def dependencies(self, tenant: str, start_ns: int, end_ns: int) -> list[tuple[str, str, int]]:
         """Edges the streams workers joined on all spans; derived from stored spans if none.

@@ -34,6 +34,7 @@ _STORAGE_TABLE = re.compile(r"CREATE TABLE IF NOT EXISTS \{db\}\.\{local:(\w+)\}
 SHARDING_KEYS = {
     "otel_traces": "cityHash64(TraceId)",
     "otel_traces_trace_id_ts": "cityHash64(TraceId)",
+    "otel_traces_archive": "cityHash64(TraceId)",
     "sink_batches": "cityHash64(ConsumerGroup, Topic, Partition)",
     "pipeline_counters": "cityHash64(Component, Instance)",
     "sampling_probabilities": "cityHash64(TenantId, ServiceName, SpanName)",

@@ -70,7 +70,7 @@ _SIZE_ERRORS = (
 
 
 def consumer_config(settings: Settings) -> dict[str, Any]:
-    return client_config(settings.kafka_bootstrap) | {
+    return client_config(settings.kafka) | {
         "group.id": settings.sink_group,
         "enable.auto.commit": False,
         "auto.offset.reset": "earliest",
@@ -103,7 +103,7 @@ class SinkWorker:
         self.consumer = Consumer(consumer_config(settings))
         self.dlq = Producer(
             client_config(
-                settings.kafka_bootstrap,
+                settings.kafka,
                 acks="all",
                 enable_idempotence=True,
                 message_max_bytes=DLQ_MAX_MESSAGE_BYTES,
@@ -119,7 +119,7 @@ class SinkWorker:
 
     def _clickhouse_store(self) -> BatchStore:
         return BatchStore(
-            connect(self.settings.clickhouse_url, self.settings.clickhouse_database),
+            connect(self.settings.clickhouse, self.settings.clickhouse_database),
             self.settings.sink_group,
         )
 

@@ -23,6 +23,7 @@ from collections.abc import Iterable
 from typing import Any
 
 from core.consistent_sampling import MAX_THRESHOLD, parse_ot
+from streams.span_views import SpanView
 
 # 1/p above this (p < 1e-9) is treated as this: one span never outweighs a billion.
 MAX_ADJUSTED_COUNT = 1e9
@@ -76,15 +77,11 @@ def _otlp_pairs(span: Any) -> Iterable[tuple[str, Any]]:
             yield kv.key, getattr(v, which) if which else None
 
 
-def adjusted_count(view: dict[str, Any]) -> float:
-    """The view's adjusted count, computed once and kept in the view."""
-    weight = view.get("adjusted_count")
-    if weight is not None:
-        return float(weight)
-    weight = from_threshold(view.get("trace_state") or "")
-    if weight is None and not view.get("parent_span_id"):
-        span = view.get("_span")
-        if span is not None and len(span.attributes):
-            weight = from_jaeger_tags(_otlp_pairs(span))
-    view["adjusted_count"] = weight = 1.0 if weight is None else weight
-    return weight
+def adjusted_count(view: SpanView) -> float:
+    """The view's adjusted count. Not cached: RED and the service graph each ask once, and
+    the common case (no threshold, not a root) is two comparisons."""
+    trace_state = view.trace_state
+    weight = from_threshold(trace_state) if trace_state else None
+    if weight is None and not view.parent_span_id and len(view.span.attributes):
+        weight = from_jaeger_tags(_otlp_pairs(view.span))
+    return 1.0 if weight is None else weight

@@ -12,15 +12,16 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import faust
-from confluent_kafka.admin import AdminClient, NewTopic
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from core.kafka import client_config
+from core.kafka import faust_credentials
+from core.partitioning import PARTITIONERS
 from core.settings import Settings
-from core.topics import partition_count
+from core.topics import ensure_state_topic, partition_count, state_topic_name
 from schemas import avro_codec
 from schemas.counter_batch import counter_batch
 from streams import counters as c
@@ -32,38 +33,34 @@ from streams.partition_processor import (
     AggregationOptions,
     CounterRecord,
     PartitionProcessor,
+    Routing,
     TickOutput,
 )
+from streams.raw_encodings import RawDecoder, RawEncodings, header_value
 from streams.sampling_config import SamplingConfig, load_config
 from streams.span_batch_messages import encode_span_batches
-from streams.state_log import encode_state, load_state, state_topic_name
+from streams.state_log import encode_state, load_state
 
 log = logging.getLogger("tracehouse.streams")
-
-
-def ensure_state_topic(settings: Settings) -> str:
-    """Create the decisions log with the raw topic's partition count (idempotent)."""
-    topic = state_topic_name(settings.streams_group)
-    parts = partition_count(settings.kafka_bootstrap, settings.topics.raw_spans)
-    admin = AdminClient(client_config(settings.kafka_bootstrap))
-    fut = admin.create_topics(
-        [NewTopic(topic, parts, 1, config={"retention.ms": str(24 * 3600 * 1000)})]
-    )[topic]
-    try:
-        fut.result(30)
-    except Exception as exc:  # already exists is the normal case after the first start
-        if "exist" not in str(exc).lower():
-            raise
-    return topic
 
 
 class OwnedPartitions:
     """What one worker holds for the raw partitions it owns: a processor each and the events
     (messages) not yet committable."""
 
-    def __init__(self, settings: Settings, sampling: SamplingConfig) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        sampling: SamplingConfig,
+        encodings: RawEncodings | None = None,
+        raw_partitions: int = 0,
+    ) -> None:
         self.settings = settings
         self.sampling = sampling
+        self.encodings = encodings or RawEncodings(settings.raw_encoding)
+        # The producers' mapping over the raw topic's partitions; 0 partitions: not checked.
+        self.raw_partitions = raw_partitions
+        self.partition_of = PARTITIONERS[settings.ingest_partitioner]
         self.options = AggregationOptions(
             red_window_seconds=settings.red_window_seconds,
             red_max_series=settings.red_max_series,
@@ -94,7 +91,7 @@ class OwnedPartitions:
         keep = self.sampling.sampled_cache_size + self.sampling.non_sampled_cache_size
         started = time.monotonic()
         restored = await asyncio.get_running_loop().run_in_executor(
-            None, load_state, self.settings.kafka_bootstrap, self.state_topic, partition, keep
+            None, load_state, self.settings.kafka, self.state_topic, partition, keep
         )
         log.info(
             "partition %d restored in %.2f s: %d decisions, aggregates through offset %d",
@@ -110,12 +107,20 @@ class OwnedPartitions:
             self.options,
             CounterSet(),  # per partition: its deltas are persisted with its state
             restored,
+            self.encodings,
+            self._routing(partition),
         )
         if self._generation.get(partition, 0) == generation:
             # Not revoked while restoring; a stale restore must not serve a later assignment.
             self.processors[partition] = proc
             self.events[partition] = {}
         return proc
+
+    def _routing(self, partition: int) -> Routing | None:
+        n, partition_of = self.raw_partitions, self.partition_of
+        if n <= 0:
+            return None
+        return Routing(partition, lambda trace_id: partition_of(trace_id, n))
 
     def accounting_batch(self, partition: int, record: CounterRecord) -> bytes:
         """The ``pipeline_counters`` batch of one state record, under the record's identity:
@@ -149,11 +154,21 @@ class OwnedPartitions:
         metrics.OWNED_PARTITIONS.set(len(procs))
 
 
-def create_app(settings: Settings, sampling: SamplingConfig | None = None) -> faust.App:
+def create_app(
+    settings: Settings,
+    sampling: SamplingConfig | None = None,
+    raw_decoders: Mapping[str, RawDecoder] | None = None,
+) -> faust.App:
+    """The worker. ``raw_decoders`` are the raw-topic encodings besides ``otlp_proto`` (the
+    CLI passes ingest's codecs, see streams/raw_encodings.py)."""
     sampling = sampling or load_config(settings.sampling_policy_file)
+    encodings = RawEncodings(settings.raw_encoding, raw_decoders)
+    raw_partitions = partition_count(settings.kafka, settings.topics.raw_spans)
     app = faust.App(
         settings.streams_group,
         broker=f"kafka://{settings.kafka_bootstrap}",
+        # SASL / TLS from the same settings as every confluent-kafka client (core/kafka.py).
+        broker_credentials=faust_credentials(settings.kafka),
         store="memory://",
         key_serializer="raw",
         value_serializer="raw",
@@ -182,7 +197,7 @@ def create_app(settings: Settings, sampling: SamplingConfig | None = None) -> fa
     accounting = app.topic(topics.accounting, key_type=bytes, value_type=bytes)
     streams_dlq = app.topic(topics.streams_dlq, key_type=bytes, value_type=bytes)
     state = app.topic(state_topic_name(settings.streams_group), key_type=bytes, value_type=bytes)
-    rt = OwnedPartitions(settings, sampling)
+    rt = OwnedPartitions(settings, sampling, encodings, raw_partitions)
 
     @app.agent(raw)
     async def process(stream: Any) -> None:
@@ -193,7 +208,8 @@ def create_app(settings: Settings, sampling: SamplingConfig | None = None) -> fa
                 continue  # revoked while restoring: the partition's next owner reads it
             if msg.offset <= proc.last_offset:
                 continue  # redelivery of a message already held
-            reason = proc.process(msg.offset, msg.value or b"", time.time())
+            encoding = header_value(msg.headers)
+            reason = proc.process(msg.offset, msg.value or b"", time.time(), encoding)
             rt.events[msg.partition][msg.offset] = event
             if reason is not None:
                 log.warning("malformed raw message at %s/%d: %s", msg.tp, msg.offset, reason)
@@ -230,7 +246,7 @@ def create_app(settings: Settings, sampling: SamplingConfig | None = None) -> fa
             for view in views:
                 futures.append(
                     await streams_dlq.send(
-                        key=view["trace_id"],
+                        key=view.trace_id,
                         value=refused_span_summary(view),
                         headers={"reason": reason.encode(), "stage": b"streams.encode"},
                         force=True,
@@ -319,11 +335,13 @@ def create_app(settings: Settings, sampling: SamplingConfig | None = None) -> fa
     return app
 
 
-def main(settings: Settings | None = None) -> None:
+def main(
+    settings: Settings | None = None, raw_decoders: Mapping[str, RawDecoder] | None = None
+) -> None:
     from faust import Worker
 
     settings = settings or Settings.from_env()
     tune_gc()
     ensure_state_topic(settings)
-    app = create_app(settings)
+    app = create_app(settings, raw_decoders=raw_decoders)
     Worker(app, loglevel="INFO").execute_from_commandline()

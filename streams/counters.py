@@ -24,6 +24,9 @@ SPANS_REJECTED = "spans_rejected"
 # Copies of spans already received (client retries): counted, stored once.
 SPANS_DUPLICATE = "spans_duplicate"
 GRAPH_CROSS_TENANT = "graph_cross_tenant"
+# Traces first seen on a partition the configured partitioner (ingest_partitioner) does not map
+# them to: a producer partitions differently, so the trace is split and decided in parts.
+TRACES_MISROUTED = "traces_misrouted"
 # Sampling policies that raised while evaluating a trace (reason: policy name); ignored in the
 # decision, as the Collector does.
 POLICY_ERRORS = "policy_errors"

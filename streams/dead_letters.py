@@ -9,9 +9,9 @@ and size. Headers say why and where it came from.
 from __future__ import annotations
 
 import json
-from typing import Any
 
 from streams.partition_processor import DeadLetter
+from streams.span_views import SpanView
 
 
 def dead_letter_headers(letter: DeadLetter, source: str) -> dict[str, bytes]:
@@ -23,13 +23,13 @@ def dead_letter_headers(letter: DeadLetter, source: str) -> dict[str, bytes]:
     }
 
 
-def refused_span_summary(view: dict[str, Any]) -> bytes:
+def refused_span_summary(view: SpanView) -> bytes:
     return json.dumps(
         {
-            "trace_id": view["trace_id"].hex(),
-            "span_id": view["span_id"].hex(),
-            "service_name": view["service_name"],
-            "name": view["name"][:256],
-            "protobuf_bytes": int(view["_span"].ByteSize()),
+            "trace_id": view.trace_id.hex(),
+            "span_id": view.span_id.hex(),
+            "service_name": view.service_name,
+            "name": view.name[:256],
+            "protobuf_bytes": int(view.span.ByteSize()),
         }
     ).encode()

@@ -9,23 +9,24 @@ returns what to publish. Offsets become committable only after that output is de
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from google.protobuf.message import DecodeError
-from opentelemetry.proto.trace.v1 import trace_pb2
 
 from streams import counters as c
 from streams.counters import CounterSet
 from streams.offset_tracker import OffsetTracker
 from streams.policies import Policy, TraceView, evaluate_all
+from streams.raw_encodings import RawDecodeError, RawEncodings
 from streams.red_metrics import RedAggregator
 from streams.sampling_config import SamplingConfig
 from streams.service_graph import ServiceGraph
 from streams.span_fingerprint import same_content, span_key, split_keys
-from streams.span_views import Rejected, rejected_payload, span_views
+from streams.span_views import Rejected, SpanView, rejected_payload, span_views
 from streams.trace_buffer import BufferedTrace, DecisionCache, TraceBuffer
+from streams.zipkin_links import relink_orphaned_shared_servers
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,7 @@ class RestoredState:
 class TickOutput:
     # Span views of kept spans (ids as bytes); streams.span_batch_messages cuts them into
     # messages for the wire.
-    sampled: list[dict[str, Any]] = field(default_factory=list)
+    sampled: list[SpanView] = field(default_factory=list)
     decisions: list[tuple[str, bool, int]] = field(default_factory=list)
     red: dict[str, Any] | None = None
     edges: dict[str, Any] | None = None
@@ -83,6 +84,21 @@ class TickOutput:
 
     def persists_state(self) -> bool:
         return bool(self.decisions or self.aggregates_through is not None or self.counters)
+
+
+# New traces per message checked against the producers' partitioner (~3.5 µs each, pure-Python
+# hashing): every trace of one-trace-per-message producers (the Collector), a bounded sample of
+# big multi-trace messages (ingest's), where checking all would add ~10 % per span.
+ROUTE_CHECKS_PER_MESSAGE = 8
+
+
+@dataclass(frozen=True)
+class Routing:
+    """Which partition this processor reads and the producers' trace id -> partition mapping
+    (``core.partitioning.PARTITIONERS[ingest_partitioner]`` over the topic's partitions)."""
+
+    partition: int
+    partition_of: Callable[[bytes], int]
 
 
 @dataclass
@@ -113,8 +129,12 @@ class PartitionProcessor:
         options: AggregationOptions,
         counters: CounterSet,
         restored: RestoredState | None = None,
+        encodings: RawEncodings | None = None,
+        routing: Routing | None = None,
     ) -> None:
         self.source = source
+        self.encodings = encodings or RawEncodings()
+        self.routing = routing
         self.policies = policies
         self.options = options
         self.counters = counters
@@ -144,14 +164,18 @@ class PartitionProcessor:
         self.last_offset = -1
         self._flushed_offset = -1
         self._window_start: float | None = None
-        self._outbox: list[dict[str, Any]] = []
+        self._outbox: list[SpanView] = []
         self._outbox_keys: dict[str, bytes] = {}
         self._decisions: list[tuple[str, bool, int]] = []
         self.dead_letters: list[DeadLetter] = []
 
     # -- per message -------------------------------------------------------------------------
-    def process(self, offset: int, payload: bytes, now: float) -> str | None:
+    def process(
+        self, offset: int, payload: bytes, now: float, encoding: str | None = None
+    ) -> str | None:
         """Handle one raw message; returns a reason when it is malformed (for the DLQ).
+
+        ``encoding`` is the message's ``encoding`` header (None: the topic's default).
 
         Single spans that cannot be stored are refused one by one into :attr:`dead_letters`
         (counted as ``spans_rejected`` by reason); the rest of the message goes on.
@@ -161,42 +185,60 @@ class PartitionProcessor:
         self.last_offset = offset
         self.tracker.add(offset, 0)
         fresh = offset > self.replayed_through  # not yet counted in a persisted window
+        if self._window_start is None:
+            # Started by any message, also one that does not decode: its count waits in
+            # ``pending`` for the window's close, which would otherwise never come on a
+            # partition that has seen only undecodable messages.
+            self._window_start = math.floor(now / self.options.red_window_seconds) * (
+                self.options.red_window_seconds
+            )
         rejected: list[Rejected] = []
         try:
-            data = trace_pb2.TracesData.FromString(payload)
-            records = span_views(data, rejected=rejected)
+            decoded = self.encodings.decode(payload, encoding)
+        except RawDecodeError as exc:
+            if fresh:
+                self.pending.add(c.MESSAGES_REJECTED, 1, exc.reason)
+            return str(exc)
+        try:
+            records = span_views(decoded.data, rejected=rejected)
         except (DecodeError, RecursionError, ValueError) as exc:
             if fresh:
                 self.pending.add(c.MESSAGES_REJECTED, 1, "malformed")
             return f"undecodable OTLP protobuf: {exc}"
         if rejected and fresh:
             self._reject(rejected)
-        if self._window_start is None:
-            self._window_start = math.floor(now / self.options.red_window_seconds) * (
-                self.options.red_window_seconds
-            )
+        refused = sum(decoded.refused.values())
+        if refused and fresh:
+            # Spans the decoder delimited but could not use: counted by reason; the message
+            # as it came goes to the DLQ once, since there is no OTLP form of those spans.
+            for reason, n in decoded.refused.items():
+                self.pending.add(c.SPANS_REJECTED, n, reason)
+            reasons = ",".join(sorted(decoded.refused))
+            self.dead_letters.append(DeadLetter(reasons, payload, refused))
         if fresh:
-            self.pending.add(c.SPANS_RECEIVED, len(records) + len(rejected))
-        by_trace: dict[bytes, list[dict[str, Any]]] = {}
+            self.pending.add(c.SPANS_RECEIVED, len(records) + len(rejected) + refused)
+        by_trace: dict[bytes, list[SpanView]] = {}
         for r in records:
-            group = by_trace.get(r["trace_id"])
+            group = by_trace.get(r.trace_id)
             if group is None:
-                by_trace[r["trace_id"]] = [r]
+                by_trace[r.trace_id] = [r]
             else:
                 group.append(r)
         span_bytes = len(payload) // max(1, len(records) + len(rejected))
-        counted: list[dict[str, Any]] = []
+        counted: list[SpanView] = []
+        route_checks = ROUTE_CHECKS_PER_MESSAGE if fresh and self.routing is not None else 0
         for tid_bytes, recs in by_trace.items():
             tid = tid_bytes.hex()
             known = self.cache.get(tid)
             if known is not None:
                 counted.extend(self._follow_decision(tid, recs, offset, *known))
                 continue
+            if route_checks and tid not in self.buffer:
+                route_checks -= 1
+                self._check_route(tid_bytes)
             recs, keys, dups = self._new_spans(self.buffer.get(tid), recs)
             counted.extend(recs)
-            has_root = self.buffer.decide_on_root_span and any(
-                not r["parent_span_id"] for r in recs
-            )
+            has_root = self.buffer.decide_on_root_span and any(not r.parent_span_id for r in recs)
             # Even a message of copies only joins the trace: its offset is then committed with
             # the trace's decision, and its copies are counted in the same record.
             self.tracker.inc(offset)
@@ -210,6 +252,13 @@ class PartitionProcessor:
             self.graph.add(counted, now)
         return None
 
+    def _check_route(self, trace_id: bytes) -> None:
+        """Count a trace first seen here that the producers' partitioner puts elsewhere: its
+        spans arrive on two partitions and each part is decided alone."""
+        assert self.routing is not None
+        if self.routing.partition_of(trace_id) != self.routing.partition:
+            self.pending.add(c.TRACES_MISROUTED, 1)
+
     def _reject(self, rejected: list[Rejected]) -> None:
         by_reason: dict[str, list[Rejected]] = {}
         for item in rejected:
@@ -220,13 +269,13 @@ class PartitionProcessor:
 
     @staticmethod
     def _new_spans(
-        trace: BufferedTrace | None, recs: list[dict[str, Any]]
-    ) -> tuple[list[dict[str, Any]], dict[bytes, dict[str, Any]], int]:
+        trace: BufferedTrace | None, recs: list[SpanView]
+    ) -> tuple[list[SpanView], dict[bytes, SpanView], int]:
         """``recs`` without copies of spans already buffered or earlier in ``recs``, the new
         spans by key, and the number of copies (accounted when the trace is decided)."""
         seen = trace.seen if trace is not None else {}
-        local: dict[bytes, dict[str, Any]] = {}
-        out: list[dict[str, Any]] = []
+        local: dict[bytes, SpanView] = {}
+        out: list[SpanView] = []
         for r in recs:
             key = span_key(r)
             other = local.get(key) or seen.get(key)
@@ -237,8 +286,8 @@ class PartitionProcessor:
         return out, local, len(recs) - len(out)
 
     def _follow_decision(
-        self, tid: str, recs: list[dict[str, Any]], offset: int, sampled: bool, through: int
-    ) -> list[dict[str, Any]]:
+        self, tid: str, recs: list[SpanView], offset: int, sampled: bool, through: int
+    ) -> list[SpanView]:
         """Late spans of a decided trace follow the decision; returns the spans RED counts."""
         if offset <= through:
             # A replay after failover: the previous owner already forwarded these spans.
@@ -246,7 +295,7 @@ class PartitionProcessor:
             return recs
         if sampled:
             sent = split_keys(self.cache.sent_keys(tid))
-            new: list[dict[str, Any]] = []
+            new: list[SpanView] = []
             for r in recs:
                 key = span_key(r)
                 if key not in sent:
@@ -270,7 +319,7 @@ class PartitionProcessor:
             self.counters.add(c.SPANS_SAMPLED_OUT, len(recs), "late")
         return recs
 
-    def _send(self, tid: str, recs: list[dict[str, Any]]) -> None:
+    def _send(self, tid: str, recs: list[SpanView]) -> None:
         self._outbox.extend(recs)
         keys = b"".join(span_key(r) for r in recs)
         self._outbox_keys[tid] = self._outbox_keys.get(tid, b"") + keys
@@ -325,6 +374,10 @@ class PartitionProcessor:
         return out
 
     def _decide(self, trace: BufferedTrace, now: float, out: TickOutput) -> None:
+        if trace.records:
+            tid_bytes = trace.records[0].trace_id
+            for old, new in relink_orphaned_shared_servers(trace.records):
+                self.graph.relink(tid_bytes, old, new)
         failed: list[str] = []
         keep, reason = evaluate_all(
             self.policies, TraceView(bytes.fromhex(trace.trace_id), trace.records), now, failed

@@ -29,9 +29,9 @@ import logging
 import re
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Protocol
 
-from streams.span_views import attributes_of
+from streams.span_views import SpanView, attributes_of
 from streams.trace_hash import in_sample
 
 STATUS_CODES = {"UNSET": 0, "OK": 1, "ERROR": 2}
@@ -60,7 +60,7 @@ class TraceView:
     """What policies see of one trace: its id and span views (see streams.span_views)."""
 
     trace_id: bytes
-    spans: Sequence[dict[str, Any]]
+    spans: Sequence[SpanView]
 
 
 class Policy(Protocol):
@@ -69,10 +69,10 @@ class Policy(Protocol):
     def evaluate(self, trace: TraceView, now: float) -> Decision: ...
 
 
-def _attr(span: dict[str, Any], key: str) -> str | None:
+def _attr(span: SpanView, key: str) -> str | None:
     value = attributes_of(span).get(key)
     if value is None:
-        value = span["resource_attributes"].get(key)
+        value = span.resource_attributes.get(key)
     return value
 
 
@@ -99,8 +99,8 @@ class Latency:
     upper_threshold_ms: float = 0
 
     def evaluate(self, trace: TraceView, now: float) -> Decision:
-        start = min(s["start_time_unix_nano"] for s in trace.spans)
-        end = max(s["end_time_unix_nano"] for s in trace.spans)
+        start = min(s.start_time_unix_nano for s in trace.spans)
+        end = max(s.end_time_unix_nano for s in trace.spans)
         ms = (end - start) / 1e6
         ok = ms >= self.threshold_ms
         if self.upper_threshold_ms:
@@ -115,7 +115,7 @@ class StatusCode:
 
     def evaluate(self, trace: TraceView, now: float) -> Decision:
         codes = self.status_codes
-        hit = any(s["status_code"] in codes for s in trace.spans)
+        hit = any(s.status_code in codes for s in trace.spans)
         return Decision.SAMPLED if hit else Decision.NOT_SAMPLED
 
 
@@ -220,7 +220,7 @@ class TraceState:
     def evaluate(self, trace: TraceView, now: float) -> Decision:
         wanted = {f"{self.key}={v}" for v in self.values}
         for s in trace.spans:
-            ts = s["trace_state"]
+            ts = s.trace_state
             if ts and any(m.strip() in wanted for m in ts.split(",")):
                 return Decision.SAMPLED
         return Decision.NOT_SAMPLED

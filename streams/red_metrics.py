@@ -13,6 +13,7 @@ from typing import Any
 
 from streams.adjusted_count import adjusted_count
 from streams.histogram import DEFAULT_BOUNDS_MS, Histogram, bounds_ns
+from streams.span_views import SpanView
 
 STATUS_ERROR = 2
 SeriesKey = tuple[str, str, str, int, int]
@@ -30,11 +31,11 @@ class RedAggregator:
     def __post_init__(self) -> None:
         self._edges = bounds_ns(self.bounds_ms)
 
-    def add(self, records: list[dict[str, Any]]) -> None:
+    def add(self, records: list[SpanView]) -> None:
         series = self.series
         edges = self._edges
         for r in records:
-            key = (r["tenant_id"], r["service_name"], r["name"], r["kind"], r["status_code"])
+            key = (r.tenant_id, r.service_name, r.name, r.kind, r.status_code)
             hist = series.get(key)
             if hist is None:
                 if len(series) >= self.max_series:
@@ -45,8 +46,8 @@ class RedAggregator:
                 else:
                     hist = series[key] = Histogram(edges)
             hist.observe(
-                r["end_time_unix_nano"] - r["start_time_unix_nano"],
-                r["status_code"] == STATUS_ERROR,
+                r.end_time_unix_nano - r.start_time_unix_nano,
+                r.status_code == STATUS_ERROR,
                 adjusted_count(r),
             )
 

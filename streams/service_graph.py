@@ -21,7 +21,7 @@ from typing import Any
 
 from streams.adjusted_count import adjusted_count
 from streams.histogram import DEFAULT_BOUNDS_MS, Histogram, bounds_ns
-from streams.span_views import first_attribute
+from streams.span_views import SpanView, first_attribute
 
 KIND_SERVER, KIND_CLIENT, KIND_PRODUCER, KIND_CONSUMER = 2, 3, 4, 5
 STATUS_ERROR = 2
@@ -59,35 +59,35 @@ class ServiceGraph:
     def __post_init__(self) -> None:
         self._edges_ns = bounds_ns(self.bounds_ms)
         # (trace id, span id) -> the span, for children that arrive later.
-        self._spans: OrderedDict[tuple[Any, Any], _Half] = OrderedDict()
+        self._spans: OrderedDict[tuple[bytes, bytes], _Half] = OrderedDict()
         # (trace id, parent span id) -> children that arrived before their parent.
-        self._orphans: OrderedDict[tuple[Any, Any], list[_Half]] = OrderedDict()
+        self._orphans: OrderedDict[tuple[bytes, bytes], list[_Half]] = OrderedDict()
 
-    def add(self, records: list[dict[str, Any]], now: float) -> None:
+    def add(self, records: list[SpanView], now: float) -> None:
         spans, orphans = self._spans, self._orphans
-        clients: list[tuple[_Half, dict[str, Any]]] = []
+        clients: list[tuple[_Half, SpanView]] = []
         for r in records:
-            kind = r["kind"]
+            kind = r.kind
             me = _Half(
-                r["tenant_id"],
-                r["service_name"],
+                r.tenant_id,
+                r.service_name,
                 kind,
-                max(0, r["end_time_unix_nano"] - r["start_time_unix_nano"]),
-                r["status_code"] == STATUS_ERROR,
+                max(0, r.end_time_unix_nano - r.start_time_unix_nano),
+                r.status_code == STATUS_ERROR,
                 now,
                 weight=adjusted_count(r),
             )
             if kind == KIND_CLIENT:
                 clients.append((me, r))
-            trace = r["trace_id"]
-            parent_id = r["parent_span_id"]
+            trace = r.trace_id
+            parent_id = r.parent_span_id
             if parent_id:
                 parent = spans.get((trace, parent_id))
                 if parent is not None:
                     self._pair(parent, me)
                 else:
                     orphans.setdefault((trace, parent_id), []).append(me)
-            key = (trace, r["span_id"])
+            key = (trace, r.span_id)
             waiting = orphans.pop(key, None)
             if waiting:
                 for child in waiting:
@@ -100,6 +100,20 @@ class ServiceGraph:
             if not half.paired:
                 half.peer = first_attribute(r, PEER_KEYS)
         self._bound()
+
+    def relink(self, trace: Any, old_parent: Any, new_parent: Any) -> None:
+        """Children waiting for ``old_parent``, now known to be missing from the trace, belong
+        under ``new_parent`` instead (``streams/zipkin_links.py``): pair them now if it is here,
+        else let them wait for it."""
+        waiting = self._orphans.pop((trace, old_parent), None)
+        if not waiting:
+            return
+        parent = self._spans.get((trace, new_parent))
+        if parent is None:
+            self._orphans.setdefault((trace, new_parent), []).extend(waiting)
+            return
+        for child in waiting:
+            self._pair(parent, child)
 
     def _pair(self, parent: _Half, child: _Half) -> None:
         if parent.tenant != child.tenant:

@@ -9,7 +9,6 @@ columns, the only span wire format) messages for ``spans.sampled``, and
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.trace.v1 import trace_pb2
@@ -17,7 +16,7 @@ from opentelemetry.proto.trace.v1 import trace_pb2
 from schemas import avro_codec
 from schemas.span_batch_v3 import VERSION as SPAN_BATCH_VERSION
 from streams.packed_batch import pack_views
-from streams.span_views import span_views
+from streams.span_views import SpanView, span_views
 
 SPAN_BATCH = "span_batch"
 # Upper bound of spans per spans.sampled message (the sink's batching likes many small spans per
@@ -46,16 +45,14 @@ class EncodedBatches:
     payloads: list[bytes] = field(default_factory=list)
     # (reason, views): "span_too_large" (one span's message exceeds the limit) or
     # "encode_error" (a span the encoder cannot write).
-    refused: list[tuple[str, list[dict[str, Any]]]] = field(default_factory=list)
+    refused: list[tuple[str, list[SpanView]]] = field(default_factory=list)
 
 
-def _estimate(view: dict[str, Any]) -> int:
-    return int(view["_span"].ByteSize()) + _SPAN_OVERHEAD_BYTES
+def _estimate(view: SpanView) -> int:
+    return int(view.span.ByteSize()) + _SPAN_OVERHEAD_BYTES
 
 
-def encode_span_batches(
-    views: list[dict[str, Any]], max_bytes: int = 1 << 62
-) -> EncodedBatches:
+def encode_span_batches(views: list[SpanView], max_bytes: int = 1 << 62) -> EncodedBatches:
     """Span views (see :mod:`streams.span_views`) -> framed ``span_batch`` messages of at most
     ``max_bytes`` each.
 
@@ -67,7 +64,7 @@ def encode_span_batches(
     """
     out = EncodedBatches()
 
-    def encode(chunk: list[dict[str, Any]]) -> None:
+    def encode(chunk: list[SpanView]) -> None:
         try:
             data = avro_codec.encode(SPAN_BATCH, pack_views(chunk), SPAN_BATCH_VERSION)
         except Exception:
@@ -87,7 +84,7 @@ def encode_span_batches(
         encode(chunk[:mid])
         encode(chunk[mid:])
 
-    chunk: list[dict[str, Any]] = []
+    chunk: list[SpanView] = []
     size = 0
     for view in views:
         estimate = _estimate(view) if max_bytes < 1 << 62 else 0

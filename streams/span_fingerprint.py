@@ -16,24 +16,24 @@ rare key collision.
 
 from __future__ import annotations
 
-from typing import Any
+from streams.span_views import SpanView
 
 KEY_BYTES = 9
 _KIND_BYTE = [bytes([k]) for k in range(256)]
 
 
-def span_key(view: dict[str, Any]) -> bytes:
-    return view["span_id"] + _KIND_BYTE[view["kind"] & 0xFF]
+def span_key(view: SpanView) -> bytes:
+    return view.span_id + _KIND_BYTE[view.kind & 0xFF]
 
 
-def same_content(a: dict[str, Any], b: dict[str, Any]) -> bool:
+def same_content(a: SpanView, b: SpanView) -> bool:
     """Whether two spans with the same key are copies of one span."""
     return (
-        a["start_time_unix_nano"] == b["start_time_unix_nano"]
-        and a["end_time_unix_nano"] == b["end_time_unix_nano"]
-        and a["name"] == b["name"]
-        and a["service_name"] == b["service_name"]
-        and a["tenant_id"] == b["tenant_id"]
+        a.start_time_unix_nano == b.start_time_unix_nano
+        and a.end_time_unix_nano == b.end_time_unix_nano
+        and a.name == b.name
+        and a.service_name == b.service_name
+        and a.tenant_id == b.tenant_id
     )
 
 

@@ -39,16 +39,12 @@ from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, Producer, TopicPartition
 
-from core.kafka import client_config
+from core.kafka import KafkaConnection, client_config
 from streams.partition_processor import CounterRecord, RestoredState
 
 log = logging.getLogger("tracehouse.streams.state")
 
 BARRIER_KEY = b"__barrier__"
-
-
-def state_topic_name(streams_group: str) -> str:
-    return f"{streams_group}-decisions"
 
 
 def encode_state(
@@ -94,11 +90,11 @@ def apply_state(state: RestoredState, latest: dict[str, tuple[bool, int]], value
 
 
 def load_state(
-    bootstrap: str, topic: str, partition: int, keep_last: int, timeout: float = 60
+    kafka: KafkaConnection, topic: str, partition: int, keep_last: int, timeout: float = 60
 ) -> RestoredState:
     """Everything persisted for ``partition``, read up to a barrier written just now."""
     marker = uuid.uuid4().hex.encode()
-    producer = Producer(client_config(bootstrap, acks="all", linger_ms=0))
+    producer = Producer(client_config(kafka, acks="all", linger_ms=0))
     barrier_offsets: list[int] = []
 
     def delivered(err: Any, msg: Any) -> None:
@@ -110,7 +106,7 @@ def load_state(
         raise RuntimeError(f"could not write the state barrier to {topic}/{partition}")
     consumer = Consumer(
         client_config(
-            bootstrap,
+            kafka,
             group_id=f"state-loader-{marker.decode()}",
             enable_auto_commit=False,
             enable_partition_eof=False,

@@ -10,19 +10,20 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass, field
-from typing import Any
+
+from streams.span_views import SpanView
 
 
 @dataclass
 class BufferedTrace:
     trace_id: str
     deadline: float
-    records: list[dict[str, Any]] = field(default_factory=list)
+    records: list[SpanView] = field(default_factory=list)
     nbytes: int = 0
     offsets: list[int] = field(default_factory=list)
     # Buffered spans by key (see streams.span_fingerprint): a copy of a span already here (a
     # client retry) is counted as a duplicate instead of being stored twice.
-    seen: dict[bytes, dict[str, Any]] = field(default_factory=dict)
+    seen: dict[bytes, SpanView] = field(default_factory=dict)
     duplicates: int = 0
 
 
@@ -53,12 +54,12 @@ class TraceBuffer:
     def add(
         self,
         trace_id: str,
-        records: list[dict[str, Any]],
+        records: list[SpanView],
         nbytes: int,
         offset: int,
         now: float,
         has_root: bool = False,
-        keys: dict[bytes, dict[str, Any]] | None = None,
+        keys: dict[bytes, SpanView] | None = None,
         duplicates: int = 0,
     ) -> list[BufferedTrace]:
         """Buffer spans of a trace; returns the traces evicted to stay within bounds.

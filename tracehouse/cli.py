@@ -23,6 +23,7 @@ from core.settings import ConfigError, Settings
 DEMO_STRATEGIES = Path(__file__).with_name("demo_strategies.json")
 
 # Exit status of a configuration error (argparse uses 2 for usage errors too).
+LOGIN_ERROR_EXIT = 3  # Kafka or ClickHouse refused the configured login / TLS
 CONFIG_ERROR_EXIT = 2
 
 
@@ -87,6 +88,19 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
         print(f"send OTLP/gRPC to 127.0.0.1:{settings.ingest_grpc_port}")
     if settings.ingest_zipkin_port:
         print(f"send Zipkin v2 JSON to http://127.0.0.1:{settings.ingest_zipkin_port}/api/v2/spans")
+    if settings.ingest_jaeger_enabled:
+        for what, port, where in (
+            (
+                "Jaeger Thrift/HTTP",
+                settings.ingest_jaeger_http_port,
+                "http://127.0.0.1:{}/api/traces",
+            ),
+            ("Jaeger gRPC", settings.ingest_jaeger_grpc_port, "127.0.0.1:{}"),
+            ("Jaeger agent UDP compact", settings.ingest_jaeger_compact_port, "127.0.0.1:{}"),
+            ("Jaeger agent UDP binary", settings.ingest_jaeger_binary_port, "127.0.0.1:{}"),
+        ):
+            if port:
+                print(f"send {what} to {where.format(port)}")
     print(f"supervising: crashed components restart with backoff; state in {supervisor.state_path}")
     shop = None
     if shop_demo:
@@ -143,7 +157,7 @@ def _wait_for_rows(settings: Settings, expected: int, timeout: float) -> int:
     from core.clickhouse import connect
     from query.counts import span_count
 
-    client = connect(settings.clickhouse_url, settings.clickhouse_database)
+    client = connect(settings.clickhouse, settings.clickhouse_database)
     deadline = time.monotonic() + timeout
     started = time.monotonic()
     count = 0
@@ -180,7 +194,7 @@ def _apply_migrations(s: Settings) -> int:
     from core.clickhouse import connect
     from schemas.migrations import migrate
 
-    applied = migrate(connect(s.clickhouse_url, "default"), s.clickhouse_database, s.ttl_days)
+    applied = migrate(connect(s.clickhouse, "default"), s.clickhouse_database, s.ttl_days)
     print(f"applied migrations: {applied or 'none (up to date)'}")
     return 0
 
@@ -227,7 +241,13 @@ def cmd_init(args: argparse.Namespace, settings: Settings) -> int:
 
 def cmd_config(args: argparse.Namespace, settings: Settings) -> int:
     """Print the configuration (validated) as a YAML config file."""
-    print(Settings().to_yaml() if args.defaults else settings.to_yaml(docs=args.docs), end="")
+    if args.defaults:
+        print(Settings().to_yaml(), end="")
+        return 0
+    shown, hidden = settings.without_secrets()
+    print(shown.to_yaml(docs=args.docs), end="")
+    if hidden:
+        print(f"tracehouse: not shown (set, secret): {', '.join(hidden)}", file=sys.stderr)
     return 0
 
 
@@ -246,7 +266,11 @@ def cmd_component(args: argparse.Namespace, settings: Settings) -> int:
     if args.command == "ingest":
         from ingest.server import main as run
     elif args.command == "streams":
-        from streams.app import main as run
+        from streams.app import main as run_streams
+        from tracehouse.raw_decoders import raw_decoders
+
+        run_streams(settings, raw_decoders())
+        return 0
     elif args.command == "query":
         from query.server import main as run
     else:
@@ -347,7 +371,15 @@ def main(argv: list[str] | None = None) -> None:
         for problem in exc.problems:
             print(f"  {problem}", file=sys.stderr)
         sys.exit(CONFIG_ERROR_EXIT)
-    sys.exit(args.func(args, settings))
+    from core.clickhouse import ClickHouseLoginError
+    from core.kafka import KafkaLoginError
+
+    try:
+        sys.exit(args.func(args, settings))
+    except (KafkaLoginError, ClickHouseLoginError) as exc:
+        # A refused login is a settings problem: say which settings, without a traceback.
+        print(f"tracehouse: {exc}", file=sys.stderr)
+        sys.exit(LOGIN_ERROR_EXIT)
 
 
 if __name__ == "__main__":

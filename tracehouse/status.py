@@ -10,11 +10,11 @@ from pathlib import Path
 from typing import Any
 
 from confluent_kafka import Consumer, TopicPartition
-from confluent_kafka.admin import AdminClient
 
 from core.clickhouse import connect
-from core.kafka import client_config
+from core.kafka import KafkaConnection, client_config, cluster_metadata
 from core.settings import Settings
+from core.topics import topic_problems
 from query.counts import table_row_counts
 from sinks.writers import writers_by_topic
 from tracehouse import status_flow
@@ -38,8 +38,8 @@ class PartitionLag:
         return max(0, self.high - max(self.committed, 0))
 
 
-def topic_partitions(bootstrap: str) -> dict[str, int]:
-    meta = AdminClient(client_config(bootstrap)).list_topics(timeout=10)
+def topic_partitions(kafka: KafkaConnection) -> dict[str, int]:
+    meta = cluster_metadata(kafka)
     return {
         name: len(info.partitions)
         for name, info in sorted(meta.topics.items())
@@ -47,8 +47,10 @@ def topic_partitions(bootstrap: str) -> dict[str, int]:
     }
 
 
-def group_lag(bootstrap: str, group: str, topic: str, partitions: int) -> list[PartitionLag]:
-    consumer = Consumer(client_config(bootstrap, group_id=group, enable_auto_commit=False))
+def group_lag(
+    kafka: KafkaConnection, group: str, topic: str, partitions: int
+) -> list[PartitionLag]:
+    consumer = Consumer(client_config(kafka, group_id=group, enable_auto_commit=False))
     try:
         tps = [TopicPartition(topic, p) for p in range(partitions)]
         committed = consumer.committed(tps, timeout=10)
@@ -64,20 +66,21 @@ def group_lag(bootstrap: str, group: str, topic: str, partitions: int) -> list[P
 
 
 def collect(settings: Settings, run_dir: Path | None = None) -> dict[str, Any]:
-    topics = topic_partitions(settings.kafka_bootstrap)
+    topics = topic_partitions(settings.kafka)
     lags: list[PartitionLag] = []
     pairs = [(settings.streams_group, settings.topics.raw_spans)]
     pairs += [(settings.sink_group, topic) for topic in writers_by_topic(settings)]
     for group, topic in pairs:
         if topic in topics:
-            lags.extend(group_lag(settings.kafka_bootstrap, group, topic, topics[topic]))
+            lags.extend(group_lag(settings.kafka, group, topic, topics[topic]))
     flow: dict[str, Any] | str
     try:
-        client = connect(settings.clickhouse_url, settings.clickhouse_database)
+        client = connect(settings.clickhouse, settings.clickhouse_database)
         counts: dict[str, int] | str = table_row_counts(client, settings.clickhouse_database)
         flow = {
             "throughput": status_flow.throughput(client),
             "drops": status_flow.counter_drops(client),
+            "misrouted_traces": status_flow.misrouted_traces(client),
         }
     except Exception as exc:  # status must still print Kafka's view when ClickHouse is down
         counts = flow = f"unavailable: {exc}"
@@ -86,8 +89,15 @@ def collect(settings: Settings, run_dir: Path | None = None) -> dict[str, Any]:
         for topic in (settings.topics.streams_dlq, settings.topics.sink_dlq)
         if topic in topics
     }
+    try:
+        problems, notes = topic_problems(settings)
+        topic_check: dict[str, Any] = {"problems": problems, "notes": notes}
+    except Exception as exc:  # the rest of the report still helps
+        topic_check = {"problems": {}, "notes": [f"topic check failed: {exc}"]}
     report = {
+        "partitioner": settings.ingest_partitioner,
         "topics": topics,
+        "topic_check": topic_check,
         "lag": lags,
         "rows": counts,
         "flow": flow,
@@ -108,6 +118,7 @@ def to_json(report: dict[str, Any]) -> str:
 def render(report: dict[str, Any]) -> str:
     lines = ["Topics (partitions):"]
     lines += [f"  {name:<28} {n}" for name, n in report["topics"].items()]
+    lines += render_topic_check(report.get("topic_check", {}))
     lines.append(f"Consumer-group lag per partition ({LAG_CAVEAT}):")
     lines.append(
         f"  {'group':<22} {'topic':<20} {'part':>4} {'committed':>10} {'end':>10} {'lag':>8}"
@@ -130,6 +141,19 @@ def render(report: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+def render_topic_check(check: dict[str, Any]) -> list[str]:
+    """WARNING lines for topics that differ from the settings (replicas, in-sync replicas,
+    min.insync.replicas, retention, cleanup policy), so an under-replicated or mis-created
+    topic is seen before a broker loss makes it lose data."""
+    lines = []
+    for topic, problems in sorted(check.get("problems", {}).items()):
+        lines += [f"  WARNING {topic}: {problem}" for problem in problems]
+    lines += [f"  note: {note}" for note in check.get("notes", [])]
+    if not lines:
+        return ["  topic settings: as configured (replication, min.insync.replicas, retention)"]
+    return lines
+
+
 def _render_flow(report: dict[str, Any]) -> list[str]:
     flow = report.get("flow", "unavailable")
     lines = []
@@ -147,6 +171,16 @@ def _render_flow(report: dict[str, Any]) -> list[str]:
             lines.append("  none")
         for name, reasons in flow["drops"].items():
             lines += [f"  {name:<22} {reason:<24} {n:>10}" for reason, n in reasons.items()]
+        misrouted = flow.get("misrouted_traces", 0)
+        lines.append(
+            f"Traces split over partitions (all time): {misrouted}"
+            + (
+                " - a producer partitions differently from ingest_partitioner="
+                f"{report.get('partitioner', '?')}; see ingest/README.md"
+                if misrouted
+                else ""
+            )
+        )
     lines.append("Dead-letter topics (messages by reason):")
     if not report.get("dlq"):
         lines.append("  none")

@@ -55,11 +55,22 @@ def counter_drops(client: Any) -> dict[str, dict[str, int]]:
     return out
 
 
+def misrouted_traces(client: Any) -> int:
+    """All-time count of traces streams saw on a partition their partitioner does not pick:
+    some producer partitions differently from ``ingest_partitioner``, so those traces were
+    split over partitions and decided in parts (ingest/README.md, "Publishing straight to
+    Kafka")."""
+    rows = client.query(
+        "SELECT sum(Value) FROM pipeline_counters FINAL WHERE Name = 'traces_misrouted'"
+    ).result_rows
+    return int(rows[0][0] or 0) if rows else 0
+
+
 def dlq_reasons(settings: Settings, topic: str, partitions: int) -> dict[str, int]:
     """Messages in a DLQ topic by ``reason`` header (read from the start, bounded)."""
     consumer = Consumer(
         client_config(
-            settings.kafka_bootstrap,
+            settings.kafka,
             group_id=f"tracehouse-status-{time.monotonic_ns()}",
             enable_auto_commit=False,
         )

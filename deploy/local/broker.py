@@ -30,23 +30,37 @@ def tansu_binary() -> Path:
     return binary
 
 
-def broker_command(port: int) -> list[str]:
+def broker_command(
+    port: int, *, advertised_port: int | None = None, authentication: bool = False
+) -> list[str]:
+    """Tansu on 127.0.0.1:``port``, advertising ``advertised_port`` (default: the same; a TLS
+    proxy in front of it advertises its own port). ``authentication`` makes it demand a SASL
+    login; with the memory engine no login can succeed (it stores no SCRAM credentials, and
+    PLAIN is not built in), which is what the tests of refused logins use."""
     url = f"tcp://127.0.0.1:{port}"
-    return [
+    command = [
         str(tansu_binary()),
         "broker",
         "--listener-url",
         url,
         "--advertised-listener-url",
-        url,
+        f"tcp://127.0.0.1:{advertised_port or port}",
         "--storage-engine",
         "memory://tansu/",
     ]
+    return command + (["--authentication"] if authentication else [])
 
 
-def start_broker(port: int, log: IO[bytes] | int = subprocess.DEVNULL) -> subprocess.Popen[bytes]:
+def start_broker(
+    port: int,
+    log: IO[bytes] | int = subprocess.DEVNULL,
+    *,
+    advertised_port: int | None = None,
+    authentication: bool = False,
+) -> subprocess.Popen[bytes]:
     ensure_free(port, "Kafka broker (Tansu)")
-    proc = subprocess.Popen(broker_command(port), stdout=log, stderr=subprocess.STDOUT)
+    command = broker_command(port, advertised_port=advertised_port, authentication=authentication)
+    proc = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
     if not wait_for_tcp("127.0.0.1", port, 15):
         proc.kill()
         raise RuntimeError(f"Tansu did not listen on 127.0.0.1:{port} within 15 s")

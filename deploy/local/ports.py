@@ -67,6 +67,10 @@ COMPONENT_PORT_FIELDS = {
     "ingest_http_port": "ingest OTLP/HTTP",
     "ingest_grpc_port": "ingest OTLP/gRPC",
     "ingest_zipkin_port": "ingest Zipkin",
+    "ingest_jaeger_http_port": "ingest Jaeger Thrift/HTTP",
+    "ingest_jaeger_grpc_port": "ingest Jaeger gRPC",
+    "ingest_jaeger_compact_port": "ingest Jaeger agent UDP compact",
+    "ingest_jaeger_binary_port": "ingest Jaeger agent UDP binary",
     "streams_metrics_port": "streams metrics",
     "sink_metrics_port": "sink metrics",
     "query_http_port": "query API / UI",
@@ -81,15 +85,21 @@ def free_component_ports() -> dict[str, int]:
     return {name: free_port() for name in COMPONENT_PORT_FIELDS}
 
 
-def ensure_free(port: int, what: str, host: str = "127.0.0.1") -> None:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+# The listeners among COMPONENT_PORT_FIELDS that are UDP sockets (checked as UDP).
+UDP_PORT_FIELDS = frozenset({"ingest_jaeger_compact_port", "ingest_jaeger_binary_port"})
+
+
+def ensure_free(port: int, what: str, host: str = "127.0.0.1", udp: bool = False) -> None:
+    kind = socket.SOCK_DGRAM if udp else socket.SOCK_STREAM
+    with socket.socket(socket.AF_INET, kind) as s:
         s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             s.bind((host, port))
         except OSError as exc:
             raise PortInUseError(
                 f"{what}: port {host}:{port} is already in use ({exc.strerror}); stop whatever "
-                f"holds it (e.g. `ss -ltnp 'sport = :{port}'`) or choose another port"
+                f"holds it (e.g. `ss -{'u' if udp else 't'}lnp 'sport = :{port}'`) or choose "
+                "another port"
             ) from exc
 
 

@@ -25,7 +25,7 @@ from core.settings import Settings
 from core.topics import ensure_topics
 from deploy.local.broker import start_broker
 from deploy.local.clickhouse_server import start_clickhouse
-from deploy.local.ports import COMPONENT_PORT_FIELDS, ensure_free, free_port
+from deploy.local.ports import COMPONENT_PORT_FIELDS, UDP_PORT_FIELDS, ensure_free, free_port
 from deploy.local.supervisor import PIPELINE, SERVICE
 from schemas.migrations import migrate
 
@@ -102,8 +102,10 @@ class LocalStack:
         s = self.settings
         for field_name, what in COMPONENT_PORT_FIELDS.items():
             port = getattr(s, field_name)
+            if field_name.startswith("ingest_jaeger_") and not s.ingest_jaeger_enabled:
+                continue
             if port:  # 0 = that receiver is disabled
-                ensure_free(port, what)
+                ensure_free(port, what, udp=field_name in UDP_PORT_FIELDS)
         try:
             self.start_services()
             self.prepare()
@@ -175,7 +177,7 @@ class LocalStack:
         """Topics and tables, idempotently."""
         s = self.settings
         ensure_topics(s)
-        applied = migrate(connect(s.clickhouse_url, "default"), s.clickhouse_database, s.ttl_days)
+        applied = migrate(connect(s.clickhouse, "default"), s.clickhouse_database, s.ttl_days)
         self.say(
             f"schema      ok  database {s.clickhouse_database}, migrations applied "
             f"now: {applied or 'none'}"

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Debian packages the tests need beyond Python: make, Python venv/headers, docker-compose (only to
-# validate docker-compose.yml; no Docker engine is used) and Chromium + ChromeDriver for the
-# browser tests, and Node.js + npm for the npm remote samplers the sampling tests drive.
+# validate docker-compose.yml; no Docker engine is used), Chromium + ChromeDriver for the
+# browser tests, and Node.js + npm for the npm tracing clients the receiver tests use.
 # Installs what is missing when run as root; otherwise says what to install.
 set -euo pipefail
 need=()

@@ -49,12 +49,11 @@ async function loadOperations() {
   const ops = service ? await api(`/api/services/${encodeURIComponent(service)}/operations`) : [];
   $("#operation").replaceChildren(el("option", { value: "" }, "all"), ...ops.map((o) => el("option", { value: o }, o)));
 }
+// Tags as typed in the box: key=value pairs separated by spaces; a value with spaces is quoted
+// (note="two words"). Sent as Jaeger's tags JSON object; the API matches values as text.
 function parseTagInput(text) {
   const tags = {};
-  for (const part of text.trim().split(/\s+/).filter(Boolean)) {
-    const i = part.indexOf("=");
-    if (i > 0) tags[part.slice(0, i)] = part.slice(i + 1);
-  }
+  for (const m of text.matchAll(/([^\s=]+)=(?:"([^"]*)"|(\S*))/g)) tags[m[1]] = m[2] !== undefined ? m[2] : m[3];
   return tags;
 }
 async function search(ev) {
@@ -85,17 +84,67 @@ function traceSummary(t) {
 function renderResults(traces) {
   const box = $("#results");
   if (!traces.length) { box.replaceChildren(el("div", { class: "empty" }, "No traces found.")); return; }
-  box.replaceChildren(el("div", { class: "meta", id: "result-count" }, `${traces.length} traces`),
+  const compare = el("button", { id: "compare", type: "button", disabled: "", onclick: () => {
+    const ids = [...document.querySelectorAll(".pick:checked")].map((c) => c.value);
+    location.hash = "#/compare/" + ids.join("/");
+  } }, "Compare 2 selected");
+  const onPick = () => {
+    const picked = document.querySelectorAll(".pick:checked").length;
+    compare.disabled = picked !== 2;
+  };
+  box.replaceChildren(el("div", { class: "meta results-head" }, el("span", { id: "result-count" }, `${traces.length} traces`), compare),
     ...traces.map((t) => {
       const s = traceSummary(t);
       const rootService = t.processes[s.root.processID].serviceName;
+      const pick = el("input", { type: "checkbox", class: "pick", value: t.traceID, title: "select for compare",
+        onclick: (ev) => { ev.stopPropagation(); onPick(); } });
       return el("div", { class: "result", "data-trace-id": t.traceID, onclick: () => { location.hash = "#/trace/" + t.traceID; } },
-        el("div", { class: "title" }, `${rootService}: ${s.root.operationName}`),
+        el("div", { class: "title" }, pick, `${rootService}: ${s.root.operationName}`),
         el("div", {}, fmtDuration(s.duration)),
         el("div", { class: "meta" }, `${t.spans.length} spans · `, ...[...s.services].map((n) => el("span", { class: "badge" }, n)),
           ...(s.errors ? [el("span", { class: "badge err" }, `${s.errors} errors`)] : [])),
-        el("div", { class: "meta" }, new Date(s.start / 1000).toLocaleString() + " · " + t.traceID.slice(0, 16)));
+        el("div", { class: "meta" }, new Date(s.start / 1000).toLocaleString() + " · " + t.traceID));
     }));
+}
+
+// ---------------------------------------------------------------- compare
+// Two traces side by side: their summaries, then every (service, operation) with its span
+// count in each, so a missing call, an extra retry or a new service stands out.
+async function showCompare(a, b) {
+  const box = $("#compare-view");
+  setStatus("loading traces…");
+  let traces;
+  try { traces = await api(`/api/traces?traceID=${encodeURIComponent(a)}&traceID=${encodeURIComponent(b)}`); }
+  catch (e) { setStatus(e.message); box.replaceChildren(el("div", { class: "empty" }, e.message)); return; }
+  setStatus("");
+  const byId = new Map(traces.map((t) => [t.traceID, t]));
+  const pair = [byId.get(a), byId.get(b)];
+  const missing = [a, b].filter((id, i) => !pair[i]);
+  if (missing.length) { box.replaceChildren(el("div", { class: "empty" }, `Trace not found: ${missing.join(", ")}`)); return; }
+  const counts = pair.map((t) => {
+    const m = new Map();
+    for (const s of t.spans) {
+      const key = `${t.processes[s.processID].serviceName}\u0000${s.operationName}`;
+      m.set(key, (m.get(key) || 0) + 1);
+    }
+    return m;
+  });
+  const keys = [...new Set([...counts[0].keys(), ...counts[1].keys()])].sort();
+  const head = el("div", { class: "compare-head" }, ...pair.map((t, i) => {
+    const s = traceSummary(t);
+    return el("div", { class: "panel", "data-side": i ? "b" : "a" },
+      el("h3", {}, el("a", { href: "#/trace/" + t.traceID }, `${i ? "B" : "A"} · ${t.processes[s.root.processID].serviceName}: ${s.root.operationName}`)),
+      el("div", { class: "meta" }, `${t.traceID} · ${fmtDuration(s.duration)} · ${t.spans.length} spans · ${s.services.size} services`));
+  }));
+  const rows = keys.map((k) => {
+    const [service, op] = k.split("\u0000");
+    const ca = counts[0].get(k) || 0, cb = counts[1].get(k) || 0;
+    const cls = !ca ? "only-b" : !cb ? "only-a" : ca === cb ? "same" : "changed";
+    return el("tr", { class: "cmp-row " + cls, "data-service": service, "data-operation": op, "data-a": ca, "data-b": cb },
+      el("td", {}, service), el("td", {}, op), el("td", {}, ca), el("td", {}, cb), el("td", {}, cb - ca > 0 ? "+" + (cb - ca) : String(cb - ca)));
+  });
+  box.replaceChildren(head, el("table", { class: "kv panel", id: "compare-table" },
+    el("tr", {}, ...["service", "operation", "spans in A", "spans in B", "B − A"].map((h) => el("th", {}, h))), ...rows));
 }
 
 // ---------------------------------------------------------------- trace view
@@ -200,6 +249,7 @@ function showSpan(trace, span, row) {
     el("h3", {}, `${proc.serviceName}: ${span.operationName}`),
     kvTable([["span id", span.spanID], ["start", new Date(span.startTime / 1000).toISOString()], ["duration", fmtDuration(span.duration)],
       ...span.references.map((r) => [r.refType, r.spanID])]),
+    ...(span.warnings ? [el("div", { class: "warn" }, ...span.warnings.map((w) => el("div", {}, "⚠ " + w)))] : []),
     el("h4", {}, "Tags"), kvTable(span.tags.map((t) => [t.key, t.value])),
     el("h4", {}, "Process"), kvTable(proc.tags.map((t) => [t.key, t.value])),
     ...(span.logs.length ? [el("h4", {}, "Events"), ...span.logs.map((l) => kvTable([["time", new Date(l.timestamp / 1000).toISOString()], ...l.fields.map((f) => [f.key, f.value])]))] : []));
@@ -265,6 +315,65 @@ async function showRed(ev) {
 }
 
 // ---------------------------------------------------------------- service map
+// A layered drawing (callers left of callees), readable at dozens of services where a circle
+// is not. Cycles are broken by the Eades-Lin-Smyth heuristic (services ordered so that as few
+// calls, weighted by call count, as possible point backwards; those are drawn dashed), each
+// service sits in the layer of its longest forward call path from an entry service, and
+// services in a layer are ordered by the mean position of their neighbours (barycenter
+// sweeps) to reduce crossings.
+function feedbackOrder(names, edges) {
+  const rest = new Set(names);
+  const weight = (list) => list.filter((d) => rest.has(d.parent) && rest.has(d.child)).reduce((a, d) => a + d.callCount, 0);
+  const outOf = new Map(names.map((n) => [n, edges.filter((d) => d.parent === n)]));
+  const into = new Map(names.map((n) => [n, edges.filter((d) => d.child === n)]));
+  const left = [], right = [];
+  while (rest.size) {
+    let changed = true;
+    while (changed) {
+      changed = false;
+      for (const n of [...rest].sort()) {
+        if (!weight(outOf.get(n))) { right.unshift(n); rest.delete(n); changed = true; }
+        else if (!weight(into.get(n))) { left.push(n); rest.delete(n); changed = true; }
+      }
+    }
+    if (!rest.size) break;
+    const best = [...rest].sort().reduce((x, y) =>
+      (weight(outOf.get(y)) - weight(into.get(y)) > weight(outOf.get(x)) - weight(into.get(x)) ? y : x));
+    left.push(best); rest.delete(best);
+  }
+  return [...left, ...right];
+}
+
+function layeredLayout(names, deps) {
+  const edges = deps.filter((d) => d.parent !== d.child);
+  const rank = new Map(feedbackOrder(names, edges).map((n, i) => [n, i]));
+  const back = new Set(edges.filter((d) => rank.get(d.parent) > rank.get(d.child)).map((d) => d.parent + "\u0000" + d.child));
+  const dag = edges.map((d) => (back.has(d.parent + "\u0000" + d.child) ? [d.child, d.parent] : [d.parent, d.child]));
+  const preds = new Map(names.map((n) => [n, []])), succs = new Map(names.map((n) => [n, []]));
+  for (const [p, c] of dag) { preds.get(c).push(p); succs.get(p).push(c); }
+  // Longest path from the sources, in the feedback order (a topological order of the dag).
+  const layer = new Map(names.map((n) => [n, 0]));
+  for (const n of [...names].sort((x, y) => rank.get(x) - rank.get(y))) {
+    for (const c of succs.get(n)) layer.set(c, Math.max(layer.get(c), layer.get(n) + 1));
+  }
+  const layers = [];
+  for (const n of names) { const l = layer.get(n); (layers[l] = layers[l] || []).push(n); }
+  const order = new Map();
+  const renumber = () => layers.forEach((ns) => ns.forEach((n, i) => order.set(n, i)));
+  renumber();
+  const mean = (ns, own) => (ns.length ? ns.reduce((a, n) => a + order.get(n), 0) / ns.length : own);
+  for (let sweep = 0; sweep < 8; sweep++) {
+    const down = sweep % 2 === 0;
+    const seq = down ? layers.slice(1) : layers.slice(0, -1).reverse();
+    for (const ns of seq) {
+      const key = new Map(ns.map((n) => [n, mean(down ? preds.get(n) : succs.get(n), order.get(n))]));
+      ns.sort((x, y) => key.get(x) - key.get(y) || order.get(x) - order.get(y));
+      ns.forEach((n, i) => order.set(n, i));
+    }
+  }
+  return { layers, layer, order, back };
+}
+
 async function showMap() {
   setStatus("loading dependencies…");
   let deps;
@@ -274,34 +383,62 @@ async function showMap() {
   const names = [...new Set(deps.flatMap((d) => [d.parent, d.child]))].sort();
   const box = $("#service-map");
   if (!names.length) { box.replaceChildren(el("div", { class: "empty" }, "No cross-service calls stored yet.")); return; }
-  const W = 720, H = 520, R = 200, cx = W / 2, cy = H / 2;
-  const pos = new Map(names.map((n, i) => [n, [cx + R * Math.cos(2 * Math.PI * i / names.length), cy + R * Math.sin(2 * Math.PI * i / names.length)]]));
+  const { layers, layer, order, back } = layeredLayout(names, deps);
+  const COL = 210, ROW = 64, PAD = 110, R = 11, tallest = Math.max(...layers.map((l) => l.length));
+  // Room above for calls that skip layers (they bow up to 1.25 rows) and below for back calls.
+  const W = PAD * 2 + (layers.length - 1) * COL, H = PAD * 2 + tallest * ROW;
+  const pos = new Map(names.map((n) => {
+    const size = layers[layer.get(n)].length;
+    return [n, [PAD + layer.get(n) * COL, PAD + (tallest - size) * ROW / 2 + order.get(n) * ROW]];
+  }));
   const svg = svgEl("svg", { width: W, height: H, viewBox: `0 0 ${W} ${H}`, id: "map-svg" });
   const defs = svgEl("defs");
-  const marker = svgEl("marker", { id: "arrow", viewBox: "0 0 10 10", refX: 22, refY: 5, markerWidth: 7, markerHeight: 7, orient: "auto" });
+  const marker = svgEl("marker", { id: "arrow", viewBox: "0 0 10 10", refX: 10, refY: 5, markerWidth: 9, markerHeight: 9, markerUnits: "userSpaceOnUse", orient: "auto" });
   marker.append(svgEl("path", { d: "M0,0 L10,5 L0,10 z", fill: "#8a93a6" })); defs.append(marker); svg.append(defs);
   const maxCalls = Math.max(...deps.map((d) => d.callCount));
   for (const d of deps) {
+    if (d.parent === d.child) continue;
     const [x1, y1] = pos.get(d.parent), [x2, y2] = pos.get(d.child);
-    svg.append(svgEl("line", { x1, y1, x2, y2, stroke: "#8a93a6", "stroke-width": 1 + 4 * d.callCount / maxCalls, "marker-end": "url(#arrow)", class: "edge" }));
-    const t = svgEl("text", { x: (x1 + x2) / 2, y: (y1 + y2) / 2 - 4 }); t.textContent = d.callCount; svg.append(t);
+    const isBack = back.has(d.parent + "\u0000" + d.child);
+    const sx = x1 + (x2 >= x1 ? R : -R), tx = x2 + (x2 >= x1 ? -R - 2 : R + 2);
+    const bend = (tx - sx) / 2;
+    // A call against the flow bows below both services, deeper the farther it goes back.
+    const drop = ROW * (0.6 + Math.min(2, Math.abs(x2 - x1) / COL) * 0.35);
+    // A forward call that skips layers bows above the services it passes (not through them).
+    const span = Math.abs(layer.get(d.child) - layer.get(d.parent));
+    const rise = ROW * (0.5 + Math.min(3, span - 1) * 0.25);
+    const path = isBack
+      ? `M${x1},${y1 + R} C${x1},${y1 + drop} ${x2},${y2 + drop} ${x2},${y2 + R + 2}`
+      : span > 1
+        ? `M${x1 + R},${y1} C${x1 + COL / 2},${Math.min(y1, y2) - rise} ${x2 - COL / 2},${Math.min(y1, y2) - rise} ${tx},${y2}`
+        : `M${sx},${y1} C${sx + bend},${y1} ${tx - bend},${y2} ${tx},${y2}`;
+    const edge = svgEl("path", { d: path, fill: "none", stroke: "#8a93a6", "stroke-width": (1 + 3 * d.callCount / maxCalls).toFixed(2),
+      "marker-end": "url(#arrow)", class: "edge" + (isBack ? " back" : ""), "data-parent": d.parent, "data-child": d.child });
+    if (isBack) { edge.setAttribute("stroke-dasharray", "5 4"); edge.setAttribute("stroke-opacity", "0.6"); }
+    const tip = svgEl("title"); tip.textContent = `${d.parent} → ${d.child}: ${d.callCount} calls`; edge.append(tip);
+    svg.append(edge);
   }
   for (const n of names) {
     const [x, y] = pos.get(n);
-    svg.append(svgEl("circle", { cx: x, cy: y, r: 16, fill: serviceColor(n), class: "node" }));
-    const t = svgEl("text", { x: x + 20, y: y + 4 }); t.textContent = n; svg.append(t);
+    const g = svgEl("g", { class: "node", "data-service": n, "data-layer": layer.get(n), transform: `translate(${x},${y})` });
+    g.append(svgEl("circle", { r: R, fill: serviceColor(n) }));
+    const label = svgEl("text", { y: -R - 5, "text-anchor": "middle", class: "node-label" });  // above: back edges bow below
+    label.textContent = n.length > 28 ? n.slice(0, 27) + "…" : n;
+    const tip = svgEl("title"); tip.textContent = n; g.append(tip, label);
+    svg.append(g);
   }
-  box.replaceChildren(svg);
+  box.replaceChildren(el("div", { class: "meta" }, `${names.length} services · ${deps.length} call edges · callers left of callees (dashed: calls back against the flow)`), svg);
 }
 
 // ---------------------------------------------------------------- routing
 async function route() {
-  const [, view, arg] = (location.hash || "#/search").split("/");
+  const [, view, arg, ...rest] = (location.hash || "#/search").split("/");
   document.querySelectorAll(".view").forEach((v) => { v.hidden = true; });
   document.querySelectorAll("nav a").forEach((a) => a.classList.toggle("active", a.dataset.view === view));
   if (view === "trace" && arg) { $("#view-trace").hidden = false; await showTrace(arg); }
   else if (view === "red") { $("#view-red").hidden = false; if (!$("#red-service").options.length) await loadRedServices(); await showRed(); }
   else if (view === "map") { $("#view-map").hidden = false; await showMap(); }
+  else if (view === "compare" && arg) { $("#view-compare").hidden = false; await showCompare(arg, rest[0] || ""); }
   else { $("#view-search").hidden = false; }
 }
 

@@ -54,6 +54,7 @@ def fault_settings() -> Settings:
         ingest_http_port=free_port(),
         ingest_grpc_port=0,
         ingest_zipkin_port=0,
+        ingest_jaeger_enabled=False,
         streams_metrics_port=free_port(),
         sink_metrics_port=free_port(),
         query_http_port=free_port(),

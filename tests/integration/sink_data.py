@@ -16,6 +16,7 @@ from typing import Any
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
+from core.kafka import KafkaConnection
 from core.settings import Settings
 from core.topics import partition_count
 from deploy.local.stack import Child, LocalStack
@@ -248,7 +249,7 @@ def kill(child: Child, sig: int = signal.SIGKILL) -> None:
 
 def read_topic(bootstrap: str, topic: str, expect: int, timeout: float = 30) -> list[Any]:
     """Every message of ``topic`` (assigned directly: no group join, which is slow on Tansu)."""
-    partitions = partition_count(bootstrap, topic)
+    partitions = partition_count(KafkaConnection(bootstrap), topic)
     consumer = Consumer(
         {"bootstrap.servers": bootstrap, "group.id": f"reader-{topic}", "enable.auto.commit": False}
     )

@@ -12,9 +12,9 @@ import yaml
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
 from core.clickhouse import connect
+from core.partitioning import partition_for_key
 from core.settings import Settings
 from deploy.local.stack import LocalStack
-from ingest.partitioning import partition_for_key
 from schemas import avro_codec
 from tracehouse.span_specs import SpanSpec, payload
 

@@ -337,7 +337,7 @@ def test_malformed_json_is_a_counted_400_and_malformed_spans_are_rejected_alone(
     assert status == 200
     assert json.loads(answer)["partialSuccess"] == {
         "rejectedSpans": "2",
-        "errorMessage": "rejected spans: 1 invalid_attribute, 1 invalid_trace_id_encoding",
+        "errorMessage": "rejected spans: 1 invalid_attribute, 1 trace_id_base64_not_hex",
     }
     zipkin_tid = uuid.uuid4().hex
     zipkin_good = {**ZIPKIN_SPAN, "traceId": zipkin_tid, "timestamp": now_us}
@@ -373,7 +373,7 @@ def test_malformed_json_is_a_counted_400_and_malformed_spans_are_rejected_alone(
             metric(m, "tracehouse_ingest_spans_rejected_total", protocol="zipkin", reason=reason)
             == count
         ), reason
-    for reason in ("invalid_attribute", "invalid_trace_id_encoding"):
+    for reason in ("invalid_attribute", "trace_id_base64_not_hex"):
         assert (
             metric(m, "tracehouse_ingest_spans_rejected_total", protocol="otlp_http", reason=reason)
             == 1

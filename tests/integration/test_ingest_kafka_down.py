@@ -70,6 +70,7 @@ def own_broker(tmp_path: Path) -> Iterator[tuple[Settings, list[subprocess.Popen
         ingest_http_port=free_port(),
         ingest_grpc_port=free_port(),
         ingest_zipkin_port=0,
+        ingest_jaeger_enabled=False,
         ingest_kafka_timeout_ms=3000,
         ingest_retry_after_seconds=1,
     )

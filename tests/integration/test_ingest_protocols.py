@@ -23,9 +23,9 @@ from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExporter
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from core.partitioning import partition_for_key
 from core.settings import Settings
 from deploy.local.stack import LocalStack
-from ingest.partitioning import partition_for_key
 from tests.integration.ingest_helpers import (
     gzipped,
     metric,

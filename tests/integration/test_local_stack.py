@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
 from core.settings import Settings
 from tests.integration.cli_runner import start_up
@@ -103,6 +104,22 @@ def test_docker_compose_file_is_valid() -> None:
         timeout=60,
     )
     assert result.returncode == 0, result.stderr
+    # The three-broker variant, merged as an operator runs it: each pipeline service keeps the
+    # base settings and gets the cluster's bootstrap list and replication on top.
+    merged = subprocess.run(
+        [compose, "-f", str(ROOT / "docker-compose.yml"), "-f",
+         str(ROOT / "docker-compose.cluster.yml"), "config"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )  # fmt: skip
+    assert merged.returncode == 0, merged.stderr
+    services = yaml.safe_load(merged.stdout)["services"]
+    for name in ("init", "ingest", "streams", "sink", "query"):
+        env = Settings.from_env({k: str(v) for k, v in services[name]["environment"].items()})
+        assert env.kafka_bootstrap == "kafka:9092,kafka-2:9092,kafka-3:9092", name
+        assert (env.kafka_replication_factor, env.kafka_min_insync_replicas) == (3, 2), name
+        assert env.ingest_host == "0.0.0.0", name  # the base file's settings are kept
 
 
 def test_scale_sink_workers_in_a_running_stack(tmp_path: Path) -> None:

@@ -10,6 +10,7 @@ every value is checked against an oracle computed from the OTLP input, not from 
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import json
 import random
 import re
@@ -41,9 +42,11 @@ from sinks.clickhouse_store import BatchStore
 from sinks.window_columns import red_metrics_arrow, red_rows
 from streams.histogram import DEFAULT_BOUNDS_MS
 from streams.red_metrics import RedAggregator
+from streams.span_views import SpanView
 from tests.conftest import isolated_settings
 from tests.integration.test_query_big_trace import QueryProcess, big_trace
 from tests.jaeger_idl import idl, otlp_ids_to_base64, parse
+from tests.span_view_factory import span_view
 from tracehouse.demo_traces import make_request
 from tracehouse.span_tables import otel_traces_table, span_facts
 
@@ -136,7 +139,7 @@ RED_WINDOWS = [
 ]
 
 
-def red_records() -> list[tuple[int, dict[str, Any]]]:
+def red_records() -> list[tuple[int, SpanView]]:
     """(window index, span record) for RedAggregator, from a seeded RNG."""
     rng = random.Random(5)
     out = []
@@ -152,15 +155,14 @@ def red_records() -> list[tuple[int, dict[str, Any]]]:
                 out.append(
                     (
                         w,
-                        {
-                            "tenant_id": "",
-                            "service_name": service,
-                            "name": rng.choice(ops),
-                            "kind": rng.choice((2, 2, 3)),
-                            "status_code": 2 if rng.random() < 0.2 else 0,
-                            "start_time_unix_nano": start,
-                            "end_time_unix_nano": start + duration,
-                        },
+                        span_view(
+                            service_name=service,
+                            name=rng.choice(ops),
+                            kind=rng.choice((2, 2, 3)),
+                            status_code=2 if rng.random() < 0.2 else 0,
+                            start_time_unix_nano=start,
+                            end_time_unix_nano=start + duration,
+                        ),
                     )
                 )
     return out
@@ -171,7 +173,7 @@ class Stack:
     base: str
     grpc_target: str
     records: list[dict[str, Any]]
-    red: list[tuple[int, dict[str, Any]]]
+    red: list[tuple[int, SpanView]]
     settings: Settings
     pid: int = 0
 
@@ -644,19 +646,19 @@ def test_grpc_query_service(v3: Stack) -> None:
 
 
 def red_oracle(
-    red: list[tuple[int, dict[str, Any]]], services: set[str], kinds: set[int], by_op: bool
-) -> dict[tuple[str, str], list[list[dict[str, Any]]]]:
-    """(service, op) -> per window, the span records of that window."""
-    out: dict[tuple[str, str], list[list[dict[str, Any]]]] = {}
+    red: list[tuple[int, SpanView]], services: set[str], kinds: set[int], by_op: bool
+) -> dict[tuple[str, str], list[list[SpanView]]]:
+    """(service, op) -> per window, the span views of that window."""
+    out: dict[tuple[str, str], list[list[SpanView]]] = {}
     for w, r in red:
-        if r["service_name"] in services and r["kind"] in kinds:
-            key = (r["service_name"], r["name"] if by_op else "")
+        if r.service_name in services and r.kind in kinds:
+            key = (r.service_name, r.name if by_op else "")
             out.setdefault(key, [[] for _ in RED_WINDOWS])[w].append(r)
     return out
 
 
-def _quantile(spans: list[dict[str, Any]], q: float) -> float:
-    durations = [r["end_time_unix_nano"] - r["start_time_unix_nano"] for r in spans]
+def _quantile(spans: list[SpanView], q: float) -> float:
+    durations = [r.end_time_unix_nano - r.start_time_unix_nano for r in spans]
     counts = [0] * (len(DEFAULT_BOUNDS_MS) + 1)
     for d in durations:
         counts[bisect.bisect_left(DEFAULT_BOUNDS_MS, d / 1e6)] += 1
@@ -712,7 +714,7 @@ def test_metrics_per_window(v3: Stack, by_op: bool) -> None:
                 if kind == "calls":
                     want.append((ts, len(spans) / 60.0))
                 elif spans and kind == "errors":
-                    want.append((ts, sum(r["status_code"] == 2 for r in spans) / len(spans)))
+                    want.append((ts, sum(r.status_code == 2 for r in spans) / len(spans)))
                 elif spans:
                     want.append((ts, _quantile(spans, 0.95)))
             assert [t for t, _ in got[key]] == [t for t, _ in want], (kind, key)
@@ -785,7 +787,7 @@ def v3_auth(v3: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sta
     store = BatchStore(connect(v3.settings.clickhouse_url, v3.settings.clickhouse_database), "t")
     store.insert_block("otel_traces", otel_traces_table(acme, "acme"), "v3-contract-acme")
     agg = RedAggregator()
-    agg.add([{**r, "tenant_id": "acme"} for i, r in v3.red if i == 0])
+    agg.add([dataclasses.replace(r, tenant_id="acme") for i, r in v3.red if i == 0])
     store.insert_block(
         "red_metrics",
         red_metrics_arrow(red_rows(agg.drain("t/0", *RED_WINDOWS[0]))),

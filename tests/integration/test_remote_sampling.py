@@ -25,7 +25,7 @@ from deploy.local.stack import LocalStack
 from tests.conftest import isolated_settings
 from tests.sampling_idl import message
 
-CLIENTS = Path(__file__).resolve().parents[1] / "clients" / "sampling"
+CLIENTS = Path(__file__).resolve().parents[1] / "clients"
 STRATEGIES: dict[str, Any] = {
     "default_strategy": {"type": "probabilistic", "param": 0.5},
     "service_strategies": [
@@ -134,9 +134,9 @@ def node_sampled(endpoint: str, service: str, ops: list[str]) -> dict[str, int]:
     node = shutil.which("node")
     if node is None or not (CLIENTS / "node_modules").is_dir():
         if os.environ.get("CI"):
-            pytest.fail("CI must run `make setup` (npm ci in tests/clients/sampling)")
+            pytest.fail("CI must run `make setup` (npm ci in tests/clients)")
         pytest.skip(
-            "node or tests/clients/sampling/node_modules missing (make setup installs them)"
+            "node or tests/clients/node_modules missing (make setup installs them)"
         )
     out = subprocess.run(
         [node, str(CLIENTS / "remote_sampler.js"), endpoint, service, str(SPANS), *ops],

@@ -12,6 +12,7 @@ import uuid
 from confluent_kafka import Producer
 from confluent_kafka.admin import AdminClient, NewTopic
 
+from core.kafka import KafkaConnection
 from deploy.local.stack import LocalStack
 from streams.state_log import encode_state, load_state
 
@@ -31,7 +32,7 @@ def test_restore_reads_all_records_of_multi_record_batches(services: LocalStack)
     producer.produce(topic, encode_state([("other", True, 1)], 999), key=b"0", partition=0)
     assert producer.flush(30) == 0
 
-    state = load_state(bootstrap, topic, 1, keep_last=1000, timeout=30)
+    state = load_state(KafkaConnection(bootstrap), topic, 1, keep_last=1000, timeout=30)
     assert len(state.decisions) == 300
     assert state.decisions[-1] == (f"{299:032x}", False, 299)
     assert sum(1 for _, sampled, _ in state.decisions if sampled) == 100
@@ -39,7 +40,7 @@ def test_restore_reads_all_records_of_multi_record_batches(services: LocalStack)
 
     producer.produce(topic, encode_state([(f"{7:032x}", True, 400)], 260), key=b"1", partition=1)
     assert producer.flush(30) == 0
-    again = load_state(bootstrap, topic, 1, keep_last=10, timeout=30)
+    again = load_state(KafkaConnection(bootstrap), topic, 1, keep_last=10, timeout=30)
     assert len(again.decisions) == 10  # bounded to the cache size, most recent last
     assert again.decisions[-1] == (f"{7:032x}", True, 400)
     assert again.aggregates_through == 260

@@ -11,9 +11,9 @@ from typing import Any
 from confluent_kafka import OFFSET_BEGINNING, Consumer, Producer, TopicPartition
 
 from core.clickhouse import connect
+from core.partitioning import partition_for_key
 from core.settings import Settings
 from deploy.local.stack import LocalStack
-from ingest.partitioning import partition_for_key
 from tests.integration.helpers import wait_until
 from tests.integration.test_docs_queries import doc_queries
 from tracehouse.span_specs import CLIENT, SpanSpec, sid, tid, traces_data

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import random
+from dataclasses import replace
 from typing import Any
 
 from hypothesis import given, settings
@@ -20,26 +21,21 @@ from streams.adjusted_count import (
 )
 from streams.red_metrics import RedAggregator
 from streams.service_graph import ServiceGraph
+from streams.span_views import SpanView
+from tests.span_view_factory import span_view
 
 
-def view(
-    trace_state: str = "", parent: bytes = b"", span: Any = None, **extra: Any
-) -> dict[str, Any]:
-    return {
-        "tenant_id": "",
+def view(trace_state: str = "", parent: bytes = b"", span: Any = None, **extra: Any) -> SpanView:
+    fields: dict[str, Any] = {
         "trace_id": os.urandom(16),
         "span_id": os.urandom(8),
-        "parent_span_id": parent,
-        "trace_state": trace_state,
         "name": "GET /",
-        "kind": 2,
         "service_name": "svc",
-        "start_time_unix_nano": 1_000,
         "end_time_unix_nano": 2_000_000,
-        "status_code": 0,
-        "_span": span if span is not None else trace_pb2.Span(),
         **extra,
     }
+    v = span_view(parent_span_id=parent, trace_state=trace_state, **fields)
+    return replace(v, span=span) if span is not None else v
 
 
 def jaeger_root(kind: str, param: Any) -> trace_pb2.Span:
@@ -131,7 +127,7 @@ def test_service_graph_edges_are_weighted() -> None:
         trace = os.urandom(16)
         client = view(f"ot=th:{th}", trace_id=trace, kind=3, service_name="frontend")
         server = view(
-            f"ot=th:{th}", parent=client["span_id"], trace_id=trace, kind=2, service_name="cart"
+            f"ot=th:{th}", parent=client.span_id, trace_id=trace, kind=2, service_name="cart"
         )
         graph.add([client, server], 0.0)
     (edge,) = graph.drain("p0", 0, 1)["edges"]

@@ -9,11 +9,11 @@ import pytest
 from opentelemetry.proto.trace.v1 import trace_pb2
 
 from core.errors import RateLimited
+from core.partitioning import partition_for_key
 from core.tenancy import Limit, TenantConfig
 from ingest import metrics
 from ingest.admission import AdmissionConfig, SpanAdmission
 from ingest.kafka_publisher import PublishError
-from ingest.partitioning import partition_for_key
 from streams.otlp_values import attributes_to_dict
 from tracehouse.demo_traces import make_request
 

@@ -108,3 +108,48 @@ def test_every_pod_has_a_grace_period_and_served_pods_a_prestop_sleep() -> None:
             command = pre_stop["exec"]["command"]
             assert command[0] == "sleep", name
             assert 0 < int(command[1]) <= grace - 30, name
+
+
+def test_compose_publishes_ports_on_loopback_only() -> None:
+    """Ingest has no auth by default and the UI none of its own: nothing listens beyond the
+    host unless the operator publishes it on purpose (docs/operations.md, "Security")."""
+    compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
+    published = [
+        (name, port) for name, svc in compose["services"].items() for port in svc.get("ports", [])
+    ]
+    assert published
+    for name, port in published:
+        assert str(port).startswith("127.0.0.1:"), (name, port)
+
+
+def test_cluster_compose_replicates_topics_on_enough_brokers() -> None:
+    cluster = yaml.safe_load((ROOT / "docker-compose.cluster.yml").read_text())
+    env = cluster["x-cluster-tracehouse"]
+    assert set(env) <= KNOWN_ENV
+    settings = Settings.from_env({**env})
+    brokers = [name for name in cluster["services"] if name.startswith("kafka")]
+    assert (settings.kafka_replication_factor, settings.kafka_min_insync_replicas) == (3, 2)
+    assert len(brokers) >= settings.kafka_replication_factor
+    assert len(settings.kafka_bootstrap.split(",")) == len(brokers)
+    voters = cluster["x-cluster-kafka"]["KAFKA_CONTROLLER_QUORUM_VOTERS"].split(",")
+    assert len(voters) == len(brokers)
+    for name, svc in cluster["services"].items():
+        if name in ("init", "ingest", "streams", "sink", "query"):
+            assert svc["environment"] == env, name
+
+
+def test_k8s_replicates_topics_and_reads_secrets_from_one_optional_secret() -> None:
+    docs = _k8s_docs()
+    config = next(d for d in docs if d["kind"] == "ConfigMap")["data"]
+    settings = Settings.from_env(dict(config))
+    assert (settings.kafka_replication_factor, settings.kafka_min_insync_replicas) == (3, 2)
+    secret = next(d for d in docs if d["kind"] == "Secret")
+    assert set(secret["stringData"]) <= KNOWN_ENV
+    for d in docs:
+        if d["kind"] not in ("Deployment", "Job"):
+            continue
+        for c in d["spec"]["template"]["spec"]["containers"]:
+            refs = c["envFrom"]
+            assert {"secretRef": {"name": "tracehouse-secrets", "optional": True}} in refs
+    kustomization = yaml.safe_load((ROOT / "deploy" / "k8s" / "kustomization.yaml").read_text())
+    assert "secrets.example.yaml" not in kustomization["resources"]

@@ -3,13 +3,15 @@
 from google.rpc import error_details_pb2, status_pb2
 from opentelemetry.proto.trace.v1 import trace_pb2
 
-from ingest.otlp_split import bounded_chunks
-from ingest.partitioning import (
+from core.partitioning import (
+    PARTITIONERS,
     collector_partition_for_trace,
     fnv1a32,
     message_key,
+    partition_for_key,
     sarama_partition,
 )
+from ingest.otlp_split import bounded_chunks
 from ingest.rpc_status import status
 
 
@@ -23,6 +25,18 @@ def test_fnv1a_and_sarama_reduction() -> None:
     assert message_key(tid, "collector") == b"0102030405060708090a0b0c0d0e0f10"
     assert message_key(tid, "murmur2") == tid
     assert collector_partition_for_trace(tid, 12) == sarama_partition(tid.hex().encode(), 12)
+
+
+def test_collector_murmur2_hashes_the_hex_key_not_the_raw_bytes() -> None:
+    tid = bytes.fromhex("0102030405060708090a0b0c0d0e0f10")
+    assert message_key(tid, "collector_murmur2") == tid.hex().encode()
+    raw_differs = 0
+    for n in range(200):
+        trace = n.to_bytes(16, "big")
+        hexed = PARTITIONERS["collector_murmur2"](trace, 8)
+        assert hexed == partition_for_key(trace.hex().encode(), 8)
+        raw_differs += hexed != PARTITIONERS["murmur2"](trace, 8)
+    assert raw_differs > 100  # the two murmur2 mappings disagree on most traces
 
 
 def _big_request(spans: int, attr_bytes: int) -> trace_pb2.TracesData:

@@ -29,6 +29,8 @@ from ingest.http_receiver import decode_protobuf
 from ingest.otlp_json import decode_request as decode_otlp_json
 from ingest.otlp_split import bounded_chunks, split_by_partition
 from ingest.zipkin import decode_request as decode_zipkin
+from ingest.zipkin_proto import decode_request as decode_zipkin_proto
+from ingest.zipkin_v1 import decode_request as decode_zipkin_v1
 from schemas.span_limits import MAX_TIME_UNIX_NANO
 from tests.recording_publisher import RecordingPublisher
 
@@ -419,3 +421,138 @@ def test_zipkin_structured_with_hostile_leaves(spans: list[Any]) -> None:
 def test_zipkin_arbitrary_json(doc: Any) -> None:
     _decode_counting(decode_zipkin, json.dumps(doc).encode(), None)
     _decode_counting(decode_zipkin, json.dumps([doc]).encode(), 1)
+
+
+# -- Zipkin v1 JSON and v2 proto3 ------------------------------------------------------------
+
+zipkin_v1_endpoint = st.one_of(st.none(), zipkin_endpoint)
+
+
+@st.composite
+def zipkin_v1_spans(draw: st.DrawFn) -> Any:
+    if draw(st.integers(0, 30)) == 0:
+        return draw(any_json)
+    core = st.sampled_from(["cs", "cr", "sr", "ss", "ms", "mr", "ws", "custom", "cs"])
+    span: dict[str, Any] = {
+        "traceId": draw(_zipkin_id(16)),
+        "id": draw(_zipkin_id(8)),
+        "name": draw(st.one_of(json_strings, json_scalars)),
+        "timestamp": draw(zipkin_micros),
+        "duration": draw(zipkin_micros),
+        "annotations": draw(
+            st.one_of(
+                st.lists(
+                    st.fixed_dictionaries(
+                        {"timestamp": zipkin_micros, "value": st.one_of(core, json_scalars)},
+                        optional={"endpoint": zipkin_v1_endpoint},
+                    ),
+                    max_size=6,
+                ),
+                st.sampled_from([5, "x", [5], [{}], None]),
+            )
+        ),
+        "binaryAnnotations": draw(
+            st.one_of(
+                st.lists(
+                    st.fixed_dictionaries(
+                        {
+                            "key": st.one_of(
+                                st.sampled_from(["ca", "sa", "ma", "lc"]), json_scalars
+                            ),
+                            "value": st.one_of(json_scalars, st.just(True), st.just([1])),
+                        },
+                        optional={"endpoint": zipkin_v1_endpoint},
+                    ),
+                    max_size=4,
+                ),
+                st.sampled_from([5, [5], [{}], None]),
+            )
+        ),
+    }
+    if draw(st.booleans()):
+        span["parentId"] = draw(_zipkin_id(8))
+    return span
+
+
+def _v1_counting(spans: list[Any]) -> None:
+    # A v1 span holding both RPC halves becomes two spans: count against the translation.
+    try:
+        decoded = decode_zipkin_v1(json.dumps(spans).encode())
+    except BodyError as exc:
+        assert exc.status == 400 and exc.reason
+        return
+    _validate(decoded, None)
+
+
+@FUZZ
+@given(st.lists(zipkin_v1_spans(), max_size=8))
+def test_zipkin_v1_structured_with_hostile_leaves(spans: list[Any]) -> None:
+    if spans and isinstance(spans[0], dict):
+        spans.append(spans[0])  # duplicated span
+    _v1_counting(spans)
+
+
+@FUZZ
+@given(any_json)
+def test_zipkin_v1_arbitrary_json(doc: Any) -> None:
+    _decode_counting(decode_zipkin_v1, json.dumps(doc).encode(), None)
+    _v1_counting([doc])
+
+
+def _proto_field(number: int, payload: bytes) -> bytes:
+    def varint(n: int) -> bytes:
+        out = b""
+        while True:
+            out += bytes([(n & 0x7F) | (0x80 if n > 0x7F else 0)])
+            n >>= 7
+            if not n:
+                return out
+
+    return varint(number << 3 | 2) + varint(len(payload)) + payload
+
+
+@st.composite
+def zipkin_proto_span(draw: st.DrawFn) -> bytes:
+    """A Span message assembled field by field, with hostile lengths, values and repeats."""
+    fields = [
+        (1, st.binary(max_size=20)),  # trace_id
+        (2, st.binary(max_size=10)),  # parent_id
+        (3, st.binary(max_size=10)),  # id
+        (5, st.binary(max_size=8)),  # name, may be invalid UTF-8
+        (8, st.binary(max_size=24)),  # local endpoint: arbitrary nested bytes
+        (10, st.binary(max_size=16)),  # annotation
+        (11, st.binary(max_size=16)),  # tag entry
+    ]
+    body = b""
+    for number, strategy in draw(st.lists(st.sampled_from(fields), max_size=10)):
+        body += _proto_field(number, draw(strategy))
+    scalars = st.sampled_from(
+        [b"\x20\x02", b"\x20\x07", b"\x31" + b"\xff" * 8, b"\x38\x01", b"\x68\x01", b"\x20"]
+    )
+    body += b"".join(draw(st.lists(scalars, max_size=3)))
+    return body
+
+
+@FUZZ
+@given(st.lists(zipkin_proto_span(), max_size=6), st.binary(max_size=4))
+def test_zipkin_proto_structured_with_hostile_spans(spans: list[bytes], tail: bytes) -> None:
+    body = b"".join(_proto_field(1, s) for s in spans)
+    _decode_counting(decode_zipkin_proto, body, len(spans))
+    _decode_counting(decode_zipkin_proto, body + body, 2 * len(spans))  # duplicated spans
+    _decode_counting(decode_zipkin_proto, body + tail, None)
+
+
+@FUZZ
+@given(st.binary(max_size=300))
+def test_zipkin_proto_arbitrary_bytes(body: bytes) -> None:
+    _decode_counting(decode_zipkin_proto, body, None)
+
+
+def test_zipkin_proto_deep_nesting_and_huge_counts() -> None:
+    nested = b"\x00"
+    for _ in range(200):  # unknown group-free nesting inside the local endpoint field
+        nested = _proto_field(8, nested)
+    _decode_counting(decode_zipkin_proto, _proto_field(1, nested), 1)
+    many = _proto_field(1, _proto_field(3, b"\x01" * 8) + _proto_field(1, b"\x02" * 16)) * 20_000
+    decoded = decode_zipkin_proto(many)
+    assert span_count(decoded.data) == 20_000

@@ -98,3 +98,19 @@ def test_envelopes() -> None:
     assert error_envelope(404, "trace not found")["errors"] == [
         {"code": 404, "msg": "trace not found"}
     ]
+
+
+def test_one_span_with_typed_tags_sorted_and_bad_links_dropped() -> None:
+    from query.jaeger_model import span_json
+
+    row = list(ROW)
+    row[9] = {"z": "1", "a": "true", "m": "2.5", "s": "007"}
+    row[17], row[18] = ["0" * 32, "1" * 32], ["2" * 16, "0" * 16]  # both links point nowhere
+    span = span_json(row, "p1")
+    keys = [t["key"] for t in span["tags"]]
+    assert keys == sorted(keys)
+    typed = {t["key"]: (t["type"], t["value"]) for t in span["tags"]}
+    assert typed["z"] == ("int64", 1) and typed["a"] == ("bool", True)
+    assert typed["m"] == ("float64", 2.5) and typed["s"] == ("string", "007")
+    assert span["references"] == []
+    assert span["warnings"] == ["Invalid span link removed"] * 2  # Jaeger's words, per link

@@ -75,3 +75,15 @@ def test_ttl_changes_only_where_needed() -> None:
         "ALTER TABLE {db}.b MODIFY TTL toDateTime(T) + toIntervalDay(3)",
     ]
     assert ttl_changes(engines, columns, 0) == ["ALTER TABLE {db}.a REMOVE TTL"]
+
+
+def test_archive_outlives_retention_and_shards_by_trace() -> None:
+    columns: dict[str, str] = {}
+    for mig in load_migrations():
+        columns.update(mig.ttl_columns())
+    assert "otel_traces_archive" not in columns  # archived traces are kept without a TTL
+    sql = render_all("db", ttl_days=30, cluster="main")
+    [local] = [s for s in sql if "CREATE TABLE IF NOT EXISTS `db`.otel_traces_archive_local" in s]
+    assert "TTL" not in local and "ReplicatedReplacingMergeTree" in local
+    distributed = "Distributed(`main`, `db`, otel_traces_archive_local, cityHash64(TraceId))"
+    assert any(distributed in s for s in sql)

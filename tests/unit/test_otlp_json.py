@@ -76,18 +76,25 @@ def test_invalid_hex_id_rejects_only_that_span_by_reason() -> None:
     ]
 
 
-def test_base64_ids_are_named_an_encoding_problem() -> None:
+def test_base64_ids_get_a_reason_that_says_hex_is_required() -> None:
     b64_trace = base64.b64encode(bytes.fromhex(TRACE)).decode()  # 24 chars, not hex
     b64_span = base64.b64encode(bytes.fromhex(SPAN)).decode()
     good = {"traceId": TRACE, "spanId": SPAN}
     decoded = decode_request(
         _request_spans(
-            good, {"traceId": b64_trace, "spanId": SPAN}, {"traceId": TRACE, "spanId": b64_span}
+            good,
+            {"traceId": b64_trace, "spanId": SPAN},
+            {"traceId": TRACE, "spanId": b64_span},
+            {"traceId": TRACE, "spanId": SPAN, "parentSpanId": b64_span},
+            # base64 of the wrong width is just not hex: no claim about what was meant
+            {"traceId": base64.b64encode(b"abc").decode(), "spanId": SPAN},
         )
     )
     assert dict(decoded.rejected) == {
+        "trace_id_base64_not_hex": 1,
+        "span_id_base64_not_hex": 1,
+        "parent_span_id_base64_not_hex": 1,
         "invalid_trace_id_encoding": 1,
-        "invalid_span_id_encoding": 1,
     }
 
 

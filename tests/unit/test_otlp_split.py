@@ -1,7 +1,7 @@
 from opentelemetry.proto.trace.v1 import trace_pb2
 
+from core.partitioning import partition_for_key
 from ingest.otlp_split import split_by_partition
-from ingest.partitioning import partition_for_key
 from tracehouse.demo_traces import make_request
 
 

@@ -73,7 +73,7 @@ def test_whole_trace_decided_across_messages_and_late_spans_follow() -> None:
     server = SpanSpec(tid(1), sid(2), "pay", parent_id=sid(1), kind=SERVER, status=ERROR)
     proc.process(1, payload([server, SpanSpec(tid(2), sid(3), "shop")]), 100.2)
     out = proc.tick(101.05)
-    assert {r["span_id"] for r in out.sampled} == {sid(1), sid(2)}
+    assert {r.span_id for r in out.sampled} == {sid(1), sid(2)}
     assert sorted(out.decisions) == [(hexid(1), True, 1)]
     # Trace 2 arrived later: still waiting.
     out = proc.tick(101.3)
@@ -83,7 +83,7 @@ def test_whole_trace_decided_across_messages_and_late_spans_follow() -> None:
         2, payload([SpanSpec(tid(1), sid(9), "pay"), SpanSpec(tid(2), sid(8), "shop")]), 102
     )
     out = proc.tick(102.1)
-    assert [r["span_id"] for r in out.sampled] == [sid(9)]
+    assert [r.span_id for r in out.sampled] == [sid(9)]
     assert sorted(out.decisions) == [(hexid(1), True, 2), (hexid(2), False, 2)]
     d = cnt.drain()
     assert d[(c.SPANS_RECEIVED, "")] == 5
@@ -121,7 +121,7 @@ def test_eviction_counts_and_drops_late_spans() -> None:
     assert cnt.get(c.TRACES_EVICTED) == 1 and cnt.get(c.SPANS_EVICTED, "buffer_full") == 1
     proc.process(2, payload([SpanSpec(tid(1), sid(3), "a", status=ERROR)]), 100.2)
     out = proc.tick(105)
-    assert all(r["trace_id"] != tid(1) for r in out.sampled)
+    assert all(r.trace_id != tid(1) for r in out.sampled)
     assert cnt.get(c.SPANS_LATE, "not_sampled") == 1
 
 
@@ -143,7 +143,7 @@ def test_replay_after_failover_skips_what_the_previous_owner_did() -> None:
     second, cnt = make(restored)
     second.process(1, m1, 200.0)
     out2 = second.tick(201.5)
-    assert [r["trace_id"] for r in out2.sampled] == [tid(2)]  # trace 1 not sent twice
+    assert [r.trace_id for r in out2.sampled] == [tid(2)]  # trace 1 not sent twice
     assert cnt.get(c.SPANS_REPLAYED) == 1
     assert cnt.get(c.SPANS_RECEIVED) == 0  # RED already counted offset 1
     assert out2.red is None

@@ -1,6 +1,6 @@
 import pytest
 
-from ingest.partitioning import murmur2_signed, partition_for_key
+from core.partitioning import murmur2_signed, partition_for_key
 
 # Vectors from Apache Kafka's UtilsTest.testMurmur2 (Java's signed results).
 KAFKA_VECTORS = {

@@ -14,7 +14,7 @@ from query.params import (
     parse_trace_query,
     parse_us_range,
 )
-from query.store import search_filters
+from query.search_sql import search_query
 
 
 @pytest.mark.parametrize(
@@ -86,10 +86,11 @@ def test_search_filters_are_parameterised() -> None:
         [],
         now_ns=10**18,
     )
-    text, params = search_filters(q)
+    text, params = search_query("t", q)
     assert "DROP" not in text  # keys and values travel as parameters, never inlined
     assert params["operation"] == "GET /" and params["max_ns"] == 10**9
     assert "StatusCode = 'Error'" in text and "SpanAttributes[{tk1:String}]" in text
+    assert text.index("SELECT") == 0 and text.count("WHERE") == 1
 
 
 # -- bounds (regressions of the "400 digits / int64 wrap" issue) --------------------------------

@@ -7,6 +7,7 @@ BadRequestError (the API's 400); any other exception would be a 500. Valid value
 from __future__ import annotations
 
 import json
+import re
 from typing import Any
 
 from hypothesis import example, given, settings
@@ -183,3 +184,80 @@ def test_steps_fit_uint32_and_the_point_limit(a: int, b: int, requested: int | N
         and (end - start) // 10**9 <= requested * MAX_POINTS
     ):
         assert step == requested  # a whole number of RED windows is honoured unless too fine
+
+
+# -- trace ids, flags, and the search SQL built from any accepted query -----------------------
+
+
+@given(st.lists(st.text(max_size=40), max_size=6))
+@example(["0" * 32, "1", "abc,DEF", ""])
+@example(["g" * 16])
+@example([",".join(f"{i:x}" for i in range(1, 1600))])
+def test_trace_ids_are_32_hex_digits_or_a_400(values: list[str]) -> None:
+    from query.params import MAX_TRACE_IDS, parse_trace_ids
+
+    try:
+        ids = parse_trace_ids(values)
+    except BadRequestError as exc:
+        assert "trace" in str(exc) or "traceID" in str(exc)
+        return
+    assert len(ids) == len(set(ids)) <= MAX_TRACE_IDS
+    for trace_id in ids:
+        assert len(trace_id) == 32 and set(trace_id) <= set("0123456789abcdef")
+
+
+@given(st.text(max_size=10))
+def test_flags_read_like_go(raw: str) -> None:
+    from query.params import optional_bool, pretty_print
+
+    go_true = {"1", "t", "T", "TRUE", "true", "True"}
+    go_false = {"0", "f", "F", "FALSE", "false", "False", ""}
+    try:
+        assert optional_bool({"raw": raw}, "raw") == (raw in go_true)
+        assert raw in go_true | go_false
+    except BadRequestError:
+        assert raw not in go_true | go_false
+    assert pretty_print({"prettyPrint": raw}) == (raw not in ("", "false"))
+
+
+# Tag text that cannot occur in SQL ("zq..."), so finding it in the statement means a value
+# was inlined; plus the keys the SQL treats specially, with values that match and that do not.
+MARKED = st.text(alphabet="xyz'{}", max_size=6).map(lambda t: "zq" + t)
+SPECIAL_KEYS = st.sampled_from(
+    ["error", "span.kind", "otel.status_code", "event", "service.name", "otel.scope.name"]
+)
+
+
+@settings(max_examples=300)
+@given(
+    st.dictionaries(
+        st.sampled_from(["operation", "minDuration", "maxDuration", "limit"]),
+        st.sampled_from(["1ms", "2s", "x';DROP", "5", "{filters}", "all"]),
+    ),
+    st.dictionaries(
+        st.one_of(MARKED, SPECIAL_KEYS),
+        st.one_of(MARKED, st.sampled_from(["true", "server", "ERROR", "OK", ""])),
+        max_size=5,
+    ),
+)
+def test_search_sql_is_one_statement_whatever_the_filters(
+    params: dict[str, str], tags: dict[str, str]
+) -> None:
+    """Every combination yields one SELECT whose text holds no client value (issue 14: two
+    filters used to put conditions above SELECT)."""
+    from query.search_sql import search_query
+
+    try:
+        q = parse_trace_query(
+            {"service": "zqservice", **params}, [json.dumps(tags)], [], now_ns=NOW
+        )
+    except BadRequestError:
+        return
+    text, values = search_query("zqtenant", q)
+    assert text.startswith("SELECT ") and text.count("SELECT") == 1
+    assert text.index("WHERE") < text.index("GROUP BY") < text.index("ORDER BY")
+    assert text.index("ORDER BY") < text.index("LIMIT")
+    assert "zq" not in text and "DROP" not in text  # values travel as parameters
+    assert values["tenant"] == "zqtenant" and values["limit"] == q.limit
+    placeholders = set(re.findall(r"\{(\w+):", text))
+    assert placeholders <= set(values)  # every placeholder has its value

@@ -2,26 +2,23 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from streams.histogram import DEFAULT_BOUNDS_MS, Histogram, bounds_ns
 from streams.red_metrics import RedAggregator
+from streams.span_views import SpanView
+from tests.span_view_factory import span_view
 
 MS = 1_000_000
 
 
-def rec(
-    service: str, ms: float, status: int = 0, name: str = "op", kind: int = 2
-) -> dict[str, Any]:
-    return {
-        "tenant_id": "",
-        "service_name": service,
-        "name": name,
-        "kind": kind,
-        "status_code": status,
-        "start_time_unix_nano": 0,
-        "end_time_unix_nano": int(ms * MS),
-    }
+def rec(service: str, ms: float, status: int = 0, name: str = "op", kind: int = 2) -> SpanView:
+    return span_view(
+        service_name=service,
+        name=name,
+        kind=kind,
+        status_code=status,
+        start_time_unix_nano=0,
+        end_time_unix_nano=int(ms * MS),
+    )
 
 
 def test_default_bounds_are_spanmetrics() -> None:

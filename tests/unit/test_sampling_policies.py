@@ -8,7 +8,9 @@ import pytest
 
 from streams import policies as p
 from streams.policies import Decision, TraceView
+from streams.span_views import SpanView
 from streams.trace_hash import in_sample, trace_id_hash
+from tests.span_view_factory import span_view
 
 S, N, IS, INS, D = (
     Decision.SAMPLED,
@@ -19,20 +21,11 @@ S, N, IS, INS, D = (
 )
 
 
-def span(**kw: Any) -> dict[str, Any]:
-    base: dict[str, Any] = {
-        "start_time_unix_nano": 0,
-        "end_time_unix_nano": 1_000_000,
-        "status_code": 0,
-        "attributes": {},
-        "resource_attributes": {},
-        "trace_state": "",
-    }
-    base.update(kw)
-    return base
+def span(**kw: Any) -> SpanView:
+    return span_view(**kw)
 
 
-def trace(*spans: dict[str, Any], tid: bytes = b"\x01" * 16) -> TraceView:
+def trace(*spans: SpanView, tid: bytes = b"\x01" * 16) -> TraceView:
     return TraceView(tid, list(spans) or [span()])
 
 

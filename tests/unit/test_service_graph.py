@@ -5,6 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 from streams.service_graph import ServiceGraph
+from streams.span_views import SpanView
+from tests.span_view_factory import span_view
 
 MS = 1_000_000
 SERVER, CLIENT, PRODUCER, CONSUMER, INTERNAL = 2, 3, 4, 5, 1
@@ -13,19 +15,18 @@ SERVER, CLIENT, PRODUCER, CONSUMER, INTERNAL = 2, 3, 4, 5, 1
 def rec(
     span: str, service: str, kind: int, parent: str = "", ms: float = 1, status: int = 0,
     trace: str = "t1", attrs: dict[str, str] | None = None,
-) -> dict[str, Any]:  # fmt: skip
-    return {
-        "tenant_id": "",
-        "trace_id": trace,
-        "span_id": span,
-        "parent_span_id": parent,
-        "service_name": service,
-        "kind": kind,
-        "status_code": status,
-        "start_time_unix_nano": 0,
-        "end_time_unix_nano": int(ms * MS),
-        "attributes": attrs or {},
-    }
+) -> SpanView:  # fmt: skip
+    return span_view(
+        trace_id=trace.encode(),
+        span_id=span.encode(),
+        parent_span_id=parent.encode(),
+        service_name=service,
+        kind=kind,
+        status_code=status,
+        start_time_unix_nano=0,
+        end_time_unix_nano=int(ms * MS),
+        attributes=attrs,
+    )
 
 
 def edges(g: ServiceGraph) -> dict[tuple[str, str, str], dict[str, Any]]:

@@ -78,7 +78,7 @@ class Worker:
     def tick(self, now: float) -> None:
         out = self.proc.tick(now)
         b = self.broker
-        b.stored += [(v["trace_id"], v["span_id"], v["kind"]) for v in out.sampled]
+        b.stored += [(v.trace_id, v.span_id, v.kind) for v in out.sampled]
         if out.persists_state():
             record = None
             if out.counters:

@@ -7,6 +7,7 @@ Regression tests for spans that once crashed the worker on every restart (times 
 from __future__ import annotations
 
 from collections import Counter
+from dataclasses import replace
 
 from opentelemetry.proto.trace.v1 import trace_pb2
 
@@ -20,6 +21,7 @@ from streams.sampling_config import parse_config
 from streams.service_graph import ServiceGraph
 from streams.span_batch_messages import encode_span_batches
 from streams.span_views import span_views
+from tests.span_view_factory import span_view
 from tracehouse.span_specs import CLIENT, SERVER, SpanSpec, payload, sid, tid, traces_data
 
 KEEP_ALL = {"decision_wait": 1, "policies": [{"name": "all", "type": "always_sample"}]}
@@ -40,7 +42,7 @@ def run(proc: PartitionProcessor, until: float) -> tuple[list[bytes], Counter[tu
     t = 100.0
     while t <= until:
         out = proc.tick(t)
-        kept += [v["span_id"] for v in out.sampled]
+        kept += [v.span_id for v in out.sampled]
         counts.update(out.counters)
         # Everything the worker would publish must encode with its contract.
         encode_span_batches(out.sampled)
@@ -115,7 +117,7 @@ def test_bad_ids_from_a_direct_producer_are_refused_with_their_reason() -> None:
 def test_all_zero_parent_means_root() -> None:
     message = _raw([SpanSpec(tid(1), sid(1), "svc")], {0: {"parent_span_id": bytes(8)}})
     [view] = span_views(trace_pb2.TracesData.FromString(message))
-    assert view["parent_span_id"] == b""
+    assert view.parent_span_id == b""
 
 
 def test_absurd_durations_saturate_instead_of_overflowing_int64() -> None:
@@ -165,7 +167,7 @@ def test_a_span_larger_than_any_message_is_refused_alone() -> None:
     spans = [SpanSpec(tid(1), sid(1), "svc", attributes={"blob": "x" * 50_000})]
     spans += [SpanSpec(tid(1), sid(n), "svc") for n in range(2, 6)]
     encoded = encode_span_batches(span_views(traces_data(spans)), max_bytes=20_000)
-    assert [(reason, [v["span_id"] for v in views]) for reason, views in encoded.refused] == [
+    assert [(reason, [v.span_id for v in views]) for reason, views in encoded.refused] == [
         ("span_too_large", [sid(1)])
     ]
     spans_out = sum(avro_codec.decode("span_batch", p)["span_count"] for p in encoded.payloads)
@@ -174,9 +176,9 @@ def test_a_span_larger_than_any_message_is_refused_alone() -> None:
 
 def test_an_unencodable_span_is_isolated_by_halving() -> None:
     views = span_views(traces_data([SpanSpec(tid(1), sid(n), "svc") for n in range(1, 9)]))
-    views[5]["start_time_unix_nano"] = 2**64  # what no int64 column can hold
+    views[5].start_time_unix_nano = 2**64  # what no int64 column can hold
     encoded = encode_span_batches(views)
-    assert [(r, [v["span_id"] for v in vs]) for r, vs in encoded.refused] == [
+    assert [(r, [v.span_id for v in vs]) for r, vs in encoded.refused] == [
         ("encode_error", [sid(6)])
     ]
     assert sum(avro_codec.decode("span_batch", p)["span_count"] for p in encoded.payloads) == 7
@@ -184,31 +186,26 @@ def test_an_unencodable_span_is_isolated_by_halving() -> None:
 
 def test_an_edge_needs_both_spans_in_one_tenant() -> None:
     graph = ServiceGraph(wait_seconds=5)
-    parent = {
-        "tenant_id": "a",
-        "trace_id": tid(1),
-        "span_id": sid(1),
-        "parent_span_id": b"",
-        "kind": CLIENT,
-        "service_name": "a-frontend",
-        "start_time_unix_nano": 0,
-        "end_time_unix_nano": 10,
-        "status_code": 0,
-        "name": "call",
-        "attributes": {},
-    }
-    child = {
-        **parent,
-        "tenant_id": "b",
-        "span_id": sid(2),
-        "parent_span_id": sid(1),
-        "kind": SERVER,
-        "service_name": "b-secret",
-    }
+    parent = span_view(
+        tenant_id="a",
+        trace_id=tid(1),
+        span_id=sid(1),
+        kind=CLIENT,
+        service_name="a-frontend",
+        end_time_unix_nano=10,
+    )
+    child = replace(
+        parent,
+        tenant_id="b",
+        span_id=sid(2),
+        parent_span_id=sid(1),
+        kind=SERVER,
+        service_name="b-secret",
+    )
     graph.add([parent, child], 1.0)
     assert graph.edges == {}
     assert graph.cross_tenant == 1
-    same = {**child, "tenant_id": "a", "span_id": sid(3), "service_name": "a-backend"}
+    same = replace(child, tenant_id="a", span_id=sid(3), service_name="a-backend")
     graph.add([same], 1.0)
     assert list(graph.edges) == [("a", "a-frontend", "a-backend", "")]
 

@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 from streams.offset_tracker import OffsetTracker
+from streams.span_views import SpanView
 from streams.trace_buffer import DecisionCache, TraceBuffer
+from tests.span_view_factory import span_view
 
 
-def recs(n: int) -> list[dict[str, str]]:
-    return [{"span_id": str(i)} for i in range(n)]
+def recs(n: int) -> list[SpanView]:
+    return [span_view(span_id=str(i).encode()) for i in range(n)]
 
 
 def test_decision_wait() -> None:

@@ -91,12 +91,21 @@ def murmur2_partition_for_trace(trace_id: bytes, partitions: int) -> int:
     return partition_for_key(trace_id, partitions)
 
 
+def collector_murmur2_partition_for_trace(trace_id: bytes, partitions: int) -> int:
+    """The Collector's Kafka exporter with ``record_partitioner`` ``sticky_key`` and the
+    ``murmur2`` hasher: Kafka's murmur2 on the *hex* trace-id key (not the raw bytes)."""
+    return partition_for_key(trace_id.hex().encode(), partitions)
+
+
 PARTITIONERS: dict[str, Callable[[bytes, int], int]] = {
     "murmur2": murmur2_partition_for_trace,
     "collector": collector_partition_for_trace,
+    "collector_murmur2": collector_murmur2_partition_for_trace,
 }
+# Partitioners whose producers key messages with the hex trace id (the Collector's exporter).
+HEX_KEYED = frozenset({"collector", "collector_murmur2"})
 
 
 def message_key(trace_id: bytes, partitioner: str) -> bytes:
     """The Kafka key ingest writes, shaped like the key of the producers it must agree with."""
-    return trace_id.hex().encode() if partitioner == "collector" else trace_id
+    return trace_id.hex().encode() if partitioner in HEX_KEYED else trace_id

@@ -1,0 +1,118 @@
+"""A trace search (query.params.TraceQuery) -> one parameterised ClickHouse query (pure).
+
+The statement is assembled from a list of conditions, never by substituting a marker in a
+template: the old ``{filters}`` marker also appeared in a comment of the .sql file, so every
+search with two or more filters put conditions above ``SELECT`` (ClickHouse code 62). Values
+travel only as ClickHouse query parameters; the SQL text holds nothing a client typed.
+
+Matching follows Jaeger's storage backends: one span of the trace must satisfy the service,
+operation, duration range and every tag at once, and the trace's rank is the start time of its
+newest matching span. A tag ``k=v`` matches when any of the span's tags, as the API renders
+them (query/jaeger_model.py), has key ``k`` and a value whose text is ``v``: a span attribute,
+a resource (process) attribute other than ``service.name``, an event (log) attribute or event
+name (log field ``event``), or a tag the API derives from a column (``span.kind``, ``error``,
+``otel.status_code`` ...). ClickHouse stores every attribute as text, so ``200`` matches an
+int attribute 200 and the string "200" alike, as Jaeger's tag search does.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from query.params import TraceQuery
+
+# Span kinds as the API renders them in the span.kind tag -> the SpanKind column's spelling.
+KIND_COLUMN = {
+    "server": "Server",
+    "client": "Client",
+    "producer": "Producer",
+    "consumer": "Consumer",
+    "internal": "Internal",
+}
+# Status as the API renders the otel.status_code tag -> the StatusCode column's spelling.
+STATUS_COLUMN = {"ERROR": "Error", "OK": "Ok"}
+# Tags the API renders from a plain text column when that column is not empty.
+COLUMN_TAGS = {
+    "otel.status_description": "StatusMessage",
+    "otel.scope.name": "ScopeName",
+    "otel.scope.version": "ScopeVersion",
+    "w3c.tracestate": "TraceState",
+}
+
+
+def _derived_tag(key: str, value: str, v: str) -> str | None:
+    """The condition for a tag the API derives from a column, or None if none can match."""
+    if key == "span.kind":
+        kind = KIND_COLUMN.get(value)
+        return None if kind is None else f"SpanKind = '{kind}'"
+    if key == "error":
+        return "StatusCode = 'Error'" if value == "true" else None
+    if key == "otel.status_code":
+        status = STATUS_COLUMN.get(value)
+        return None if status is None else f"StatusCode = '{status}'"
+    if key == "event":
+        return f"has(Events.Name, {{{v}:String}})"
+    column = COLUMN_TAGS.get(key)
+    if column is not None and value:
+        return f"{column} = {{{v}:String}}"
+    return None
+
+
+def tag_condition(key: str, value: str, k: str, v: str) -> str:
+    """Span matches tag key=value; ``k``/``v`` name the query parameters holding them."""
+    options = [
+        f"(mapContains(SpanAttributes, {{{k}:String}}) "
+        f"AND SpanAttributes[{{{k}:String}}] = {{{v}:String}})",
+        f"arrayExists(a -> mapContains(a, {{{k}:String}}) AND a[{{{k}:String}}] = {{{v}:String}}, "
+        "Events.Attributes)",
+    ]
+    if key != "service.name":  # the process's serviceName, not one of its tags
+        options.insert(
+            1,
+            f"(mapContains(ResourceAttributes, {{{k}:String}}) "
+            f"AND ResourceAttributes[{{{k}:String}}] = {{{v}:String}})",
+        )
+    derived = _derived_tag(key, value, v)
+    if derived is not None:
+        options.append(derived)
+    return "(" + " OR ".join(options) + ")"
+
+
+def search_query(tenant: str, q: TraceQuery) -> tuple[str, dict[str, Any]]:
+    """SQL text and parameters returning (TraceId, last_seen) of the newest matching traces.
+
+    Ties on last_seen are broken by TraceId so a LIMIT cut is deterministic (the property
+    test compares the cut with a reference).
+    """
+    conditions = [
+        "TenantId = {tenant:String}",
+        "ServiceName = {service:String}",
+        "Timestamp >= fromUnixTimestamp64Nano({start_ns:Int64})",
+        "Timestamp <= fromUnixTimestamp64Nano({end_ns:Int64})",
+    ]
+    params: dict[str, Any] = {
+        "tenant": tenant,
+        "service": q.service,
+        "start_ns": q.start_ns,
+        "end_ns": q.end_ns,
+        "limit": q.limit,
+    }
+    if q.operation:
+        conditions.append("SpanName = {operation:String}")
+        params["operation"] = q.operation
+    if q.min_duration_ns is not None:
+        conditions.append("Duration >= {min_ns:UInt64}")
+        params["min_ns"] = q.min_duration_ns
+    if q.max_duration_ns is not None:
+        conditions.append("Duration <= {max_ns:UInt64}")
+        params["max_ns"] = q.max_duration_ns
+    for i, (key, value) in enumerate(sorted(q.tags.items())):
+        k, v = f"tk{i}", f"tv{i}"
+        params[k], params[v] = key, value
+        conditions.append(tag_condition(key, value, k, v))
+    text = (
+        "SELECT TraceId, max(Timestamp) AS last_seen\nFROM otel_traces\nWHERE "
+        + "\n  AND ".join(conditions)
+        + "\nGROUP BY TraceId\nORDER BY last_seen DESC, TraceId DESC\nLIMIT {limit:UInt32}"
+    )
+    return text, params
