@@ -20,6 +20,7 @@ in the end to 1: a span is never dropped or inflated beyond ``MAX_ADJUSTED_COUNT
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import lru_cache
 from typing import Any
 
 from core.consistent_sampling import MAX_THRESHOLD, parse_ot
@@ -32,6 +33,7 @@ SAMPLER_PARAM = "sampler.param"
 _WEIGHTED_TYPES = ("probabilistic", "lowerbound")
 
 
+@lru_cache(maxsize=4096)
 def from_threshold(trace_state: str) -> float | None:
     """1/p of an ``ot=th`` threshold, or None when there is none or it is malformed."""
     if "ot=" not in trace_state:
@@ -78,8 +80,9 @@ def _otlp_pairs(span: Any) -> Iterable[tuple[str, Any]]:
 
 
 def adjusted_count(view: SpanView) -> float:
-    """The view's adjusted count. Not cached: RED and the service graph each ask once, and
-    the common case (no threshold, not a root) is two comparisons."""
+    """The view's adjusted count. Not stored in the view: RED and the service graph each ask
+    once, the common case (no threshold, not a root) is two comparisons, and the parse of a
+    threshold is cached per distinct tracestate (a fleet sends few distinct ones)."""
     trace_state = view.trace_state
     weight = from_threshold(trace_state) if trace_state else None
     if weight is None and not view.parent_span_id and len(view.span.attributes):

@@ -48,7 +48,8 @@ class RedAggregator:
             hist.observe(
                 r.end_time_unix_nano - r.start_time_unix_nano,
                 r.status_code == STATUS_ERROR,
-                adjusted_count(r),
+                # Inline fast path: unsampled non-root spans weigh 1 without a call.
+                adjusted_count(r) if r.trace_state or not r.parent_span_id else 1.0,
             )
 
     def empty(self) -> bool:

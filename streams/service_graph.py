@@ -75,7 +75,7 @@ class ServiceGraph:
                 max(0, r.end_time_unix_nano - r.start_time_unix_nano),
                 r.status_code == STATUS_ERROR,
                 now,
-                weight=adjusted_count(r),
+                weight=adjusted_count(r) if r.trace_state or not r.parent_span_id else 1.0,
             )
             if kind == KIND_CLIENT:
                 clients.append((me, r))
