@@ -135,9 +135,7 @@ def node_sampled(endpoint: str, service: str, ops: list[str]) -> dict[str, int]:
     if node is None or not (CLIENTS / "node_modules").is_dir():
         if os.environ.get("CI"):
             pytest.fail("CI must run `make setup` (npm ci in tests/clients)")
-        pytest.skip(
-            "node or tests/clients/node_modules missing (make setup installs them)"
-        )
+        pytest.skip("node or tests/clients/node_modules missing (make setup installs them)")
     out = subprocess.run(
         [node, str(CLIENTS / "remote_sampler.js"), endpoint, service, str(SPANS), *ops],
         capture_output=True,
@@ -328,3 +326,29 @@ def test_the_query_process_serves_adaptive_strategies(
     assert json.loads(get(url.replace("adaptive-svc", "py-prob"))[2])["probabilisticSampling"] == {
         "samplingRate": 0.25
     }
+
+
+def test_grpc_refuses_garbage_and_long_names_without_harm(
+    sampling_stack: tuple[Settings, Path],
+) -> None:
+    s, _ = sampling_stack
+    request_cls = message("SamplingStrategyParameters")
+    with grpc.insecure_channel(f"127.0.0.1:{s.sampling_grpc_port}") as channel:
+        raw = channel.unary_unary("/jaeger.api_v2.SamplingManager/GetSamplingStrategy")
+        for body in (b"\xff\xff\xff", b"\x0a\xff", b"\x0a\x05ab"):
+            with pytest.raises(grpc.RpcError) as err:
+                raw(body, timeout=5)
+            assert err.value.code() in (grpc.StatusCode.INTERNAL, grpc.StatusCode.INVALID_ARGUMENT)
+        call = channel.unary_unary(
+            "/jaeger.api_v2.SamplingManager/GetSamplingStrategy",
+            request_serializer=lambda m: m.SerializeToString(),
+            response_deserializer=message("SamplingStrategyResponse").FromString,
+        )
+        with pytest.raises(grpc.RpcError) as err:
+            call(request_cls(serviceName="x" * 2000), timeout=5)
+        assert err.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        # Still serving.
+        assert (
+            call(request_cls(serviceName="py-prob"), timeout=5).probabilisticSampling.samplingRate
+            == 0.25
+        )

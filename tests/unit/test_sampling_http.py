@@ -7,6 +7,8 @@ import json
 from typing import Any
 
 from aiohttp.test_utils import TestClient, TestServer
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from core.tenancy import TenantConfig
 from query.sampling_file import StrategiesFile
@@ -75,3 +77,31 @@ def test_auth_off_ignores_tokens_and_a_failing_overlay_is_a_500() -> None:
         assert json.loads(body)["probabilisticSampling"]["samplingRate"] == 0.1
 
     asyncio.run(run())
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["service", "Service", "x", ""]),
+            st.text(max_size=1100),
+        ),
+        max_size=4,
+    )
+)
+def test_any_query_is_answered_200_or_400_and_counted(params: list[tuple[str, str]]) -> None:
+    svc = service_with(DOC, TenantConfig())
+
+    async def run() -> int:
+        async with TestClient(TestServer(build_sampling_app(svc))) as client:
+            resp = await client.get("/sampling", params=params)
+            body = await resp.text()
+            if resp.status == 200:
+                json.loads(body)
+            return resp.status
+
+    status = asyncio.run(run())
+    services = [v for k, v in params if k == "service"]
+    expected = 200 if len(services) == 1 and len(services[0]) <= 1024 else 400
+    assert status == expected
+    assert sum(svc.counters.values()) == 1
