@@ -83,6 +83,10 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
     supervisor.write()
     print(f"logs: {stack.logs}")
     print(f"UI and Jaeger API: http://127.0.0.1:{settings.query_http_port}/")
+    if settings.sampling_http_port:
+        print(
+            f"remote sampling: http://127.0.0.1:{settings.sampling_http_port}/sampling?service=NAME"
+        )
     print(f"send OTLP/HTTP to http://127.0.0.1:{settings.ingest_http_port}/v1/traces")
     if settings.ingest_grpc_port:
         print(f"send OTLP/gRPC to 127.0.0.1:{settings.ingest_grpc_port}")
