@@ -301,7 +301,9 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--run-dir", default=".tracehouse/run", help="logs and ClickHouse data")
     up.add_argument("--auto-ports", action="store_true", help="pick free ports")
     up.add_argument("--clickhouse-tcp-port", type=int, default=9000)
-    up.add_argument("--demo", action="store_true", help="send a demo load once up")
+    up.add_argument(
+        "--demo", action="store_true", help="run the demo shop (real instrumented services) once up"
+    )
     up.add_argument(
         "--demo-synthetic",
         action="store_true",

@@ -1,6 +1,6 @@
 """Run the demo shop: its services as processes, and a steady load on the entry service.
 
-Used by ``tracehouse up --demo`` (``make demo``) and ``tracehouse shop``. Every service of
+Used by ``tracehouse up --demo`` (``make demo``) and its test. Every service of
 tracehouse/shop_topology.py starts as ``python -m tracehouse.shop_service`` on a free port,
 knowing its peers' URLs, tracehouse ingest (OTLP/HTTP) and the remote-sampling endpoint. The
 load generator is plain HTTP without tracing, so every trace starts at the frontend's SERVER
