@@ -34,6 +34,7 @@ from core.settings import Settings
 from core.topics import ensure_topics
 from schemas import avro_codec
 from schemas.migrations import migrate
+from sinks.clickhouse_store import INSERT_SETTINGS
 from sinks.decoding import decode_message
 from sinks.worker import SinkWorker
 from sinks.writers import WRITERS
@@ -155,7 +156,9 @@ def run_worker(settings: Settings, expected: int, profile: str = "") -> float:
 def direct_insert(client: Any, table: pa.Table, batch_rows: int) -> float:
     started = time.perf_counter()
     for offset in range(0, table.num_rows, batch_rows):
-        client.insert_arrow("otel_traces", table.slice(offset, batch_rows))
+        client.insert_arrow(
+            "otel_traces", table.slice(offset, batch_rows), settings=INSERT_SETTINGS
+        )
     return time.perf_counter() - started
 
 

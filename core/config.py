@@ -38,6 +38,7 @@ NOT_SETTINGS = {
     # Knobs of the test suite itself, which hands its environment to the processes it starts.
     "TRACEHOUSE_FUZZ_EXAMPLES": "property-test example count (tests)",
     "TRACEHOUSE_BIG_TRACE_REPORT": "report file of tests/integration/test_query_big_trace.py",
+    "TRACEHOUSE_JAEGER_UI_DIR": "a Jaeger UI build for tests/integration/test_jaeger_ui_real.py",
 }
 
 TRUE_WORDS = frozenset({"true", "1", "yes", "on"})

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
-from core import config, topic_overrides
+from core import config, jaeger_ui_files, topic_overrides
 from core.clickhouse import ClickHouseTarget, host_port
 from core.config import ConfigError, setting
 from core.kafka import SASL_MECHANISMS, SECURITY_PROTOCOLS, KafkaConnection
@@ -207,11 +207,56 @@ class Settings:
         lo=1,
         hi=256,
     )
-    ttl_days: int = setting(
-        0,
+    # Retention, one setting per table family (0: keep forever). ClickHouse drops whole daily
+    # parts once their newest row is older (ttl_only_drop_parts); `tracehouse migrate` applies
+    # a change to existing tables and `tracehouse status` shows the oldest row kept. The
+    # archive (otel_traces_archive) is kept forever by design.
+    retention_spans_days: int = setting(
+        7,
         "clickhouse",
-        "ttl_days",
-        "Drop data older than this many days (0: keep forever)",
+        "retention_spans_days",
+        "Days of spans kept in otel_traces (0: forever)",
+        lo=0,
+        hi=36_500,
+    )
+    retention_trace_lookup_days: int = setting(
+        7,
+        "clickhouse",
+        "retention_trace_lookup_days",
+        "Days kept in otel_traces_trace_id_ts, the trace-id lookup; never shorter than the"
+        " spans' (the longer applies), so every stored trace can be opened by id (0: forever)",
+        lo=0,
+        hi=36_500,
+    )
+    retention_red_days: int = setting(
+        30,
+        "clickhouse",
+        "retention_red_days",
+        "Days of per-window RED rows kept in red_metrics (0: forever)",
+        lo=0,
+        hi=36_500,
+    )
+    retention_red_hourly_days: int = setting(
+        400,
+        "clickhouse",
+        "retention_red_hourly_days",
+        "Days of the hourly RED rollup kept in red_metrics_1h (0: forever)",
+        lo=0,
+        hi=36_500,
+    )
+    retention_graph_days: int = setting(
+        30,
+        "clickhouse",
+        "retention_graph_days",
+        "Days of service-graph edges kept in service_graph_edges (0: forever)",
+        lo=0,
+        hi=36_500,
+    )
+    retention_counters_days: int = setting(
+        30,
+        "clickhouse",
+        "retention_counters_days",
+        "Days of pipeline accounting kept in pipeline_counters (0: forever)",
         lo=0,
         hi=36_500,
     )
@@ -251,6 +296,25 @@ class Settings:
     )
     query_http_port: int = setting(
         16686, "query", "http_port", "Query API and web UI port (Jaeger's)", lo=1, hi=65535
+    )
+    # Bring your own Jaeger UI (docs/jaeger-ui.md): a build the user made from Jaeger's public
+    # source, served at / with the config injection Jaeger's query service does; the own UI
+    # then lives at /tracehouse/. The project never ships Jaeger's code.
+    query_ui_dir: str = setting(
+        "",
+        "query",
+        "ui_dir",
+        "Directory of a Jaeger UI build (holding index.html) to serve at / instead of the own"
+        " UI, which stays reachable at /tracehouse/ (docs/jaeger-ui.md); empty: own UI at /",
+        check=jaeger_ui_files.ui_dir_problem,
+    )
+    query_ui_config: str = setting(
+        "",
+        "query",
+        "ui_config",
+        "Jaeger UI config file (.json object or .js defining function UIConfig()) injected"
+        " into that UI's index.html, like Jaeger's --query.ui-config; needs query.ui_dir",
+        check=jaeger_ui_files.ui_config_problem,
     )
     # Jaeger's api_v3 QueryService over gRPC (query/grpc_query.py), on Jaeger's gRPC port.
     query_grpc_port: int = setting(
@@ -698,6 +762,24 @@ class Settings:
             self.clickhouse_verify,
         )
 
+    def retention_days(self) -> dict[str, int]:
+        """Storage table -> days it keeps (0: forever), from the ``retention_*`` settings.
+
+        Tables not named here (the archive, the sink's intents) have no retention setting. The
+        lookup keeps at least as long as the spans: a stored trace must stay findable by id.
+        """
+        spans, lookup = self.retention_spans_days, self.retention_trace_lookup_days
+        return {
+            "otel_traces": spans,
+            "otel_traces_trace_id_ts": 0 if 0 in (spans, lookup) else max(spans, lookup),
+            "red_metrics": self.retention_red_days,
+            "red_metrics_1h": self.retention_red_hourly_days,
+            "service_graph_edges": self.retention_graph_days,
+            "pipeline_counters": self.retention_counters_days,
+            # Adaptive sampling's history is derived from RED: it lives as long.
+            "sampling_probabilities": self.retention_red_days,
+        }
+
     def without_secrets(self) -> tuple[Settings, list[str]]:
         """These settings with every password emptied, and the keys that were set: what
         `tracehouse config` prints, so a configuration can be shown without its secrets."""
@@ -739,6 +821,11 @@ class Settings:
                     f"TRACEHOUSE_TOPIC_{f.name.upper()} (topics.{f.name}): {name!r} is also "
                     "used for another topic"
                 )
+        if self.query_ui_config and not self.query_ui_dir:
+            problems.append(
+                "TRACEHOUSE_QUERY_UI_CONFIG (query.ui_config) is set but TRACEHOUSE_QUERY_UI_DIR"
+                " (query.ui_dir) is not: the config is injected into a Jaeger UI build"
+            )
         ports = {
             "TRACEHOUSE_INGEST_HTTP_PORT (ingest.http_port)": self.ingest_http_port,
             "TRACEHOUSE_INGEST_GRPC_PORT (ingest.grpc_port)": self.ingest_grpc_port,

@@ -14,8 +14,6 @@ import json
 import logging
 from collections.abc import Awaitable, Callable, Iterable
 from concurrent.futures import Executor
-from importlib import resources
-from pathlib import Path
 from typing import Any
 
 from aiohttp import web
@@ -40,10 +38,10 @@ from query.params import (
     required_name,
 )
 from query.red import MAX_STEP_SECONDS, choose_step, series_from_rows, summary_from_rows
+from query.static_ui import mount_ui
 from query.store import MAX_SPANS_PER_RESPONSE, MAX_SPANS_PER_TRACE, TraceSpans, TraceStore
 
 TenantResolver = Callable[[web.Request], str | None]
-UI_DIR = Path(str(resources.files("query").joinpath("ui")))
 # Requests reading spans at once. Each holds up to MAX_SPANS_PER_RESPONSE spans as rows,
 # dicts and JSON while it runs, so this bounds the process's peak memory (not just per request).
 MAX_CONCURRENT_SPAN_READS = 4
@@ -106,8 +104,13 @@ def build_app(
     max_spans_per_response: int = MAX_SPANS_PER_RESPONSE,
     max_concurrent_span_reads: int = MAX_CONCURRENT_SPAN_READS,
     write_timeout: float = WRITE_TIMEOUT_SECONDS,
+    jaeger_ui_dir: str = "",
+    jaeger_ui_config: str = "",
 ) -> web.Application:
-    """The API and UI; the span caps are parameters so tests and embedders can lower them."""
+    """The API and UI; the span caps are parameters so tests and embedders can lower them.
+
+    ``jaeger_ui_dir`` / ``jaeger_ui_config``: a Jaeger UI build to serve at ``/`` and its
+    config file (query.static_ui); empty: the own UI at ``/``."""
     span_reads = asyncio.Semaphore(max_concurrent_span_reads)
 
     async def run(fn: Callable[..., Any], *args: Any) -> Any:
@@ -298,9 +301,6 @@ def build_app(
     async def health(_request: web.Request) -> web.StreamResponse:
         return web.json_response({"status": "ok"})
 
-    async def index(_request: web.Request) -> web.StreamResponse:
-        return web.FileResponse(UI_DIR / "index.html")
-
     app = web.Application(middlewares=[api_errors], client_max_size=MAX_BODY_BYTES)
     app.router.add_get("/api/services", handler(services))
     app.router.add_get("/api/services/{service}/operations", handler(service_operations))
@@ -313,7 +313,6 @@ def build_app(
     app.router.add_get("/api/red", handler(red))
     app.router.add_get("/api/red/summary", handler(red_summary))
     app.router.add_get("/health", health)
-    app.router.add_get("/", index)
-    app.router.add_static("/ui/", UI_DIR)
+    mount_ui(app, jaeger_ui_dir, jaeger_ui_config)
     add_v3_routes(app, store, tenant_of, executor)
     return app

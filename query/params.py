@@ -20,6 +20,7 @@ import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
+from schemas.attribute_text import double_text
 from schemas.span_limits import MAX_TIME_UNIX_NANO
 
 # -- bounds -------------------------------------------------------------------------------------
@@ -246,14 +247,14 @@ def _check_tag_count(tags: Mapping[str, str]) -> None:
 def _tag_value(v: str | int | float | bool) -> str:
     """A JSON tag value as the text storage keeps for an attribute of that type.
 
-    Storage writes a double that is a whole number below 1e15 without a fraction ("3", not
-    "3.0") and any other double as Python's shortest round-trip text, so ``{"x": 3.0}`` finds
-    a double attribute 3.0 and ``{"x": 2.5}`` one of 2.5.
+    Storage writes a double as the exporter does (schemas/attribute_text.py: "3", not "3.0";
+    "1.5e-7"), so ``{"x": 3.0}`` finds a double attribute 3.0 and ``{"x": 1.5e-7}`` one of
+    1.5e-7.
     """
     if isinstance(v, bool):
         return "true" if v else "false"
     if isinstance(v, float):
-        return str(int(v)) if v.is_integer() and abs(v) < 1e15 else repr(v)
+        return double_text(v)
     return str(v)
 
 

@@ -70,7 +70,13 @@ async def serve(
         auth,
         adaptive,
     )
-    app = build_app(store, resolver(auth), executor=executor)
+    app = build_app(
+        store,
+        resolver(auth),
+        executor=executor,
+        jaeger_ui_dir=settings.query_ui_dir,
+        jaeger_ui_config=settings.query_ui_config,
+    )
     add_sampling_routes(app, sampling)
     runner = web.AppRunner(
         app,

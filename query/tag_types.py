@@ -2,9 +2,10 @@
 
 ``otel_traces`` keeps every attribute as text (the OTel Collector ClickHouse exporter's
 ``Map(String, String)`` layout, which tracehouse keeps for Grafana and existing SQL). The
-pipeline writes each OTLP type in one canonical form (streams/otlp_values.py): bools as
-``true``/``false``, ints in decimal, doubles as a whole number or Python's shortest round-trip
-text, bytes as base64, arrays and maps as compact JSON. This module reads those forms back into
+pipeline writes each OTLP type as the exporter's ``AsString()`` does (streams/otlp_values.py):
+bools as ``true``/``false``, ints in decimal, doubles in ECMAScript's shortest form
+(schemas/attribute_text.py: ``1.5e-7``, ``0.25``, ``3``), bytes as base64, arrays and maps as
+JSON. This module reads those forms back into
 Jaeger's value types: ``bool``, ``int64``, ``float64``, and ``string`` for everything else
 (Jaeger's own OTLP translation also shows arrays and maps as JSON strings).
 
@@ -19,13 +20,16 @@ import math
 import re
 from typing import Any
 
+from schemas.attribute_text import double_text
+
 INT64_MIN, INT64_MAX = -(2**63), 2**63 - 1
 JS_MAX_SAFE_INTEGER = 2**53 - 1
 # Canonical decimal ints only: no "+", no leading zeros ("007" is a string), no "_".
 _INT = re.compile(r"-?(?:0|[1-9][0-9]{0,18})")
-# Doubles as repr() writes them: a fraction or an exponent is required (whole doubles below
-# 1e15 are written as ints and read back as int64: the stored text cannot say otherwise).
-_FLOAT = re.compile(r"-?(?:[0-9]+\.[0-9]+(?:e[+-][0-9]+)?|[0-9](?:\.[0-9]+)?e[+-][0-9]+)|-?inf|nan")
+# Doubles as the pipeline writes them (schemas/attribute_text.py) or as repr() does: whole
+# doubles within int64 are written as ints and read back as int64 (the stored text cannot say
+# otherwise); NaN and infinities stay strings (JSON has no such numbers).
+_FLOAT = re.compile(r"-?[0-9]+(?:\.[0-9]+)?(?:e[+-][0-9]+)?")
 
 
 def typed_value(text: str) -> tuple[str, Any]:
@@ -34,15 +38,14 @@ def typed_value(text: str) -> tuple[str, Any]:
         return "bool", True
     if text == "false":
         return "bool", False
-    if _INT.fullmatch(text):
+    if _INT.fullmatch(text) and INT64_MIN <= int(text) <= INT64_MAX:
         value = int(text)
-        if INT64_MIN <= value <= INT64_MAX:
-            if -JS_MAX_SAFE_INTEGER <= value <= JS_MAX_SAFE_INTEGER:
-                return "int64", value
-            return "int64", text
-    elif _FLOAT.fullmatch(text):
+        if -JS_MAX_SAFE_INTEGER <= value <= JS_MAX_SAFE_INTEGER:
+            return "int64", value
+        return "int64", text
+    if _FLOAT.fullmatch(text):
         number = float(text)
-        if math.isfinite(number) and repr(number) == text:
+        if math.isfinite(number) and text in (double_text(number), repr(number)):
             return "float64", number
     return "string", text
 

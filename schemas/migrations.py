@@ -6,27 +6,48 @@ between a statement and its record is simply repeated.
 
 The SQL files are templates with a few placeholders, so one file serves both layouts:
 
-- ``{db}`` the database; ``{ttl:Column}`` the retention clause on that column (or nothing);
+- ``{db}`` the database; ``{ttl:Column}`` the retention clause of the statement's table on that
+  column (or nothing when the table keeps data forever);
 - ``{local:name}`` a storage table: ``name`` on one node, ``name_local`` in a cluster;
 - ``{engine:XMergeTree}`` ``XMergeTree`` on one node, ``ReplicatedXMergeTree(...)`` in a cluster;
-- ``{on_cluster}`` nothing on one node, `` ON CLUSTER `name` `` in a cluster.
+- ``{on_cluster}`` nothing on one node, `` ON CLUSTER `name` `` in a cluster;
+- a line starting ``{text}`` is kept only on servers with text indexes (ClickHouse >= 26.2), a
+  line starting ``{bloom}`` only on older ones: the exporter picks its indexes the same way;
+- a line starting ``{cluster}`` is kept only in a cluster, where ``{distributed:name}`` is the
+  ``Distributed`` table over ``name_local`` (for migrations that replace a storage table).
 
 In cluster mode every storage table additionally gets a ``Distributed`` table under the plain
 name, so the sink and analysts use the same table names in both layouts. Retention is not
-frozen at creation: :func:`sync_ttl` compares each table's TTL with ``ttl_days`` and alters it.
+frozen at creation: :func:`sync_ttl` compares each table's TTL with its retention and alters it.
+A retention is either one number of days for every table (tests, tools) or a mapping from
+storage table to days (``Settings.retention_days()``); 0 or a missing table: keep forever.
 """
 
 from __future__ import annotations
 
+import functools
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
+
+Retention = int | Mapping[str, int]
+
+
+def days_for(retention: Retention, table: str) -> int:
+    """Days ``table`` keeps its rows under ``retention`` (0: forever)."""
+    if isinstance(retention, int):
+        return retention
+    return int(retention.get(table, 0))
 
 _FILE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 _TTL = re.compile(r"\{ttl:(\w+)\}")
 _LOCAL = re.compile(r"\{local:(\w+)\}")
 _ENGINE = re.compile(r"\{engine:(\w*MergeTree)\}")
+_DISTRIBUTED = re.compile(r"\{distributed:(\w+)\}")
+# A staging table (created, filled, then renamed over the real one) gets no Distributed table.
+_STAGING_SUFFIX = "_next"
 _STORAGE_TABLE = re.compile(r"CREATE TABLE IF NOT EXISTS \{db\}\.\{local:(\w+)\}")
 
 # Rows of one trace stay on one shard so a trace lookup touches one node; rows that FINAL must
@@ -47,13 +68,30 @@ MIGRATIONS_TABLE_DDL = (
 )
 
 
+# The first ClickHouse release whose ``text`` index the exporter uses (and so do we).
+TEXT_INDEX_SINCE = (26, 2)
+
+
+def has_text_index(server_version: str) -> bool:
+    """``"26.9.2.1"`` -> True: does this server get text indexes instead of bloom filters?"""
+    parts = re.findall(r"\d+", server_version)[:2]
+    if len(parts) < 2:
+        return False
+    return (int(parts[0]), int(parts[1])) >= TEXT_INDEX_SINCE
+
+
 @dataclass(frozen=True)
 class Layout:
-    """How to render the templates: one node (``cluster=None``) or a named cluster."""
+    """How to render the templates: one node (``cluster=None``) or a named cluster.
+
+    ``text_indexes`` says which index family ``{text}``/``{bloom}`` lines select; rendering
+    without a server (``--print-sql``, cluster DDL) assumes a current server.
+    """
 
     database: str
-    ttl_days: int = 0
+    retention: Retention = 0
     cluster: str | None = None
+    text_indexes: bool = True
 
     @property
     def on_cluster(self) -> str:
@@ -80,8 +118,14 @@ class Migration:
     name: str
     sql: str
 
-    def statements(self, database: str, ttl_days: int, cluster: str | None = None) -> list[str]:
-        return render(self.sql, Layout(database, ttl_days, cluster))
+    def statements(
+        self,
+        database: str,
+        retention: Retention,
+        cluster: str | None = None,
+        text_indexes: bool = True,
+    ) -> list[str]:
+        return render(self.sql, Layout(database, retention, cluster, text_indexes))
 
     def ttl_columns(self) -> dict[str, str]:
         """Storage table -> the column its retention is measured on."""
@@ -98,29 +142,44 @@ def ttl_expression(column: str, ttl_days: int) -> str:
     return f"toDateTime({column}) + toIntervalDay({ttl_days})"
 
 
+def _ttl_clause(match: re.Match[str], days: int) -> str:
+    return f"TTL {ttl_expression(match.group(1), days)}" if days > 0 else ""
+
+
 def render(sql: str, layout: Layout) -> list[str]:
     """Template -> executable statements (plus Distributed tables in cluster mode)."""
     out: list[str] = []
-    for template in _split_statements(sql):
+    for template in _split_statements(_select_lines(sql, layout)):
         template = template.strip()
         if not template:
             continue
         text = template.replace("{db}", f"`{layout.database}`").replace(
             "{on_cluster}", layout.on_cluster
         )
-        text = _TTL.sub(
-            lambda m: (
-                f"TTL {ttl_expression(m.group(1), layout.ttl_days)}" if layout.ttl_days > 0 else ""
-            ),
-            text,
-        )
+        table = _STORAGE_TABLE.search(template)
+        days = days_for(layout.retention, table.group(1)) if table else 0
+        text = _TTL.sub(functools.partial(_ttl_clause, days=days), text)
+        text = _DISTRIBUTED.sub(lambda m: layout.distributed(m.group(1)), text)
         text = _LOCAL.sub(lambda m: layout.local(m.group(1)), text)
         text = _ENGINE.sub(lambda m: layout.engine(m.group(1)), text)
         out.append(text)
-        table = _STORAGE_TABLE.search(template)
-        if layout.cluster and table:
+        if layout.cluster and table and not table.group(1).endswith(_STAGING_SUFFIX):
             out.append(layout.distributed(table.group(1)))
     return out
+
+
+def _select_lines(sql: str, layout: Layout) -> str:
+    keep = ["{text}" if layout.text_indexes else "{bloom}"]
+    drop = ["{bloom}" if layout.text_indexes else "{text}"]
+    (keep if layout.cluster else drop).append("{cluster}")
+    lines = []
+    for line in sql.splitlines():
+        if any(line.startswith(p) for p in drop):
+            continue
+        for prefix in keep:
+            line = line.removeprefix(prefix)
+        lines.append(line)
+    return "\n".join(lines) + "\n"
 
 
 def _split_statements(text: str) -> list[str]:
@@ -141,9 +200,9 @@ def load_migrations() -> list[Migration]:
     return found
 
 
-def render_all(database: str, ttl_days: int = 0, cluster: str | None = None) -> list[str]:
+def render_all(database: str, retention: Retention = 0, cluster: str | None = None) -> list[str]:
     """Every statement a fresh install runs, in order (used for cluster DDL review and tests)."""
-    layout = Layout(database, ttl_days, cluster)
+    layout = Layout(database, retention, cluster)
     out = [f"CREATE DATABASE IF NOT EXISTS `{database}`{layout.on_cluster}"]
     out += render(MIGRATIONS_TABLE_DDL, layout)
     for mig in load_migrations():
@@ -151,13 +210,18 @@ def render_all(database: str, ttl_days: int = 0, cluster: str | None = None) -> 
     return out
 
 
-def migrate(client: Any, database: str, ttl_days: int = 0) -> list[int]:
+def migrate(
+    client: Any, database: str, retention: Retention = 0, text_indexes: bool | None = None
+) -> list[int]:
     """Apply pending migrations with a clickhouse-connect client; returns versions applied.
 
-    Afterwards the retention of every table is brought in line with ``ttl_days``, so changing
-    the setting and re-running ``tracehouse migrate`` applies it to existing tables too.
+    Afterwards the retention of every table is brought in line with ``retention``, so changing
+    the settings and re-running ``tracehouse migrate`` applies them to existing tables too.
+    ``text_indexes`` None: decided by the server's version (the bench forces each family).
     """
-    layout = Layout(database, ttl_days)
+    if text_indexes is None:
+        text_indexes = has_text_index(str(client.command("SELECT version()")))
+    layout = Layout(database, retention, text_indexes=text_indexes)
     client.command(f"CREATE DATABASE IF NOT EXISTS `{database}`")
     for statement in render(MIGRATIONS_TABLE_DDL, layout):
         client.command(statement)
@@ -171,7 +235,7 @@ def migrate(client: Any, database: str, ttl_days: int = 0) -> list[int]:
     for mig in load_migrations():
         if mig.version in done:
             continue
-        for statement in mig.statements(database, ttl_days):
+        for statement in mig.statements(database, retention, text_indexes=text_indexes):
             client.command(statement)
         client.insert(
             f"`{database}`.schema_migrations",
@@ -179,19 +243,20 @@ def migrate(client: Any, database: str, ttl_days: int = 0) -> list[int]:
             column_names=["version", "name"],
         )
         applied.append(mig.version)
-    sync_ttl(client, database, ttl_days)
+    sync_ttl(client, database, retention)
     return applied
 
 
 def ttl_changes(
-    current_engine_full: dict[str, str], ttl_columns: dict[str, str], ttl_days: int
+    current_engine_full: dict[str, str], ttl_columns: dict[str, str], retention: Retention
 ) -> list[str]:
-    """ALTERs that make each table's TTL match ``ttl_days`` (pure: compares engine_full text)."""
+    """ALTERs that make each table's TTL match ``retention`` (pure: compares engine_full text)."""
     out = []
     for table, column in sorted(ttl_columns.items()):
         engine_full = current_engine_full.get(table)
         if engine_full is None:
             continue
+        ttl_days = days_for(retention, table)
         has_ttl = " TTL " in f" {engine_full} "
         wanted = ttl_expression(column, ttl_days)
         if ttl_days <= 0 and has_ttl:
@@ -201,7 +266,7 @@ def ttl_changes(
     return out
 
 
-def sync_ttl(client: Any, database: str, ttl_days: int) -> list[str]:
+def sync_ttl(client: Any, database: str, retention: Retention) -> list[str]:
     """Apply :func:`ttl_changes`; parts written earlier get the new TTL recalculated."""
     columns: dict[str, str] = {}
     for mig in load_migrations():
@@ -214,7 +279,7 @@ def sync_ttl(client: Any, database: str, ttl_days: int) -> list[str]:
         ).result_rows
     }
     statements = [
-        s.replace("{db}", f"`{database}`") for s in ttl_changes(engines, columns, ttl_days)
+        s.replace("{db}", f"`{database}`") for s in ttl_changes(engines, columns, retention)
     ]
     for statement in statements:
         client.command(statement)

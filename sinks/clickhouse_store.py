@@ -10,6 +10,10 @@ from sinks import metrics
 from sinks.batching import Intent, PartitionBatch
 from sinks.clickhouse_errors import ErrorClass, classify
 
+# otel_traces.TenantId is MATERIALIZED (kept out of SELECT * so upstream-shaped copies line up,
+# docs/adr/0010-upstream-trace-layout.md); the sink still writes each span's tenant into it.
+INSERT_SETTINGS = {"insert_allow_materialized_columns": 1}
+
 
 class BatchStore:
     """ClickHouse side of the exactly-once protocol for any table (see docs/adr/0001)."""
@@ -74,8 +78,9 @@ class BatchStore:
         crash does the same two steps and the second one is deduplicated part by part (the
         block splits identically, so the per-partition block ids are identical).
         """
+        settings = {"insert_deduplication_token": token, **INSERT_SETTINGS}
         try:
-            self._client.insert_arrow(table, data, settings={"insert_deduplication_token": token})
+            self._client.insert_arrow(table, data, settings=settings)
         except Exception as exc:
             if classify(exc) is not ErrorClass.TOO_MANY_PARTITIONS:
                 raise
@@ -83,8 +88,5 @@ class BatchStore:
             self._client.insert_arrow(
                 table,
                 data,
-                settings={
-                    "insert_deduplication_token": token,
-                    "throw_on_max_partitions_per_insert_block": 0,
-                },
+                settings={**settings, "throw_on_max_partitions_per_insert_block": 0},
             )

@@ -79,6 +79,12 @@ def consumer_config(settings: Settings) -> dict[str, Any]:
         "partition.assignment.strategy": "cooperative-sticky",
         "fetch.max.bytes": 64 * 1024 * 1024,
         "max.partition.fetch.bytes": 16 * 1024 * 1024,
+        # A subscribed topic that does not exist yet (the sink started before `tracehouse
+        # init`, or a broker that lost its topics and has them re-created) is looked up again
+        # only at the next metadata refresh: 5 minutes by default, during which the sink
+        # consumes nothing although the topic is there. Seen in the broker-restart fault test
+        # when the consumer rejoined before the topics were re-created.
+        "topic.metadata.refresh.interval.ms": 10_000,
     }
 
 

@@ -1,16 +1,34 @@
-"""OTLP ``AnyValue`` -> string, the way the OTel Collector's ClickHouse exporter flattens it.
+"""OTLP ``AnyValue`` -> string, exactly as the OTel Collector's ClickHouse exporter stores it.
 
-The ClickHouse maps are ``Map(LowCardinality(String), String)``; strings stay as they are,
-scalars use their canonical text, and arrays/maps become JSON so no information is lost.
+The exporter fills its ``Map(LowCardinality(String), String)`` columns with pdata's
+``Value.AsString()``. Equality filters written against upstream data (``SpanAttributes['x'] =
+'1.5e-7'``) only find our rows if every value renders byte for byte the same, so this module
+follows that documented behaviour rather than Python's own conventions:
+
+- strings as they are; bools ``true``/``false``; ints in decimal; bytes standard base64;
+- doubles as ECMAScript's Number-to-String: plain decimal for 1e-6 <= |x| < 1e21, otherwise
+  shortest exponent form without padding (``1.5e-7``, ``1e+21``), ``NaN``, ``Infinity``,
+  ``-Infinity``, ``-0``;
+- arrays and maps as Go ``encoding/json`` without HTML escaping: keys sorted, the same number
+  format, nested bytes as base64 strings (empty nested bytes and empty values as ``null``),
+  U+2028/U+2029 escaped; a non-finite double anywhere inside makes the encoding fail, which
+  the exporter turns into ``""``.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import math
 from typing import Any
 
 from opentelemetry.proto.common.v1 import common_pb2
+
+from schemas.attribute_text import double_text
+
+
+class _NotJsonable(ValueError):
+    """A NaN or infinity inside an array or map: Go's JSON encoder refuses the whole value."""
 
 
 def any_value_to_str(value: common_pb2.AnyValue) -> str:
@@ -24,10 +42,13 @@ def any_value_to_str(value: common_pb2.AnyValue) -> str:
     if which == "int_value":
         return str(value.int_value)
     if which == "double_value":
-        return _double_text(value.double_value)
+        return double_text(value.double_value)
     if which == "bytes_value":
         return base64.b64encode(value.bytes_value).decode()
-    return json.dumps(_to_json(value), separators=(",", ":"))
+    try:
+        return _json(value)
+    except _NotJsonable:
+        return ""
 
 
 def attributes_to_dict(attrs: Any) -> dict[str, str]:
@@ -45,18 +66,55 @@ def attributes_to_dict(attrs: Any) -> dict[str, str]:
     return out
 
 
-def _double_text(d: float) -> str:
-    return str(int(d)) if d.is_integer() and abs(d) < 1e15 else repr(d)
+def _json(value: common_pb2.AnyValue) -> str:
+    out: list[str] = []
+    _encode(value, out)
+    return "".join(out)
 
 
-def _to_json(value: common_pb2.AnyValue) -> Any:
+def _string(text: str) -> str:
+    # json.dumps escapes exactly as Go does (quote, backslash, control characters, \b \f \n \r
+    # \t short), except that Go also escapes the two JavaScript line terminators.
+    return (
+        json.dumps(text, ensure_ascii=False)
+        .replace("\u2028", "\\u2028")
+        .replace("\u2029", "\\u2029")
+    )
+
+
+def _encode(value: common_pb2.AnyValue, out: list[str]) -> None:
     which = value.WhichOneof("value")
-    if which == "array_value":
-        return [_to_json(v) for v in value.array_value.values]
-    if which == "kvlist_value":
-        return {kv.key: _to_json(kv.value) for kv in value.kvlist_value.values}
-    if which == "bytes_value":
-        return base64.b64encode(value.bytes_value).decode()
     if which is None:
-        return None
-    return getattr(value, which)
+        out.append("null")
+    elif which == "string_value":
+        out.append(_string(value.string_value))
+    elif which == "bool_value":
+        out.append("true" if value.bool_value else "false")
+    elif which == "int_value":
+        out.append(str(value.int_value))
+    elif which == "double_value":
+        if not math.isfinite(value.double_value):
+            raise _NotJsonable(which)
+        out.append(double_text(value.double_value))
+    elif which == "bytes_value":
+        # pdata copies nested bytes with append(nil, b...): empty stays a nil slice -> null.
+        raw = value.bytes_value
+        out.append(_string(base64.b64encode(raw).decode()) if raw else "null")
+    elif which == "array_value":
+        out.append("[")
+        for i, item in enumerate(value.array_value.values):
+            if i:
+                out.append(",")
+            _encode(item, out)
+        out.append("]")
+    else:
+        # A Go map: the last duplicate key wins, keys come out sorted.
+        entries = {kv.key: kv.value for kv in value.kvlist_value.values}
+        out.append("{")
+        for i, key in enumerate(sorted(entries)):
+            if i:
+                out.append(",")
+            out.append(_string(key))
+            out.append(":")
+            _encode(entries[key], out)
+        out.append("}")

@@ -28,12 +28,21 @@ def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
             item.add_marker(pytest.mark.integration)
 
 
+KEEP_FOREVER: dict[str, Any] = {
+    f"retention_{t}_days": 0
+    for t in ("spans", "trace_lookup", "red", "red_hourly", "graph", "counters")
+}
+
+
 @pytest.fixture(scope="session")
 def services(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalStack]:
     run_dir = tmp_path_factory.mktemp("services")
     settings = Settings(
         kafka_bootstrap=f"127.0.0.1:{free_port()}",
         clickhouse_url=f"http://127.0.0.1:{free_port()}",
+        # Fixtures store spans at fixed instants in the past: retention would drop them as
+        # they arrive. Retention itself is tested with its own settings (test_migrate.py).
+        **KEEP_FOREVER,
     )
     stack = LocalStack(settings, run_dir, clickhouse_tcp_port=free_port(), say=lambda _m: None)
     try:

@@ -189,7 +189,8 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
     s = settings
     if args.print_sql or args.cluster:
         # Render only: a cluster's DDL is reviewed and applied by its operators.
-        print(";\n\n".join(render_all(s.clickhouse_database, s.ttl_days, args.cluster)) + ";")
+        statements = render_all(s.clickhouse_database, s.retention_days(), args.cluster)
+        print(";\n\n".join(statements) + ";")
         return 0
     return _apply_migrations(s)
 
@@ -198,7 +199,7 @@ def _apply_migrations(s: Settings) -> int:
     from core.clickhouse import connect
     from schemas.migrations import migrate
 
-    applied = migrate(connect(s.clickhouse, "default"), s.clickhouse_database, s.ttl_days)
+    applied = migrate(connect(s.clickhouse, "default"), s.clickhouse_database, s.retention_days())
     print(f"applied migrations: {applied or 'none (up to date)'}")
     return 0
 

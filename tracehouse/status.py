@@ -1,6 +1,7 @@
 """`tracehouse status`: topics, consumer-group lag per partition, ClickHouse row counts,
-throughput and drops (see ``status_flow``), and what `tracehouse up`'s supervisor did (state,
-pid and restarts of each local component); text for people, ``--json`` for scripts."""
+retention with the oldest/newest row per table (``status_retention``), throughput and drops
+(see ``status_flow``), and what `tracehouse up`'s supervisor did (state, pid and restarts of
+each local component); text for people, ``--json`` for scripts."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from core.settings import Settings
 from core.topics import topic_problems
 from query.counts import table_row_counts
 from sinks.writers import writers_by_topic
-from tracehouse import status_flow
+from tracehouse import status_flow, status_retention
 
 LAG_CAVEAT = (
     "lag is approximate on the local Tansu broker: its high watermark is wrong after "
@@ -77,13 +78,14 @@ def collect(settings: Settings, run_dir: Path | None = None) -> dict[str, Any]:
     try:
         client = connect(settings.clickhouse, settings.clickhouse_database)
         counts: dict[str, int] | str = table_row_counts(client, settings.clickhouse_database)
+        retention: list[dict[str, Any]] | str = status_retention.collect(client, settings)
         flow = {
             "throughput": status_flow.throughput(client),
             "drops": status_flow.counter_drops(client),
             "misrouted_traces": status_flow.misrouted_traces(client),
         }
     except Exception as exc:  # status must still print Kafka's view when ClickHouse is down
-        counts = flow = f"unavailable: {exc}"
+        counts = flow = retention = f"unavailable: {exc}"
     dlq = {
         topic: status_flow.dlq_reasons(settings, topic, topics[topic])
         for topic in (settings.topics.streams_dlq, settings.topics.sink_dlq)
@@ -100,6 +102,7 @@ def collect(settings: Settings, run_dir: Path | None = None) -> dict[str, Any]:
         "topic_check": topic_check,
         "lag": lags,
         "rows": counts,
+        "retention": retention,
         "flow": flow,
         "dlq": dlq,
         "ingest_rejected": status_flow.ingest_rejections(settings.ingest_http_port),
@@ -135,6 +138,7 @@ def render(report: dict[str, Any]) -> str:
         lines.append(f"  {rows}")
     else:
         lines += [f"  {name:<28} {n}" for name, n in rows.items()]
+    lines += status_retention.render(report.get("retention", "unavailable"))
     lines += _render_flow(report)
     if "supervisor" in report:
         lines += status_flow.render_supervisor(report["supervisor"])

@@ -38,6 +38,22 @@ SCALABLE = {
 }
 
 
+# Settings naming files or directories. The children run in PROJECT_ROOT, so a path relative
+# to where `tracehouse up` was started would name another file there (or none).
+PATH_SETTINGS = ("ingest_auth_file", "sampling_policy_file", "query_ui_dir", "query_ui_config")
+
+
+def absolute_paths(settings: Settings) -> Settings:
+    """``settings`` with every relative path setting made absolute against the current dir."""
+    return settings.with_(
+        **{
+            name: str(Path(value).resolve())
+            for name in PATH_SETTINGS
+            if (value := getattr(settings, name)) and not Path(value).is_absolute()
+        }
+    )
+
+
 def http_ok(url: str) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=1) as resp:
@@ -88,6 +104,9 @@ class LocalStack:
     say: Callable[[str], None] = print
     # Set by `up` on Ctrl-C/SIGTERM: a restart in progress gives up waiting for health.
     stop_requested: bool = False
+
+    def __post_init__(self) -> None:
+        self.settings = absolute_paths(self.settings)
 
     @property
     def logs(self) -> Path:
@@ -177,7 +196,9 @@ class LocalStack:
         """Topics and tables, idempotently."""
         s = self.settings
         ensure_topics(s)
-        applied = migrate(connect(s.clickhouse, "default"), s.clickhouse_database, s.ttl_days)
+        applied = migrate(
+            connect(s.clickhouse, "default"), s.clickhouse_database, s.retention_days()
+        )
         self.say(
             f"schema      ok  database {s.clickhouse_database}, migrations applied "
             f"now: {applied or 'none'}"

@@ -261,7 +261,9 @@ CLI_LINES = [
 def test_terminating_commands_and_flags_run_against_the_services(
     services: LocalStack, tmp_path: Path
 ) -> None:
-    settings = isolated_settings(services).with_(ttl_days=14)
+    settings = isolated_settings(services).with_(
+        retention_spans_days=14, retention_trace_lookup_days=14
+    )
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("TRACEHOUSE_")},
         **settings.to_env(),

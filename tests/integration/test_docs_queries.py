@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import re
 from collections import Counter, defaultdict
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -17,6 +18,7 @@ import pytest
 from core.clickhouse import connect
 from core.settings import Settings
 from schemas import avro_codec
+from sinks.clickhouse_store import INSERT_SETTINGS
 from sinks.decoding import decode_message
 from sinks.writers import WRITERS
 from tests.integration.sink_data import (
@@ -68,7 +70,7 @@ def _insert(client: Any, stream: str, records: list[dict[str, Any]]) -> list[Any
         rows = [row for rec in records for row in rec["spans"]]
         decoded = decode_message(stream, span_message(rows))
         assert decoded.table is not None, decoded
-        client.insert_arrow(writer.table, decoded.table)
+        client.insert_arrow(writer.table, decoded.table, settings=INSERT_SETTINGS)
         return rows
     # Through Avro and back, as the sink sees them (fills the schema's defaults).
     assert writer.rows is not None and writer.arrow is not None
@@ -81,11 +83,23 @@ def _insert(client: Any, stream: str, records: list[dict[str, Any]]) -> list[Any
     return window_rows
 
 
+def with_deployments(batch: dict[str, Any]) -> dict[str, Any]:
+    """The fixture spans with a version and an environment per trace, as SDKs report them."""
+    for row in batch["spans"]:
+        trace = int(row["trace_id"], 16)
+        row["resource_attributes"] = {
+            **row["resource_attributes"],
+            "service.version": f"1.{trace % 3}",
+            "deployment.environment": ("prod", "staging")[trace % 2],
+        }
+    return batch
+
+
 @pytest.fixture
 def loaded(pipeline_settings: Settings) -> tuple[Any, dict[str, list[Any]]]:
     client = connect(pipeline_settings.clickhouse_url, pipeline_settings.clickhouse_database)
     data = {
-        "spans": _insert(client, "spans", [span_batch(0, traces=40, spans_per_trace=5)]),
+        "spans": _insert(client, "spans", [with_deployments(span_batch(0, 40, 5))]),
         "red": _insert(client, "red", [red_batch(w, f"otlp_spans/{w % 2}") for w in WINDOWS]),
         "edges": _insert(client, "edges", [edge_batch(w) for w in range(4)]),
     }
@@ -100,6 +114,10 @@ def test_every_documented_query_is_tested() -> None:
         "latency_quantiles",
         "p99_over_time",
         "top_attributes",
+        "error_hot_spots",
+        "p99_by_version",
+        "traces_through_pair",
+        "attribute_cardinality",
         "service_graph",
         "pipeline_accounting",
     }
@@ -151,6 +169,92 @@ def test_span_queries(loaded: tuple[Any, dict[str, list[Any]]]) -> None:
         },
     ).result_rows
     assert empty == []
+
+
+def _p99_ms(durations: list[int]) -> float:
+    return sorted(durations)[int(0.99 * len(durations))] / 1e6
+
+
+def _epoch_us(at: datetime) -> int:
+    """Microseconds since the epoch of a DateTime64 read back (naive values are UTC)."""
+    return round((at if at.tzinfo else at.replace(tzinfo=UTC)).timestamp() * 1e6)
+
+
+def _duration(s: dict[str, Any]) -> int:
+    return int(s["end_time_unix_nano"] - s["start_time_unix_nano"])
+
+
+def test_analyst_span_queries(loaded: tuple[Any, dict[str, list[Any]]]) -> None:
+    client, data = loaded
+    q = doc_queries()
+    spans = data["spans"]
+    error = {s["span_id"] for s in spans if s["status_code"] == 2}
+
+    service = "cart"
+    pairs: dict[tuple[str, str], list[int]] = defaultdict(lambda: [0, 0])
+    for s in spans:
+        if s["service_name"] == service:
+            for kv in s["attributes"].items():
+                pairs[kv][0] += 1
+                pairs[kv][1] += s["span_id"] in error
+    want_hot = sorted(
+        ((k, v, n, e, round(e / n, 4)) for (k, v), (n, e) in pairs.items() if e),
+        key=lambda r: (-r[4], -r[3], r[0], r[1]),
+    )[:20]
+    got = client.query(q["error_hot_spots"], parameters={**HOUR, "service": service})
+    assert want_hot and [tuple(r) for r in got.result_rows] == want_hot
+
+    groups: dict[tuple[str, str, str], list[dict[str, Any]]] = defaultdict(list)
+    for s in spans:
+        res = s["resource_attributes"]
+        key = (s["service_name"], res["service.version"], res["deployment.environment"])
+        groups[key].append(s)
+    want_versions = [
+        (*key, len(g), sum(s["span_id"] in error for s in g), _p99_ms([_duration(s) for s in g]))
+        for key, g in sorted(groups.items())
+    ]
+    got = client.query(q["p99_by_version"], parameters=HOUR).result_rows
+    assert len(want_versions) > 6 and [tuple(r) for r in got] == want_versions
+
+    by_id = {(s["trace_id"], s["span_id"]): s for s in spans}
+
+    def through(caller: str, callee: str) -> list[tuple[str, int, int, float]]:
+        calls: dict[str, list[dict[str, Any]]] = defaultdict(list)
+        for s in spans:
+            parent = by_id.get((s["trace_id"], s["parent_span_id"]))
+            if parent and parent["service_name"] == caller and s["service_name"] == callee:
+                calls[s["trace_id"]].append(s)
+        rows = [
+            (
+                t,
+                min(by_id[(t, c["parent_span_id"])]["start_time_unix_nano"] for c in cs),
+                len(cs),
+                max(_duration(c) for c in cs) / 1e6,
+            )
+            for t, cs in calls.items()
+        ]
+        return sorted(rows, key=lambda r: (r[1], r[0]))
+
+    for caller, callee in (("frontend", "cart"), ("payments", "frontend"), ("cart", "cart")):
+        want_pairs = through(caller, callee)
+        got = client.query(
+            q["traces_through_pair"], parameters={**HOUR, "caller": caller, "callee": callee}
+        ).result_rows
+        assert [(r[0], r[2], r[3]) for r in got] == [(w[0], w[2], w[3]) for w in want_pairs]
+        assert [_epoch_us(r[1]) for r in got] == [w[1] // 1000 for w in want_pairs]
+    assert through("frontend", "cart")  # the fixture has such calls
+
+    values: dict[str, set[str]] = defaultdict(set)
+    counts: Counter[str] = Counter()
+    for s in spans:
+        for k, v in s["attributes"].items():
+            values[k].add(v)
+            counts[k] += 1
+    want_card = sorted(
+        ((k, len(v), counts[k]) for k, v in values.items()), key=lambda r: (-r[1], r[0])
+    )
+    got = client.query(q["attribute_cardinality"], parameters=HOUR).result_rows
+    assert [tuple(r) for r in got] == want_card
 
 
 def test_red_queries(loaded: tuple[Any, dict[str, list[Any]]]) -> None:

@@ -191,6 +191,9 @@ def test_broker_restart_loses_only_unconsumed_data(stack: LocalStack) -> None:
     kept = stored_keys(client)
 
     restart_broker(stack)
+    # The topics come back only when init runs again; meanwhile the components reconnect to
+    # a broker without them (the sink once sat out 5 minutes of metadata refresh this way).
+    time.sleep(12)
     ensure_topics(s)  # what `tracehouse init` / the k8s init job does
     with running_load(s, seed=50_000) as after:
         after.wait_acked(10, timeout=60)

@@ -7,9 +7,13 @@ import uuid
 from typing import Any
 
 from core.clickhouse import connect
+from core.settings import Settings
 from deploy.local.stack import LocalStack
 from schemas.migrations import load_migrations, migrate, render_all
 from tests.integration.cli_runner import run_cli
+from tracehouse import status_retention
+
+RETENTION_TABLES = ("spans", "trace_lookup", "red", "red_hourly", "graph", "counters")
 
 
 def _engine(client: Any, db: str, table: str) -> str:
@@ -26,12 +30,13 @@ def test_migrate_is_idempotent_and_applies_ttl_changes(services: LocalStack) -> 
     db = f"mig_{uuid.uuid4().hex[:8]}"
     client = connect(services.settings.clickhouse_url, "default")
     versions = [m.version for m in load_migrations()]
-    assert migrate(client, db, ttl_days=0) == versions
-    assert migrate(client, db, ttl_days=0) == []
+    assert migrate(client, db, retention=0) == versions
+    assert migrate(client, db, retention=0) == []
     assert " TTL " not in _engine(client, db, "otel_traces")
 
     # Through the CLI, as an operator would change retention.
-    out = run_cli(services.settings.with_(clickhouse_database=db, ttl_days=14), "migrate")
+    fourteen = {f"retention_{t}_days": 14 for t in RETENTION_TABLES}
+    out = run_cli(services.settings.with_(clickhouse_database=db, **fourteen), "migrate")
     assert "none (up to date)" in out
     for table, column in (
         ("otel_traces", "Timestamp"),
@@ -44,14 +49,59 @@ def test_migrate_is_idempotent_and_applies_ttl_changes(services: LocalStack) -> 
         engine = _engine(client, db, table)
         assert f"TTL toDateTime({column}) + toIntervalDay(14)" in engine, engine
         assert "ttl_only_drop_parts = 1" in engine
-    migrate(client, db, ttl_days=0)
+    migrate(client, db, retention=0)
     assert " TTL " not in _engine(client, db, "red_metrics")
+    # Per table, as the settings give it; the archive keeps everything.
+    migrate(client, db, Settings().retention_days())
+    assert "toIntervalDay(7)" in _engine(client, db, "otel_traces")
+    assert "toIntervalDay(400)" in _engine(client, db, "red_metrics_1h")
+    assert "toIntervalDay(30)" in _engine(client, db, "pipeline_counters")
+    assert " TTL " not in _engine(client, db, "otel_traces_archive")
 
 
 def test_cluster_ddl_parses(services: LocalStack) -> None:
     client = connect(services.settings.clickhouse_url, "default")
-    statements = render_all("tracehouse", ttl_days=30, cluster="main")
+    statements = render_all("tracehouse", retention=30, cluster="main")
     assert len(statements) > 10
     for statement in statements:
         formatted = client.command("SELECT formatQuery({q:String})", parameters={"q": statement})
+        if statement.startswith("INSERT INTO"):
+            # A backfill runs on each shard's local table; an INSERT has no ON CLUSTER.
+            assert "_local" in statement
+            continue
         assert "ON CLUSTER main" in str(formatted).replace("`", "")
+
+
+def test_status_shows_retention_and_the_oldest_and_newest_rows(services: LocalStack) -> None:
+    settings = Settings(
+        clickhouse_url=services.settings.clickhouse_url,
+        clickhouse_database=f"ret_{uuid.uuid4().hex[:8]}",
+        retention_red_days=3,
+    )
+    admin = connect(services.settings.clickhouse_url, "default")
+    migrate(admin, settings.clickhouse_database, settings.retention_days())
+    client = connect(settings.clickhouse_url, settings.clickhouse_database)
+    # Within the 7 days kept (older rows would be dropped by the TTL as they arrive).
+    old, new = client.query(
+        "SELECT toStartOfDay(now64(9)) - toIntervalDay(5) + toIntervalNanosecond(123456789),"
+        " toStartOfHour(now64(9))"
+    ).result_rows[0]
+    client.command(
+        "INSERT INTO otel_traces (Timestamp, TraceId, SpanId) VALUES "
+        f"('{old:%Y-%m-%d %H:%M:%S.%f}', 'a', '1'), ('{new:%Y-%m-%d %H:%M:%S}', 'a', '2')"
+    )
+    rows = {r["table"]: r for r in status_retention.collect(client, settings)}
+    assert rows["otel_traces"]["oldest"] == str(old)
+    assert rows["otel_traces"]["newest"] == str(new)
+    assert rows["otel_traces_trace_id_ts"]["oldest"] == str(old.replace(microsecond=0))
+    assert rows["red_metrics"]["keep_days"] == 3 and rows["red_metrics"]["server_ttl"]
+    assert rows["red_metrics"]["oldest"] is None
+    text = "\n".join(status_retention.render(list(rows.values())))
+    assert "red_metrics                  3 days       empty" in text
+    assert "otel_traces_archive          forever      empty" in text
+    # A server whose TTL differs from the settings is pointed out.
+    changed = settings.with_(retention_graph_days=0)
+    graph = [
+        r for r in status_retention.collect(client, changed) if r["table"] == "service_graph_edges"
+    ]
+    assert "server differs" in "\n".join(status_retention.render(graph))

@@ -44,7 +44,19 @@ def test_status_reports_throughput_drops_and_dlq(pipeline: LocalStack) -> None:
     )
     assert {row["group"] for row in report["lag"]} == {s.streams_group, s.sink_group}
     assert "approximate" in report["lag_caveat"]
+    kept = {row["table"]: row for row in report["retention"]}
+    assert kept["otel_traces"]["keep_days"] == s.retention_spans_days
+    assert kept["otel_traces"]["oldest"] <= kept["otel_traces"]["newest"]
+    assert kept["otel_traces_archive"] == {
+        "table": "otel_traces_archive",
+        "keep_days": 0,
+        "server_ttl": False,
+        "oldest": None,
+        "newest": None,
+    }
     text = _status(pipeline)
+    assert "Retention (kept / oldest row / newest row):" in text
+    assert "otel_traces_archive          forever      empty" in text
     assert "Throughput (spans/s, last 60 s" in text
     assert "messages_rejected" in text and "malformed" in text
     assert f"{s.topics.streams_dlq}:" in text

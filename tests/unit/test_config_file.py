@@ -24,7 +24,8 @@ kafka:
 clickhouse:
   url: http://clickhouse:8123
   database: traces
-  ttl_days: 14
+  retention_spans_days: 14
+  retention_trace_lookup_days: 14
 ingest:
   host: 0.0.0.0
   http_port: 14318
@@ -69,7 +70,8 @@ def test_sections_map_onto_the_flat_settings(tmp_path: Path) -> None:
         heartbeat_interval_ms=3000,
         clickhouse_url="http://clickhouse:8123",
         clickhouse_database="traces",
-        ttl_days=14,
+        retention_spans_days=14,
+        retention_trace_lookup_days=14,
         ingest_host="0.0.0.0",
         ingest_http_port=14318,
         ingest_grpc_port=0,
@@ -204,4 +206,4 @@ def test_the_operations_guide_example_is_a_valid_config(tmp_path: Path) -> None:
     section = text.split("## Configuration", 1)[1].split("\n## ", 1)[0]
     block = section.split("```yaml\n", 1)[1].split("```", 1)[0]
     s = Settings.from_file(_write(tmp_path, block))
-    assert (s.partitions, s.ttl_days, s.kafka_bootstrap.count(",")) == (16, 14, 1)
+    assert (s.partitions, s.retention_spans_days, s.kafka_bootstrap.count(",")) == (16, 14, 1)

@@ -43,7 +43,7 @@ REJECTED = [
     ("TRACEHOUSE_SINK_BATCH_SECONDS", "nan", "finite"),
     ("TRACEHOUSE_SINK_BATCH_SECONDS", "inf", "finite"),
     ("TRACEHOUSE_SINK_INSERT_THREADS", "0", "out of range"),
-    ("TRACEHOUSE_TTL_DAYS", "-1", "out of range"),
+    ("TRACEHOUSE_RETENTION_SPANS_DAYS", "-1", "out of range"),
     ("TRACEHOUSE_SESSION_TIMEOUT_MS", "0", "out of range"),
     ("TRACEHOUSE_INGEST_KAFKA_TIMEOUT_MS", "0", "out of range"),
     ("TRACEHOUSE_INGEST_SAMPLING_RATIO", "0", "must be > 0 and <= 1"),
@@ -122,7 +122,8 @@ ACCEPTED = [
     ("TRACEHOUSE_SINK_BATCH_SECONDS", "2", 2.0),
     ("TRACEHOUSE_INGEST_SAMPLING_RATIO", "1", 1.0),
     ("TRACEHOUSE_INGEST_SAMPLING_RATIO", "1e-3", 0.001),
-    ("TRACEHOUSE_TTL_DAYS", "0", 0),
+    ("TRACEHOUSE_RETENTION_SPANS_DAYS", "0", 0),
+    ("TRACEHOUSE_RETENTION_COUNTERS_DAYS", "3650", 3650),
     ("TRACEHOUSE_SINK_STREAMS", "spans, red", "spans, red"),
     ("TRACEHOUSE_KAFKA_BOOTSTRAP", "kafka-0.kafka:9092,kafka-1.kafka:9092", None),
     ("TRACEHOUSE_KAFKA_BOOTSTRAP", "[::1]:9092", None),
@@ -222,7 +223,7 @@ def test_defaults_are_valid_and_the_env_round_trip_keeps_every_value() -> None:
         ingest_grpc_port=0,
         sink_batch_seconds=0.25,
         sink_streams="spans,red",
-        ttl_days=7,
+        retention_red_days=7,
         topics=Topics(raw_spans="raw_x"),
     )
     assert Settings.from_env(s.to_env()) == s

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import re
 
-from schemas.migrations import load_migrations, render_all, ttl_changes
+from schemas.migrations import (
+    Layout,
+    has_text_index,
+    load_migrations,
+    render,
+    render_all,
+    ttl_changes,
+)
 
 
 def _tables(statements: list[str]) -> list[str]:
@@ -16,7 +23,7 @@ def _tables(statements: list[str]) -> list[str]:
 
 
 def test_single_node_has_no_placeholders_or_cluster_terms() -> None:
-    sql = render_all("db", ttl_days=0)
+    sql = render_all("db", retention=0)
     text = "\n".join(sql)
     assert not re.search(r"\{(db|local|engine|ttl|on_cluster)", text)
     assert "Replicated" not in text and "Distributed" not in text and "ON CLUSTER" not in text
@@ -33,11 +40,15 @@ def test_single_node_has_no_placeholders_or_cluster_terms() -> None:
 
 
 def test_cluster_renders_replicated_local_tables_behind_distributed_ones() -> None:
-    sql = render_all("db", ttl_days=30, cluster="main")
+    sql = render_all("db", retention=30, cluster="main")
     tables = _tables(sql)
-    local = [t for t in tables if t.endswith("_local")]
+    # A staging table (renamed over the real one by its migration) has no Distributed table.
+    local = [t for t in tables if t.endswith("_local") and not t.endswith("_next_local")]
     assert local and all(t.removesuffix("_local") in tables for t in local)
     for statement in sql:
+        if statement.startswith("INSERT INTO"):  # a backfill of each node's local table
+            assert re.match(r"INSERT INTO `db`\.\w+_local\b", statement)
+            continue
         assert " ON CLUSTER `main`" in statement
         if re.match(r"CREATE TABLE IF NOT EXISTS `db`\.\w+_local", statement):
             assert re.search(r"ENGINE = Replicated\w*MergeTree\('/clickhouse/tables/", statement)
@@ -82,8 +93,25 @@ def test_archive_outlives_retention_and_shards_by_trace() -> None:
     for mig in load_migrations():
         columns.update(mig.ttl_columns())
     assert "otel_traces_archive" not in columns  # archived traces are kept without a TTL
-    sql = render_all("db", ttl_days=30, cluster="main")
+    sql = render_all("db", retention=30, cluster="main")
     [local] = [s for s in sql if "CREATE TABLE IF NOT EXISTS `db`.otel_traces_archive_local" in s]
     assert "TTL" not in local and "ReplicatedReplacingMergeTree" in local
     distributed = "Distributed(`main`, `db`, otel_traces_archive_local, cityHash64(TraceId))"
     assert any(distributed in s for s in sql)
+
+
+def test_text_indexes_from_clickhouse_26_2_like_the_exporter() -> None:
+    assert has_text_index("26.9.2.1") and has_text_index("26.2.1.1") and has_text_index("27.1")
+    assert not has_text_index("26.1.3.1") and not has_text_index("25.12.1.1")
+    assert not has_text_index("") and not has_text_index("unknown")
+
+
+def test_each_server_gets_one_index_family() -> None:
+    [mig] = [m for m in load_migrations() if m.name == "upstream_trace_layout"]
+    text = " ".join(render(mig.sql, Layout("db", text_indexes=True)))
+    bloom = " ".join(render(mig.sql, Layout("db", text_indexes=False)))
+    assert "TYPE text(tokenizer = 'array')" in text and "DROP INDEX IF EXISTS idx_trace_id" in text
+    assert "TYPE text" not in bloom and "DROP INDEX" not in bloom  # 0001's blooms stay
+    for sql in (text, bloom):
+        assert "idx_lower_span_name lower(SpanName) TYPE tokenbf_v1(32768, 3, 0)" in sql
+        assert "{" not in sql.replace("{shard}", "").replace("{replica}", "")

@@ -17,10 +17,10 @@ def test_settings_env_round_trip() -> None:
 def test_migrations_are_ordered_and_render_ttl() -> None:
     migs = load_migrations()
     assert [m.version for m in migs] == sorted(m.version for m in migs)
-    first = migs[0].statements("db1", ttl_days=7)
+    first = migs[0].statements("db1", retention=7)
     assert any("TTL toDateTime(Timestamp) + toIntervalDay(7)" in s for s in first)
     assert all("{db}" not in s for s in first)
-    no_ttl = migs[0].statements("db1", ttl_days=0)
+    no_ttl = migs[0].statements("db1", retention=0)
     assert not any("TTL" in s for s in no_ttl)
     assert any("ttl_only_drop_parts = 1" in s for s in no_ttl)
 
