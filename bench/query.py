@@ -117,6 +117,8 @@ def main() -> None:
             clickhouse_database="bench",
             query_http_port=free_port(),
             query_grpc_port=free_port(),
+            sampling_http_port=0,
+            sampling_grpc_port=0,
         )
         _, http_port = settings.clickhouse_host_port
         ch = start_clickhouse(Path(tmp) / "ch", http_port, free_port())

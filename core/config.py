@@ -478,7 +478,10 @@ def _yaml_scalar(value: Any) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     if isinstance(value, int | float):
-        return repr(value)
+        text = repr(value)
+        mantissa, e, exponent = text.partition("e")
+        # YAML 1.1 (PyYAML) reads 1e-05 as a string: its floats need a dot before the exponent.
+        return f"{mantissa}.0e{exponent}" if e and "." not in mantissa else text
     return json.dumps(value)  # a JSON string is a valid double-quoted YAML scalar
 
 

@@ -325,6 +325,133 @@ class Settings:
         lo=0,
         hi=65535,
     )
+    # --- remote sampling (query/README.md, "Remote sampling"): Jaeger's strategies endpoints ---
+    sampling_http_port: int = setting(
+        5778,
+        "query",
+        "sampling_http_port",
+        "Remote-sampling HTTP port (/sampling?service=, Jaeger's); 0 disables",
+        lo=0,
+        hi=65535,
+    )
+    sampling_grpc_port: int = setting(
+        5779,
+        "query",
+        "sampling_grpc_port",
+        "Remote-sampling gRPC port (jaeger.api_v2.SamplingManager, Jaeger's); 0 disables",
+        lo=0,
+        hi=65535,
+    )
+    sampling_strategies_file: str = setting(
+        "",
+        "query",
+        "sampling_strategies_file",
+        "Sampling strategies in Jaeger's JSON file format (checked strictly, reloaded when it"
+        " changes); empty: every service probabilistic at sampling_default_probability",
+    )
+    sampling_default_probability: float = setting(
+        0.001,
+        "query",
+        "sampling_default_probability",
+        "Probability served where the strategies file says nothing (Jaeger's default)",
+        lo=0,
+        hi=1,
+    )
+    sampling_reload_seconds: float = setting(
+        10.0,
+        "query",
+        "sampling_reload_seconds",
+        "How often the strategies file's mtime is checked for a reload",
+        lo=0,
+        lo_open=True,
+        hi=86_400,
+    )
+    # Adaptive sampling (query/adaptive_sampling.py): Jaeger's knobs, Jaeger's defaults.
+    sampling_adaptive: bool = setting(
+        False,
+        "query",
+        "sampling_adaptive",
+        "Adaptive sampling: per-operation probabilities recalculated from the RED throughput"
+        " for services the strategies file does not name",
+    )
+    sampling_target_samples_per_second: float = setting(
+        1.0,
+        "query",
+        "sampling_target_samples_per_second",
+        "Adaptive: sampled traces per second each operation should keep",
+        lo=0,
+        lo_open=True,
+        hi=1e9,
+    )
+    sampling_delta_tolerance: float = setting(
+        0.3,
+        "query",
+        "sampling_delta_tolerance",
+        "Adaptive: relative distance from the target within which a probability is kept",
+        lo=0,
+        hi=0.99,
+    )
+    sampling_initial_probability: float = setting(
+        0.001,
+        "query",
+        "sampling_initial_probability",
+        "Adaptive: probability of an operation before its first calculation",
+        lo=0,
+        lo_open=True,
+        hi=1,
+    )
+    sampling_min_probability: float = setting(
+        1e-5,
+        "query",
+        "sampling_min_probability",
+        "Adaptive: lowest probability ever served",
+        lo=0,
+        lo_open=True,
+        hi=1,
+    )
+    sampling_max_probability: float = setting(
+        1.0,
+        "query",
+        "sampling_max_probability",
+        "Adaptive: highest probability ever served",
+        lo=0,
+        lo_open=True,
+        hi=1,
+    )
+    sampling_lower_bound_traces_per_second: float = setting(
+        1.0 / 60,
+        "query",
+        "sampling_lower_bound_traces_per_second",
+        "Adaptive: traces per second every operation keeps in each SDK whatever its"
+        " probability (defaultLowerBoundTracesPerSecond)",
+        lo=0,
+        hi=1e6,
+    )
+    sampling_calculation_interval_seconds: int = setting(
+        60,
+        "query",
+        "sampling_calculation_interval_seconds",
+        "Adaptive: how often probabilities are recalculated (whole seconds, >= the RED window)",
+        lo=1,
+        hi=86_400,
+    )
+    sampling_aggregation_buckets: int = setting(
+        10,
+        "query",
+        "sampling_aggregation_buckets",
+        "Adaptive: calculation intervals of throughput averaged (newer ones weigh more)",
+        lo=1,
+        hi=1000,
+    )
+    sampling_calculation_delay_seconds: float = setting(
+        30.0,
+        "query",
+        "sampling_calculation_delay_seconds",
+        "Adaptive: an interval is calculated this long after it ends, so its RED windows"
+        " are stored (>= RED window + sink batch time)",
+        lo=0,
+        hi=86_400,
+    )
     # --- ingest (see ingest/README.md for every option) ---
     ingest_grpc_port: int = setting(
         4317, "ingest", "grpc_port", "OTLP/gRPC port; 0 disables", lo=0, hi=65535
@@ -649,6 +776,8 @@ class Settings:
             "red_metrics_1h": self.retention_red_hourly_days,
             "service_graph_edges": self.retention_graph_days,
             "pipeline_counters": self.retention_counters_days,
+            # Adaptive sampling's history is derived from RED: it lives as long.
+            "sampling_probabilities": self.retention_red_days,
         }
 
     def without_secrets(self) -> tuple[Settings, list[str]]:
@@ -721,6 +850,17 @@ class Settings:
         for name, port in ports.items():
             if port and used.count(port) > 1:
                 problems.append(f"{name}: port {port} is also used by another ingest listener")
+        if not (
+            self.sampling_min_probability
+            <= self.sampling_initial_probability
+            <= self.sampling_max_probability
+        ):
+            problems.append(
+                "TRACEHOUSE_SAMPLING_INITIAL_PROBABILITY (query.sampling_initial_probability)"
+                f" {self.sampling_initial_probability} must be within sampling_min_probability"
+                f" {self.sampling_min_probability} and sampling_max_probability"
+                f" {self.sampling_max_probability}"
+            )
         problems += production_problems(self)
         if problems:
             raise ConfigError(problems)

@@ -22,14 +22,20 @@ import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 
+import grpc
 from aiohttp import web
 
 from core import logs
 from core.settings import Settings
+from query.adaptive_sampling import AdaptiveSampling, knobs_from
 from query.api import build_app
 from query.api_v3 import V3Reads
 from query.auth import resolver, tenant_config
 from query.grpc_query import start_grpc_server
+from query.sampling_file import StrategiesFile
+from query.sampling_grpc import start_sampling_grpc
+from query.sampling_http import add_sampling_routes, build_sampling_app
+from query.sampling_service import SamplingService
 from query.store import TraceStore, connect_for_queries
 from query.v3_store import V3Store
 
@@ -50,14 +56,30 @@ async def serve(
     store = TraceStore(connect_for_queries(settings))
     auth = tenant_config(settings)
     executor = ThreadPoolExecutor(QUERY_THREADS, thread_name_prefix="query")
+    adaptive = (
+        AdaptiveSampling(
+            connect_for_queries(settings),
+            knobs_from(settings),
+            settings.sampling_calculation_delay_seconds,
+        )
+        if settings.sampling_adaptive
+        else None
+    )
+    sampling = SamplingService(
+        StrategiesFile(settings.sampling_strategies_file, settings.sampling_default_probability),
+        auth,
+        adaptive,
+    )
+    app = build_app(
+        store,
+        resolver(auth),
+        executor=executor,
+        jaeger_ui_dir=settings.query_ui_dir,
+        jaeger_ui_config=settings.query_ui_config,
+    )
+    add_sampling_routes(app, sampling)
     runner = web.AppRunner(
-        build_app(
-            store,
-            resolver(auth),
-            executor=executor,
-            jaeger_ui_dir=settings.query_ui_dir,
-            jaeger_ui_config=settings.query_ui_config,
-        ),
+        app,
         access_log=None,
         keepalive_timeout=read_timeout,
         # aiohttp waits up to this long twice per connection (for the handler to finish, then
@@ -74,6 +96,7 @@ async def serve(
         if settings.query_grpc_port
         else None
     )
+    sampling_runner, sampling_grpc, sampling_tasks = await _start_sampling(settings, sampling)
     log.info(
         "query listening",
         extra={"fields": {"url": f"http://{settings.query_host}:{settings.query_http_port}/"}},
@@ -85,6 +108,12 @@ async def serve(
     await stop.wait()
     deadline = time.monotonic() + grace
     log.info("query stopping", extra={"fields": {"grace_seconds": grace}})
+    for task in sampling_tasks:
+        task.cancel()
+    if sampling_grpc is not None:
+        sampling_grpc.stop(grace * 0.4)
+    if sampling_runner is not None:
+        await sampling_runner.cleanup()
     if grpc_server is not None:
         grpc_server.stop(grace * 0.4)  # returns at once; in-flight calls get part of the grace
     try:
@@ -100,6 +129,34 @@ async def serve(
         log.warning("query: abandoning in-flight ClickHouse calls at the end of the grace period")
         logging.shutdown()
         os._exit(0)
+
+
+async def _start_sampling(
+    settings: Settings, sampling: SamplingService
+) -> tuple[web.AppRunner | None, grpc.Server | None, list[asyncio.Task[None]]]:
+    """The remote-sampling listeners (5778 HTTP, 5779 gRPC) and the strategies-file poll."""
+    runner = None
+    if settings.sampling_http_port:
+        runner = web.AppRunner(
+            build_sampling_app(sampling), access_log=None, keepalive_timeout=READ_TIMEOUT_SECONDS
+        )
+        await runner.setup()
+        await web.TCPSite(runner, settings.query_host, settings.sampling_http_port).start()
+    server = (
+        start_sampling_grpc(sampling, settings.query_host, settings.sampling_grpc_port)
+        if settings.sampling_grpc_port
+        else None
+    )
+
+    async def poll_file() -> None:
+        while True:
+            await asyncio.sleep(settings.sampling_reload_seconds)
+            await asyncio.to_thread(sampling.file.poll)
+
+    tasks = [asyncio.create_task(poll_file())]
+    if isinstance(sampling.adaptive, AdaptiveSampling):
+        tasks.append(asyncio.create_task(sampling.adaptive.run()))
+    return runner, server, tasks
 
 
 def _executor_threads(executor: ThreadPoolExecutor) -> list[threading.Thread]:

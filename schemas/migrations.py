@@ -58,6 +58,7 @@ SHARDING_KEYS = {
     "otel_traces_archive": "cityHash64(TraceId)",
     "sink_batches": "cityHash64(ConsumerGroup, Topic, Partition)",
     "pipeline_counters": "cityHash64(Component, Instance)",
+    "sampling_probabilities": "cityHash64(TenantId, ServiceName, SpanName)",
 }
 REPLICA_PATH = "'/clickhouse/tables/{shard}/{database}/{table}', '{replica}'"
 MIGRATIONS_TABLE_DDL = (

@@ -32,21 +32,30 @@ class Histogram:
     the window.
     """
 
-    __slots__ = ("_durations", "_edges", "errors")
+    __slots__ = ("_durations", "_edges", "_weights", "errors")
 
     def __init__(self, edges_ns: list[int]) -> None:
         self._edges = edges_ns
         self._durations: list[int] = []
-        self.errors = 0
+        # Adjusted counts (streams/adjusted_count.py), only once a span weighs other than 1:
+        # the common unsampled case keeps its one append per span.
+        self._weights: list[float] | None = None
+        self.errors: float = 0
 
     @property
     def calls(self) -> int:
-        return len(self._durations)
+        if self._weights is None:
+            return len(self._durations)
+        return round(sum(self._weights))
 
-    def observe(self, duration_ns: int, error: bool) -> None:
+    def observe(self, duration_ns: int, error: bool, weight: float = 1.0) -> None:
+        if weight != 1.0 and self._weights is None:
+            self._weights = [1.0] * len(self._durations)
         self._durations.append(duration_ns)
+        if self._weights is not None:
+            self._weights.append(weight)
         if error:
-            self.errors += 1
+            self.errors += weight
 
     def as_fields(self) -> dict[str, int | list[int]]:
         durations = self._durations
@@ -57,10 +66,23 @@ class Histogram:
         # that bound's bucket (le semantics).
         edges = np.asarray(self._edges, dtype=np.float64)
         index = np.searchsorted(edges, np.asarray(durations, dtype=np.float64), side="left")
+        if self._weights is not None:
+            # Weighted: every count is a sum of adjusted counts, rounded once per window and
+            # series (streams/README.md, "RED under head sampling").
+            weights = self._weights
+            buckets = np.rint(np.bincount(index, weights=weights, minlength=len(edges) + 1))
+            total = sum(w * d for w, d in zip(weights, durations, strict=True))
+            return {
+                "calls": round(sum(weights)),
+                "errors": round(self.errors),
+                "duration_sum_ns": min(int(total), INT64_MAX),
+                "duration_max_ns": min(max(durations, default=0), INT64_MAX),
+                "bucket_counts": [int(n) for n in buckets],
+            }
         buckets = np.bincount(index, minlength=len(edges) + 1)
         return {
             "calls": len(durations),
-            "errors": self.errors,
+            "errors": int(self.errors),
             # Saturating: the Avro long and the UInt64 column cannot hold more, and six spans
             # of 50 years (start=0, a common SDK bug) already pass 2^63. A saturated sum
             # only spoils that window's mean latency, never the worker.

@@ -238,9 +238,7 @@ class PartitionProcessor:
                 self._check_route(tid_bytes)
             recs, keys, dups = self._new_spans(self.buffer.get(tid), recs)
             counted.extend(recs)
-            has_root = self.buffer.decide_on_root_span and any(
-                not r.parent_span_id for r in recs
-            )
+            has_root = self.buffer.decide_on_root_span and any(not r.parent_span_id for r in recs)
             # Even a message of copies only joins the trace: its offset is then committed with
             # the trace's decision, and its copies are counted in the same record.
             self.tracker.inc(offset)

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from streams.adjusted_count import adjusted_count
 from streams.histogram import DEFAULT_BOUNDS_MS, Histogram, bounds_ns
 from streams.span_views import SpanView
 
@@ -47,6 +48,8 @@ class RedAggregator:
             hist.observe(
                 r.end_time_unix_nano - r.start_time_unix_nano,
                 r.status_code == STATUS_ERROR,
+                # Inline fast path: unsampled non-root spans weigh 1 without a call.
+                adjusted_count(r) if r.trace_state or not r.parent_span_id else 1.0,
             )
 
     def empty(self) -> bool:

@@ -19,6 +19,7 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Any
 
+from streams.adjusted_count import adjusted_count
 from streams.histogram import DEFAULT_BOUNDS_MS, Histogram, bounds_ns
 from streams.span_views import SpanView, first_attribute
 
@@ -39,6 +40,7 @@ class _Half:
     born: float
     peer: str = ""
     paired: bool = False
+    weight: float = 1.0  # adjusted count (streams/adjusted_count.py)
 
 
 @dataclass
@@ -73,6 +75,7 @@ class ServiceGraph:
                 max(0, r.end_time_unix_nano - r.start_time_unix_nano),
                 r.status_code == STATUS_ERROR,
                 now,
+                weight=adjusted_count(r) if r.trace_state or not r.parent_span_id else 1.0,
             )
             if kind == KIND_CLIENT:
                 clients.append((me, r))
@@ -131,13 +134,16 @@ class ServiceGraph:
             (parent.tenant, parent.service, child.service, conn),
             latency,
             parent.error or child.error,
+            # One call per sampled pair; both halves share the trace's sampling, and a Jaeger
+            # SDK weighs only its root, so the heavier half is the trace's weight.
+            max(parent.weight, child.weight),
         )
 
-    def _observe(self, key: EdgeKey, latency_ns: int, error: bool) -> None:
+    def _observe(self, key: EdgeKey, latency_ns: int, error: bool, weight: float = 1.0) -> None:
         hist = self.edges.get(key)
         if hist is None:
             hist = self.edges[key] = Histogram(self._edges_ns)
-        hist.observe(latency_ns, error)
+        hist.observe(latency_ns, error, weight)
 
     def _bound(self) -> None:
         while len(self._spans) > self.max_items:
@@ -150,7 +156,7 @@ class ServiceGraph:
     def _retire(self, half: _Half) -> None:
         if half.kind == KIND_CLIENT and not half.paired and half.peer:
             self._observe((half.tenant, half.service, half.peer, "virtual_node"), half.duration_ns,
-                          half.error)  # fmt: skip
+                          half.error, half.weight)  # fmt: skip
 
     def expire(self, now: float) -> None:
         """Forget halves older than the wait; unpaired ones are counted or become virtual edges."""

@@ -52,9 +52,7 @@ def _estimate(view: SpanView) -> int:
     return int(view.span.ByteSize()) + _SPAN_OVERHEAD_BYTES
 
 
-def encode_span_batches(
-    views: list[SpanView], max_bytes: int = 1 << 62
-) -> EncodedBatches:
+def encode_span_batches(views: list[SpanView], max_bytes: int = 1 << 62) -> EncodedBatches:
     """Span views (see :mod:`streams.span_views`) -> framed ``span_batch`` messages of at most
     ``max_bytes`` each.
 

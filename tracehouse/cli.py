@@ -14,9 +14,13 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from core.config import CONFIG_ENV
 from core.settings import ConfigError, Settings
+
+# Remote-sampling strategies of the demo shop (`up --demo` uses them unless a file is set).
+DEMO_STRATEGIES = Path(__file__).with_name("demo_strategies.json")
 
 # Exit status of a configuration error (argparse uses 2 for usage errors too).
 LOGIN_ERROR_EXIT = 3  # Kafka or ClickHouse refused the configured login / TLS
@@ -47,6 +51,10 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
     ch_tcp = args.clickhouse_tcp_port
     if args.auto_ports:
         settings, ch_tcp = _auto_ports(settings)
+    shop_demo = args.demo and not args.demo_synthetic
+    if shop_demo and not settings.sampling_strategies_file:
+        # The shop's frontend samples its entry operations by these remote strategies.
+        settings = settings.with_(sampling_strategies_file=str(DEMO_STRATEGIES))
     run_dir = Path(args.run_dir).resolve()
     stack = LocalStack(settings, run_dir, ch_tcp)
     stopping = False
@@ -75,6 +83,10 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
     supervisor.write()
     print(f"logs: {stack.logs}")
     print(f"UI and Jaeger API: http://127.0.0.1:{settings.query_http_port}/")
+    if settings.sampling_http_port:
+        print(
+            f"remote sampling: http://127.0.0.1:{settings.sampling_http_port}/sampling?service=NAME"
+        )
     print(f"send OTLP/HTTP to http://127.0.0.1:{settings.ingest_http_port}/v1/traces")
     if settings.ingest_grpc_port:
         print(f"send OTLP/gRPC to 127.0.0.1:{settings.ingest_grpc_port}")
@@ -94,7 +106,10 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
             if port:
                 print(f"send {what} to {where.format(port)}")
     print(f"supervising: crashed components restart with backoff; state in {supervisor.state_path}")
-    if args.demo:
+    shop = None
+    if shop_demo:
+        shop = _start_shop(settings, run_dir, args.demo_rate)
+    elif args.demo:
         from tracehouse.demo_traces import send_demo_load
 
         endpoint = f"http://127.0.0.1:{settings.ingest_http_port}/v1/traces"
@@ -110,9 +125,36 @@ def cmd_up(args: argparse.Namespace, settings: Settings) -> int:
         stack.apply_scale_requests()
         time.sleep(0.5)
     print("stopping ...")
+    if shop is not None:
+        shop.stop()
     stack.stop()
     supervisor.stopped()
     return 0
+
+
+def _start_shop(settings: Settings, run_dir: Path, rate: float) -> Any:
+    """The demo shop's services and a background load at ``rate`` requests/s until stopped."""
+    import threading
+
+    from tracehouse.shop_demo import Shop
+
+    shop = Shop(
+        f"http://127.0.0.1:{settings.ingest_http_port}",
+        f"http://127.0.0.1:{settings.sampling_http_port or settings.query_http_port}"
+        + ("" if settings.sampling_http_port else "/api"),
+        run_dir / "logs",
+    )
+    shop.start()
+    print(f"demo: shop services up ({', '.join(shop.ports)}); frontend at {shop.frontend}")
+    print(f"demo: {rate:g} requests/s on the frontend")
+    print(f"demo: sampling strategies from {settings.sampling_strategies_file}")
+
+    def load() -> None:
+        while shop.processes:
+            shop.drive(int(rate * 10), rate)
+
+    threading.Thread(target=load, name="shop-load", daemon=True).start()
+    return shop
 
 
 def _wait_for_rows(settings: Settings, expected: int, timeout: float) -> int:
@@ -260,7 +302,15 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_argument("--run-dir", default=".tracehouse/run", help="logs and ClickHouse data")
     up.add_argument("--auto-ports", action="store_true", help="pick free ports")
     up.add_argument("--clickhouse-tcp-port", type=int, default=9000)
-    up.add_argument("--demo", action="store_true", help="send a demo load once up")
+    up.add_argument(
+        "--demo", action="store_true", help="run the demo shop (real instrumented services) once up"
+    )
+    up.add_argument(
+        "--demo-synthetic",
+        action="store_true",
+        help="with --demo: send synthetic OTLP batches instead of running the demo shop",
+    )
+    up.add_argument("--demo-rate", type=float, default=20.0, help="shop requests per second")
     up.add_argument("--demo-requests", type=int, default=20)
     up.add_argument("--demo-traces", type=int, default=100, help="traces per request")
     up.add_argument("--exit-after", type=float, default=0, help="stop after N seconds (0: never)")

@@ -1,7 +1,10 @@
-"""Deterministic synthetic traces (OTLP protobuf) for the demo and the benchmarks.
+"""Deterministic synthetic traces (OTLP protobuf) for the tests and the benchmarks.
 
-Each trace is a small tree across a few services: a server root, client/server hops between
-services, occasional errors and slow spans. Same seed, same bytes.
+Each trace is a chain of server/client hops that follows the demo shop's fixed topology
+(tracehouse/shop_topology.py): it starts at a frontend route, and every client span calls one
+of the services that route's service really calls (a service that calls no other service
+calls itself, which adds no edge), so the service map is the shop's, not a complete graph.
+Occasional errors and slow spans. Same seed, same bytes.
 """
 
 from __future__ import annotations
@@ -14,15 +17,20 @@ from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
 from opentelemetry.proto.trace.v1 import trace_pb2
 
 from tracehouse.otlp_build import ServiceScopes, kv
+from tracehouse.shop_topology import BY_NAME, SHOP, Service, parse_call
 
-SERVICES = ("frontend", "checkout", "cart", "payment", "inventory", "shipping")
-OPERATIONS = {
-    "frontend": ("GET /", "GET /product", "POST /checkout"),
-    "checkout": ("PlaceOrder", "PrepareOrder"),
-    "cart": ("GetCart", "AddItem"),
-    "payment": ("Charge",),
-    "inventory": ("Reserve", "Lookup"),
-    "shipping": ("Quote", "Ship"),
+
+def _calls(service: Service) -> list[str]:
+    return [call for route in service.routes for call in route.calls]
+
+
+SERVICES = tuple(s.name for s in SHOP)
+OPERATIONS = {s.name: tuple(r.name for r in s.routes) for s in SHOP}
+# service -> the services it calls (the shop's HTTP edges; databases and caches are not spans
+# of a service of their own).
+CALLEES = {
+    s.name: tuple(sorted({c for c, _m, _p in map(parse_call, _calls(s)) if c in BY_NAME}))
+    for s in SHOP
 }
 
 
@@ -72,7 +80,7 @@ def make_request(
             span_start += int(duration * rng.uniform(0.02, 0.2))
             duration = int(duration * rng.uniform(0.4, 0.75))
             if depth % 2 == 1:  # client span: the next span is the callee's server span
-                service = rng.choice([s for s in SERVICES if s != service])
+                service = rng.choice(CALLEES[service] or (service,))
     return request
 
 

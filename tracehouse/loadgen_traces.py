@@ -1,6 +1,8 @@
 """Realistic synthetic traces for load generation: fan-out call trees, errors, slow and late spans.
 
-Pure and deterministic: a :class:`TraceGenerator` built from the same profile and seed yields the
+Calls follow a fixed layered topology (:func:`call_topology`): a tree under the entry service
+whose leaves share one backend, so the service map looks like a real system. Pure and
+deterministic: a :class:`TraceGenerator` built from the same profile and seed yields the
 same traces (the same bytes for the same ``now_ns``), so a benchmark or a test can be replayed
 exactly. Each call in a tree is a CLIENT span in the caller's service plus a SERVER span in the
 callee's, which is what the service graph pairs. A fraction of traces hold back their last spans
@@ -92,6 +94,7 @@ class TraceGenerator:
         self.profile = profile or LoadProfile()
         self.rng = random.Random(seed)
         self.services = SERVICE_NAMES[: self.profile.services]
+        self.callees = call_topology(self.services)
 
     def trace(self, start_ns: int) -> GeneratedTrace:
         """One call tree starting at ``start_ns``."""
@@ -112,7 +115,10 @@ class TraceGenerator:
             for _ in range(rng.randint(0 if depth else 1, p.max_fanout)):
                 if len(out.spans) + 2 > p.max_spans:
                     break
-                callee = rng.choice([s for s in self.services if s != service])
+                callees = self.callees[service]
+                if not callees:
+                    break
+                callee = rng.choice(callees)
                 offset = int(span_len * rng.uniform(0.01, 0.3))
                 call_len = max(1000, int(span_len * rng.uniform(0.1, 0.6)))
                 begin = parent.start_time_unix_nano + offset
@@ -161,6 +167,22 @@ class TraceGenerator:
             late_spans=len(late),
             trace_ids=[t.trace_id for t in generated],
         )
+
+
+def call_topology(services: tuple[str, ...]) -> dict[str, tuple[str, ...]]:
+    """Who may call whom: a fixed layered graph, so service maps look like real systems.
+
+    Service i calls services 2i+1 and 2i+2 (a tree under the entry service ``services[0]``),
+    and every other leaf also calls the last service, a shared backend (a database-like
+    dependency with fan-in). No cycles, no service calling every other.
+    """
+    n = len(services)
+    backend = services[-1]
+    out: dict[str, tuple[str, ...]] = {backend: ()}
+    for i, name in enumerate(services[:-1]):
+        children = [services[c] for c in (2 * i + 1, 2 * i + 2) if c < n - 1]
+        out[name] = tuple(children) if children else (backend,)
+    return out
 
 
 def _fail_up(out: GeneratedTrace, failed: trace_pb2.Span) -> None:

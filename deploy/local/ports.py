@@ -75,6 +75,8 @@ COMPONENT_PORT_FIELDS = {
     "sink_metrics_port": "sink metrics",
     "query_http_port": "query API / UI",
     "query_grpc_port": "query gRPC (Jaeger api_v3)",
+    "sampling_http_port": "remote sampling HTTP",
+    "sampling_grpc_port": "remote sampling gRPC",
 }
 
 

@@ -58,6 +58,8 @@ def fault_settings() -> Settings:
         streams_metrics_port=free_port(),
         sink_metrics_port=free_port(),
         query_http_port=free_port(),
+        sampling_http_port=0,
+        sampling_grpc_port=0,
         sink_batch_seconds=0.5,
         red_window_seconds=1.0,
         graph_wait_seconds=2.0,

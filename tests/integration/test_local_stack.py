@@ -29,6 +29,8 @@ def test_up_runs_demo_and_stops_cleanly_on_ctrl_c(tmp_path: Path) -> None:
             "up",
             "--auto-ports",
             "--demo",
+            # The synthetic batches: a known span count (the demo shop has its own test).
+            "--demo-synthetic",
             "--demo-requests",
             "5",
             "--demo-traces",

@@ -800,6 +800,8 @@ def v3_auth(v3: Stack, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Sta
         ingest_auth_tokens="tok-acme=acme,tok-globex=globex,tok-big=big",
         query_http_port=free_port(),
         query_grpc_port=free_port(),
+        sampling_http_port=free_port(),
+        sampling_grpc_port=free_port(),
     )
     stack = LocalStack(auth_settings, tmp_path_factory.mktemp("v3auth"), say=lambda _m: None)
     try:

@@ -6,7 +6,7 @@ from sinks.decoding import decode_message
 from streams.packed_batch import pack_views
 from streams.span_batch_messages import encode_span_batches, process_raw_message
 from streams.span_views import span_views
-from tracehouse.demo_traces import make_request
+from tracehouse.demo_traces import SERVICES, make_request
 
 
 def test_frame_header_names_the_writer_version() -> None:
@@ -56,14 +56,7 @@ def test_raw_message_to_batches_keeps_all_spans() -> None:
     tables = [decode_message("spans", p).table for p in result.sampled_payloads]
     services = [s for t in tables if t is not None for s in t["ServiceName"].to_pylist()]
     assert len(services) == 150
-    assert set(services) <= {
-        "frontend",
-        "checkout",
-        "cart",
-        "payment",
-        "inventory",
-        "shipping",
-    }
+    assert set(services) <= set(SERVICES)
 
 
 def test_large_message_is_split_into_bounded_batches() -> None:
