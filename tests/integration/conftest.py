@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import shutil
 import tempfile
@@ -82,3 +83,20 @@ def _webdriver() -> Any:
     from selenium import webdriver
 
     return webdriver
+
+
+@pytest.fixture
+def main_thread_event_loop() -> Iterator[asyncio.AbstractEventLoop]:
+    """A current asyncio loop on the main thread for the duration of one test.
+
+    The Python ``jaeger-client`` (tornado) creates futures on the calling thread in
+    ``tracer.close()``, which needs a current loop there; an earlier test of the session that
+    ran its own loop (``asyncio.run`` and the like) leaves none, and the client then fails
+    with "There is no current event loop" (seen in CI, depending on test order)."""
+    loop = asyncio.new_event_loop()
+    asyncio.set_event_loop(loop)
+    try:
+        yield loop
+    finally:
+        asyncio.set_event_loop(None)
+        loop.close()

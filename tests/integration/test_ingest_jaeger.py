@@ -182,7 +182,9 @@ def _hex(value: int, width: int) -> str:
     return format(value, f"0{width}x")
 
 
-def test_python_jaeger_client_over_udp_compact(stack: LocalStack) -> None:
+def test_python_jaeger_client_over_udp_compact(
+    stack: LocalStack, main_thread_event_loop: object
+) -> None:
     s = stack.settings
     t0 = float(int(time.time()) - 60)  # whole seconds: every offset below is exact in floats
     ns = int(t0) * 1_000_000_000

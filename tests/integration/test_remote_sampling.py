@@ -197,7 +197,9 @@ def py_sampled(tracer: Any, op: str, n: int) -> int:
     return hits
 
 
-def test_python_jaeger_client_applies_the_strategies(sampling_stack: tuple[Settings, Path]) -> None:
+def test_python_jaeger_client_applies_the_strategies(
+    sampling_stack: tuple[Settings, Path], main_thread_event_loop: object
+) -> None:
     from jaeger_client.sampler import AdaptiveSampler, ProbabilisticSampler, RateLimitingSampler
 
     s, _ = sampling_stack
