@@ -98,8 +98,14 @@ child.end(at(600));
 root.end(at(1000));
 
 (async () => {
-  await provider.forceFlush();
-  await provider.shutdown();
+  try {
+    await provider.forceFlush();
+    await provider.shutdown();
+  } catch (err) {
+    // A refused or unreachable endpoint makes the flush reject; report it, do not crash.
+    console.error(`export failed: ${err && err.message ? err.message : err}`);
+    process.exit(2);
+  }
   process.stdout.write(JSON.stringify(ids) + '\n');
   const failed = results.filter((r) => r.code !== 0);
   if (results.length === 0 || failed.length > 0) {
