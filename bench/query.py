@@ -10,6 +10,10 @@ The baseline, measured in the same run, is the bare ClickHouse query for the sam
 clickhouse-connect, so the ratio shows what the API layer adds.
 
     .venv/bin/python -m bench.query --spans 1000000
+    .venv/bin/python -m bench.query --spans 1250000 --doublings 3   # 10M spans
+
+``--doublings R`` grows the generated spans and their RED rows 2^R times inside ClickHouse
+(bench/replicate.py: new ids, times shifted within the same 24 h) before measuring.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from pathlib import Path
 from opentelemetry.proto.trace.v1 import trace_pb2
 
 from bench.harness import quantile
+from bench.replicate import double
 from core.clickhouse import connect
 from core.settings import Settings
 from deploy.local.clickhouse_server import start_clickhouse
@@ -109,6 +114,9 @@ def main() -> None:
     parser.add_argument("--lookups", type=int, default=200)
     parser.add_argument("--searches", type=int, default=100)
     parser.add_argument("--metrics", type=int, default=100, help="metrics API queries")
+    parser.add_argument(
+        "--doublings", type=int, default=0, help="double the generated spans R times in SQL"
+    )
     args = parser.parse_args()
     random.seed(42)
     with tempfile.TemporaryDirectory(prefix="th-bench-query-") as tmp:
@@ -129,6 +137,12 @@ def main() -> None:
             started = time.perf_counter()
             trace_ids = load(BatchStore(client, "bench"), args.spans)
             load_s = time.perf_counter() - started
+            if args.doublings:
+                started = time.perf_counter()
+                span_window = (time.time_ns() - DAY_NS - 60 * 10**9, DAY_NS + 120 * 10**9)
+                double(client, args.doublings, *span_window, with_red=True)
+                print(f"doubled {args.doublings}x in SQL in {time.perf_counter() - started:.1f} s")
+                client.command("OPTIMIZE TABLE otel_traces FINAL")
             client.command("OPTIMIZE TABLE otel_traces_trace_id_ts FINAL")
             stored = int(client.command("SELECT count() FROM otel_traces"))
             stack.start_component("query", f"http://127.0.0.1:{settings.query_http_port}/health")
@@ -205,8 +219,8 @@ def main() -> None:
             ch.terminate()
             ch.wait(10)
     print(
-        f"stored spans: {stored:,} (generated in Python and inserted in {load_s:.1f} s, "
-        f"{stored / load_s:,.0f} spans/s)"
+        f"stored spans: {stored:,} ({args.spans:,} generated in Python and inserted in"
+        f" {load_s:.1f} s, {args.spans / load_s:,.0f} spans/s; doubled {args.doublings}x)"
     )
     print(
         f"trace by id  p50 {statistics.median(by_id):6.1f} ms  p95 {quantile(by_id, 0.95):6.1f} ms"

@@ -12,6 +12,11 @@ background merges eventually do), then reports:
   written for the exporter's schema) on both layouts.
 
     .venv/bin/python -m bench.storage --spans 1000000
+    .venv/bin/python -m bench.storage --spans 1250000 --doublings 3   # 10M spans
+
+``--doublings R`` grows the generated set 2^R times inside ClickHouse (bench/replicate.py: new
+ids, shifted times) before merging and measuring; the second layout gets a copy of the first's
+rows, so both hold the same spans.
 """
 
 from __future__ import annotations
@@ -27,6 +32,7 @@ from typing import Any
 from opentelemetry.proto.trace.v1 import trace_pb2
 
 from bench.harness import quantile
+from bench.replicate import double
 from core.clickhouse import connect
 from deploy.local.clickhouse_server import start_clickhouse
 from deploy.local.ports import free_port
@@ -110,30 +116,49 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--spans", type=int, default=20_000)
     parser.add_argument("--repeats", type=int, default=7)
+    parser.add_argument(
+        "--doublings", type=int, default=0, help="double the generated spans R times in SQL"
+    )
     args = parser.parse_args()
     http_port = free_port()
     with tempfile.TemporaryDirectory() as tmp:
         ch = start_clickhouse(Path(tmp) / "ch", http_port, free_port())
         try:
-            run(f"http://127.0.0.1:{http_port}", args.spans, args.repeats)
+            run(f"http://127.0.0.1:{http_port}", args.spans, args.repeats, args.doublings)
         finally:
             ch.terminate()
             ch.wait(30)
 
 
-def run(url: str, spans: int, repeats: int) -> None:
+def run(url: str, spans: int, repeats: int, doublings: int = 0) -> None:
     admin = connect(url, "default")
     now_ns = time.time_ns()
     clients, trace_ids = {}, []
     for layout, text in LAYOUTS.items():
         migrate(admin, f"bench_{layout}", 0, text_indexes=text)
         clients[layout] = connect(url, f"bench_{layout}")
+    first, *others = LAYOUTS
+    started = time.perf_counter()
+    trace_ids = load(clients[first], spans, now_ns)
+    rate = spans / (time.perf_counter() - started)
+    print(f"{first}: loaded {spans:,} spans ({rate:,.0f} spans/s incl. Arrow build)")
+    if doublings:
         started = time.perf_counter()
-        trace_ids = load(clients[layout], spans, now_ns)
-        rate = spans / (time.perf_counter() - started)
-        clients[layout].command("OPTIMIZE TABLE otel_traces FINAL")
-        clients[layout].command("OPTIMIZE TABLE otel_traces_trace_id_ts FINAL")
-        print(f"{layout}: loaded {spans:,} spans ({rate:,.0f} spans/s incl. Arrow build)")
+        window = (now_ns - HOUR_NS - 60 * 10**9, HOUR_NS + 120 * 10**9)
+        total = double(clients[first], doublings, *window)
+        print(
+            f"{first}: doubled {doublings}x to {total:,} spans in SQL"
+            f" ({time.perf_counter() - started:.1f} s)"
+        )
+    for layout in others:
+        started = time.perf_counter()
+        clients[layout].command(f"INSERT INTO otel_traces SELECT * FROM bench_{first}.otel_traces")
+        print(f"{layout}: copied the same rows ({time.perf_counter() - started:.1f} s)")
+    for layout, client in clients.items():
+        started = time.perf_counter()
+        client.command("OPTIMIZE TABLE otel_traces FINAL")
+        client.command("OPTIMIZE TABLE otel_traces_trace_id_ts FINAL")
+        print(f"{layout}: merged in {time.perf_counter() - started:.1f} s")
     for layout, client in clients.items():
         s = sizes(client, f"bench_{layout}")
         n = max(1, s["rows"])
