@@ -160,7 +160,14 @@ def stack(services: LocalStack, tmp_path_factory: pytest.TempPathFactory) -> Ite
     last, calls = simulate(settings)
     try:
         local.start_component("query", f"http://127.0.0.1:{settings.query_http_port}/health")
-        yield Stack(f"http://127.0.0.1:{settings.query_http_port}", settings, last, calls)
+        ready = Stack(f"http://127.0.0.1:{settings.query_http_port}", settings, last, calls)
+        # The query replica loads the stored probabilities in its first adaptive step, which
+        # runs just after its listener is up: wait until it serves them.
+        deadline = time.monotonic() + 30
+        while "operationSampling" not in ready.sdk_strategy("shop"):
+            assert time.monotonic() < deadline, "the query replica never served adaptive rows"
+            time.sleep(0.2)
+        yield ready
     finally:
         local.stop()
         connect(settings.clickhouse_url, "default").command(
@@ -249,6 +256,9 @@ def test_one_service_unknown_services_and_tenants(stack: Stack) -> None:
         ("nobody", "default", [])
     ]
     assert doc["data"]["services"][0]["strategy"] == stack.sdk_strategy("nobody")
+    odd = "\x00'\"\\%ü" + "\u202e" * 3  # bound as a ClickHouse parameter, shown as given
+    _status, doc = stack.get("/api/sampling/strategies?" + urllib.parse.urlencode({"service": odd}))
+    assert [(s["service"], s["source"]) for s in doc["data"]["services"]] == [(odd, "default")]
     _status, doc = stack.get("/api/sampling/strategies?service=shop&lookback=1h&prettyPrint=1")
     assert [s["service"] for s in doc["data"]["services"]] == ["shop"]
     # The other tenant sees its own service and the top-level file, never acme's rows.
