@@ -19,6 +19,7 @@ from core.tenancy import TenantConfig, resolve_tenant
 from query.sampling_file import StrategiesFile
 from query.sampling_strategies import MAX_NAME_CHARS, Strategy
 
+SOURCE_FILE, SOURCE_ADAPTIVE, SOURCE_DEFAULT = "file", "adaptive", "default"
 # Outcomes counted per binding: ok, bad_request, unauthenticated, error.
 SamplingCounters = Counter[tuple[str, str]]
 
@@ -46,13 +47,25 @@ class SamplingService:
         return resolve_tenant(self.auth, token)
 
     def strategy(self, tenant: str, service: str) -> Strategy:
+        return self.resolve(tenant, service)[0]
+
+    def resolve(self, tenant: str, service: str) -> tuple[Strategy, str]:
+        """The strategy SDKs get and where it comes from: ``file`` (the service is named),
+        ``adaptive`` (calculated probabilities) or ``default`` (the book's default). One code
+        path for the SDK bindings and the UI's overview (query/sampling_overview_http.py)."""
         book = self.file.current.book(tenant)
         fixed = book.for_service(service)
-        if self.adaptive is not None and service not in book.services:
+        if service in book.services:
+            return fixed, SOURCE_FILE
+        if self.adaptive is not None:
             adapted = self.adaptive.strategy(tenant, service, fixed)
             if adapted is not None:
-                return adapted
-        return fixed
+                return adapted, SOURCE_ADAPTIVE
+        return fixed, SOURCE_DEFAULT
+
+    def named_services(self, tenant: str) -> list[str]:
+        """Services the tenant's strategies file names."""
+        return sorted(self.file.current.book(tenant).services)
 
 
 def check_service(values: list[str]) -> str:

@@ -35,6 +35,7 @@ from query.grpc_query import start_grpc_server
 from query.sampling_file import StrategiesFile
 from query.sampling_grpc import start_sampling_grpc
 from query.sampling_http import add_sampling_routes, build_sampling_app
+from query.sampling_overview_http import OverviewReader, add_overview_routes
 from query.sampling_service import SamplingService
 from query.store import TraceStore, connect_for_queries
 from query.v3_store import V3Store
@@ -78,6 +79,16 @@ async def serve(
         jaeger_ui_config=settings.query_ui_config,
     )
     add_sampling_routes(app, sampling)
+    add_overview_routes(
+        app,
+        sampling,
+        OverviewReader(
+            connect_for_queries(settings), settings.sampling_calculation_interval_seconds
+        ),
+        resolver(auth),
+        executor,
+        settings.sampling_adaptive,
+    )
     runner = web.AppRunner(
         app,
         access_log=None,

@@ -438,6 +438,7 @@ async function route() {
   if (view === "trace" && arg) { $("#view-trace").hidden = false; await showTrace(arg); }
   else if (view === "red") { $("#view-red").hidden = false; if (!$("#red-service").options.length) await loadRedServices(); await showRed(); }
   else if (view === "map") { $("#view-map").hidden = false; await showMap(); }
+  else if (view === "sampling") { $("#view-sampling").hidden = false; await showSampling(); }
   else if (view === "compare" && arg) { $("#view-compare").hidden = false; await showCompare(arg, rest[0] || ""); }
   else { $("#view-search").hidden = false; }
 }

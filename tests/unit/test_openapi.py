@@ -4,7 +4,8 @@ from importlib import resources
 
 import yaml
 
-from query.api import build_app
+from query.api import build_app, no_auth
+from query.sampling_overview_http import add_overview_routes
 
 
 def test_every_api_route_is_documented() -> None:
@@ -12,6 +13,8 @@ def test_every_api_route_is_documented() -> None:
     assert spec["openapi"].startswith("3.")
     documented = {p.replace("{traceID}", "{trace_id}") for p in spec["paths"]}
     app = build_app(store=None)  # type: ignore[arg-type]
+    # The server adds the sampling overview next to the v1 API (query/server.py).
+    add_overview_routes(app, None, None, no_auth)  # type: ignore[arg-type]
     served = {
         r.resource.canonical
         for r in app.router.routes()
