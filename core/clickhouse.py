@@ -92,8 +92,13 @@ def connect(target: ClickHouseTarget | str, database: str, *, session: bool = Tr
             send_receive_timeout=60,
             autogenerate_session_id=session,
             # Retried blocks are deduplicated in materialized views too (the dedup caveat in
-            # docs/architecture.md).
-            settings={"deduplicate_blocks_in_dependent_materialized_views": 1},
+            # docs/architecture.md). An insert into a sharded table (ADR 0013) returns only
+            # once every shard stored its rows, with the dedup token: the default queues them
+            # on the receiving node and acknowledges before any shard has them.
+            settings={
+                "deduplicate_blocks_in_dependent_materialized_views": 1,
+                "distributed_foreground_insert": 1,
+            },
             **tls,
         )
     except (DatabaseError, OperationalError) as exc:

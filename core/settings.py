@@ -127,6 +127,24 @@ class Settings:
         "Database of every table (created by migrate)",
         check=config.check_identifier,
     )
+    # Sharded ClickHouse (docs/adr/0013-clickhouse-cluster-mode.md): every shard's native
+    # host:port as the servers reach each other, and the HTTP URL `tracehouse migrate` uses to
+    # create that shard's tables, in the same order. Empty: one node (clickhouse_url).
+    # Components keep talking to clickhouse_url, any one of the shards.
+    clickhouse_shards: str = setting(
+        "",
+        "clickhouse",
+        "shards",
+        "Comma-separated native host:port of every shard (empty: one node); the tables of the"
+        " plain names then spread rows over all of them",
+    )
+    clickhouse_shard_urls: str = setting(
+        "",
+        "clickhouse",
+        "shard_urls",
+        "Comma-separated HTTP URL of every shard, in the order of `shards` (migrate creates"
+        " each shard's local tables through it)",
+    )
     ingest_host: str = setting(
         "127.0.0.1",
         "ingest",
@@ -883,6 +901,22 @@ class Settings:
 
     def with_(self, **changes: Any) -> Settings:
         return replace(self, **changes)
+
+    @property
+    def shard_addresses(self) -> list[str]:
+        return [a.strip() for a in self.clickhouse_shards.split(",") if a.strip()]
+
+    def shard_targets(self) -> list[ClickHouseTarget]:
+        """One login per shard (same user and TLS as ``clickhouse``), in the order of
+        ``shard_addresses``; raises when the two lists do not pair up."""
+        urls = [u.strip() for u in self.clickhouse_shard_urls.split(",") if u.strip()]
+        if len(urls) != len(self.shard_addresses):
+            raise ValueError(
+                f"clickhouse shard_urls has {len(urls)} entries, shards"
+                f" {len(self.shard_addresses)}: give one URL per shard, in the same order"
+            )
+        c = self.clickhouse
+        return [ClickHouseTarget(u, c.user, c.password, c.ca_file, c.verify) for u in urls]
 
     @property
     def clickhouse_host_port(self) -> tuple[str, int]:

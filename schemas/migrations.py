@@ -17,17 +17,26 @@ The SQL files are templates with a few placeholders, so one file serves both lay
   ``Distributed`` table over ``name_local`` (for migrations that replace a storage table).
 
 In cluster mode every storage table additionally gets a ``Distributed`` table under the plain
-name, so the sink and analysts use the same table names in both layouts. Retention is not
-frozen at creation: :func:`sync_ttl` compares each table's TTL with its retention and alters it.
-A retention is either one number of days for every table (tests, tools) or a mapping from
-storage table to days (``Settings.retention_days()``); 0 or a missing table: keep forever.
+name, so the sink and analysts use the same table names in both layouts.
+
+A third layout, *sharded* (``Layout.shards``: the native ``host:port`` of every shard), is the
+one that runs for real on the local ClickHouse (chdb's server reads no ``remote_servers``,
+``macros`` or ``keeper_server``, docs/adr/0013-clickhouse-cluster-mode.md): every node gets
+plain ``*MergeTree`` ``name_local`` tables, migrated node by node (:func:`migrate_sharded`),
+and the plain name is a ``remote()`` table over all shards with the same sharding key, a
+``Distributed`` storage whose shard list is written in the DDL instead of a config file.
+
+Retention is not frozen at creation: :func:`sync_ttl` compares each table's TTL with its
+retention and alters it. A retention is either one number of days for every table (tests,
+tools) or a mapping from storage table to days (``Settings.retention_days()``); 0 or a
+missing table: keep forever.
 """
 
 from __future__ import annotations
 
 import functools
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib import resources
 from typing import Any
@@ -40,6 +49,7 @@ def days_for(retention: Retention, table: str) -> int:
     if isinstance(retention, int):
         return retention
     return int(retention.get(table, 0))
+
 
 _FILE = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 _TTL = re.compile(r"\{ttl:(\w+)\}")
@@ -92,16 +102,34 @@ class Layout:
     retention: Retention = 0
     cluster: str | None = None
     text_indexes: bool = True
+    shards: tuple[str, ...] = ()
 
     @property
     def on_cluster(self) -> str:
         return f" ON CLUSTER `{self.cluster}`" if self.cluster else ""
 
+    @property
+    def split(self) -> bool:
+        """Storage tables are ``name_local`` behind a table of the plain name."""
+        return bool(self.cluster or self.shards)
+
     def local(self, table: str) -> str:
-        return f"{table}_local" if self.cluster else table
+        return f"{table}_local" if self.split else table
 
     def engine(self, family: str) -> str:
         return f"Replicated{family}({REPLICA_PATH})" if self.cluster else family
+
+    def shard_table(self, table: str) -> str:
+        """Sharded layout: the plain-name table reading and writing ``table_local`` of every
+        shard. ``CREATE OR REPLACE`` because its columns are copied from the local table at
+        creation: re-created after every migration run, it follows added columns."""
+        key = SHARDING_KEYS.get(table, "rand()")
+        db = f"`{self.database}`"
+        shards = ",".join(self.shards)
+        return (
+            f"CREATE OR REPLACE TABLE {db}.{table} AS "
+            f"remote('{shards}', '{self.database}', '{table}_local', {key})"
+        )
 
     def distributed(self, table: str) -> str:
         key = SHARDING_KEYS.get(table, "rand()")
@@ -171,6 +199,7 @@ def render(sql: str, layout: Layout) -> list[str]:
 def _select_lines(sql: str, layout: Layout) -> str:
     keep = ["{text}" if layout.text_indexes else "{bloom}"]
     drop = ["{bloom}" if layout.text_indexes else "{text}"]
+    # {cluster} lines maintain Distributed tables; the sharded layout re-creates its own.
     (keep if layout.cluster else drop).append("{cluster}")
     lines = []
     for line in sql.splitlines():
@@ -222,41 +251,84 @@ def migrate(
     if text_indexes is None:
         text_indexes = has_text_index(str(client.command("SELECT version()")))
     layout = Layout(database, retention, text_indexes=text_indexes)
-    client.command(f"CREATE DATABASE IF NOT EXISTS `{database}`")
-    for statement in render(MIGRATIONS_TABLE_DDL, layout):
-        client.command(statement)
-    done = {
-        row[0]
-        for row in client.query(
-            f"SELECT version FROM `{database}`.schema_migrations FINAL"
-        ).result_rows
-    }
-    applied = []
-    for mig in load_migrations():
-        if mig.version in done:
-            continue
-        for statement in mig.statements(database, retention, text_indexes=text_indexes):
-            client.command(statement)
-        client.insert(
-            f"`{database}`.schema_migrations",
-            [[mig.version, mig.name]],
-            column_names=["version", "name"],
-        )
-        applied.append(mig.version)
+    applied = _migrate_node(client, layout)
     sync_ttl(client, database, retention)
     return applied
 
 
+def migrate_sharded(
+    clients: Sequence[Any], shards: Sequence[str], database: str, retention: Retention = 0
+) -> list[int]:
+    """The sharded layout: migrate every node's local tables, then (re)create the tables of
+    the plain names over all ``shards`` on every node, then each node's TTLs.
+
+    ``clients[i]`` talks to the server at ``shards[i]`` (its native ``host:port`` as the other
+    servers reach it). Nodes are migrated one after the other, each recording its versions in
+    its own ``schema_migrations_local``, so a node added later or one that missed a run
+    catches up on the next run; the shard tables come last because their columns are copied
+    from the local tables. Returns the versions any node applied.
+    """
+    if len(clients) != len(shards) or not shards:
+        raise ValueError("one client per shard address, at least one")
+    applied: set[int] = set()
+    for client in clients:
+        text_indexes = has_text_index(str(client.command("SELECT version()")))
+        layout = Layout(database, retention, text_indexes=text_indexes, shards=tuple(shards))
+        applied.update(_migrate_node(client, layout))
+    for client in clients:
+        for table in storage_tables():
+            client.command(layout.shard_table(table))
+        sync_ttl(client, database, retention, local_suffix="_local")
+    return sorted(applied)
+
+
+def storage_tables() -> list[str]:
+    """Every storage table the migrations leave behind (staging tables are renamed away)."""
+    names: list[str] = []
+    for mig in load_migrations():
+        for statement in _split_statements(mig.sql):
+            for m in _STORAGE_TABLE.finditer(statement):
+                if not m.group(1).endswith(_STAGING_SUFFIX) and m.group(1) not in names:
+                    names.append(m.group(1))
+    return names
+
+
+def _migrate_node(client: Any, layout: Layout) -> list[int]:
+    """Pending migrations of one server (one node, or one shard's local tables)."""
+    database = layout.database
+    client.command(f"CREATE DATABASE IF NOT EXISTS `{database}`")
+    for statement in render(MIGRATIONS_TABLE_DDL, layout):
+        client.command(statement)
+    record = f"`{database}`.{layout.local('schema_migrations')}"
+    done = {row[0] for row in client.query(f"SELECT version FROM {record} FINAL").result_rows}
+    applied = []
+    for mig in load_migrations():
+        if mig.version in done:
+            continue
+        for statement in render(mig.sql, layout):
+            client.command(statement)
+        client.insert(record, [[mig.version, mig.name]], column_names=["version", "name"])
+        applied.append(mig.version)
+    return applied
+
+
 def ttl_changes(
-    current_engine_full: dict[str, str], ttl_columns: dict[str, str], retention: Retention
+    current_engine_full: dict[str, str],
+    ttl_columns: dict[str, str],
+    retention: Retention,
+    local_suffix: str = "",
 ) -> list[str]:
-    """ALTERs that make each table's TTL match ``retention`` (pure: compares engine_full text)."""
+    """ALTERs that make each table's TTL match ``retention`` (pure: compares engine_full text).
+
+    ``local_suffix`` ``"_local"``: the sharded layout, where the rows (and the TTL) live in
+    ``name_local`` and retention is still configured per plain name."""
     out = []
-    for table, column in sorted(ttl_columns.items()):
+    for name, column in sorted(ttl_columns.items()):
+        table = f"{name}{local_suffix}"
         engine_full = current_engine_full.get(table)
         if engine_full is None:
             continue
-        ttl_days = days_for(retention, table)
+        ttl_days = days_for(retention, name)
         has_ttl = " TTL " in f" {engine_full} "
         wanted = ttl_expression(column, ttl_days)
         if ttl_days <= 0 and has_ttl:
@@ -266,7 +338,7 @@ def ttl_changes(
     return out
 
 
-def sync_ttl(client: Any, database: str, retention: Retention) -> list[str]:
+def sync_ttl(client: Any, database: str, retention: Retention, local_suffix: str = "") -> list[str]:
     """Apply :func:`ttl_changes`; parts written earlier get the new TTL recalculated."""
     columns: dict[str, str] = {}
     for mig in load_migrations():
@@ -279,7 +351,8 @@ def sync_ttl(client: Any, database: str, retention: Retention) -> list[str]:
         ).result_rows
     }
     statements = [
-        s.replace("{db}", f"`{database}`") for s in ttl_changes(engines, columns, retention)
+        s.replace("{db}", f"`{database}`")
+        for s in ttl_changes(engines, columns, retention, local_suffix)
     ]
     for statement in statements:
         client.command(statement)

@@ -196,10 +196,9 @@ def cmd_migrate(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _apply_migrations(s: Settings) -> int:
-    from core.clickhouse import connect
-    from schemas.migrations import migrate
+    from schemas.apply import apply_migrations
 
-    applied = migrate(connect(s.clickhouse, "default"), s.clickhouse_database, s.retention_days())
+    applied = apply_migrations(s)  # every shard when clickhouse.shards is set
     print(f"applied migrations: {applied or 'none (up to date)'}")
     return 0
 

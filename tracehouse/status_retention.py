@@ -46,7 +46,8 @@ def collect(client: Any, settings: Settings) -> list[dict[str, Any]]:
             {
                 "table": table,
                 "keep_days": keep.get(table, 0),
-                "server_ttl": " TTL " in f" {engines[table]} ",
+                # Sharded (ADR 0013): the TTL is on each shard's local table.
+                "server_ttl": " TTL " in f" {engines.get(f'{table}_local', engines[table])} ",
                 "oldest": None if empty else str(oldest),
                 "newest": None if empty else str(newest),
             }

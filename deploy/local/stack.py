@@ -20,14 +20,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from core.clickhouse import connect
 from core.settings import Settings
 from core.topics import ensure_topics
 from deploy.local.broker import start_broker
 from deploy.local.clickhouse_server import start_clickhouse
 from deploy.local.ports import COMPONENT_PORT_FIELDS, UDP_PORT_FIELDS, ensure_free, free_port
 from deploy.local.supervisor import PIPELINE, SERVICE
-from schemas.migrations import migrate
+from schemas.apply import apply_migrations
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SCALE_FILE = "scale.json"
@@ -196,9 +195,7 @@ class LocalStack:
         """Topics and tables, idempotently."""
         s = self.settings
         ensure_topics(s)
-        applied = migrate(
-            connect(s.clickhouse, "default"), s.clickhouse_database, s.retention_days()
-        )
+        applied = apply_migrations(s)
         self.say(
             f"schema      ok  database {s.clickhouse_database}, migrations applied "
             f"now: {applied or 'none'}"

@@ -4,7 +4,7 @@
 -- would wait for an offset the new log may never reach). See sinks/batching.py.
 ALTER TABLE {db}.{local:sink_batches}{on_cluster}
     ADD COLUMN IF NOT EXISTS FirstTimestampMs Int64 DEFAULT -1;
--- In a cluster the Distributed table needs the column too (on one node this is the same
--- table and the statement does nothing).
-ALTER TABLE {db}.sink_batches{on_cluster}
-    ADD COLUMN IF NOT EXISTS FirstTimestampMs Int64 DEFAULT -1
+-- In a cluster the Distributed table needs the column too (one node has no such table; the
+-- sharded layout re-creates its tables of the plain names after migrating).
+{cluster}ALTER TABLE {db}.sink_batches{on_cluster}
+{cluster}    ADD COLUMN IF NOT EXISTS FirstTimestampMs Int64 DEFAULT -1

@@ -1,0 +1,18 @@
+"""`tracehouse migrate` for the configured layout: one node, or every shard of a sharded one."""
+
+from __future__ import annotations
+
+from core.clickhouse import connect
+from core.settings import Settings
+from schemas.migrations import migrate, migrate_sharded
+
+
+def apply_migrations(settings: Settings) -> list[int]:
+    """Apply pending migrations (and retention) where ``settings`` point; versions applied."""
+    s = settings
+    if s.shard_addresses:
+        clients = [connect(target, "default") for target in s.shard_targets()]
+        return migrate_sharded(
+            clients, s.shard_addresses, s.clickhouse_database, s.retention_days()
+        )
+    return migrate(connect(s.clickhouse, "default"), s.clickhouse_database, s.retention_days())
