@@ -1,0 +1,263 @@
+"""Cluster mode for real: two local ClickHouse servers as the shards of the sharded layout
+(docs/adr/0013-clickhouse-cluster-mode.md), two streams workers and two sinks in front of them.
+
+Checks, on a fixed set of spans: the accounting identity balances exactly with every span
+stored once, both shards hold rows (each trace's rows on one shard), and a query service on the
+cluster answers trace-by-id (v1 and v3), searches with filters, services, operations and
+dependencies exactly as a query service on a single-node ClickHouse holding the same rows.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+import urllib.parse
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from core.clickhouse import connect
+from core.settings import Settings
+from deploy.local.clickhouse_cluster import ClickHouseCluster, start_clickhouse_cluster
+from deploy.local.ports import free_port
+from deploy.local.stack import LocalStack
+from tests.conftest import isolated_settings
+from tests.integration.fault_support import accounting, duplicates
+from tests.integration.helpers import wait_until
+from tests.integration.query_stack import request
+from tests.integration.streams_support import produce_spans, start_streams, streams_settings
+from tracehouse.span_specs import CLIENT, ERROR, SERVER, SpanSpec, sid, tid
+from tracehouse.status import collect, render
+
+TRACES = 900  # x 5 spans
+POLICY = {"decision_wait": "1s", "policies": [{"name": "all", "type": "always_sample"}]}
+T0 = (time.time_ns() // 10**9 - 600) * 10**9  # ten minutes ago: inside the catalogue's look-back
+FRONTENDS = ("web", "mobile", "partner")
+OPERATIONS = ("GET /cart", "GET /item", "POST /order")
+# Tables the sinks write; the single node gets their rows, its views derive the rest.
+SINK_TABLES = ("otel_traces", "red_metrics", "service_graph_edges", "pipeline_counters")
+
+
+def trace_spans(n: int) -> list[SpanSpec]:
+    """frontend -> cart -> (db | cache): five spans, three services, two cross-service calls."""
+    t, b, start = tid(70_000 + n), n * 10, T0 + n * 1_000_000
+    front, op = FRONTENDS[n % 3], OPERATIONS[n % len(OPERATIONS)]
+    store = "db" if n % 2 else "cache"
+    status = ERROR if n % 7 == 0 else 0
+    attrs = {"user": f"u{n % 13}", "http.status_code": 500 if status else 200}
+    return [
+        SpanSpec(t, sid(b + 1), front, op, kind=SERVER, start_ns=start, duration_ms=9 + n % 5,
+                 status=status, attributes=attrs),
+        SpanSpec(t, sid(b + 2), front, "call cart", parent_id=sid(b + 1), kind=CLIENT,
+                 start_ns=start + 10**6, duration_ms=6),
+        SpanSpec(t, sid(b + 3), "cart", op, parent_id=sid(b + 2), kind=SERVER,
+                 start_ns=start + 2 * 10**6, duration_ms=5),
+        SpanSpec(t, sid(b + 4), "cart", f"query {store}", parent_id=sid(b + 3), kind=CLIENT,
+                 start_ns=start + 3 * 10**6, duration_ms=2),
+        SpanSpec(t, sid(b + 5), store, "select", parent_id=sid(b + 4), kind=SERVER,
+                 start_ns=start + 3 * 10**6, duration_ms=1 + n % 3),
+    ]  # fmt: skip
+
+
+@dataclass
+class Sides:
+    cluster: ClickHouseCluster
+    cluster_settings: Settings
+    single_settings: Settings
+    cluster_query: str
+    single_query: str
+    sink_ports: tuple[int, int]
+
+
+@pytest.fixture
+def sides(services: LocalStack, tmp_path: Path) -> Iterator[Sides]:
+    base = streams_settings(isolated_settings(services), tmp_path, POLICY).with_(
+        sink_batch_seconds=0.5, sampling_http_port=0, sampling_grpc_port=0
+    )
+    cluster = start_clickhouse_cluster(tmp_path / "cluster", shards=2)
+    settings = cluster.settings_for(base)
+    single = base.with_(query_http_port=free_port())
+    stack = LocalStack(settings, tmp_path / "run", say=lambda _m: None)
+    single_stack = LocalStack(single, tmp_path / "single", say=lambda _m: None)
+    sink_b = free_port()
+    try:
+        stack.prepare()  # topics, and every shard's tables
+        single_stack.prepare()
+        for _ in range(2):
+            start_streams(stack, free_port())
+        stack.start_component("sink", f"http://127.0.0.1:{settings.sink_metrics_port}/metrics")
+        stack.start_component(
+            "sink",
+            f"http://127.0.0.1:{sink_b}/metrics",
+            extra_env={"TRACEHOUSE_SINK_METRICS_PORT": str(sink_b)},
+        )
+        stack.start_component("query", f"http://127.0.0.1:{settings.query_http_port}/health")
+        single_stack.start_component("query", f"http://127.0.0.1:{single.query_http_port}/health")
+        yield Sides(
+            cluster,
+            settings,
+            single,
+            f"http://127.0.0.1:{settings.query_http_port}",
+            f"http://127.0.0.1:{single.query_http_port}",
+            (settings.sink_metrics_port, sink_b),
+        )
+    finally:
+        single_stack.stop()
+        stack.stop()
+        cluster.stop()
+
+
+def copy_to_single_node(sides: Sides) -> None:
+    """The single node gets exactly the rows the shards hold, read from each shard's local
+    table (not through the cluster's own tables, so a bug there cannot hide itself)."""
+    single = connect(
+        sides.single_settings.clickhouse_url, sides.single_settings.clickhouse_database
+    )
+    db = sides.single_settings.clickhouse_database
+    shards = ",".join(sides.cluster.addresses)
+    for table in SINK_TABLES:
+        columns = ", ".join(
+            f"`{name}`"
+            for (name,) in single.query(
+                "SELECT name FROM system.columns WHERE database = {db:String} "
+                "AND table = {t:String} AND default_kind != 'ALIAS' ORDER BY position",
+                parameters={"db": db, "t": table},
+            ).result_rows
+        )
+        single.command(
+            f"INSERT INTO `{db}`.{table} ({columns}) "
+            f"SELECT {columns} FROM remote('{shards}', '{db}', '{table}_local')",
+            settings={"insert_allow_materialized_columns": 1},
+        )
+
+
+def get(base: str, path: str) -> Any:
+    status, _ctype, body = request(base + path)
+    assert status == 200, (base + path, body[:300])
+    return json.loads(body)
+
+
+def rfc3339(ns: int) -> str:
+    return datetime.fromtimestamp(ns / 1e9, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def comparable_paths() -> list[str]:
+    start_us, end_us = (T0 - 10**9) // 1000, (T0 + (TRACES + 60) * 10**6) // 1000
+    window = f"start={start_us}&end={end_us}"
+    v3_window = (
+        f"query.start_time_min={urllib.parse.quote(rfc3339(start_us * 1000))}"
+        f"&query.start_time_max={urllib.parse.quote(rfc3339(end_us * 1000))}"
+    )
+    end_ms = end_us // 1000 + 60_000
+    paths = [
+        "/api/services",
+        "/api/v3/services",
+        f"/api/dependencies?endTs={end_ms}&lookback=7200000",
+    ]
+    for service in (*FRONTENDS, "cart", "db", "cache"):
+        paths += [
+            f"/api/services/{urllib.parse.quote(service)}/operations",
+            f"/api/operations?service={service}",
+            f"/api/v3/operations?service={service}",
+        ]
+    for n in (0, 1, 2, 7, 450, TRACES - 1):
+        trace_id = tid(70_000 + n).hex()
+        paths += [f"/api/traces/{trace_id}", f"/api/v3/traces/{trace_id}"]
+    tags = urllib.parse.quote(json.dumps({"user": "u3"}))
+    op = urllib.parse.quote("GET /item")
+    paths += [
+        f"/api/traces?service=web&{window}&limit=1500",
+        f"/api/traces?service=mobile&operation={op}&{window}&limit=1500",
+        f"/api/traces?service=partner&tags={tags}&{window}&limit=1500",
+        f"/api/traces?service=web&tags={urllib.parse.quote(json.dumps({'error': 'true'}))}"
+        f"&{window}&limit=1500",
+        f"/api/traces?service=cart&minDuration=5ms&{window}&limit=1500",
+        f"/api/traces?service=db&{window}&limit=20",
+        f"/api/v3/traces?query.service_name=web&{v3_window}&query.num_traces=1500",
+        f"/api/v3/traces?query.service_name=cart&query.operation_name={op}&{v3_window}"
+        f"&query.num_traces=1500",
+    ]
+    return paths
+
+
+def sorted_search(body: Any) -> Any:
+    """A search's traces in a fixed order: equal limits may break time ties differently."""
+    if isinstance(body, dict) and isinstance(body.get("data"), list):
+        data = body["data"]
+        if data and isinstance(data[0], dict) and "traceID" in data[0]:
+            return {**body, "data": sorted(data, key=lambda t: t["traceID"])}
+    return body
+
+
+def has_rows(body: Any) -> bool:
+    """Does an answer hold any non-empty list (errors aside)? Comparing two empty answers
+    would prove nothing."""
+    if isinstance(body, dict):
+        return any(has_rows(v) for k, v in body.items() if k != "errors")
+    return isinstance(body, list) and len(body) > 0
+
+
+def test_two_shards_two_sinks_answer_like_one_node(sides: Sides) -> None:
+    settings = sides.cluster_settings
+    spans = [s for n in range(TRACES) for s in trace_spans(n)]
+    started = time.monotonic()
+    produce_spans(settings, spans)
+    client = connect(settings.clickhouse_url, settings.clickhouse_database)
+    wait_until(
+        lambda: accounting(client),
+        lambda a: a["stored"] == len(spans) and a["received"] == len(spans) and a["balanced"],
+        timeout=90,
+    )
+    # Edges trail spans by the graph wait; the dependencies must be complete before comparing.
+    expected_edges = 2 * TRACES
+    wait_until(
+        lambda: client.command("SELECT sum(Calls) FROM service_graph_edges"),
+        lambda calls: int(calls) >= expected_edges,
+        timeout=60,
+    )
+    time.sleep(1.5)  # a late duplicate (or a late counter) would land by now
+    acc = accounting(client)
+    print(f"cluster drain: {time.monotonic() - started:.1f} s, accounting {acc}")
+    assert acc["received"] == acc["stored"] == len(spans) and acc["balanced"], acc
+    assert acc["sampled_out"] == acc["evicted"] == acc["rejected"] == acc["duplicate"] == 0
+    assert duplicates(client) == 0
+
+    # Both shards hold rows, and every trace lives on exactly one of them.
+    per_shard = []
+    for url in sides.cluster.urls:
+        shard = connect(url, settings.clickhouse_database)
+        per_shard.append(int(shard.command("SELECT count() FROM otel_traces_local")))
+    assert all(n > 0 for n in per_shard) and sum(per_shard) == len(spans), per_shard
+    split = client.command(
+        f"SELECT count() FROM (SELECT TraceId FROM remote('{','.join(sides.cluster.addresses)}',"
+        f" '{settings.clickhouse_database}', 'otel_traces_local') "
+        "GROUP BY TraceId HAVING uniqExact(_shard_num) > 1)"
+    )
+    assert int(split) == 0
+    # Both sinks stored part of it (each owns some partitions).
+    for port in sides.sink_ports:
+        status, _ctype, body = request(f"http://127.0.0.1:{port}/metrics")
+        stored = sum(
+            float(line.split()[-1])
+            for line in body.decode().splitlines()
+            if line.startswith("tracehouse_sink_rows_stored_total{") and "otel_traces" in line
+        )
+        assert status == 200 and stored > 0, port
+
+    copy_to_single_node(sides)
+    empty = []
+    for path in comparable_paths():
+        on_cluster = sorted_search(get(sides.cluster_query, path))
+        on_single = sorted_search(get(sides.single_query, path))
+        assert on_cluster == on_single, path
+        if not has_rows(on_cluster):
+            empty.append((path, on_cluster))
+    assert not empty  # the comparisons are not of empty answers
+
+    # `tracehouse status` works against the cluster and sees the shards' tables.
+    report = render(collect(settings))
+    assert "otel_traces" in report and "server differs" not in report, report
