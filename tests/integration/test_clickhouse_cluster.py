@@ -181,15 +181,25 @@ def comparable_paths() -> list[str]:
         f"/api/v3/traces?query.service_name=cart&query.operation_name={op}&{v3_window}"
         f"&query.num_traces=1500",
     ]
+    # RED windows are stamped when streams closes them: a window around the whole run.
+    now_us = time.time_ns() // 1000
+    red = f"start={start_us - 3600 * 10**6}&end={now_us + 3600 * 10**6}"
+    paths += [
+        f"/api/red/summary?{red}",
+        f"/api/red?service=web&{red}&step=60",
+        f"/api/red?service=cart&operation={op}&{red}&step=60",
+        f"/api/red?service=cart&{red}&step=3600",  # the hourly rollup
+    ]
     return paths
 
 
 def sorted_search(body: Any) -> Any:
-    """A search's traces in a fixed order: equal limits may break time ties differently."""
+    """An answer's list of results in a fixed order: a search's limit, or the RED summary's
+    ``ORDER BY calls DESC``, may break ties differently on any two servers (one node too)."""
     if isinstance(body, dict) and isinstance(body.get("data"), list):
         data = body["data"]
-        if data and isinstance(data[0], dict) and "traceID" in data[0]:
-            return {**body, "data": sorted(data, key=lambda t: t["traceID"])}
+        if data and all(isinstance(d, dict) for d in data):
+            return {**body, "data": sorted(data, key=lambda d: json.dumps(d, sort_keys=True))}
     return body
 
 
