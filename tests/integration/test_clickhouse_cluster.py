@@ -19,18 +19,23 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from opentelemetry.proto.trace.v1 import trace_pb2
 
 from core.clickhouse import connect
 from core.settings import Settings
 from deploy.local.clickhouse_cluster import ClickHouseCluster, start_clickhouse_cluster
 from deploy.local.ports import free_port
 from deploy.local.stack import LocalStack
+from sinks.batching import PartitionBatch
+from sinks.clickhouse_store import BatchStore
 from tests.conftest import isolated_settings
 from tests.integration.fault_support import accounting, duplicates
 from tests.integration.helpers import wait_until
 from tests.integration.query_stack import request
 from tests.integration.streams_support import produce_spans, start_streams, streams_settings
+from tracehouse.demo_traces import make_request
 from tracehouse.span_specs import CLIENT, ERROR, SERVER, SpanSpec, sid, tid
+from tracehouse.span_tables import otel_traces_table, span_facts
 from tracehouse.status import collect, render
 
 TRACES = 900  # x 5 spans
@@ -203,6 +208,30 @@ def sorted_search(body: Any) -> Any:
     return body
 
 
+def check_replayed_batch_stored_once(sides: Sides) -> None:
+    """The sink's exactly-once step on the sharded table: a batch re-inserted with its token
+    (a retry, or a replay after a crash) is split over the shards identically, so each shard
+    drops its copy of the sub-block; the insert returns only once the shards have the rows."""
+    settings = sides.cluster_settings
+    data = trace_pb2.TracesData.FromString(make_request(traces=40, seed=5).SerializeToString())
+    records = span_facts(data)
+    client = connect(settings.clickhouse_url, settings.clickhouse_database)
+    store = BatchStore(client, "replay-check")
+    batch = PartitionBatch("replay", 0, 0)
+    batch.add(0, records, len(records))
+    shards = [connect(url, settings.clickhouse_database) for url in sides.cluster.urls]
+
+    def per_shard() -> list[int]:
+        return [int(c.command("SELECT count() FROM otel_traces_local")) for c in shards]
+
+    before = per_shard()
+    for _ in range(2):
+        store.insert("otel_traces", otel_traces_table(data), batch)
+        after = per_shard()  # no wait: the insert was synchronous on every shard
+        added = [a - b for a, b in zip(after, before, strict=True)]
+        assert sum(added) == len(records) and all(n > 0 for n in added), added
+
+
 def has_rows(body: Any) -> bool:
     """Does an answer hold any non-empty list (errors aside)? Comparing two empty answers
     would prove nothing."""
@@ -267,6 +296,8 @@ def test_two_shards_two_sinks_answer_like_one_node(sides: Sides) -> None:
         if not has_rows(on_cluster):
             empty.append((path, on_cluster))
     assert not empty  # the comparisons are not of empty answers
+
+    check_replayed_batch_stored_once(sides)
 
     # `tracehouse status` works against the cluster and sees the shards' tables.
     report = render(collect(settings))
