@@ -5,11 +5,13 @@ from __future__ import annotations
 import re
 
 from schemas.migrations import (
+    SHARDING_KEYS,
     Layout,
     has_text_index,
     load_migrations,
     render,
     render_all,
+    storage_tables,
     ttl_changes,
 )
 
@@ -115,3 +117,42 @@ def test_each_server_gets_one_index_family() -> None:
     for sql in (text, bloom):
         assert "idx_lower_span_name lower(SpanName) TYPE tokenbf_v1(32768, 3, 0)" in sql
         assert "{" not in sql.replace("{shard}", "").replace("{replica}", "")
+
+
+SHARDED = Layout("db", retention=30, shards=("127.0.0.1:9001", "127.0.0.1:9002"))
+
+
+def test_sharded_layout_renders_plain_local_tables_without_cluster_ddl() -> None:
+    sql = [s for mig in load_migrations() for s in render(mig.sql, SHARDED)]
+    text = "\n".join(sql)
+    # What runs on the local servers: no Keeper (Replicated), no remote_servers (ON CLUSTER,
+    # Distributed(`name`)); each statement runs on every shard by migrate_sharded.
+    assert "Replicated" not in text and "ON CLUSTER" not in text and "Distributed" not in text
+    tables = _tables(sql)
+    assert tables and all(t.endswith("_local") for t in tables)
+    assert not re.search(r"ALTER TABLE `db`\.sink_batches\b", text)  # 0006's {cluster} line
+    mv = next(
+        s for s in sql if "CREATE MATERIALIZED VIEW IF NOT EXISTS `db`.red_metrics_1h_mv" in s
+    )
+    assert "TO `db`.red_metrics_1h_local" in mv and "FROM `db`.red_metrics_local" in mv
+    assert "TTL toDateTime(Timestamp) + toIntervalDay(30)" in text
+
+
+def test_sharded_layout_reads_and_writes_every_shard_with_the_sharding_keys() -> None:
+    names = storage_tables()
+    assert "otel_traces_trace_id_ts_next" not in names  # staging: renamed away
+    assert {"otel_traces", "otel_traces_trace_id_ts", "sink_batches", "red_metrics_1h"} <= set(
+        names
+    )
+    for table in names:
+        ddl = SHARDED.shard_table(table)
+        assert ddl.startswith(f"CREATE OR REPLACE TABLE `db`.{table} AS remote(")
+        assert f"'127.0.0.1:9001,127.0.0.1:9002', 'db', '{table}_local'" in ddl
+        assert ddl.endswith(f", {SHARDING_KEYS.get(table, 'rand()')})")
+
+
+def test_sharded_ttl_changes_alter_the_local_tables() -> None:
+    engines = {"a_local": "MergeTree ORDER BY x SETTINGS y = 1", "a": "Proxy"}
+    assert ttl_changes(engines, {"a": "T"}, {"a": 5}, local_suffix="_local") == [
+        "ALTER TABLE {db}.a_local MODIFY TTL toDateTime(T) + toIntervalDay(5)"
+    ]
