@@ -25,10 +25,12 @@ from deploy.local.ports import free_port
 
 @dataclass
 class ClickHouseCluster:
-    """The running shards, in shard order (shard 1 first)."""
+    """The running shards, in shard order (shard 1 first), data under ``run_dir/shard-N``."""
 
+    run_dir: Path
     http_ports: list[int]
     tcp_ports: list[int]
+    max_memory_per_shard: int = 1024**3
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
 
     @property
@@ -48,16 +50,44 @@ class ClickHouseCluster:
             clickhouse_shard_urls=",".join(self.urls),
         )
 
+    def start_shard(self, index: int) -> subprocess.Popen[bytes]:
+        """Start shard ``index`` (0-based) on its ports and data directory: a restart keeps
+        its rows."""
+        n = index + 1
+        (self.run_dir / "logs").mkdir(parents=True, exist_ok=True)
+        with open(self.run_dir / "logs" / f"clickhouse-shard-{n}.log", "ab") as log:
+            proc = start_clickhouse(
+                self.run_dir / f"shard-{n}",
+                self.http_ports[index],
+                self.tcp_ports[index],
+                log,
+                self.max_memory_per_shard,
+            )
+        if index < len(self.procs):
+            self.procs[index] = proc
+        else:
+            self.procs.append(proc)
+        return proc
+
+    def stop_shard(self, index: int) -> None:
+        _stop(self.procs[index])
+
     def stop(self) -> None:
         for proc in self.procs:
             if proc.poll() is None:
                 proc.terminate()
         for proc in self.procs:
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
+            _stop(proc)
+
+
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    if proc.poll() is None:
+        proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def start_clickhouse_cluster(
@@ -68,15 +98,14 @@ def start_clickhouse_cluster(
     if shards < 1:
         raise ValueError("a cluster needs at least one shard")
     cluster = ClickHouseCluster(
-        [free_port() for _ in range(shards)], [free_port() for _ in range(shards)]
+        run_dir,
+        [free_port() for _ in range(shards)],
+        [free_port() for _ in range(shards)],
+        max_memory_per_shard,
     )
-    (run_dir / "logs").mkdir(parents=True, exist_ok=True)
     try:
-        for n, (http, tcp) in enumerate(zip(cluster.http_ports, cluster.tcp_ports, strict=True), 1):
-            with open(run_dir / "logs" / f"clickhouse-shard-{n}.log", "ab") as log:
-                cluster.procs.append(
-                    start_clickhouse(run_dir / f"shard-{n}", http, tcp, log, max_memory_per_shard)
-                )
+        for index in range(shards):
+            cluster.start_shard(index)
     except BaseException:
         cluster.stop()
         raise

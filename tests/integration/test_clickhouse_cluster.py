@@ -26,7 +26,9 @@ from core.settings import Settings
 from deploy.local.clickhouse_cluster import ClickHouseCluster, start_clickhouse_cluster
 from deploy.local.ports import free_port
 from deploy.local.stack import LocalStack
+from schemas.apply import apply_migrations
 from sinks.batching import PartitionBatch
+from sinks.clickhouse_errors import ErrorClass, classify
 from sinks.clickhouse_store import BatchStore
 from tests.conftest import isolated_settings
 from tests.integration.fault_support import accounting, duplicates
@@ -302,3 +304,42 @@ def test_two_shards_two_sinks_answer_like_one_node(sides: Sides) -> None:
     # `tracehouse status` works against the cluster and sees the shards' tables.
     report = render(collect(settings))
     assert "otel_traces" in report and "server differs" not in report, report
+
+
+def test_shard_loss_is_an_outage_then_the_retry_stores_once(tmp_path: Path) -> None:
+    """A shard down: the sink's insert and the reads fail with errors the sink classifies as
+    an outage (retry the same batch; never dead-letter it), nothing is half-visible, and once
+    the shard is back the retry with the same token leaves every row stored exactly once."""
+    cluster = start_clickhouse_cluster(tmp_path / "cluster", shards=2)
+    try:
+        settings = cluster.settings_for(Settings(clickhouse_database="shardloss"))
+        apply_migrations(settings)
+        data = trace_pb2.TracesData.FromString(make_request(traces=60, seed=9).SerializeToString())
+        records = span_facts(data)
+        client = connect(settings.clickhouse_url, settings.clickhouse_database)
+        store = BatchStore(client, "loss")
+        batch = PartitionBatch("loss", 0, 0)
+        batch.add(0, records, len(records))
+
+        cluster.stop_shard(1)
+        for attempt in (
+            lambda: store.insert("otel_traces", otel_traces_table(data), batch),
+            lambda: client.query("SELECT count() FROM otel_traces"),
+            lambda: client.query("SELECT * FROM sink_batches FINAL"),
+        ):
+            with pytest.raises(Exception) as failed:
+                attempt()
+            assert classify(failed.value) is ErrorClass.OUTAGE, failed.value
+
+        cluster.start_shard(1)
+        for _ in range(2):  # the sink's retry, then a replay after a crash
+            store.insert("otel_traces", otel_traces_table(data), batch)
+        assert int(client.command("SELECT count() FROM otel_traces")) == len(records)
+        assert duplicates(client) == 0
+        per_shard = [
+            int(connect(url, "shardloss").command("SELECT count() FROM otel_traces_local"))
+            for url in cluster.urls
+        ]
+        assert all(n > 0 for n in per_shard), per_shard
+    finally:
+        cluster.stop()
