@@ -35,6 +35,7 @@ from tests.integration.fault_support import accounting, duplicates
 from tests.integration.helpers import wait_until
 from tests.integration.query_stack import request
 from tests.integration.streams_support import produce_spans, start_streams, streams_settings
+from tracehouse import status_retention
 from tracehouse.demo_traces import make_request
 from tracehouse.span_specs import CLIENT, ERROR, SERVER, SpanSpec, sid, tid
 from tracehouse.span_tables import otel_traces_table, span_facts
@@ -320,6 +321,10 @@ def test_shard_loss_is_an_outage_then_the_retry_stores_once(tmp_path: Path) -> N
         store = BatchStore(client, "loss")
         batch = PartitionBatch("loss", 0, 0)
         batch.add(0, records, len(records))
+
+        # Default retention: the TTLs are on the shards' local tables, and status sees them.
+        retention = {r["table"]: r for r in status_retention.collect(client, settings)}
+        assert retention["otel_traces"]["keep_days"] == 7 and retention["otel_traces"]["server_ttl"]
 
         cluster.stop_shard(1)
         for attempt in (
