@@ -9,6 +9,7 @@ dependencies exactly as a query service on a single-node ClickHouse holding the 
 
 from __future__ import annotations
 
+import functools
 import json
 import time
 import urllib.parse
@@ -103,6 +104,11 @@ def sides(services: LocalStack, tmp_path: Path) -> Iterator[Sides]:
             f"http://127.0.0.1:{sink_b}/metrics",
             extra_env={"TRACEHOUSE_SINK_METRICS_PORT": str(sink_b)},
         )
+        wait_until(
+            lambda: latest_assignments(stack.logs / "sink.log"),
+            lambda a: sinks_share(a, settings),
+            timeout=60,
+        )
         stack.start_component("query", f"http://127.0.0.1:{settings.query_http_port}/health")
         single_stack.start_component("query", f"http://127.0.0.1:{single.query_http_port}/health")
         yield Sides(
@@ -117,6 +123,28 @@ def sides(services: LocalStack, tmp_path: Path) -> Iterator[Sides]:
         single_stack.stop()
         stack.stop()
         cluster.stop()
+
+
+def total_calls(client: Any, table: str) -> int:
+    return int(client.command(f"SELECT sum(Calls) FROM {table}"))
+
+
+def latest_assignments(log_path: Path) -> list[set[str]]:
+    """The partitions of each "assigned" line both sinks logged (they share one log file)."""
+    lines = log_path.read_text().splitlines() if log_path.exists() else []
+    return [
+        set(record["partitions"])
+        for record in (json.loads(line) for line in lines if '"msg": "assigned"' in line)
+    ]
+
+
+def sinks_share(assignments: list[set[str]], settings: Settings) -> bool:
+    """The last two assignments split the spans topic between two sinks, each owning some."""
+    if len(assignments) < 2:
+        return False
+    topic = settings.topics.sampled_spans
+    a, b = ({p for p in x if p.rsplit("/", 1)[0] == topic} for x in assignments[-2:])
+    return bool(a) and bool(b) and not a & b and len(a | b) == settings.partitions
 
 
 def copy_to_single_node(sides: Sides) -> None:
@@ -254,13 +282,10 @@ def test_two_shards_two_sinks_answer_like_one_node(sides: Sides) -> None:
         lambda a: a["stored"] == len(spans) and a["received"] == len(spans) and a["balanced"],
         timeout=90,
     )
-    # Edges trail spans by the graph wait; the dependencies must be complete before comparing.
-    expected_edges = 2 * TRACES
-    wait_until(
-        lambda: client.command("SELECT sum(Calls) FROM service_graph_edges"),
-        lambda calls: int(calls) >= expected_edges,
-        timeout=60,
-    )
+    # RED windows and edges trail the spans (window close, graph wait); both must be complete
+    # before the copy, or the two sides would compare different rows.
+    for table, calls in (("red_metrics", len(spans)), ("service_graph_edges", 2 * TRACES)):
+        wait_until(functools.partial(total_calls, client, table), calls.__le__, timeout=60)
     time.sleep(1.5)  # a late duplicate (or a late counter) would land by now
     acc = accounting(client)
     print(f"cluster drain: {time.monotonic() - started:.1f} s, accounting {acc}")
