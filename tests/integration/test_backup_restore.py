@@ -103,3 +103,14 @@ def test_backup_truncate_drop_restore_gives_the_same_rows(
     out = _cli(settings, "restore", name)
     assert out.returncode == 0, out.stdout + out.stderr
     assert _snapshot(client, database) == before
+
+    # The materialized views still feed the restored (here: dropped and recreated) lookup.
+    new_id = "f" * 32
+    client.command(
+        f"INSERT INTO `{database}`.otel_traces SELECT * REPLACE ('{new_id}' AS TraceId) "
+        f"FROM `{database}`.otel_traces LIMIT 1"
+    )
+    found = client.query(
+        f"SELECT count() FROM `{database}`.otel_traces_trace_id_ts WHERE TraceId = '{new_id}'"
+    ).result_rows[0][0]
+    assert found == 1
