@@ -244,6 +244,61 @@ def cmd_init(args: argparse.Namespace, settings: Settings) -> int:
     return cmd_topics(args, settings) or _apply_migrations(settings)
 
 
+def cmd_backup(args: argparse.Namespace, settings: Settings) -> int:
+    """BACKUP the stored tables to the server's backups disk or an S3 prefix."""
+    from core.clickhouse import connect
+    from tracehouse import backup as bk
+
+    try:
+        dest = bk.Destination(args.name or bk.default_name(), args.disk, args.s3 or "")
+        tables = bk.backup(
+            connect(settings.clickhouse, "default"), settings.clickhouse_database, dest
+        )
+    except bk.BackupError as exc:
+        print(f"tracehouse backup: {exc}", file=sys.stderr)
+        return 1
+    print(f"backed up {', '.join(tables)} to {dest.sql()}")
+    print(f"restore with: tracehouse restore {dest.name}" + _dest_flags(args))
+    return 0
+
+
+def cmd_restore(args: argparse.Namespace, settings: Settings) -> int:
+    """RESTORE the stored tables from a backup into missing or empty tables."""
+    from core.clickhouse import connect
+    from tracehouse import backup as bk
+
+    try:
+        dest = bk.Destination(args.name, args.disk, args.s3 or "")
+        tables = bk.restore(
+            connect(settings.clickhouse, "default"), settings.clickhouse_database, dest
+        )
+    except bk.BackupError as exc:
+        print(f"tracehouse restore: {exc}", file=sys.stderr)
+        return 1
+    print(f"restored {', '.join(tables)} from {dest.sql()}")
+    return 0
+
+
+def _dest_flags(args: argparse.Namespace) -> str:
+    if args.s3:
+        return f" --s3 {args.s3}"
+    return "" if args.disk == "backups" else f" --disk {args.disk}"
+
+
+def _add_destination(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--disk",
+        default="backups",
+        help="ClickHouse disk declared for backups (default: backups, the local server's)",
+    )
+    parser.add_argument(
+        "--s3",
+        metavar="URL",
+        help="S3 prefix instead of a disk (https://bucket.s3.region.amazonaws.com/tracehouse); "
+        "the ClickHouse server's own credentials are used",
+    )
+
+
 def cmd_config(args: argparse.Namespace, settings: Settings) -> int:
     """Print the configuration (validated) as a YAML config file."""
     if args.defaults:
@@ -342,6 +397,14 @@ def build_parser() -> argparse.ArgumentParser:
     scale.add_argument("--run-dir", default=".tracehouse/run")
     scale.set_defaults(func=cmd_scale)
     sub.add_parser("init", help="create topics and apply migrations").set_defaults(func=cmd_init)
+    bkp = sub.add_parser("backup", help="BACKUP the stored tables (ClickHouse-native)")
+    bkp.add_argument("name", nargs="?", help="backup name (default: tracehouse-<UTC time>)")
+    _add_destination(bkp)
+    bkp.set_defaults(func=cmd_backup)
+    rst = sub.add_parser("restore", help="RESTORE the stored tables into empty tables")
+    rst.add_argument("name", help="the name `tracehouse backup` printed")
+    _add_destination(rst)
+    rst.set_defaults(func=cmd_restore)
     cfg = sub.add_parser(
         "config", help="validate the configuration and print it as a YAML config file"
     )
