@@ -244,38 +244,43 @@ def cmd_init(args: argparse.Namespace, settings: Settings) -> int:
     return cmd_topics(args, settings) or _apply_migrations(settings)
 
 
-def cmd_backup(args: argparse.Namespace, settings: Settings) -> int:
-    """BACKUP the stored tables to the server's backups disk or an S3 prefix."""
+def _backup_step(
+    verb: str, name: str, args: argparse.Namespace, settings: Settings
+) -> tuple[str, list[str]] | None:
+    """Run ``tracehouse.backup.<verb>`` against ``name``: (destination SQL, tables), or None
+    after printing why it failed (a BackupError is an operator's problem, not a traceback)."""
     from core.clickhouse import connect
     from tracehouse import backup as bk
 
+    step = bk.backup if verb == "backup" else bk.restore
     try:
-        dest = bk.Destination(args.name or bk.default_name(), args.disk, args.s3 or "")
-        tables = bk.backup(
-            connect(settings.clickhouse, "default"), settings.clickhouse_database, dest
-        )
+        dest = bk.Destination(name, args.disk, args.s3 or "")
+        tables = step(connect(settings.clickhouse, "default"), settings.clickhouse_database, dest)
     except bk.BackupError as exc:
-        print(f"tracehouse backup: {exc}", file=sys.stderr)
+        print(f"tracehouse {verb}: {exc}", file=sys.stderr)
+        return None
+    return dest.sql(), list(tables)
+
+
+def cmd_backup(args: argparse.Namespace, settings: Settings) -> int:
+    """BACKUP the stored tables to the server's backups disk or an S3 prefix."""
+    from tracehouse.backup import default_name
+
+    name = args.name or default_name()
+    done = _backup_step("backup", name, args, settings)
+    if done is None:
         return 1
-    print(f"backed up {', '.join(tables)} to {dest.sql()}")
-    print(f"restore with: tracehouse restore {dest.name}" + _dest_flags(args))
+    print(f"backed up {', '.join(done[1])} to {done[0]}")
+    print(f"restore with: tracehouse restore {name}" + _dest_flags(args))
     return 0
 
 
 def cmd_restore(args: argparse.Namespace, settings: Settings) -> int:
     """RESTORE the stored tables from a backup into missing or empty tables."""
-    from core.clickhouse import connect
-    from tracehouse import backup as bk
-
-    try:
-        dest = bk.Destination(args.name, args.disk, args.s3 or "")
-        tables = bk.restore(
-            connect(settings.clickhouse, "default"), settings.clickhouse_database, dest
-        )
-    except bk.BackupError as exc:
-        print(f"tracehouse restore: {exc}", file=sys.stderr)
+    done = _backup_step("restore", args.name, args, settings)
+    if done is None:
         return 1
-    print(f"restored {', '.join(tables)} from {dest.sql()}")
+    print(f"restored {', '.join(done[1])} from {done[0]}")
     return 0
 
 

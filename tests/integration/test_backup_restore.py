@@ -8,9 +8,7 @@ same row count and the same checksum over all its columns.
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 import uuid
 from pathlib import Path
 from typing import Any
@@ -19,8 +17,9 @@ import pytest
 
 from core.clickhouse import connect
 from core.settings import Settings
-from deploy.local.stack import PROJECT_ROOT, LocalStack
+from deploy.local.stack import LocalStack
 from tests.conftest import running_pipeline
+from tests.integration.cli_runner import cli_process, environ_without_settings
 from tests.integration.helpers import wait_until
 from tracehouse.backup import BACKUP_TABLES
 from tracehouse.demo_traces import send_demo_load
@@ -33,16 +32,7 @@ FILLED = ("otel_traces", "otel_traces_trace_id_ts", "red_metrics", "service_grap
 
 
 def _cli(settings: Settings, *argv: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("TRACEHOUSE_")}
-    env.update(settings.to_env())
-    return subprocess.run(
-        [sys.executable, "-m", "tracehouse.cli", *argv],
-        env=env,
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return cli_process(argv, {**environ_without_settings(), **settings.to_env()})
 
 
 def _snapshot(client: Any, database: str) -> dict[str, tuple[int, int]]:

@@ -21,7 +21,6 @@ import json
 import os
 import shlex
 import subprocess
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -36,6 +35,7 @@ from core.topics import partition_count
 from deploy.local.stack import PROJECT_ROOT, LocalStack
 from schemas.migrations import load_migrations
 from tests.conftest import isolated_settings
+from tests.integration.cli_runner import cli_process, environ_without_settings
 from tests.k8s_render import OVERLAYS, container_env, render
 from tracehouse.cli import build_parser, cmd_component
 
@@ -166,19 +166,11 @@ def _parse(line: CommandLine) -> Any:
 
 def _command_env(line: CommandLine, test_env: dict[str, str]) -> dict[str, str]:
     """This process's environment without its TRACEHOUSE_* variables, plus the manifest's."""
-    base = {k: v for k, v in os.environ.items() if not k.startswith("TRACEHOUSE_")}
-    return {**base, **line.env, **test_env}
+    return {**environ_without_settings(), **line.env, **test_env}
 
 
 def _run(argv: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "tracehouse.cli", *argv],
-        env=env,
-        cwd=PROJECT_ROOT,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    return cli_process(argv, env)
 
 
 def _service_env(settings: Settings) -> dict[str, str]:
