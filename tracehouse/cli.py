@@ -243,6 +243,66 @@ def cmd_init(args: argparse.Namespace, settings: Settings) -> int:
     return cmd_topics(args, settings) or _apply_migrations(settings)
 
 
+def _backup_step(
+    verb: str, name: str, args: argparse.Namespace, settings: Settings
+) -> tuple[str, list[str]] | None:
+    """Run ``tracehouse.backup.<verb>`` against ``name``: (destination SQL, tables), or None
+    after printing why it failed (a BackupError is an operator's problem, not a traceback)."""
+    from core.clickhouse import connect
+    from tracehouse import backup as bk
+
+    step = bk.backup if verb == "backup" else bk.restore
+    try:
+        dest = bk.Destination(name, args.disk, args.s3 or "")
+        tables = step(connect(settings.clickhouse, "default"), settings.clickhouse_database, dest)
+    except bk.BackupError as exc:
+        print(f"tracehouse {verb}: {exc}", file=sys.stderr)
+        return None
+    return dest.sql(), list(tables)
+
+
+def cmd_backup(args: argparse.Namespace, settings: Settings) -> int:
+    """BACKUP the stored tables to the server's backups disk or an S3 prefix."""
+    from tracehouse.backup import default_name
+
+    name = args.name or default_name()
+    done = _backup_step("backup", name, args, settings)
+    if done is None:
+        return 1
+    print(f"backed up {', '.join(done[1])} to {done[0]}")
+    print(f"restore with: tracehouse restore {name}" + _dest_flags(args))
+    return 0
+
+
+def cmd_restore(args: argparse.Namespace, settings: Settings) -> int:
+    """RESTORE the stored tables from a backup into missing or empty tables."""
+    done = _backup_step("restore", args.name, args, settings)
+    if done is None:
+        return 1
+    print(f"restored {', '.join(done[1])} from {done[0]}")
+    return 0
+
+
+def _dest_flags(args: argparse.Namespace) -> str:
+    if args.s3:
+        return f" --s3 {args.s3}"
+    return "" if args.disk == "backups" else f" --disk {args.disk}"
+
+
+def _add_destination(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--disk",
+        default="backups",
+        help="ClickHouse disk declared for backups (default: backups, the local server's)",
+    )
+    parser.add_argument(
+        "--s3",
+        metavar="URL",
+        help="S3 prefix instead of a disk (https://bucket.s3.region.amazonaws.com/tracehouse); "
+        "the ClickHouse server's own credentials are used",
+    )
+
+
 def cmd_config(args: argparse.Namespace, settings: Settings) -> int:
     """Print the configuration (validated) as a YAML config file."""
     if args.defaults:
@@ -341,6 +401,14 @@ def build_parser() -> argparse.ArgumentParser:
     scale.add_argument("--run-dir", default=".tracehouse/run")
     scale.set_defaults(func=cmd_scale)
     sub.add_parser("init", help="create topics and apply migrations").set_defaults(func=cmd_init)
+    bkp = sub.add_parser("backup", help="BACKUP the stored tables (ClickHouse-native)")
+    bkp.add_argument("name", nargs="?", help="backup name (default: tracehouse-<UTC time>)")
+    _add_destination(bkp)
+    bkp.set_defaults(func=cmd_backup)
+    rst = sub.add_parser("restore", help="RESTORE the stored tables into empty tables")
+    rst.add_argument("name", help="the name `tracehouse backup` printed")
+    _add_destination(rst)
+    rst.set_defaults(func=cmd_restore)
     cfg = sub.add_parser(
         "config", help="validate the configuration and print it as a YAML config file"
     )

@@ -27,8 +27,25 @@ CONFIG_TEMPLATE = """<clickhouse>
     <tcp_port>{tcp_port}</tcp_port>
     <max_server_memory_usage>{max_memory}</max_server_memory_usage>
     <mark_cache_size>268435456</mark_cache_size>
+    <!-- `tracehouse backup`/`restore` write BACKUP ... TO Disk('backups', ...) here, inside the
+         data dir so one directory holds the server's whole state. -->
+    <storage_configuration>
+        <disks>
+            <backups>
+                <type>local</type>
+                <path>{backups_dir}/</path>
+            </backups>
+        </disks>
+    </storage_configuration>
+    <backups>
+        <allowed_disk>backups</allowed_disk>
+        <allowed_path>{backups_dir}/</allowed_path>
+    </backups>
 </clickhouse>
 """
+
+# The disk name `tracehouse backup` uses by default (core.backup.DEFAULT_DISK).
+BACKUPS_DISK = "backups"
 
 # Parks the query thread forever: one row per second, one-row blocks, never finishes.
 _PARK = "SELECT sleepEachRow(1) FROM system.numbers SETTINGS max_block_size = 1 FORMAT Null"
@@ -39,8 +56,15 @@ def serve(data_dir: Path, http_port: int, tcp_port: int, max_memory: int) -> Non
     import chdb._chdb as chdb_native  # imported late: it loads a large shared library
 
     data_dir.mkdir(parents=True, exist_ok=True)
+    backups_dir = data_dir / "backups"
+    backups_dir.mkdir(exist_ok=True)
     (data_dir / "clickhouse-local.xml").write_text(
-        CONFIG_TEMPLATE.format(http_port=http_port, tcp_port=tcp_port, max_memory=max_memory)
+        CONFIG_TEMPLATE.format(
+            http_port=http_port,
+            tcp_port=tcp_port,
+            max_memory=max_memory,
+            backups_dir=backups_dir,
+        )
     )
     os.chdir(data_dir)
     failure: list[BaseException] = []

@@ -12,17 +12,29 @@ from core.settings import Settings
 from deploy.local.stack import PROJECT_ROOT
 
 
-def run_cli(settings: Settings, *args: str, timeout: float = 60) -> str:
-    """Stdout of ``tracehouse <args>``; a non-zero exit fails the test with its stderr."""
-    env = {**os.environ, **settings.to_env()}
-    out = subprocess.run(
-        [sys.executable, "-m", "tracehouse.cli", *args],
+def environ_without_settings() -> dict[str, str]:
+    """This process's environment minus its ``TRACEHOUSE_*`` variables, so a command sees only
+    the settings a test gives it (a developer's own exports must not leak into a test)."""
+    return {k: v for k, v in os.environ.items() if not k.startswith("TRACEHOUSE_")}
+
+
+def cli_process(
+    argv: list[str] | tuple[str, ...], env: dict[str, str], timeout: float = 120
+) -> subprocess.CompletedProcess[str]:
+    """``tracehouse <argv>`` run to completion with exactly ``env``; the caller checks the exit."""
+    return subprocess.run(
+        [sys.executable, "-m", "tracehouse.cli", *argv],
         env=env,
         cwd=PROJECT_ROOT,
         capture_output=True,
         text=True,
         timeout=timeout,
     )
+
+
+def run_cli(settings: Settings, *args: str, timeout: float = 60) -> str:
+    """Stdout of ``tracehouse <args>``; a non-zero exit fails the test with its stderr."""
+    out = cli_process(args, {**os.environ, **settings.to_env()}, timeout)
     assert out.returncode == 0, f"tracehouse {' '.join(args)} exited {out.returncode}: {out.stderr}"
     return out.stdout
 

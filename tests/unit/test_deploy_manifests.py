@@ -1,14 +1,19 @@
-"""docker-compose.yml and deploy/k8s must only use commands and settings that exist."""
+"""docker-compose.yml and deploy/k8s's overlays must only use commands and settings that exist.
+
+The Kubernetes checks read each overlay as `kubectl kustomize` renders it (tests/k8s_render.py);
+the safety properties of the overlays are in test_k8s_overlays.py.
+"""
 
 from __future__ import annotations
 
 from dataclasses import fields
 from pathlib import Path
-from typing import Any
 
+import pytest
 import yaml
 
 from core.settings import Settings, Topics
+from tests.k8s_render import OVERLAYS, config_map, container_env, render, secret_example, workloads
 from tracehouse.cli import build_parser
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -22,13 +27,6 @@ def _commands() -> set[str]:
     return set(sub.choices)  # type: ignore[arg-type]
 
 
-def _k8s_docs() -> list[dict[str, Any]]:
-    docs: list[dict[str, Any]] = []
-    for path in sorted((ROOT / "deploy" / "k8s").glob("*.yaml")):
-        docs += [d for d in yaml.safe_load_all(path.read_text()) if d]
-    return docs
-
-
 def test_compose_services_use_real_commands_and_settings() -> None:
     compose = yaml.safe_load((ROOT / "docker-compose.yml").read_text())
     env_block = compose["x-tracehouse-env"]
@@ -38,11 +36,12 @@ def test_compose_services_use_real_commands_and_settings() -> None:
             assert svc["command"][0] in _commands(), name
 
 
-def test_k8s_containers_use_real_commands_and_settings() -> None:
-    docs = _k8s_docs()
-    config = next(d for d in docs if d["kind"] == "ConfigMap")
-    assert set(config["data"]) <= KNOWN_ENV, set(config["data"]) - KNOWN_ENV
-    deployments = [d for d in docs if d["kind"] in ("Deployment", "Job")]
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_k8s_containers_use_real_commands_and_settings(overlay: str) -> None:
+    docs = render(overlay)
+    config = config_map(docs)
+    assert set(config) <= KNOWN_ENV, set(config) - KNOWN_ENV
+    deployments = workloads(docs)
     assert {d["metadata"]["name"] for d in deployments} >= {
         "tracehouse-ingest",
         "tracehouse-streams",
@@ -55,13 +54,13 @@ def test_k8s_containers_use_real_commands_and_settings() -> None:
             assert c["args"][0] in _commands(), d["metadata"]["name"]
             for var in c.get("env", []):
                 assert var["name"] in KNOWN_ENV, var["name"]
+            # What the container starts with (production: plus the Secret's keys) is valid.
+            Settings.from_env(container_env(c, docs))
 
 
 def test_keda_scales_consumer_groups_within_partition_count() -> None:
-    docs = _k8s_docs()
-    partitions = int(
-        next(d for d in docs if d["kind"] == "ConfigMap")["data"]["TRACEHOUSE_PARTITIONS"]
-    )
+    docs = render("production")
+    partitions = int(config_map(docs)["TRACEHOUSE_PARTITIONS"])
     scaled = {d["spec"]["scaleTargetRef"]["name"]: d for d in docs if d["kind"] == "ScaledObject"}
     defaults = Settings()
     expected = {
@@ -82,7 +81,8 @@ def test_keda_scales_consumer_groups_within_partition_count() -> None:
 SERVED = {"tracehouse-ingest", "tracehouse-query"}
 
 
-def test_every_pod_has_a_grace_period_and_served_pods_a_prestop_sleep() -> None:
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_pod_has_a_grace_period_and_served_pods_a_prestop_sleep(overlay: str) -> None:
     """SIGTERM drains in-flight work; Kubernetes kills the pod when the grace period ends.
 
     The default 30 s is shorter than ingest's Kafka ack timeout plus its flush, so it is
@@ -90,9 +90,7 @@ def test_every_pod_has_a_grace_period_and_served_pods_a_prestop_sleep() -> None:
     before the drain starts (and the sleep must fit well inside the grace period).
     """
     pods = {
-        d["metadata"]["name"]: d["spec"]["template"]["spec"]
-        for d in _k8s_docs()
-        if d["kind"] in ("Deployment", "Job")
+        d["metadata"]["name"]: d["spec"]["template"]["spec"] for d in workloads(render(overlay))
     }
     assert pods
     for name, pod in pods.items():
@@ -138,18 +136,25 @@ def test_cluster_compose_replicates_topics_on_enough_brokers() -> None:
             assert svc["environment"] == env, name
 
 
-def test_k8s_replicates_topics_and_reads_secrets_from_one_optional_secret() -> None:
-    docs = _k8s_docs()
-    config = next(d for d in docs if d["kind"] == "ConfigMap")["data"]
-    settings = Settings.from_env(dict(config))
-    assert (settings.kafka_replication_factor, settings.kafka_min_insync_replicas) == (3, 2)
-    secret = next(d for d in docs if d["kind"] == "Secret")
-    assert set(secret["stringData"]) <= KNOWN_ENV
-    for d in docs:
-        if d["kind"] not in ("Deployment", "Job"):
-            continue
+def test_production_replicates_topics_and_dev_fits_one_broker() -> None:
+    prod = Settings.from_env({**config_map(render("production")), **secret_example()})
+    assert (prod.kafka_replication_factor, prod.kafka_min_insync_replicas) == (3, 2)
+    dev = Settings.from_env(config_map(render("dev")))
+    assert (dev.kafka_replication_factor, dev.kafka_min_insync_replicas) == (1, 1)
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_pod_reads_the_one_secret_required_only_in_production(overlay: str) -> None:
+    required = overlay == "production"
+    for d in workloads(render(overlay)):
         for c in d["spec"]["template"]["spec"]["containers"]:
             refs = c["envFrom"]
-            assert {"secretRef": {"name": "tracehouse-secrets", "optional": True}} in refs
-    kustomization = yaml.safe_load((ROOT / "deploy" / "k8s" / "kustomization.yaml").read_text())
-    assert "secrets.example.yaml" not in kustomization["resources"]
+            expected = {"secretRef": {"name": "tracehouse-secrets", "optional": not required}}
+            assert expected in refs, (overlay, d["metadata"]["name"])
+    example = ROOT / "deploy" / "k8s" / "overlays" / "production" / "secrets.example.yaml"
+    secret = yaml.safe_load(example.read_text())
+    assert set(secret["stringData"]) <= KNOWN_ENV
+    # The example is documentation: no kustomization applies it.
+    for kustomization in (ROOT / "deploy" / "k8s").rglob("kustomization.yaml"):
+        resources = yaml.safe_load(kustomization.read_text()).get("resources", [])
+        assert "secrets.example.yaml" not in resources, kustomization
