@@ -1,8 +1,21 @@
--- All spans of some traces, in the column order query/jaeger_model.py expects.
--- {trace_ids} and the time range narrow the scan to the partitions the lookup table found.
--- LIMIT ... BY keeps the first {per_trace} spans of each trace by start time (SpanId breaks
--- ties so the cut is stable); the outer LIMIT bounds the whole response even if spans
--- arrive between the count and this read.
+-- All spans of some traces, in the column order query/jaeger_model.py expects, plus the
+-- spans stored per trace (Stored, counted before the cut) so one statement both reads a trace
+-- and says whether it was capped. The time range comes from the lookup table in the same
+-- statement (start_ns / end_ns narrow it further; 0 / Int64 max: no narrowing).
+-- LIMIT ... BY keeps the first per_trace spans of each trace by start time (SpanId breaks
+-- ties so the cut is stable); the outer LIMIT bounds the whole response.
+WITH (
+    -- The traces' time range from the lookup table (otel_traces_trace_id_ts_mv), widened by
+    -- slack_ns for clock skew and, since its bounds are whole seconds, End by just under a
+    -- second; End at DateTime's last second means "no end". A scalar subquery is evaluated
+    -- before the outer query is analysed, so partition and primary-key pruning see constants.
+    SELECT (
+        greatest(toInt64(toUnixTimestamp(min(Start))) * 1000000000 - {slack_ns:Int64}, 0),
+        if(max(End) >= toDateTime(4294967295), 9223372036854775807,
+           toInt64(toUnixTimestamp(max(End))) * 1000000000 + 999999999 + {slack_ns:Int64}))
+    FROM otel_traces_trace_id_ts
+    WHERE TraceId IN {trace_ids:Array(String)}
+) AS bounds
 SELECT
     TraceId,
     SpanId,
@@ -23,11 +36,12 @@ SELECT
     Events.Attributes AS EventAttributes,
     Links.TraceId AS LinkTraceIds,
     Links.SpanId AS LinkSpanIds,
-    TraceState
+    TraceState,
+    count() OVER (PARTITION BY TraceId) AS Stored
 FROM otel_traces
 WHERE TraceId IN {trace_ids:Array(String)}
-  AND Timestamp >= fromUnixTimestamp64Nano({start_ns:Int64})
-  AND Timestamp <= fromUnixTimestamp64Nano({end_ns:Int64})
+  AND Timestamp >= fromUnixTimestamp64Nano(greatest(bounds.1, {start_ns:Int64}))
+  AND Timestamp <= fromUnixTimestamp64Nano(least(bounds.2, {end_ns:Int64}))
   AND TenantId = {tenant:String}
 ORDER BY TraceId, Timestamp, SpanId
 LIMIT {per_trace:UInt32} BY TraceId

@@ -1,6 +1,18 @@
 -- Spans of some traces for the api_v3 (OTLP) responses, in the column order of
--- query/otlp_json_out.py. The time range comes from otel_traces_trace_id_ts; LIMIT ... BY keeps
--- the first {per_trace} spans of each trace by start time, the outer LIMIT bounds the response.
+-- query/otlp_json_out.py, plus Stored (spans stored per trace, counted before the cut): the
+-- same statement shape as trace_spans.sql (one round trip; see there).
+WITH (
+    -- The traces' time range from the lookup table (otel_traces_trace_id_ts_mv), widened by
+    -- slack_ns for clock skew and, since its bounds are whole seconds, End by just under a
+    -- second; End at DateTime's last second means "no end". A scalar subquery is evaluated
+    -- before the outer query is analysed, so partition and primary-key pruning see constants.
+    SELECT (
+        greatest(toInt64(toUnixTimestamp(min(Start))) * 1000000000 - {slack_ns:Int64}, 0),
+        if(max(End) >= toDateTime(4294967295), 9223372036854775807,
+           toInt64(toUnixTimestamp(max(End))) * 1000000000 + 999999999 + {slack_ns:Int64}))
+    FROM otel_traces_trace_id_ts
+    WHERE TraceId IN {trace_ids:Array(String)}
+) AS bounds
 SELECT
     TraceId,
     SpanId,
@@ -23,11 +35,12 @@ SELECT
     Links.TraceId AS LinkTraceIds,
     Links.SpanId AS LinkSpanIds,
     Links.TraceState AS LinkTraceStates,
-    Links.Attributes AS LinkAttributes
+    Links.Attributes AS LinkAttributes,
+    count() OVER (PARTITION BY TraceId) AS Stored
 FROM otel_traces
 WHERE TraceId IN {trace_ids:Array(String)}
-  AND Timestamp >= fromUnixTimestamp64Nano({start_ns:Int64})
-  AND Timestamp <= fromUnixTimestamp64Nano({end_ns:Int64})
+  AND Timestamp >= fromUnixTimestamp64Nano(greatest(bounds.1, {start_ns:Int64}))
+  AND Timestamp <= fromUnixTimestamp64Nano(least(bounds.2, {end_ns:Int64}))
   AND TenantId = {tenant:String}
 ORDER BY TraceId, Timestamp, SpanId
 LIMIT {per_trace:UInt32} BY TraceId

@@ -1,6 +1,18 @@
 -- One row per trace for /api/v3/trace-summaries, over ALL its spans (no span cap): counts,
 -- time bounds, the root span (earliest span without a parent) and a per-service breakdown.
 -- The inner query groups by (trace, service), the outer one folds the services together.
+WITH (
+    -- The traces' time range from the lookup table (otel_traces_trace_id_ts_mv), widened by
+    -- slack_ns for clock skew and, since its bounds are whole seconds, End by just under a
+    -- second; End at DateTime's last second means "no end". A scalar subquery is evaluated
+    -- before the outer query is analysed, so partition and primary-key pruning see constants.
+    SELECT (
+        greatest(toInt64(toUnixTimestamp(min(Start))) * 1000000000 - {slack_ns:Int64}, 0),
+        if(max(End) >= toDateTime(4294967295), 9223372036854775807,
+           toInt64(toUnixTimestamp(max(End))) * 1000000000 + 999999999 + {slack_ns:Int64}))
+    FROM otel_traces_trace_id_ts
+    WHERE TraceId IN {trace_ids:Array(String)}
+) AS bounds
 SELECT
     TraceId,
     sum(spans) AS span_count,
@@ -24,8 +36,8 @@ FROM
         argMinIf(SpanName, tuple(Timestamp, SpanId), ParentSpanId = '') AS root_op
     FROM otel_traces
     WHERE TraceId IN {trace_ids:Array(String)}
-      AND Timestamp >= fromUnixTimestamp64Nano({start_ns:Int64})
-      AND Timestamp <= fromUnixTimestamp64Nano({end_ns:Int64})
+      AND Timestamp >= fromUnixTimestamp64Nano(bounds.1)
+      AND Timestamp <= fromUnixTimestamp64Nano(bounds.2)
       AND TenantId = {tenant:String}
     GROUP BY TraceId, ServiceName
 )

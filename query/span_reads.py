@@ -1,0 +1,138 @@
+"""Capped span reads of whole traces, shared by the v1 (Jaeger JSON) and api_v3 (OTLP) stores.
+
+A read by id costs as few ClickHouse round trips as the caps allow:
+
+- one trace: ONE statement. Its time range comes from the ``otel_traces_trace_id_ts`` lookup
+  table as a scalar subquery (ClickHouse evaluates it before analysing the outer query, so
+  partition and primary-key pruning see constants), and the spans stored per trace ride along
+  each row as ``count() OVER (PARTITION BY TraceId)``, computed before ``LIMIT n BY``. With one
+  trace the per-trace limit is ``min(cap, budget)`` whatever the count, so nothing needs to be
+  known before the read.
+- several traces: the response's span budget is shared (water-filling, ``per_trace_limit``),
+  which needs every trace's count first: a count statement, then the spans (two round trips,
+  both taking the range from the lookup table themselves).
+
+The span statements end with a ``Stored`` column; :func:`counted` strips it and records it, so
+``stored`` is complete once the rows have been consumed (renderers read it only when they
+write the traces out).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Generator, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from query.params import MAX_TIME_NS
+
+# A trace's spans may start a little before the lookup table's Start (clock skew between
+# services); widen the range scanned by this much.
+RANGE_SLACK_NS = 60_000_000_000
+# Rows per block of a span read: ClickHouse's default (65,409) would hand over a whole capped
+# trace as one block of Python objects; small blocks let the API turn rows into JSON text and
+# drop them as they arrive.
+SPAN_BLOCK_ROWS = 2048
+
+
+def per_trace_limit(span_counts: Sequence[int], budget: int, cap: int) -> int:
+    """The largest L <= cap with sum(min(count, L)) <= budget ("water-filling"), at least 1.
+
+    One L serves every trace of a response through ``LIMIT L BY TraceId``: traces with up to
+    L spans come back whole, larger ones are cut to their first L spans, so a search of many
+    small traces and one huge trace still shows the small ones completely.
+    """
+    remaining = budget
+    counts = sorted(span_counts)
+    for i, count in enumerate(counts):
+        left = len(counts) - i
+        if count * left > remaining:
+            return max(1, min(cap, remaining // left))
+        remaining -= count
+    return max(1, cap)
+
+
+@dataclass(frozen=True)
+class SpanRead:
+    """Span rows of some traces (streamed; iterate once) and the spans stored per trace.
+
+    ``stored`` fills in as ``rows`` is consumed (each row carries its trace's count).
+    """
+
+    rows: Iterator[Sequence[Any]] = field(default_factory=lambda: iter(()))
+    stored: dict[str, int] = field(default_factory=dict)
+    limit: int = 0
+
+
+def counted(rows: Iterator[Sequence[Any]], stored: dict[str, int]) -> Iterator[Sequence[Any]]:
+    """Rows without their trailing ``Stored`` column, recorded per trace id (column 0)."""
+    for row in rows:
+        stored[row[0]] = int(row[-1])
+        yield row[:-1]
+
+
+class SpanReads:
+    """The ClickHouse calls behind every span read (one client, no session state)."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    def rows(self, text: str, params: dict[str, Any]) -> list[Any]:
+        return list(self.client.query(text, parameters=params).result_rows)
+
+    def stream(self, text: str, params: dict[str, Any]) -> Generator[Sequence[Any]]:
+        """Rows in blocks of SPAN_BLOCK_ROWS, fetched as the consumer iterates."""
+        with self.client.query_rows_stream(
+            text, parameters=params, settings={"max_block_size": SPAN_BLOCK_ROWS}
+        ) as stream:
+            yield from stream
+
+    def first_or_none(self, text: str, params: dict[str, Any], limit: int) -> SpanRead | None:
+        """Stream a span statement; None (and the stream closed) when it returns no row.
+
+        The first block is fetched here so a missing trace is known before a response starts.
+        """
+        rows = self.stream(text, params)
+        first = next(rows, None)
+        if first is None:
+            rows.close()
+            return None
+        stored: dict[str, int] = {}
+        return SpanRead(counted(itertools.chain([first], rows), stored), stored, limit)
+
+    def capped(
+        self,
+        spans_sql: str,
+        counts_sql: str,
+        tenant: str,
+        trace_ids: list[str],
+        max_per_trace: int,
+        max_total: int,
+        start_ns: int = 0,
+        end_ns: int = MAX_TIME_NS,
+    ) -> SpanRead | None:
+        """Spans of the traces stored in otel_traces within the caps; None if none is stored.
+
+        ``start_ns``/``end_ns`` narrow the range the lookup table gives (api_v3 GetTrace).
+        """
+        if not trace_ids or start_ns > end_ns:
+            return None
+        params: dict[str, Any] = {
+            "trace_ids": trace_ids,
+            "tenant": tenant,
+            "slack_ns": RANGE_SLACK_NS,
+            "start_ns": start_ns,
+            "end_ns": end_ns,
+            "max_rows": max_total,
+        }
+        if len(trace_ids) == 1:
+            limit = max(1, min(max_per_trace, max_total))
+            return self.first_or_none(spans_sql, {**params, "per_trace": limit}, limit)
+        counts = self.rows(counts_sql, params)
+        if not counts:
+            return None
+        limit = per_trace_limit([int(r[1]) for r in counts], max_total, max_per_trace)
+        found = [str(r[0]) for r in counts]
+        stored: dict[str, int] = {}
+        rows = self.stream(spans_sql, {**params, "trace_ids": found, "per_trace": limit})
+        return SpanRead(counted(rows, stored), stored, limit)
