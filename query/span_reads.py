@@ -9,8 +9,9 @@ A read by id costs as few ClickHouse round trips as the caps allow:
   trace the per-trace limit is ``min(cap, budget)`` whatever the count, so nothing needs to be
   known before the read.
 - several traces: the response's span budget is shared (water-filling, ``per_trace_limit``),
-  which needs every trace's count first: a count statement, then the spans (two round trips,
-  both taking the range from the lookup table themselves).
+  which needs every trace's count first: a count statement (range from the lookup table
+  inside it), then the spans, bounded by the first and last start time the count saw (two
+  round trips, the lookup table read once).
 
 The span statements end with a ``Stored`` column; :func:`counted` strips it and records it, so
 ``stored`` is complete once the rows have been consumed (renderers read it only when they
@@ -127,12 +128,42 @@ class SpanReads:
         }
         if len(trace_ids) == 1:
             limit = max(1, min(max_per_trace, max_total))
-            return self.first_or_none(spans_sql, {**params, "per_trace": limit}, limit)
-        counts = self.rows(counts_sql, params)
-        if not counts:
+            one = {**params, "range_ids": trace_ids, "per_trace": limit}
+            return self.first_or_none(spans_sql, one, limit)
+        counts = TraceCounts.of(self.rows(counts_sql, params))
+        if not counts.spans:
             return None
-        limit = per_trace_limit([int(r[1]) for r in counts], max_total, max_per_trace)
-        found = [str(r[0]) for r in counts]
+        limit = per_trace_limit(list(counts.spans.values()), max_total, max_per_trace)
         stored: dict[str, int] = {}
-        rows = self.stream(spans_sql, {**params, "trace_ids": found, "per_trace": limit})
+        rows = self.stream(spans_sql, counts.span_params(tenant, limit, max_total))
         return SpanRead(counted(rows, stored), stored, limit)
+
+
+@dataclass(frozen=True)
+class TraceCounts:
+    """A trace_span_counts.sql answer: spans per trace and the first and last start time."""
+
+    spans: dict[str, int]
+    first_ns: int = 0
+    last_ns: int = MAX_TIME_NS
+
+    @classmethod
+    def of(cls, rows: Sequence[Sequence[Any]]) -> TraceCounts:
+        if not rows:
+            return cls({})
+        spans = {str(r[0]): int(r[1]) for r in rows}
+        return cls(spans, min(int(r[2]) for r in rows), max(int(r[3]) for r in rows))
+
+    def span_params(self, tenant: str, limit: int, max_total: int) -> dict[str, Any]:
+        """Parameters of a span statement over these traces, bounded by the spans' own times
+        (no lookup-table read: ``range_ids`` empty)."""
+        return {
+            "trace_ids": list(self.spans),
+            "range_ids": [],
+            "tenant": tenant,
+            "slack_ns": RANGE_SLACK_NS,
+            "start_ns": self.first_ns,
+            "end_ns": self.last_ns,
+            "per_trace": limit,
+            "max_rows": max_total,
+        }

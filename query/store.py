@@ -24,6 +24,7 @@ from query.span_reads import (
     SPAN_BLOCK_ROWS,
     SpanRead,
     SpanReads,
+    TraceCounts,
     counted,
     per_trace_limit,
 )
@@ -118,8 +119,10 @@ class TraceStore:
                 )
             return self._spans(read, trace_ids)
         # Several ids, some perhaps only archived: both sets share the response's budget.
-        stored = self._live_counts(tenant, trace_ids)
-        missing = [t for t in trace_ids if t not in stored]
+        live = TraceCounts.of(
+            self._rows(sql("trace_span_counts"), self._count_params(tenant, trace_ids))
+        )
+        missing = [t for t in trace_ids if t not in live.spans]
         archived: dict[str, int] = {}
         if missing:
             archived = {
@@ -128,13 +131,15 @@ class TraceStore:
                     sql("archive_span_counts"), {"trace_ids": missing, "tenant": tenant}
                 )
             }
-        if not stored and not archived:
+        if not live.spans and not archived:
             return TraceSpans()
-        limit = per_trace_limit([*stored.values(), *archived.values()], max_total, max_per_trace)
+        limit = per_trace_limit(
+            [*live.spans.values(), *archived.values()], max_total, max_per_trace
+        )
         seen: dict[str, int] = {}
         rows: Iterable[Sequence[Any]] = ()
-        if stored:
-            params = self._span_params(tenant, list(stored), limit, max_total)
+        if live.spans:
+            params = live.span_params(tenant, limit, max_total)
             rows = counted(self._reads.stream(sql("trace_spans"), params), seen)
         if archived:
             params = {"trace_ids": list(archived), "tenant": tenant, "per_trace": limit}
@@ -144,22 +149,14 @@ class TraceStore:
             rows = itertools.chain(rows, counted(archive_rows, seen))
         return TraceSpans(rows, seen, limit, list(trace_ids))
 
-    def _live_counts(self, tenant: str, trace_ids: list[str]) -> dict[str, int]:
-        params = self._span_params(tenant, trace_ids, 0, 0)
-        return {str(r[0]): int(r[1]) for r in self._rows(sql("trace_span_counts"), params)}
-
     @staticmethod
-    def _span_params(
-        tenant: str, trace_ids: list[str], limit: int, max_total: int
-    ) -> dict[str, Any]:
+    def _count_params(tenant: str, trace_ids: list[str]) -> dict[str, Any]:
         return {
             "trace_ids": trace_ids,
             "tenant": tenant,
             "slack_ns": RANGE_SLACK_NS,
             "start_ns": 0,
             "end_ns": MAX_TIME_NS,
-            "per_trace": limit,
-            "max_rows": max_total,
         }
 
     @staticmethod

@@ -100,5 +100,15 @@ class V3Store:
             return []
         params = {"trace_ids": trace_ids, "tenant": tenant, "slack_ns": RANGE_SLACK_NS}
         rows = {str(r[0]): r for r in self._rows(sql("v3_trace_summaries"), params)}
-        orphans = {str(r[0]): int(r[1]) for r in self._rows(sql("v3_orphan_counts"), params)}
+        if not rows:
+            return []
+        # Every span of these traces starts within [first start, last end] of the summaries.
+        bounds = {
+            "start_ns": min(int(r[3]) for r in rows.values()),
+            "end_ns": min(MAX_TIME_NS, max(int(r[4]) for r in rows.values())),
+        }
+        orphan_rows = self._rows(
+            sql("v3_orphan_counts"), {"trace_ids": list(rows), "tenant": tenant, **bounds}
+        )
+        orphans = {str(r[0]): int(r[1]) for r in orphan_rows}
         return [summary_json(rows[t], orphans.get(t, 0)) for t in trace_ids if t in rows]

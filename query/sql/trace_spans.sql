@@ -1,7 +1,9 @@
 -- All spans of some traces, in the column order query/jaeger_model.py expects, plus the
 -- spans stored per trace (Stored, counted before the cut) so one statement both reads a trace
--- and says whether it was capped. The time range comes from the lookup table in the same
--- statement (start_ns / end_ns narrow it further; 0 / Int64 max: no narrowing).
+-- and says whether it was capped. The time range: with range_ids (the ids again) it comes from
+-- the lookup table inside this statement (a read by id is one round trip), narrowed to
+-- start_ns / end_ns; with range_ids empty, start_ns / end_ns are the range (a read of several
+-- traces takes it from trace_span_counts.sql, which saw the spans' own times).
 -- LIMIT ... BY keeps the first per_trace spans of each trace by start time (SpanId breaks
 -- ties so the cut is stable); the outer LIMIT bounds the whole response.
 WITH (
@@ -14,7 +16,7 @@ WITH (
         if(max(End) >= toDateTime(4294967295), 9223372036854775807,
            toInt64(toUnixTimestamp(max(End))) * 1000000000 + 999999999 + {slack_ns:Int64}))
     FROM otel_traces_trace_id_ts
-    WHERE TraceId IN {trace_ids:Array(String)}
+    WHERE TraceId IN {range_ids:Array(String)}
 ) AS bounds
 SELECT
     TraceId,
@@ -40,8 +42,10 @@ SELECT
     count() OVER (PARTITION BY TraceId) AS Stored
 FROM otel_traces
 WHERE TraceId IN {trace_ids:Array(String)}
-  AND Timestamp >= fromUnixTimestamp64Nano(greatest(bounds.1, {start_ns:Int64}))
-  AND Timestamp <= fromUnixTimestamp64Nano(least(bounds.2, {end_ns:Int64}))
+  AND Timestamp >= fromUnixTimestamp64Nano(
+      if(empty({range_ids:Array(String)}), {start_ns:Int64}, greatest(bounds.1, {start_ns:Int64})))
+  AND Timestamp <= fromUnixTimestamp64Nano(
+      if(empty({range_ids:Array(String)}), {end_ns:Int64}, least(bounds.2, {end_ns:Int64})))
   AND TenantId = {tenant:String}
 ORDER BY TraceId, Timestamp, SpanId
 LIMIT {per_trace:UInt32} BY TraceId

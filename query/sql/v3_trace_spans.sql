@@ -11,7 +11,7 @@ WITH (
         if(max(End) >= toDateTime(4294967295), 9223372036854775807,
            toInt64(toUnixTimestamp(max(End))) * 1000000000 + 999999999 + {slack_ns:Int64}))
     FROM otel_traces_trace_id_ts
-    WHERE TraceId IN {trace_ids:Array(String)}
+    WHERE TraceId IN {range_ids:Array(String)}
 ) AS bounds
 SELECT
     TraceId,
@@ -39,8 +39,10 @@ SELECT
     count() OVER (PARTITION BY TraceId) AS Stored
 FROM otel_traces
 WHERE TraceId IN {trace_ids:Array(String)}
-  AND Timestamp >= fromUnixTimestamp64Nano(greatest(bounds.1, {start_ns:Int64}))
-  AND Timestamp <= fromUnixTimestamp64Nano(least(bounds.2, {end_ns:Int64}))
+  AND Timestamp >= fromUnixTimestamp64Nano(
+      if(empty({range_ids:Array(String)}), {start_ns:Int64}, greatest(bounds.1, {start_ns:Int64})))
+  AND Timestamp <= fromUnixTimestamp64Nano(
+      if(empty({range_ids:Array(String)}), {end_ns:Int64}, least(bounds.2, {end_ns:Int64})))
   AND TenantId = {tenant:String}
 ORDER BY TraceId, Timestamp, SpanId
 LIMIT {per_trace:UInt32} BY TraceId

@@ -1,0 +1,75 @@
+"""Round trips of a capped span read (query.span_reads), against a recording client.
+
+The SQL itself runs against ClickHouse in tests/integration/test_query_*; here only which
+statements go out, with which parameters, and what is made of their rows.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from query.span_reads import SpanReads, per_trace_limit
+from query.store import MAX_SPANS_PER_RESPONSE, MAX_SPANS_PER_TRACE, sql
+
+
+class RecordingClient:
+    """Answers each statement by its SQL file name; records (name, parameters) in order."""
+
+    def __init__(self, answers: dict[str, list[Sequence[Any]]]) -> None:
+        self.answers = answers
+        self.calls: list[tuple[str, dict[str, Any]]] = []
+
+    def _name(self, text: str) -> str:
+        return next(n for n in ("trace_spans", "trace_span_counts") if text == sql(n))
+
+    def query(self, text: str, parameters: dict[str, Any]) -> Any:
+        name = self._name(text)
+        self.calls.append((name, parameters))
+        return type("Result", (), {"result_rows": self.answers[name]})()
+
+    @contextmanager
+    def query_rows_stream(
+        self, text: str, parameters: dict[str, Any], settings: dict[str, Any]
+    ) -> Iterator[Iterator[Sequence[Any]]]:
+        name = self._name(text)
+        self.calls.append((name, parameters))
+        yield iter(self.answers[name])
+
+
+def _read(client: RecordingClient, ids: list[str]) -> Any:
+    return SpanReads(client).capped(
+        sql("trace_spans"), sql("trace_span_counts"), "", ids, 3, MAX_SPANS_PER_RESPONSE
+    )
+
+
+def test_one_trace_is_one_statement_and_its_count_rides_along() -> None:
+    client = RecordingClient({"trace_spans": [("t1", "s1", 5), ("t1", "s2", 5)]})
+    read = _read(client, ["t1"])
+    assert read is not None
+    assert [r for r in read.rows] == [("t1", "s1"), ("t1", "s2")]
+    assert read.stored == {"t1": 5} and read.limit == 3
+    [(name, params)] = client.calls
+    assert name == "trace_spans" and params["range_ids"] == ["t1"]  # lookup in-statement
+    assert params["per_trace"] == min(MAX_SPANS_PER_TRACE, 3)
+
+
+def test_one_missing_trace_is_none_after_one_statement() -> None:
+    client = RecordingClient({"trace_spans": []})
+    assert _read(client, ["t1"]) is None
+    assert [n for n, _ in client.calls] == ["trace_spans"]
+
+
+def test_several_traces_share_the_budget_and_skip_the_lookup_on_the_second_read() -> None:
+    counts: list[Sequence[Any]] = [("t1", 10, 1_000, 9_000), ("t2", 1, 500, 500)]
+    client = RecordingClient({"trace_span_counts": counts, "trace_spans": [("t2", "s", 1)]})
+    read = SpanReads(client).capped(
+        sql("trace_spans"), sql("trace_span_counts"), "", ["t1", "t2", "t3"], 20, 6
+    )
+    assert read is not None and list(read.rows) == [("t2", "s")]
+    (n1, _), (n2, p2) = client.calls
+    assert (n1, n2) == ("trace_span_counts", "trace_spans")
+    assert p2["trace_ids"] == ["t1", "t2"] and p2["range_ids"] == []
+    assert (p2["start_ns"], p2["end_ns"]) == (500, 9_000)
+    assert p2["per_trace"] == per_trace_limit([10, 1], 6, 20) == 5
