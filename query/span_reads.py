@@ -1,21 +1,22 @@
 """Capped span reads of whole traces, shared by the v1 (Jaeger JSON) and api_v3 (OTLP) stores.
 
-A read by id costs as few ClickHouse round trips as the caps allow:
+A read of any number of traces is ONE ClickHouse statement (``trace_spans.sql``,
+``v3_trace_spans.sql``):
 
-- one trace: ONE statement. Its time range comes from the ``otel_traces_trace_id_ts`` lookup
-  table as a scalar subquery (ClickHouse evaluates it before analysing the outer query, so
-  partition and primary-key pruning see constants), and the spans stored per trace ride along
-  each row as ``count() OVER (PARTITION BY TraceId)``, computed before ``LIMIT n BY``. With one
-  trace the per-trace limit is ``min(cap, budget)`` whatever the count, so nothing needs to be
-  known before the read.
-- several traces: the response's span budget is shared (water-filling, ``per_trace_limit``),
-  which needs every trace's count first: a count statement (range from the lookup table
-  inside it), then the spans, bounded by the first and last start time the count saw (two
-  round trips, the lookup table read once).
+- the time range comes from the ``otel_traces_trace_id_ts`` lookup table as a scalar subquery
+  (ClickHouse evaluates it before analysing the outer query, so partition and primary-key
+  pruning see constants), not from a round trip of its own;
+- the spans stored per trace ride along each row as ``count() OVER (PARTITION BY TraceId)``,
+  computed before the cut, for the truncation warning;
+- the caps are applied in the statement with window functions: ``Rank`` (a span's place in its
+  trace by start time) and ``Upto`` (spans of all traces with a rank up to this one's) give the
+  same cut as :func:`per_trace_limit`'s water-filling, which otherwise needs every trace's
+  count before the read.
 
 The span statements end with a ``Stored`` column; :func:`counted` strips it and records it, so
 ``stored`` is complete once the rows have been consumed (renderers read it only when they
-write the traces out).
+write the traces out). The v1 multi-id lookup, which also reads the archive, still counts
+first: live and archived traces share one budget (query/store.py).
 """
 
 from __future__ import annotations
@@ -62,7 +63,6 @@ class SpanRead:
 
     rows: Iterator[Sequence[Any]] = field(default_factory=lambda: iter(()))
     stored: dict[str, int] = field(default_factory=dict)
-    limit: int = 0
 
 
 def counted(rows: Iterator[Sequence[Any]], stored: dict[str, int]) -> Iterator[Sequence[Any]]:
@@ -88,7 +88,7 @@ class SpanReads:
         ) as stream:
             yield from stream
 
-    def first_or_none(self, text: str, params: dict[str, Any], limit: int) -> SpanRead | None:
+    def first_or_none(self, text: str, params: dict[str, Any]) -> SpanRead | None:
         """Stream a span statement; None (and the stream closed) when it returns no row.
 
         The first block is fetched here so a missing trace is known before a response starts.
@@ -99,12 +99,11 @@ class SpanReads:
             rows.close()
             return None
         stored: dict[str, int] = {}
-        return SpanRead(counted(itertools.chain([first], rows), stored), stored, limit)
+        return SpanRead(counted(itertools.chain([first], rows), stored), stored)
 
     def capped(
         self,
         spans_sql: str,
-        counts_sql: str,
         tenant: str,
         trace_ids: list[str],
         max_per_trace: int,
@@ -114,7 +113,8 @@ class SpanReads:
     ) -> SpanRead | None:
         """Spans of the traces stored in otel_traces within the caps; None if none is stored.
 
-        ``start_ns``/``end_ns`` narrow the range the lookup table gives (api_v3 GetTrace).
+        ``start_ns``/``end_ns`` narrow the range the lookup table gives (api_v3 GetTrace). The
+        first block is fetched here, so "not found" is known before a response starts.
         """
         if not trace_ids or start_ns > end_ns:
             return None
@@ -126,17 +126,8 @@ class SpanReads:
             "end_ns": end_ns,
             "max_rows": max_total,
         }
-        if len(trace_ids) == 1:
-            limit = max(1, min(max_per_trace, max_total))
-            one = {**params, "range_ids": trace_ids, "per_trace": limit}
-            return self.first_or_none(spans_sql, one, limit)
-        counts = TraceCounts.of(self.rows(counts_sql, params))
-        if not counts.spans:
-            return None
-        limit = per_trace_limit(list(counts.spans.values()), max_total, max_per_trace)
-        stored: dict[str, int] = {}
-        rows = self.stream(spans_sql, counts.span_params(tenant, limit, max_total))
-        return SpanRead(counted(rows, stored), stored, limit)
+        params["range_ids"] = trace_ids  # the range from the lookup table, in-statement
+        return self.first_or_none(spans_sql, {**params, "per_trace": max_per_trace})
 
 
 @dataclass(frozen=True)

@@ -48,8 +48,6 @@ class TraceSpans:
     rows: Iterable[Sequence[Any]] = ()
     # Spans stored per trace; complete once ``rows`` has been consumed (query.span_reads).
     stored: dict[str, int] = field(default_factory=dict)
-    # Spans returned at most per trace.
-    limit: int = 0
     # Trace ids in the order the response lists them (search: newest first).
     order: list[str] = field(default_factory=list)
 
@@ -97,15 +95,15 @@ class TraceStore:
         """Spans of the traces, ordered by trace then start time, at most the given caps.
 
         Ids not found in otel_traces are looked up in otel_traces_archive (unless ``archive``
-        is off, as for search results, which come from otel_traces by definition). One trace
-        is one statement (query.span_reads); several are a count, then the spans.
+        is off, as for search results, which come from otel_traces by definition). One id, and
+        any number without the archive (search), is one statement (query.span_reads); several
+        ids with the archive are counts of both tables first, since they share one budget.
         """
         if not trace_ids:
             return TraceSpans()
         if len(trace_ids) == 1 or not archive:
             read = self._reads.capped(
                 sql("trace_spans"),
-                sql("trace_span_counts"),
                 tenant,
                 trace_ids,
                 max_per_trace,
@@ -115,7 +113,7 @@ class TraceStore:
                 limit = max(1, min(max_per_trace, max_total))
                 params = {"trace_ids": trace_ids, "tenant": tenant, "per_trace": limit}
                 read = self._reads.first_or_none(
-                    sql("archive_spans"), {**params, "max_rows": max_total}, limit
+                    sql("archive_spans"), {**params, "max_rows": max_total}
                 )
             return self._spans(read, trace_ids)
         # Several ids, some perhaps only archived: both sets share the response's budget.
@@ -147,7 +145,7 @@ class TraceStore:
                 sql("archive_spans"), {**params, "max_rows": max_total}
             )
             rows = itertools.chain(rows, counted(archive_rows, seen))
-        return TraceSpans(rows, seen, limit, list(trace_ids))
+        return TraceSpans(rows, seen, list(trace_ids))
 
     @staticmethod
     def _count_params(tenant: str, trace_ids: list[str]) -> dict[str, Any]:
@@ -163,7 +161,7 @@ class TraceStore:
     def _spans(read: SpanRead | None, order: list[str]) -> TraceSpans:
         if read is None:
             return TraceSpans()
-        return TraceSpans(read.rows, read.stored, read.limit, list(order))
+        return TraceSpans(read.rows, read.stored, list(order))
 
     def archive(self, tenant: str, trace_id: str) -> int:
         """Copy a stored trace into otel_traces_archive; the number of its spans (0: none)."""

@@ -72,11 +72,10 @@ class V3Store:
     ) -> SpanRead:
         """Spans of the traces (the lookup table's range, narrowed to [start_ns, end_ns]).
 
-        One trace is one statement, several a count and then the spans (query.span_reads).
+        One statement for any number of traces (query.span_reads).
         """
         read = self._reads.capped(
             sql("v3_trace_spans"),
-            sql("trace_span_counts"),
             tenant,
             trace_ids,
             max_per_trace,

@@ -10,8 +10,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from query.span_reads import SpanReads, per_trace_limit
-from query.store import MAX_SPANS_PER_RESPONSE, MAX_SPANS_PER_TRACE, sql
+from query.span_reads import SpanReads, TraceCounts, per_trace_limit
+from query.store import sql
 
 
 class RecordingClient:
@@ -38,10 +38,8 @@ class RecordingClient:
         yield iter(self.answers[name])
 
 
-def _read(client: RecordingClient, ids: list[str]) -> Any:
-    return SpanReads(client).capped(
-        sql("trace_spans"), sql("trace_span_counts"), "", ids, 3, MAX_SPANS_PER_RESPONSE
-    )
+def _read(client: RecordingClient, ids: list[str], cap: int = 3, budget: int = 10) -> Any:
+    return SpanReads(client).capped(sql("trace_spans"), "", ids, cap, budget)
 
 
 def test_one_trace_is_one_statement_and_its_count_rides_along() -> None:
@@ -49,10 +47,10 @@ def test_one_trace_is_one_statement_and_its_count_rides_along() -> None:
     read = _read(client, ["t1"])
     assert read is not None
     assert [r for r in read.rows] == [("t1", "s1"), ("t1", "s2")]
-    assert read.stored == {"t1": 5} and read.limit == 3
+    assert read.stored == {"t1": 5}
     [(name, params)] = client.calls
     assert name == "trace_spans" and params["range_ids"] == ["t1"]  # lookup in-statement
-    assert params["per_trace"] == min(MAX_SPANS_PER_TRACE, 3)
+    assert (params["per_trace"], params["max_rows"]) == (3, 10)
 
 
 def test_one_missing_trace_is_none_after_one_statement() -> None:
@@ -61,15 +59,19 @@ def test_one_missing_trace_is_none_after_one_statement() -> None:
     assert [n for n, _ in client.calls] == ["trace_spans"]
 
 
-def test_several_traces_share_the_budget_and_skip_the_lookup_on_the_second_read() -> None:
-    counts: list[Sequence[Any]] = [("t1", 10, 1_000, 9_000), ("t2", 1, 500, 500)]
-    client = RecordingClient({"trace_span_counts": counts, "trace_spans": [("t2", "s", 1)]})
-    read = SpanReads(client).capped(
-        sql("trace_spans"), sql("trace_span_counts"), "", ["t1", "t2", "t3"], 20, 6
-    )
-    assert read is not None and list(read.rows) == [("t2", "s")]
-    (n1, _), (n2, p2) = client.calls
-    assert (n1, n2) == ("trace_span_counts", "trace_spans")
-    assert p2["trace_ids"] == ["t1", "t2"] and p2["range_ids"] == []
-    assert (p2["start_ns"], p2["end_ns"]) == (500, 9_000)
-    assert p2["per_trace"] == per_trace_limit([10, 1], 6, 20) == 5
+def test_several_traces_are_one_statement_too() -> None:
+    client = RecordingClient({"trace_spans": [("t1", "a", 7), ("t2", "b", 1)]})
+    read = _read(client, ["t1", "t2", "t3"], cap=20, budget=6)
+    assert read is not None and list(read.rows) == [("t1", "a"), ("t2", "b")]
+    assert read.stored == {"t1": 7, "t2": 1}
+    [(name, params)] = client.calls
+    assert name == "trace_spans" and params["trace_ids"] == params["range_ids"]
+    assert (params["per_trace"], params["max_rows"]) == (20, 6)
+
+
+def test_counted_ranges_bound_the_span_read_without_a_lookup() -> None:
+    counts = TraceCounts.of([("t1", 10, 1_000, 9_000), ("t2", 1, 500, 500)])
+    assert counts.spans == {"t1": 10, "t2": 1}
+    params = counts.span_params("", per_trace_limit([10, 1], 6, 20), 6)
+    assert params["trace_ids"] == ["t1", "t2"] and params["range_ids"] == []
+    assert (params["start_ns"], params["end_ns"], params["per_trace"]) == (500, 9_000, 5)
