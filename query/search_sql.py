@@ -78,11 +78,14 @@ def tag_condition(key: str, value: str, k: str, v: str) -> str:
     return "(" + " OR ".join(options) + ")"
 
 
-def search_query(tenant: str, q: TraceQuery) -> tuple[str, dict[str, Any]]:
+def search_query(
+    tenant: str, q: TraceQuery, after_ns: int | None = None, before_ns: int | None = None
+) -> tuple[str, dict[str, Any]]:
     """SQL text and parameters returning (TraceId, last_seen) of the newest matching traces.
 
     Ties on last_seen are broken by TraceId so a LIMIT cut is deterministic (the property
-    test compares the cut with a reference).
+    test compares the cut with a reference). ``after_ns``/``before_ns`` further restrict the
+    matching spans to start at or after / strictly before them (query.search_windows).
     """
     conditions = [
         "TenantId = {tenant:String}",
@@ -106,6 +109,12 @@ def search_query(tenant: str, q: TraceQuery) -> tuple[str, dict[str, Any]]:
     if q.max_duration_ns is not None:
         conditions.append("Duration <= {max_ns:UInt64}")
         params["max_ns"] = q.max_duration_ns
+    if after_ns is not None:
+        conditions.append("Timestamp >= fromUnixTimestamp64Nano({after_ns:Int64})")
+        params["after_ns"] = after_ns
+    if before_ns is not None:
+        conditions.append("Timestamp < fromUnixTimestamp64Nano({before_ns:Int64})")
+        params["before_ns"] = before_ns
     for i, (key, value) in enumerate(sorted(q.tags.items())):
         k, v = f"tk{i}", f"tv{i}"
         params[k], params[v] = key, value

@@ -19,6 +19,7 @@ from core.clickhouse import connect
 from core.settings import Settings
 from query.params import MAX_TIME_NS, TraceQuery
 from query.search_sql import search_query
+from query.search_windows import newest_traces
 from query.span_reads import (
     RANGE_SLACK_NS,
     SPAN_BLOCK_ROWS,
@@ -189,8 +190,12 @@ class TraceStore:
         max_total: int = MAX_SPANS_PER_RESPONSE,
     ) -> TraceSpans:
         """The newest matching traces, whole up to the span caps; ``order`` is newest first."""
-        found = self._rows(*search_query(tenant, q))
-        return self.spans_of(tenant, [r[0] for r in found], max_per_trace, max_total, archive=False)
+
+        def run(after_ns: int | None, before_ns: int | None) -> list[str]:
+            return [str(r[0]) for r in self._rows(*search_query(tenant, q, after_ns, before_ns))]
+
+        found = newest_traces(run, q.start_ns, q.end_ns, q.limit)
+        return self.spans_of(tenant, found, max_per_trace, max_total, archive=False)
 
     def dependencies(self, tenant: str, start_ns: int, end_ns: int) -> list[tuple[str, str, int]]:
         """Edges the streams workers joined on all spans; derived from stored spans if none.

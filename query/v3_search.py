@@ -68,9 +68,21 @@ def span_conditions(q: V3Query, tenant: str) -> tuple[list[str], dict[str, Any]]
     return where, params
 
 
-def trace_ids_query(q: V3Query, tenant: str) -> SqlQuery:
-    """Newest matching traces first (by their latest matching span), at most search_depth."""
+def trace_ids_query(
+    q: V3Query, tenant: str, after_ns: int | None = None, before_ns: int | None = None
+) -> SqlQuery:
+    """Newest matching traces first (by their latest matching span), at most search_depth.
+
+    ``after_ns``/``before_ns`` further restrict the matching spans to start at or after /
+    strictly before them (query.search_windows).
+    """
     where, params = span_conditions(q, tenant)
+    if after_ns is not None:
+        where.append("Timestamp >= fromUnixTimestamp64Nano({after_ns:Int64})")
+        params["after_ns"] = after_ns
+    if before_ns is not None:
+        where.append("Timestamp < fromUnixTimestamp64Nano({before_ns:Int64})")
+        params["before_ns"] = before_ns
     text = (
         "SELECT TraceId, max(Timestamp) AS last_seen\n"
         "FROM otel_traces\n"

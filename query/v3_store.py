@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from query.params import MAX_TIME_NS
+from query.search_windows import newest_traces
 from query.span_reads import RANGE_SLACK_NS, SpanRead, SpanReads
 from query.store import LOOKBACK_DAYS, MAX_SPANS_PER_RESPONSE, MAX_SPANS_PER_TRACE, sql
 from query.v3_params import V3Query
@@ -58,8 +59,12 @@ class V3Store:
         return [(str(r[0]), str(r[1])) for r in rows]
 
     def find_trace_ids(self, tenant: str, q: V3Query) -> list[str]:
-        query = trace_ids_query(q, tenant)
-        return [str(r[0]) for r in self._rows(query.text, query.params)]
+        def run(after_ns: int | None, before_ns: int | None) -> list[str]:
+            query = trace_ids_query(q, tenant, after_ns, before_ns)
+            return [str(r[0]) for r in self._rows(query.text, query.params)]
+
+        # start_max is exclusive: the newest instant searched is start_max - 1.
+        return newest_traces(run, q.start_min_ns, q.start_max_ns - 1, q.search_depth)
 
     def spans(
         self,
