@@ -20,6 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 from query.params import TraceQuery
+from query.search_windows import window_conditions
 
 # Span kinds as the API renders them in the span.kind tag -> the SpanKind column's spelling.
 KIND_COLUMN = {
@@ -109,12 +110,9 @@ def search_query(
     if q.max_duration_ns is not None:
         conditions.append("Duration <= {max_ns:UInt64}")
         params["max_ns"] = q.max_duration_ns
-    if after_ns is not None:
-        conditions.append("Timestamp >= fromUnixTimestamp64Nano({after_ns:Int64})")
-        params["after_ns"] = after_ns
-    if before_ns is not None:
-        conditions.append("Timestamp < fromUnixTimestamp64Nano({before_ns:Int64})")
-        params["before_ns"] = before_ns
+    window, window_params = window_conditions(after_ns, before_ns)
+    conditions += window
+    params.update(window_params)
     for i, (key, value) in enumerate(sorted(q.tags.items())):
         k, v = f"tk{i}", f"tv{i}"
         params[k], params[v] = key, value

@@ -14,6 +14,7 @@ statement, two statements at most; the property tests compare it with a referenc
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 # The first statement reads the newest 1/32 of the window (45 minutes of a day).
 RECENT_FRACTION = 32
@@ -34,3 +35,18 @@ def newest_traces(run: SearchRun, start_ns: int, end_ns: int, limit: int) -> lis
     seen = set(recent)
     older = [t for t in run(None, split) if t not in seen]
     return recent + older[: limit - len(recent)]
+
+
+def window_conditions(
+    after_ns: int | None, before_ns: int | None
+) -> tuple[list[str], dict[str, Any]]:
+    """The conditions (AND-ed) and parameters of a run's bounds, for the search builders."""
+    where: list[str] = []
+    params: dict[str, Any] = {}
+    if after_ns is not None:
+        where.append("Timestamp >= fromUnixTimestamp64Nano({after_ns:Int64})")
+        params["after_ns"] = after_ns
+    if before_ns is not None:
+        where.append("Timestamp < fromUnixTimestamp64Nano({before_ns:Int64})")
+        params["before_ns"] = before_ns
+    return where, params

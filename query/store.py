@@ -67,6 +67,14 @@ def sql(name: str) -> str:
     return resources.files("query").joinpath(f"sql/{name}.sql").read_text()
 
 
+@cache
+def bounded_sql(name: str) -> str:
+    """A statement over whole traces, prefixed with trace_bounds.sql: the scalar ``bounds``,
+    the time range of the traces in ``range_ids`` from the lookup table (one copy of it for
+    every such statement; a prefix, never a marker substituted inside the text)."""
+    return sql("trace_bounds") + sql(name)
+
+
 class TraceStore:
     def __init__(self, client: Any) -> None:
         self._client = client
@@ -104,7 +112,7 @@ class TraceStore:
             return TraceSpans()
         if len(trace_ids) == 1 or not archive:
             read = self._reads.capped(
-                sql("trace_spans"),
+                bounded_sql("trace_spans"),
                 tenant,
                 trace_ids,
                 max_per_trace,
@@ -119,7 +127,7 @@ class TraceStore:
             return self._spans(read, trace_ids)
         # Several ids, some perhaps only archived: both sets share the response's budget.
         live = TraceCounts.of(
-            self._rows(sql("trace_span_counts"), self._count_params(tenant, trace_ids))
+            self._rows(bounded_sql("trace_span_counts"), self._count_params(tenant, trace_ids))
         )
         missing = [t for t in trace_ids if t not in live.spans]
         archived: dict[str, int] = {}
@@ -139,7 +147,7 @@ class TraceStore:
         rows: Iterable[Sequence[Any]] = ()
         if live.spans:
             params = live.span_params(tenant, limit, max_total)
-            rows = counted(self._reads.stream(sql("trace_spans"), params), seen)
+            rows = counted(self._reads.stream(bounded_sql("trace_spans"), params), seen)
         if archived:
             params = {"trace_ids": list(archived), "tenant": tenant, "per_trace": limit}
             archive_rows = self._reads.stream(
@@ -152,6 +160,7 @@ class TraceStore:
     def _count_params(tenant: str, trace_ids: list[str]) -> dict[str, Any]:
         return {
             "trace_ids": trace_ids,
+            "range_ids": trace_ids,
             "tenant": tenant,
             "slack_ns": RANGE_SLACK_NS,
             "start_ns": 0,
@@ -176,7 +185,10 @@ class TraceStore:
             "start_ns": max(0, ranges[0][3] - RANGE_SLACK_NS),
             "end_ns": min(MAX_TIME_NS, ranges[0][4] + RANGE_SLACK_NS),
         }
-        counts = self._rows(sql("trace_span_counts"), {**params, "slack_ns": RANGE_SLACK_NS})
+        counts = self._rows(
+            bounded_sql("trace_span_counts"),
+            {**params, "range_ids": [trace_id], "slack_ns": RANGE_SLACK_NS},
+        )
         if not counts:
             return 0
         self._client.command(sql("archive_trace"), parameters=params)

@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from query.search_windows import window_conditions
 from query.v3_params import V3Query
 
 
@@ -77,12 +78,9 @@ def trace_ids_query(
     strictly before them (query.search_windows).
     """
     where, params = span_conditions(q, tenant)
-    if after_ns is not None:
-        where.append("Timestamp >= fromUnixTimestamp64Nano({after_ns:Int64})")
-        params["after_ns"] = after_ns
-    if before_ns is not None:
-        where.append("Timestamp < fromUnixTimestamp64Nano({before_ns:Int64})")
-        params["before_ns"] = before_ns
+    window, window_params = window_conditions(after_ns, before_ns)
+    where += window
+    params.update(window_params)
     text = (
         "SELECT TraceId, max(Timestamp) AS last_seen\n"
         "FROM otel_traces\n"

@@ -15,7 +15,13 @@ from typing import Any
 from query.params import MAX_TIME_NS
 from query.search_windows import newest_traces
 from query.span_reads import RANGE_SLACK_NS, SpanRead, SpanReads
-from query.store import LOOKBACK_DAYS, MAX_SPANS_PER_RESPONSE, MAX_SPANS_PER_TRACE, sql
+from query.store import (
+    LOOKBACK_DAYS,
+    MAX_SPANS_PER_RESPONSE,
+    MAX_SPANS_PER_TRACE,
+    bounded_sql,
+    sql,
+)
 from query.v3_params import V3Query
 from query.v3_search import trace_ids_query
 
@@ -80,7 +86,7 @@ class V3Store:
         One statement for any number of traces (query.span_reads).
         """
         read = self._reads.capped(
-            sql("v3_trace_spans"),
+            bounded_sql("v3_trace_spans"),
             tenant,
             trace_ids,
             max_per_trace,
@@ -102,8 +108,13 @@ class V3Store:
         """TraceSummary JSON objects in the order of ``trace_ids`` (over all stored spans)."""
         if not trace_ids:
             return []
-        params = {"trace_ids": trace_ids, "tenant": tenant, "slack_ns": RANGE_SLACK_NS}
-        rows = {str(r[0]): r for r in self._rows(sql("v3_trace_summaries"), params)}
+        params = {
+            "trace_ids": trace_ids,
+            "range_ids": trace_ids,
+            "tenant": tenant,
+            "slack_ns": RANGE_SLACK_NS,
+        }
+        rows = {str(r[0]): r for r in self._rows(bounded_sql("v3_trace_summaries"), params)}
         if not rows:
             return []
         # Every span of these traces starts within [first start, last end] of the summaries.

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from query.span_reads import SpanReads, TraceCounts, per_trace_limit
-from query.store import sql
+from query.store import bounded_sql
 
 
 class RecordingClient:
@@ -22,7 +22,7 @@ class RecordingClient:
         self.calls: list[tuple[str, dict[str, Any]]] = []
 
     def _name(self, text: str) -> str:
-        return next(n for n in ("trace_spans", "trace_span_counts") if text == sql(n))
+        return next(n for n in ("trace_spans", "trace_span_counts") if text == bounded_sql(n))
 
     def query(self, text: str, parameters: dict[str, Any]) -> Any:
         name = self._name(text)
@@ -39,7 +39,7 @@ class RecordingClient:
 
 
 def _read(client: RecordingClient, ids: list[str], cap: int = 3, budget: int = 10) -> Any:
-    return SpanReads(client).capped(sql("trace_spans"), "", ids, cap, budget)
+    return SpanReads(client).capped(bounded_sql("trace_spans"), "", ids, cap, budget)
 
 
 def test_one_trace_is_one_statement_and_its_count_rides_along() -> None:
