@@ -1,17 +1,21 @@
 """Capped span reads of whole traces, shared by the v1 (Jaeger JSON) and api_v3 (OTLP) stores.
 
 A read of any number of traces is ONE ClickHouse statement (``trace_spans.sql``,
-``v3_trace_spans.sql``):
+``v3_trace_spans.sql``, completed here with the caps):
 
 - the time range comes from the ``otel_traces_trace_id_ts`` lookup table as a scalar subquery
   (ClickHouse evaluates it before analysing the outer query, so partition and primary-key
   pruning see constants), not from a round trip of its own;
 - the spans stored per trace ride along each row as ``count() OVER (PARTITION BY TraceId)``,
   computed before the cut, for the truncation warning;
-- the caps are applied in the statement with window functions: ``Rank`` (a span's place in its
-  trace by start time) and ``Upto`` (spans of all traces with a rank up to this one's) give the
-  same cut as :func:`per_trace_limit`'s water-filling, which otherwise needs every trace's
-  count before the read.
+- one trace (or a level known in advance) is cut by ``ORDER BY ... LIMIT n BY TraceId``
+  (:func:`level_sql`): with one trace the level is the cap whatever the count;
+- several traces are cut by window functions (:func:`water_filled_sql`): ``Rank`` (a span's
+  place in its trace by start time) and ``Upto`` (spans of all traces with a rank up to this
+  one's) give the same cut as :func:`per_trace_limit`'s water-filling, which otherwise needs
+  every trace's count before the read. These windows sort every matching row with its payload
+  (a 100,000-span trace: about twice the ClickHouse time and memory of ``LIMIT n BY``), which
+  is why one trace does not take this form.
 
 The span statements end with a ``Stored`` column; :func:`counted` strips it and records it, so
 ``stored`` is complete once the rows have been consumed (renderers read it only when they
@@ -72,6 +76,45 @@ def counted(rows: Iterator[Sequence[Any]], stored: dict[str, int]) -> Iterator[S
         yield row[:-1]
 
 
+# Completions of a span statement (query/sql/*trace_spans.sql, which ends with its WHERE). They
+# are fixed text around the statement, never a marker substituted inside it.
+_ORDER = "ORDER BY TraceId, StartNs, SpanId\n"
+_LEVEL_TAIL = _ORDER + "LIMIT {per_trace:UInt32} BY TraceId\nLIMIT {max_rows:UInt32}\n"
+_WATER_HEAD = """SELECT * EXCEPT (Rank, Upto)
+FROM
+(
+    -- Upto: spans of all these traces with a Rank at most this span's (the default frame,
+    -- RANGE ... CURRENT ROW, includes equal ranks): what a per-trace level of Rank costs.
+    SELECT *, count() OVER (ORDER BY Rank) AS Upto
+    FROM
+    (
+        SELECT *, row_number() OVER (PARTITION BY TraceId ORDER BY StartNs, SpanId) AS Rank
+        FROM
+        (
+"""
+_WATER_TAIL = (
+    """        )
+    )
+)
+-- The largest level <= per_trace whose spans fit in max_rows; a trace's first span stays.
+WHERE Rank <= {per_trace:UInt32} AND (Upto <= {max_rows:UInt32} OR Rank = 1)
+"""
+    + _ORDER
+    + "LIMIT {max_rows:UInt32}\n"
+)
+
+
+def level_sql(prefix: str, spans: str) -> str:
+    """The span statement cut at the level ``per_trace`` (and ``max_rows`` in all)."""
+    return prefix + spans + _LEVEL_TAIL
+
+
+def water_filled_sql(prefix: str, spans: str) -> str:
+    """The span statement cut as per_trace_limit would cut it (cap ``per_trace``, budget
+    ``max_rows``), without knowing the counts first."""
+    return prefix + _WATER_HEAD + spans + _WATER_TAIL
+
+
 class SpanReads:
     """The ClickHouse calls behind every span read (one client, no session state)."""
 
@@ -103,7 +146,7 @@ class SpanReads:
 
     def capped(
         self,
-        spans_sql: str,
+        spans_sql: tuple[str, str],
         tenant: str,
         trace_ids: list[str],
         max_per_trace: int,
@@ -113,6 +156,7 @@ class SpanReads:
     ) -> SpanRead | None:
         """Spans of the traces stored in otel_traces within the caps; None if none is stored.
 
+        ``spans_sql``: the statement as :func:`level_sql` and as :func:`water_filled_sql`.
         ``start_ns``/``end_ns`` narrow the range the lookup table gives (api_v3 GetTrace). The
         first block is fetched here, so "not found" is known before a response starts.
         """
@@ -127,7 +171,8 @@ class SpanReads:
             "max_rows": max_total,
         }
         params["range_ids"] = trace_ids  # the range from the lookup table, in-statement
-        return self.first_or_none(spans_sql, {**params, "per_trace": max_per_trace})
+        text = spans_sql[0] if len(trace_ids) == 1 else spans_sql[1]
+        return self.first_or_none(text, {**params, "per_trace": max_per_trace})
 
 
 @dataclass(frozen=True)

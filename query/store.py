@@ -27,7 +27,9 @@ from query.span_reads import (
     SpanReads,
     TraceCounts,
     counted,
+    level_sql,
     per_trace_limit,
+    water_filled_sql,
 )
 
 __all__ = ["RANGE_SLACK_NS", "SPAN_BLOCK_ROWS", "TraceSpans", "TraceStore", "per_trace_limit"]
@@ -65,6 +67,15 @@ def connect_for_queries(settings: Settings) -> Any:
 @cache
 def sql(name: str) -> str:
     return resources.files("query").joinpath(f"sql/{name}.sql").read_text()
+
+
+@cache
+def span_sql(name: str) -> tuple[str, str]:
+    """A span statement (``trace_spans``, ``v3_trace_spans``) with the lookup-table bounds,
+    completed with the caps: (cut at a given level, water-filled), query.span_reads."""
+    return level_sql(sql("trace_bounds"), sql(name)), water_filled_sql(
+        sql("trace_bounds"), sql(name)
+    )
 
 
 @cache
@@ -112,7 +123,7 @@ class TraceStore:
             return TraceSpans()
         if len(trace_ids) == 1 or not archive:
             read = self._reads.capped(
-                bounded_sql("trace_spans"),
+                span_sql("trace_spans"),
                 tenant,
                 trace_ids,
                 max_per_trace,
@@ -147,7 +158,7 @@ class TraceStore:
         rows: Iterable[Sequence[Any]] = ()
         if live.spans:
             params = live.span_params(tenant, limit, max_total)
-            rows = counted(self._reads.stream(bounded_sql("trace_spans"), params), seen)
+            rows = counted(self._reads.stream(span_sql("trace_spans")[0], params), seen)
         if archived:
             params = {"trace_ids": list(archived), "tenant": tenant, "per_trace": limit}
             archive_rows = self._reads.stream(

@@ -20,6 +20,7 @@ from query.store import (
     MAX_SPANS_PER_RESPONSE,
     MAX_SPANS_PER_TRACE,
     bounded_sql,
+    span_sql,
     sql,
 )
 from query.v3_params import V3Query
@@ -86,7 +87,7 @@ class V3Store:
         One statement for any number of traces (query.span_reads).
         """
         read = self._reads.capped(
-            bounded_sql("v3_trace_spans"),
+            span_sql("v3_trace_spans"),
             tenant,
             trace_ids,
             max_per_trace,

@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from query.span_reads import SpanReads, TraceCounts, per_trace_limit
-from query.store import bounded_sql
+from query.store import span_sql
 
 
 class RecordingClient:
@@ -22,7 +22,8 @@ class RecordingClient:
         self.calls: list[tuple[str, dict[str, Any]]] = []
 
     def _name(self, text: str) -> str:
-        return next(n for n in ("trace_spans", "trace_span_counts") if text == bounded_sql(n))
+        level, water_filled = span_sql("trace_spans")
+        return {level: "level", water_filled: "water_filled"}[text]
 
     def query(self, text: str, parameters: dict[str, Any]) -> Any:
         name = self._name(text)
@@ -39,33 +40,33 @@ class RecordingClient:
 
 
 def _read(client: RecordingClient, ids: list[str], cap: int = 3, budget: int = 10) -> Any:
-    return SpanReads(client).capped(bounded_sql("trace_spans"), "", ids, cap, budget)
+    return SpanReads(client).capped(span_sql("trace_spans"), "", ids, cap, budget)
 
 
 def test_one_trace_is_one_statement_and_its_count_rides_along() -> None:
-    client = RecordingClient({"trace_spans": [("t1", "s1", 5), ("t1", "s2", 5)]})
+    client = RecordingClient({"level": [("t1", "s1", 5), ("t1", "s2", 5)]})
     read = _read(client, ["t1"])
     assert read is not None
     assert [r for r in read.rows] == [("t1", "s1"), ("t1", "s2")]
     assert read.stored == {"t1": 5}
     [(name, params)] = client.calls
-    assert name == "trace_spans" and params["range_ids"] == ["t1"]  # lookup in-statement
+    assert name == "level" and params["range_ids"] == ["t1"]  # lookup in-statement
     assert (params["per_trace"], params["max_rows"]) == (3, 10)
 
 
 def test_one_missing_trace_is_none_after_one_statement() -> None:
-    client = RecordingClient({"trace_spans": []})
+    client = RecordingClient({"level": []})
     assert _read(client, ["t1"]) is None
-    assert [n for n, _ in client.calls] == ["trace_spans"]
+    assert [n for n, _ in client.calls] == ["level"]
 
 
 def test_several_traces_are_one_statement_too() -> None:
-    client = RecordingClient({"trace_spans": [("t1", "a", 7), ("t2", "b", 1)]})
+    client = RecordingClient({"water_filled": [("t1", "a", 7), ("t2", "b", 1)]})
     read = _read(client, ["t1", "t2", "t3"], cap=20, budget=6)
     assert read is not None and list(read.rows) == [("t1", "a"), ("t2", "b")]
     assert read.stored == {"t1": 7, "t2": 1}
     [(name, params)] = client.calls
-    assert name == "trace_spans" and params["trace_ids"] == params["range_ids"]
+    assert name == "water_filled" and params["trace_ids"] == params["range_ids"]
     assert (params["per_trace"], params["max_rows"]) == (20, 6)
 
 
