@@ -103,17 +103,22 @@ class V3Reads:
         trace_ids: list[str],
         start_ns: int | None = None,
         end_ns: int | None = None,
+        raw: bool = False,
     ) -> tuple[TracesDataBuilder, list[str]]:
-        """The traces' spans (empty builder if none) and the order to list them in."""
-        where = self.store.trace_range(trace_ids, start_ns, end_ns)
-        read = self.store.spans(tenant, where, self.max_per_trace, self.max_total)
-        builder = TracesDataBuilder(read.stored)
+        """The traces' spans (empty builder if none) and the order to list them in.
+
+        Adjusted as the v1 API adjusts (query/adjusters.py) unless ``raw`` (raw_traces).
+        """
+        read = self.store.spans(
+            tenant, trace_ids, start_ns, end_ns, self.max_per_trace, self.max_total
+        )
+        builder = TracesDataBuilder(read.stored, adjusted=not raw)
         for row in read.rows:
             builder.add(row)
         return builder, trace_ids
 
     def find(self, tenant: str, q: V3Query) -> tuple[TracesDataBuilder, list[str]]:
-        return self.traces(tenant, self.store.find_trace_ids(tenant, q))
+        return self.traces(tenant, self.store.find_trace_ids(tenant, q), raw=q.raw_traces)
 
     def summaries(self, tenant: str, q: V3Query) -> dict[str, Any]:
         return {"summaries": self.store.summaries(tenant, self.store.find_trace_ids(tenant, q))}
@@ -224,7 +229,7 @@ def add_v3_routes(
     async def get_trace(request: web.Request, tenant: str) -> web.StreamResponse:
         p = parse_get_trace(request.match_info["trace_id"], request.query)
         return await traces_response(
-            request, reads.traces, tenant, [p.trace_id], p.start_ns, p.end_ns
+            request, reads.traces, tenant, [p.trace_id], p.start_ns, p.end_ns, p.raw_traces
         )
 
     async def find_traces(request: web.Request, tenant: str) -> web.StreamResponse:

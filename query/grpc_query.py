@@ -125,7 +125,7 @@ class QueryServicer:
             end = (
                 timestamp_ns(request.end_time, "end_time") if request.HasField("end_time") else None
             )
-            return self.reads.traces(tenant, [trace_id], start, end)
+            return self.reads.traces(tenant, [trace_id], start, end, request.raw_traces)
 
         builder, order = self._guard(context, read)
         if not builder:

@@ -309,8 +309,9 @@ class TracesJsonWriter:
         adjusted: bool = True,
         max_clock_skew_ns: int = DEFAULT_MAX_CLOCK_SKEW_NS,
     ) -> None:
-        # Spans stored per trace: a trace with fewer spans added is marked truncated.
-        self._stored = dict(stored or {})
+        # Spans stored per trace: a trace with fewer spans added is marked truncated. Kept by
+        # reference and read only when traces are written: a store fills it as rows stream.
+        self._stored: Mapping[str, int] = {} if stored is None else stored
         self._traces: dict[str, tuple[_TraceBuilder, list[str | None]]] = {}
         self._adjusted = adjusted
         self._max_skew = max_clock_skew_ns

@@ -22,6 +22,8 @@ import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
+from query.adjusters import DEFAULT_MAX_CLOCK_SKEW_NS, SpanNode, adjust, host_key
+
 # Column order of query/sql/v3_trace_spans.sql.
 (
     TRACE_ID,
@@ -59,6 +61,9 @@ SPAN_KIND_NUMBERS = {
 }
 STATUS_CODE_NUMBERS = {"Unset": 0, "Ok": 1, "Error": 2}
 WARNINGS_ATTRIBUTE = "@jaeger@warnings"
+# The sort adjuster's warning, worded as the v1 API's (query.adjusters.sort_tags_and_logs).
+EVENTS_SORTED_WARNING = "logs were not in time order; sorted by timestamp"
+ZERO_SPAN_ID = "0" * 16
 MAX_UINT64 = 2**64 - 1
 
 
@@ -163,32 +168,116 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"))
 
 
+def _set_time(obj: dict[str, Any], key: str, ns: int) -> None:
+    """A uint64 time field in proto3 JSON: decimal text, left out when 0, clamped to uint64."""
+    ns = min(max(0, ns), MAX_UINT64)
+    if ns:
+        obj[key] = str(ns)
+    else:
+        obj.pop(key, None)
+
+
+def _node(row: Sequence[Any]) -> SpanNode:
+    """What the adjusters need of one row (query/adjusters.py works on these, not on JSON)."""
+    kind = row[KIND]
+    return SpanNode(
+        span_id=row[SPAN_ID],
+        parent_id=row[PARENT_ID] if row[PARENT_ID] and row[PARENT_ID] != ZERO_SPAN_ID else "",
+        kind=kind.lower() if kind in SPAN_KIND_NUMBERS and kind != "Unspecified" else "",
+        host=host_key(row[RES_ATTRS]),
+        start_ns=int(row[START_NS]),
+        duration_ns=int(row[DURATION]),
+    )
+
+
+def _patched(text: str, node: SpanNode | None, warnings: Sequence[str]) -> str:
+    """The span's JSON text with what the adjusters changed (most spans pass unchanged)."""
+    if (node is None or not node.changed) and not warnings:
+        return text
+    span = json.loads(text)
+    all_warnings = list(warnings)
+    if node is not None:
+        all_warnings += node.warnings
+        if node.relinked:
+            span["spanId"] = node.span_id
+            if node.parent_id:
+                span["parentSpanId"] = node.parent_id
+            else:
+                span.pop("parentSpanId", None)
+        if node.shift_ns:
+            start = node.start_ns + node.shift_ns
+            _set_time(span, "startTimeUnixNano", start)
+            _set_time(span, "endTimeUnixNano", start + node.duration_ns)
+            for event in span.get("events", []):
+                _set_time(event, "timeUnixNano", int(event.get("timeUnixNano", 0)) + node.shift_ns)
+    if all_warnings:
+        span.setdefault("attributes", []).append(warnings_attribute(all_warnings))
+    return _dumps(span)
+
+
+class _Trace:
+    """One trace being assembled: span texts, their adjuster skeletons, grouped by resource."""
+
+    __slots__ = ("nodes", "resources", "texts", "warned")
+
+    def __init__(self) -> None:
+        self.texts: list[str] = []
+        self.nodes: list[SpanNode] = []
+        # Index in texts -> warnings raised while rendering (events out of time order).
+        self.warned: dict[int, list[str]] = {}
+        # resource key -> (resource JSON, scope key -> indices into texts)
+        self.resources: dict[Any, tuple[dict[str, Any], dict[Any, list[int]]]] = {}
+
+
 class TracesDataBuilder:
     """Rows (ordered by trace) -> resourceSpans, grouped per trace, resource and scope.
 
     Each span becomes its compact JSON text as it arrives (its dict is dropped at once), as in
     query.jaeger_model.TracesJsonWriter: a capped trace is still 20,000 spans, and keeping them
     as dicts until the end roughly doubled the query process's peak memory per request.
+
+    ``adjusted`` (the default; api_v3's ``raw_traces`` turns it off) runs the query-time
+    adjusters of the v1 API (query/adjusters.py: span-id dedupe, clock skew, parent checks)
+    on small per-span skeletons and sorts each span's events by time; a span an adjuster
+    changed is re-rendered and carries its warnings in Jaeger's ``@jaeger@warnings``
+    attribute, as Jaeger's own api_v3 does.
     """
 
-    def __init__(self, stored: Mapping[str, int] | None = None) -> None:
-        self._stored = dict(stored or {})
-        # trace id -> resource key -> (resource json, scope key -> span JSON texts)
-        self._traces: dict[str, dict[Any, tuple[dict[str, Any], dict[Any, list[str]]]]] = {}
-        self._counts: dict[str, int] = {}
-        self._warned: set[str] = set()
+    def __init__(
+        self,
+        stored: Mapping[str, int] | None = None,
+        *,
+        adjusted: bool = True,
+        max_clock_skew_ns: int = DEFAULT_MAX_CLOCK_SKEW_NS,
+    ) -> None:
+        # Spans stored per trace: a trace with fewer spans added is marked truncated. Kept by
+        # reference and read only when traces are written: a store fills it as rows stream.
+        self._stored: Mapping[str, int] = {} if stored is None else stored
+        self._traces: dict[str, _Trace] = {}
+        self._adjusted = adjusted
+        self._max_skew = max_clock_skew_ns
+        self._done: set[str] = set()
 
     def add(self, row: Sequence[Any]) -> None:
-        trace_id = row[TRACE_ID]
-        resources = self._traces.setdefault(trace_id, {})
-        self._counts[trace_id] = self._counts.get(trace_id, 0) + 1
+        trace = self._traces.get(row[TRACE_ID])
+        if trace is None:
+            trace = self._traces[row[TRACE_ID]] = _Trace()
         res_attrs = row[RES_ATTRS]
         res_key = (row[SERVICE], tuple(res_attrs.items()))
-        entry = resources.get(res_key)
+        entry = trace.resources.get(res_key)
         if entry is None:
-            entry = resources[res_key] = (_resource(row[SERVICE], res_attrs), {})
+            entry = trace.resources[res_key] = (_resource(row[SERVICE], res_attrs), {})
         scope_key = (row[SCOPE_NAME], row[SCOPE_VERSION])
-        entry[1].setdefault(scope_key, []).append(_dumps(span_json(row)))
+        entry[1].setdefault(scope_key, []).append(len(trace.texts))
+        span = span_json(row)
+        if self._adjusted:
+            trace.nodes.append(_node(row))
+            events = span.get("events") or []
+            times = [int(e.get("timeUnixNano", 0)) for e in events]
+            if times != sorted(times):
+                span["events"] = sorted(events, key=lambda e: int(e.get("timeUnixNano", 0)))
+                trace.warned[len(trace.texts)] = [EVENTS_SORTED_WARNING]
+        trace.texts.append(_dumps(span))
 
     def __len__(self) -> int:
         return len(self._traces)
@@ -198,22 +287,36 @@ class TracesDataBuilder:
         seen = set(ids)
         return ids + [t for t in self._traces if t not in seen]
 
-    def _scopes(self, trace_id: str) -> Iterator[tuple[dict[str, Any], dict[str, Any], list[str]]]:
-        """(resource, scope, span texts) of a trace; the first span carries a cut's warning."""
-        stored, shown = self._stored.get(trace_id, 0), self._counts.get(trace_id, 0)
-        first = True
-        for resource, scopes in self._traces[trace_id].values():
-            for (name, version), spans in scopes.items():
-                if first and stored > shown and trace_id not in self._warned:
-                    self._warned.add(trace_id)
-                    # Known only once all rows are in, so the first span is patched here.
-                    span = json.loads(spans[0])
-                    span.setdefault("attributes", []).append(
-                        warnings_attribute([truncation_warning(stored, shown)])
-                    )
-                    spans[0] = _dumps(span)
-                first = False
-                yield resource, _scope(name, version), spans
+    def _scopes(
+        self, trace_id: str
+    ) -> Iterator[tuple[dict[str, Any], dict[str, Any], Iterator[str]]]:
+        """(resource, scope, final span texts) of a trace, adjusted; single use per trace.
+
+        The first span carries a cut's warning (known only once all rows are in). Each text
+        is released from the builder as it is handed out.
+        """
+        trace = self._traces[trace_id]
+        if trace_id in self._done:
+            raise RuntimeError(f"trace {trace_id} was already written")
+        self._done.add(trace_id)
+        if self._adjusted:
+            adjust(trace.nodes, self._max_skew)
+        stored, shown = self._stored.get(trace_id, 0), len(trace.texts)
+        cut = [truncation_warning(stored, shown)] if stored > shown else []
+
+        def texts(indices: list[int]) -> Iterator[str]:
+            for i in indices:
+                text, trace.texts[i] = trace.texts[i], ""
+                node = trace.nodes[i] if self._adjusted else None
+                warnings = trace.warned.get(i, [])
+                if cut:
+                    warnings = [*cut, *warnings]
+                    cut.clear()
+                yield _patched(text, node, warnings)
+
+        for resource, scopes in trace.resources.values():
+            for (name, version), indices in scopes.items():
+                yield resource, _scope(name, version), texts(indices)
 
     def resource_spans(self, order: Sequence[str] = ()) -> list[dict[str, Any]]:
         """All traces' ResourceSpans as dicts, traces in ``order`` first, the rest as added."""
@@ -243,10 +346,15 @@ class TracesDataBuilder:
                     first_rs, current, first_scope = False, id(resource), True
                 yield ("" if first_scope else ",") + '{"scope":' + _dumps(scope) + ',"spans":['
                 first_scope = False
-                for start in range(0, len(spans), spans_per_chunk):
-                    piece = spans[start : start + spans_per_chunk]
-                    spans[start : start + spans_per_chunk] = [""] * len(piece)  # release
-                    yield ("," if start else "") + ",".join(piece)
+                piece: list[str] = []
+                first_piece = True
+                for text in spans:
+                    piece.append(text)
+                    if len(piece) == spans_per_chunk:
+                        yield ("" if first_piece else ",") + ",".join(piece)
+                        piece, first_piece = [], False
+                if piece:
+                    yield ("" if first_piece else ",") + ",".join(piece)
                 yield "]}"
             if current is not None:
                 yield "]}"
@@ -257,9 +365,11 @@ def traces_data(
     rows: Iterable[Sequence[Any]],
     stored: Mapping[str, int] | None = None,
     order: Sequence[str] = (),
+    *,
+    adjusted: bool = True,
 ) -> dict[str, Any]:
-    """A TracesData JSON object of all rows."""
-    builder = TracesDataBuilder(stored)
+    """A TracesData JSON object of all rows (the same code as the streamed response)."""
+    builder = TracesDataBuilder(stored, adjusted=adjusted)
     for row in rows:
         builder.add(row)
     return {"resourceSpans": builder.resource_spans(order)}

@@ -20,6 +20,7 @@ from __future__ import annotations
 from typing import Any
 
 from query.params import TraceQuery
+from query.search_windows import window_conditions
 
 # Span kinds as the API renders them in the span.kind tag -> the SpanKind column's spelling.
 KIND_COLUMN = {
@@ -78,11 +79,14 @@ def tag_condition(key: str, value: str, k: str, v: str) -> str:
     return "(" + " OR ".join(options) + ")"
 
 
-def search_query(tenant: str, q: TraceQuery) -> tuple[str, dict[str, Any]]:
+def search_query(
+    tenant: str, q: TraceQuery, after_ns: int | None = None, before_ns: int | None = None
+) -> tuple[str, dict[str, Any]]:
     """SQL text and parameters returning (TraceId, last_seen) of the newest matching traces.
 
     Ties on last_seen are broken by TraceId so a LIMIT cut is deterministic (the property
-    test compares the cut with a reference).
+    test compares the cut with a reference). ``after_ns``/``before_ns`` further restrict the
+    matching spans to start at or after / strictly before them (query.search_windows).
     """
     conditions = [
         "TenantId = {tenant:String}",
@@ -106,6 +110,9 @@ def search_query(tenant: str, q: TraceQuery) -> tuple[str, dict[str, Any]]:
     if q.max_duration_ns is not None:
         conditions.append("Duration <= {max_ns:UInt64}")
         params["max_ns"] = q.max_duration_ns
+    window, window_params = window_conditions(after_ns, before_ns)
+    conditions += window
+    params.update(window_params)
     for i, (key, value) in enumerate(sorted(q.tags.items())):
         k, v = f"tk{i}", f"tv{i}"
         params[k], params[v] = key, value

@@ -9,7 +9,7 @@ warning. ClickHouse never ships more rows than one response may hold.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
@@ -19,11 +19,22 @@ from core.clickhouse import connect
 from core.settings import Settings
 from query.params import MAX_TIME_NS, TraceQuery
 from query.search_sql import search_query
+from query.search_windows import newest_traces
+from query.span_reads import (
+    RANGE_SLACK_NS,
+    SPAN_BLOCK_ROWS,
+    SpanRead,
+    SpanReads,
+    TraceCounts,
+    counted,
+    level_sql,
+    per_trace_limit,
+    water_filled_sql,
+)
+
+__all__ = ["RANGE_SLACK_NS", "SPAN_BLOCK_ROWS", "TraceSpans", "TraceStore", "per_trace_limit"]
 
 LOOKBACK_DAYS = 7
-# A trace's spans may start a little before the lookup table's Start (clock skew between
-# services); widen the range scanned by this much.
-RANGE_SLACK_NS = 60_000_000_000
 # Most spans of one trace returned by /api/traces/{id}: the first ones by start time. 20,000
 # spans are ~7 MB of JSON and a bounded, measured slice of memory (see query/README.md).
 MAX_SPANS_PER_TRACE = 20_000
@@ -32,39 +43,14 @@ MAX_SPANS_PER_TRACE = 20_000
 MAX_SPANS_PER_RESPONSE = 20_000
 
 
-def per_trace_limit(span_counts: Sequence[int], budget: int, cap: int) -> int:
-    """The largest L <= cap with sum(min(count, L)) <= budget ("water-filling"), at least 1.
-
-    One L serves every trace of a response through ``LIMIT L BY TraceId``: traces with up to
-    L spans come back whole, larger ones are cut to their first L spans, so a search of many
-    small traces and one huge trace still shows the small ones completely.
-    """
-    remaining = budget
-    counts = sorted(span_counts)
-    for i, count in enumerate(counts):
-        left = len(counts) - i
-        if count * left > remaining:
-            return max(1, min(cap, remaining // left))
-        remaining -= count
-    return max(1, cap)
-
-
-# Rows per block of a span read: ClickHouse's default (65,409) would hand over a whole capped
-# trace as one block of Python objects; small blocks let the API turn rows into JSON text and
-# drop them as they arrive.
-SPAN_BLOCK_ROWS = 2048
-
-
 @dataclass(frozen=True)
 class TraceSpans:
     """Span rows of some traces plus what the API needs to order them and flag capped ones."""
 
     # Ordered by trace then start time; lazy (streamed from ClickHouse), iterate once.
     rows: Iterable[Sequence[Any]] = ()
-    # Spans stored per trace (counted before the capped read).
+    # Spans stored per trace; complete once ``rows`` has been consumed (query.span_reads).
     stored: dict[str, int] = field(default_factory=dict)
-    # Spans returned at most per trace.
-    limit: int = 0
     # Trace ids in the order the response lists them (search: newest first).
     order: list[str] = field(default_factory=list)
 
@@ -83,19 +69,28 @@ def sql(name: str) -> str:
     return resources.files("query").joinpath(f"sql/{name}.sql").read_text()
 
 
+@cache
+def span_sql(name: str) -> tuple[str, str]:
+    """A span statement (``trace_spans``, ``v3_trace_spans``) with the lookup-table bounds,
+    completed with the caps: (cut at a given level, water-filled), query.span_reads."""
+    return level_sql(sql("trace_bounds"), sql(name)), water_filled_sql(
+        sql("trace_bounds"), sql(name)
+    )
+
+
+@cache
+def bounded_sql(name: str) -> str:
+    """A statement over whole traces, prefixed with trace_bounds.sql: the scalar ``bounds``,
+    the time range of the traces in ``range_ids`` from the lookup table (one copy of it for
+    every such statement; a prefix, never a marker substituted inside the text)."""
+    return sql("trace_bounds") + sql(name)
+
+
 class TraceStore:
     def __init__(self, client: Any) -> None:
         self._client = client
-
-    def _rows(self, text: str, params: dict[str, Any]) -> list[Any]:
-        return list(self._client.query(text, parameters=params).result_rows)
-
-    def _stream(self, text: str, params: dict[str, Any]) -> Iterator[Sequence[Any]]:
-        """Rows in blocks of SPAN_BLOCK_ROWS, fetched as the consumer iterates."""
-        with self._client.query_rows_stream(
-            text, parameters=params, settings={"max_block_size": SPAN_BLOCK_ROWS}
-        ) as stream:
-            yield from stream
+        self._reads = SpanReads(client)
+        self._rows = self._reads.rows
 
     def services(self, tenant: str) -> list[str]:
         rows = self._rows(sql("services"), {"tenant": tenant, "days": LOOKBACK_DAYS})
@@ -120,20 +115,32 @@ class TraceStore:
         """Spans of the traces, ordered by trace then start time, at most the given caps.
 
         Ids not found in otel_traces are looked up in otel_traces_archive (unless ``archive``
-        is off, as for search results, which come from otel_traces by definition).
+        is off, as for search results, which come from otel_traces by definition). One id, and
+        any number without the archive (search), is one statement (query.span_reads); several
+        ids with the archive are counts of both tables first, since they share one budget.
         """
         if not trace_ids:
             return TraceSpans()
-        ranges = self._rows(sql("trace_range"), {"trace_ids": trace_ids})
-        stored: dict[str, int] = {}
-        params: dict[str, Any] = {"tenant": tenant}
-        if ranges:
-            # Clamped: a span at the edge of DateTime64(9) must not push the slack past Int64.
-            start = max(0, min(r[3] for r in ranges) - RANGE_SLACK_NS)
-            end = min(MAX_TIME_NS, max(r[4] for r in ranges) + RANGE_SLACK_NS)
-            params.update({"trace_ids": [r[0] for r in ranges], "start_ns": start, "end_ns": end})
-            stored = {str(r[0]): int(r[1]) for r in self._rows(sql("trace_span_counts"), params)}
-        missing = [t for t in trace_ids if t not in stored] if archive else []
+        if len(trace_ids) == 1 or not archive:
+            read = self._reads.capped(
+                span_sql("trace_spans"),
+                tenant,
+                trace_ids,
+                max_per_trace,
+                max_total,
+            )
+            if read is None and archive:  # one id, not in otel_traces: the archive, one read
+                limit = max(1, min(max_per_trace, max_total))
+                params = {"trace_ids": trace_ids, "tenant": tenant, "per_trace": limit}
+                read = self._reads.first_or_none(
+                    sql("archive_spans"), {**params, "max_rows": max_total}
+                )
+            return self._spans(read, trace_ids)
+        # Several ids, some perhaps only archived: both sets share the response's budget.
+        live = TraceCounts.of(
+            self._rows(bounded_sql("trace_span_counts"), self._count_params(tenant, trace_ids))
+        )
+        missing = [t for t in trace_ids if t not in live.spans]
         archived: dict[str, int] = {}
         if missing:
             archived = {
@@ -142,27 +149,40 @@ class TraceStore:
                     sql("archive_span_counts"), {"trace_ids": missing, "tenant": tenant}
                 )
             }
-        if not stored and not archived:
+        if not live.spans and not archived:
             return TraceSpans()
-        counts = {**stored, **archived}
-        limit = per_trace_limit(list(counts.values()), max_total, max_per_trace)
+        limit = per_trace_limit(
+            [*live.spans.values(), *archived.values()], max_total, max_per_trace
+        )
+        seen: dict[str, int] = {}
         rows: Iterable[Sequence[Any]] = ()
-        if stored:
-            rows = self._stream(
-                sql("trace_spans"), {**params, "per_trace": limit, "max_rows": max_total}
-            )
+        if live.spans:
+            params = live.span_params(tenant, limit, max_total)
+            rows = counted(self._reads.stream(span_sql("trace_spans")[0], params), seen)
         if archived:
-            archive_rows = self._stream(
-                sql("archive_spans"),
-                {
-                    "trace_ids": list(archived),
-                    "tenant": tenant,
-                    "per_trace": limit,
-                    "max_rows": max_total,
-                },
+            params = {"trace_ids": list(archived), "tenant": tenant, "per_trace": limit}
+            archive_rows = self._reads.stream(
+                sql("archive_spans"), {**params, "max_rows": max_total}
             )
-            rows = itertools.chain(rows, archive_rows)
-        return TraceSpans(rows, counts, limit, list(trace_ids))
+            rows = itertools.chain(rows, counted(archive_rows, seen))
+        return TraceSpans(rows, seen, list(trace_ids))
+
+    @staticmethod
+    def _count_params(tenant: str, trace_ids: list[str]) -> dict[str, Any]:
+        return {
+            "trace_ids": trace_ids,
+            "range_ids": trace_ids,
+            "tenant": tenant,
+            "slack_ns": RANGE_SLACK_NS,
+            "start_ns": 0,
+            "end_ns": MAX_TIME_NS,
+        }
+
+    @staticmethod
+    def _spans(read: SpanRead | None, order: list[str]) -> TraceSpans:
+        if read is None:
+            return TraceSpans()
+        return TraceSpans(read.rows, read.stored, list(order))
 
     def archive(self, tenant: str, trace_id: str) -> int:
         """Copy a stored trace into otel_traces_archive; the number of its spans (0: none)."""
@@ -176,7 +196,10 @@ class TraceStore:
             "start_ns": max(0, ranges[0][3] - RANGE_SLACK_NS),
             "end_ns": min(MAX_TIME_NS, ranges[0][4] + RANGE_SLACK_NS),
         }
-        counts = self._rows(sql("trace_span_counts"), params)
+        counts = self._rows(
+            bounded_sql("trace_span_counts"),
+            {**params, "range_ids": [trace_id], "slack_ns": RANGE_SLACK_NS},
+        )
         if not counts:
             return 0
         self._client.command(sql("archive_trace"), parameters=params)
@@ -190,8 +213,12 @@ class TraceStore:
         max_total: int = MAX_SPANS_PER_RESPONSE,
     ) -> TraceSpans:
         """The newest matching traces, whole up to the span caps; ``order`` is newest first."""
-        found = self._rows(*search_query(tenant, q))
-        return self.spans_of(tenant, [r[0] for r in found], max_per_trace, max_total, archive=False)
+
+        def run(after_ns: int | None, before_ns: int | None) -> list[str]:
+            return [str(r[0]) for r in self._rows(*search_query(tenant, q, after_ns, before_ns))]
+
+        found = newest_traces(run, q.start_ns, q.end_ns, q.limit)
+        return self.spans_of(tenant, found, max_per_trace, max_total, archive=False)
 
     def dependencies(self, tenant: str, start_ns: int, end_ns: int) -> list[tuple[str, str, int]]:
         """Edges the streams workers joined on all spans; derived from stored spans if none.

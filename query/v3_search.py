@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from query.search_windows import window_conditions
 from query.v3_params import V3Query
 
 
@@ -68,9 +69,18 @@ def span_conditions(q: V3Query, tenant: str) -> tuple[list[str], dict[str, Any]]
     return where, params
 
 
-def trace_ids_query(q: V3Query, tenant: str) -> SqlQuery:
-    """Newest matching traces first (by their latest matching span), at most search_depth."""
+def trace_ids_query(
+    q: V3Query, tenant: str, after_ns: int | None = None, before_ns: int | None = None
+) -> SqlQuery:
+    """Newest matching traces first (by their latest matching span), at most search_depth.
+
+    ``after_ns``/``before_ns`` further restrict the matching spans to start at or after /
+    strictly before them (query.search_windows).
+    """
     where, params = span_conditions(q, tenant)
+    window, window_params = window_conditions(after_ns, before_ns)
+    where += window
+    params.update(window_params)
     text = (
         "SELECT TraceId, max(Timestamp) AS last_seen\n"
         "FROM otel_traces\n"

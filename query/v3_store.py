@@ -9,37 +9,24 @@ partitions the trace lives in.
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
 from typing import Any
 
 from query.params import MAX_TIME_NS
+from query.search_windows import newest_traces
+from query.span_reads import RANGE_SLACK_NS, SpanRead, SpanReads
 from query.store import (
     LOOKBACK_DAYS,
     MAX_SPANS_PER_RESPONSE,
     MAX_SPANS_PER_TRACE,
-    RANGE_SLACK_NS,
-    SPAN_BLOCK_ROWS,
-    per_trace_limit,
+    bounded_sql,
+    span_sql,
     sql,
 )
 from query.v3_params import V3Query
 from query.v3_search import trace_ids_query
 
-
-@dataclass(frozen=True)
-class SpanRead:
-    """Span rows of some traces (streamed; iterate once) and the spans stored per trace."""
-
-    rows: Iterator[Sequence[Any]] = field(default_factory=lambda: iter(()))
-    stored: dict[str, int] = field(default_factory=dict)
-
-
-@dataclass(frozen=True)
-class TraceRange:
-    trace_ids: list[str]
-    start_ns: int
-    end_ns: int
+__all__ = ["SpanRead", "V3Store", "summary_json"]
 
 
 def summary_json(row: Sequence[Any], orphans: int) -> dict[str, Any]:
@@ -64,15 +51,8 @@ def summary_json(row: Sequence[Any], orphans: int) -> dict[str, Any]:
 class V3Store:
     def __init__(self, client: Any) -> None:
         self._client = client
-
-    def _rows(self, text: str, params: dict[str, Any]) -> list[Any]:
-        return list(self._client.query(text, parameters=params).result_rows)
-
-    def _stream(self, text: str, params: dict[str, Any]) -> Iterator[Sequence[Any]]:
-        with self._client.query_rows_stream(
-            text, parameters=params, settings={"max_block_size": SPAN_BLOCK_ROWS}
-        ) as stream:
-            yield from stream
+        self._reads = SpanReads(client)
+        self._rows = self._reads.rows
 
     def services(self, tenant: str) -> list[str]:
         rows = self._rows(sql("v3_services"), {"tenant": tenant, "days": LOOKBACK_DAYS})
@@ -86,51 +66,36 @@ class V3Store:
         return [(str(r[0]), str(r[1])) for r in rows]
 
     def find_trace_ids(self, tenant: str, q: V3Query) -> list[str]:
-        query = trace_ids_query(q, tenant)
-        return [str(r[0]) for r in self._rows(query.text, query.params)]
+        def run(after_ns: int | None, before_ns: int | None) -> list[str]:
+            query = trace_ids_query(q, tenant, after_ns, before_ns)
+            return [str(r[0]) for r in self._rows(query.text, query.params)]
 
-    def trace_range(
-        self, trace_ids: list[str], start_ns: int | None = None, end_ns: int | None = None
-    ) -> TraceRange | None:
-        """Where the traces' spans are stored, optionally narrowed to [start_ns, end_ns]."""
-        if not trace_ids:
-            return None
-        ranges = self._rows(sql("v3_trace_range"), {"trace_ids": trace_ids})
-        if not ranges:
-            return None
-        lo = max(0, min(int(r[1]) for r in ranges) - RANGE_SLACK_NS)
-        hi = min(MAX_TIME_NS, max(int(r[2]) for r in ranges) + RANGE_SLACK_NS)
-        if start_ns is not None:
-            lo = max(lo, start_ns)
-        if end_ns is not None:
-            hi = min(hi, end_ns)
-        if lo > hi:
-            return None
-        return TraceRange([str(r[0]) for r in ranges], lo, hi)
+        # start_max is exclusive: the newest instant searched is start_max - 1.
+        return newest_traces(run, q.start_min_ns, q.start_max_ns - 1, q.search_depth)
 
     def spans(
         self,
         tenant: str,
-        where: TraceRange | None,
+        trace_ids: list[str],
+        start_ns: int | None = None,
+        end_ns: int | None = None,
         max_per_trace: int = MAX_SPANS_PER_TRACE,
         max_total: int = MAX_SPANS_PER_RESPONSE,
     ) -> SpanRead:
-        if where is None:
-            return SpanRead()
-        params = {
-            "trace_ids": where.trace_ids,
-            "start_ns": where.start_ns,
-            "end_ns": where.end_ns,
-            "tenant": tenant,
-        }
-        stored = {str(r[0]): int(r[1]) for r in self._rows(sql("v3_trace_span_counts"), params)}
-        if not stored:
-            return SpanRead()
-        limit = per_trace_limit(list(stored.values()), max_total, max_per_trace)
-        rows = self._stream(
-            sql("v3_trace_spans"), {**params, "per_trace": limit, "max_rows": max_total}
+        """Spans of the traces (the lookup table's range, narrowed to [start_ns, end_ns]).
+
+        One statement for any number of traces (query.span_reads).
+        """
+        read = self._reads.capped(
+            span_sql("v3_trace_spans"),
+            tenant,
+            trace_ids,
+            max_per_trace,
+            max_total,
+            0 if start_ns is None else start_ns,
+            MAX_TIME_NS if end_ns is None else end_ns,
         )
-        return SpanRead(rows, stored)
+        return SpanRead() if read is None else read
 
     def dependencies(self, tenant: str, start_ns: int, end_ns: int) -> list[tuple[str, str, int]]:
         """Service-graph edges (streams joined them on all spans); from stored spans if none."""
@@ -142,15 +107,24 @@ class V3Store:
 
     def summaries(self, tenant: str, trace_ids: list[str]) -> list[dict[str, Any]]:
         """TraceSummary JSON objects in the order of ``trace_ids`` (over all stored spans)."""
-        where = self.trace_range(trace_ids)
-        if where is None:
+        if not trace_ids:
             return []
         params = {
-            "trace_ids": where.trace_ids,
-            "start_ns": where.start_ns,
-            "end_ns": where.end_ns,
+            "trace_ids": trace_ids,
+            "range_ids": trace_ids,
             "tenant": tenant,
+            "slack_ns": RANGE_SLACK_NS,
         }
-        rows = {str(r[0]): r for r in self._rows(sql("v3_trace_summaries"), params)}
-        orphans = {str(r[0]): int(r[1]) for r in self._rows(sql("v3_orphan_counts"), params)}
+        rows = {str(r[0]): r for r in self._rows(bounded_sql("v3_trace_summaries"), params)}
+        if not rows:
+            return []
+        # Every span of these traces starts within [first start, last end] of the summaries.
+        bounds = {
+            "start_ns": min(int(r[3]) for r in rows.values()),
+            "end_ns": min(MAX_TIME_NS, max(int(r[4]) for r in rows.values())),
+        }
+        orphan_rows = self._rows(
+            sql("v3_orphan_counts"), {"trace_ids": list(rows), "tenant": tenant, **bounds}
+        )
+        orphans = {str(r[0]): int(r[1]) for r in orphan_rows}
         return [summary_json(rows[t], orphans.get(t, 0)) for t in trace_ids if t in rows]

@@ -20,7 +20,8 @@ SELECT
     Events.Attributes AS EventAttributes,
     Links.TraceId AS LinkTraceIds,
     Links.SpanId AS LinkSpanIds,
-    TraceState
+    TraceState,
+    count() OVER (PARTITION BY TraceId) AS Stored
 FROM otel_traces_archive FINAL
 WHERE TraceId IN {trace_ids:Array(String)}
   AND TenantId = {tenant:String}

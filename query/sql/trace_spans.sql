@@ -1,8 +1,10 @@
--- All spans of some traces, in the column order query/jaeger_model.py expects.
--- {trace_ids} and the time range narrow the scan to the partitions the lookup table found.
--- LIMIT ... BY keeps the first {per_trace} spans of each trace by start time (SpanId breaks
--- ties so the cut is stable); the outer LIMIT bounds the whole response even if spans
--- arrive between the count and this read.
+-- The spans of some traces, in the column order query/jaeger_model.py expects, plus the spans
+-- stored per trace (Stored: a window count, before any cut). query.store.span_sql completes
+-- it with the caps (query.span_reads: ORDER BY ... LIMIT n BY for one trace or a level known
+-- in advance, the water-filling window functions for several traces). The time range: with
+-- range_ids (the ids again) it comes from the lookup table inside the statement, narrowed to
+-- start_ns / end_ns; with range_ids empty, start_ns / end_ns are the range.
+-- The scalar `bounds` is trace_bounds.sql's, prefixed by query.store.bounded_sql.
 SELECT
     TraceId,
     SpanId,
@@ -23,12 +25,12 @@ SELECT
     Events.Attributes AS EventAttributes,
     Links.TraceId AS LinkTraceIds,
     Links.SpanId AS LinkSpanIds,
-    TraceState
+    TraceState,
+    count() OVER (PARTITION BY TraceId) AS Stored
 FROM otel_traces
 WHERE TraceId IN {trace_ids:Array(String)}
-  AND Timestamp >= fromUnixTimestamp64Nano({start_ns:Int64})
-  AND Timestamp <= fromUnixTimestamp64Nano({end_ns:Int64})
+  AND Timestamp >= fromUnixTimestamp64Nano(
+      if(empty({range_ids:Array(String)}), {start_ns:Int64}, greatest(bounds.1, {start_ns:Int64})))
+  AND Timestamp <= fromUnixTimestamp64Nano(
+      if(empty({range_ids:Array(String)}), {end_ns:Int64}, least(bounds.2, {end_ns:Int64})))
   AND TenantId = {tenant:String}
-ORDER BY TraceId, Timestamp, SpanId
-LIMIT {per_trace:UInt32} BY TraceId
-LIMIT {max_rows:UInt32}

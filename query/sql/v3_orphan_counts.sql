@@ -1,4 +1,6 @@
 -- Spans per trace whose parent span is not stored (an incomplete trace), for trace summaries.
+-- Bounded by the first start and last end time the summaries statement saw, so it needs no
+-- lookup-table read of its own.
 SELECT child.TraceId AS TraceId, count() AS orphans
 FROM
 (

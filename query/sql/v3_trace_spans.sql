@@ -1,6 +1,6 @@
--- Spans of some traces for the api_v3 (OTLP) responses, in the column order of
--- query/otlp_json_out.py. The time range comes from otel_traces_trace_id_ts; LIMIT ... BY keeps
--- the first {per_trace} spans of each trace by start time, the outer LIMIT bounds the response.
+-- The spans of some traces for the api_v3 (OTLP) responses, in the column order of
+-- query/otlp_json_out.py, plus Stored: the same statement as trace_spans.sql (see there).
+-- The scalar `bounds` is trace_bounds.sql's, prefixed by query.store.bounded_sql.
 SELECT
     TraceId,
     SpanId,
@@ -23,12 +23,12 @@ SELECT
     Links.TraceId AS LinkTraceIds,
     Links.SpanId AS LinkSpanIds,
     Links.TraceState AS LinkTraceStates,
-    Links.Attributes AS LinkAttributes
+    Links.Attributes AS LinkAttributes,
+    count() OVER (PARTITION BY TraceId) AS Stored
 FROM otel_traces
 WHERE TraceId IN {trace_ids:Array(String)}
-  AND Timestamp >= fromUnixTimestamp64Nano({start_ns:Int64})
-  AND Timestamp <= fromUnixTimestamp64Nano({end_ns:Int64})
+  AND Timestamp >= fromUnixTimestamp64Nano(
+      if(empty({range_ids:Array(String)}), {start_ns:Int64}, greatest(bounds.1, {start_ns:Int64})))
+  AND Timestamp <= fromUnixTimestamp64Nano(
+      if(empty({range_ids:Array(String)}), {end_ns:Int64}, least(bounds.2, {end_ns:Int64})))
   AND TenantId = {tenant:String}
-ORDER BY TraceId, Timestamp, SpanId
-LIMIT {per_trace:UInt32} BY TraceId
-LIMIT {max_rows:UInt32}

@@ -1,6 +1,7 @@
 -- One row per trace for /api/v3/trace-summaries, over ALL its spans (no span cap): counts,
 -- time bounds, the root span (earliest span without a parent) and a per-service breakdown.
 -- The inner query groups by (trace, service), the outer one folds the services together.
+-- The scalar `bounds` is trace_bounds.sql's, prefixed by query.store.bounded_sql.
 SELECT
     TraceId,
     sum(spans) AS span_count,
@@ -24,8 +25,8 @@ FROM
         argMinIf(SpanName, tuple(Timestamp, SpanId), ParentSpanId = '') AS root_op
     FROM otel_traces
     WHERE TraceId IN {trace_ids:Array(String)}
-      AND Timestamp >= fromUnixTimestamp64Nano({start_ns:Int64})
-      AND Timestamp <= fromUnixTimestamp64Nano({end_ns:Int64})
+      AND Timestamp >= fromUnixTimestamp64Nano(bounds.1)
+      AND Timestamp <= fromUnixTimestamp64Nano(bounds.2)
       AND TenantId = {tenant:String}
     GROUP BY TraceId, ServiceName
 )

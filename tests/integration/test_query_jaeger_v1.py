@@ -277,6 +277,42 @@ def test_catalogue_and_dependencies_match_the_contract(stack: QueryStack) -> Non
     assert {(d["parent"], d["child"]) for d in body["data"]} >= {("frontend", "cart")}
 
 
+def _v3_spans(stack: QueryStack, path: str) -> list[dict[str, Any]]:
+    status, body = call(stack, path)
+    assert status == 200, body
+    rs = body["result"]["resourceSpans"]
+    return [s for r in rs for ss in r["scopeSpans"] for s in ss["spans"]]
+
+
+def _v3_warnings(span: dict[str, Any]) -> list[str]:
+    return [
+        v["stringValue"]
+        for a in span.get("attributes", [])
+        if a["key"] == "@jaeger@warnings"
+        for v in a["value"]["arrayValue"]["values"]
+    ]
+
+
+def test_api_v3_applies_the_same_adjusters_unless_raw(stack: QueryStack) -> None:
+    """GetTrace and FindTraces (api_v3, OTLP JSON) adjust as /api/traces does."""
+    _status, body = call(stack, f"/api/traces/{SKEWED}")
+    v1 = {k: v[0] for k, v in spans_by_id(trace_of(body)).items()}
+    v3 = {s["spanId"]: s for s in _v3_spans(stack, f"/api/v3/traces/{SKEWED}")}
+    assert set(v3) == set(v1)
+    for span_id, span in v3.items():
+        assert int(span["startTimeUnixNano"]) // 1000 == v1[span_id]["startTime"]
+        assert _v3_warnings(span) == (v1[span_id]["warnings"] or [])
+    cart = v3["0000000000000003"]
+    assert int(cart["events"][0]["timeUnixNano"]) // 1000 == T0 // 1000 + 45_000
+    raw = {s["spanId"]: s for s in _v3_spans(stack, f"/api/v3/traces/{SKEWED}?raw_traces=true")}
+    assert int(raw["0000000000000003"]["startTimeUnixNano"]) // 1000 == T0 // 1000 - 40_000
+    assert not any(_v3_warnings(s) for s in raw.values())
+    zipkin = _v3_spans(stack, f"/api/v3/traces/{ZIPKIN}")
+    assert len({s["spanId"] for s in zipkin}) == len(zipkin) == 4
+    assert any("shared with a client span" in w for s in zipkin for w in _v3_warnings(s))
+    assert len(_v3_spans(stack, f"/api/v3/traces/{ZIPKIN}?rawTraces=1")) == 4
+
+
 # Last: it empties the id lookup table the other tests read.
 def test_archived_trace_outlives_its_spans(stack: QueryStack) -> None:
     _status, before = call(stack, f"/api/traces/{ARCHIVED}")
