@@ -24,7 +24,7 @@ span JSON text and re-renders only the spans an adjuster changed).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -241,3 +241,27 @@ def sort_tags_and_logs(span: dict[str, Any]) -> list[str]:
         return []
     span["logs"] = sorted(logs, key=lambda log: log["timestamp"])
     return ["logs were not in time order; sorted by timestamp"]
+
+
+class AdjustingTraceWriter:
+    """What the v1 (Jaeger JSON) and v3 (OTLP JSON) trace writers share: the stored span
+    counts that mark a trace truncated, and whether (and with which skew bound) the adjusters
+    run. Subclasses set up their own per-trace state in :meth:`_start`.
+    """
+
+    def __init__(
+        self,
+        stored: Mapping[str, int] | None = None,
+        *,
+        adjusted: bool = True,
+        max_clock_skew_ns: int = DEFAULT_MAX_CLOCK_SKEW_NS,
+    ) -> None:
+        # Spans stored per trace: a trace with fewer spans added is marked truncated. Kept by
+        # reference and read only when traces are written: a store fills it as rows stream.
+        self._stored: Mapping[str, int] = {} if stored is None else stored
+        self._adjusted = adjusted
+        self._max_skew = max_clock_skew_ns
+        self._start()
+
+    def _start(self) -> None:
+        """Initialise the writer's own state (called once, at the end of ``__init__``)."""

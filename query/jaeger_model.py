@@ -14,7 +14,7 @@ import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
-from query.adjusters import DEFAULT_MAX_CLOCK_SKEW_NS, SpanNode, adjust, host_key
+from query.adjusters import AdjustingTraceWriter, SpanNode, adjust, host_key
 from query.adjusters import sort_tags_and_logs as sort_tags_and_logs
 from query.tag_types import string_tag, tag
 
@@ -292,7 +292,7 @@ def _dumps(value: Any) -> str:
     return json.dumps(value, separators=(",", ":"))
 
 
-class TracesJsonWriter:
+class TracesJsonWriter(AdjustingTraceWriter):
     """The JSON envelope of some traces, built span by span and sent in chunks.
 
     A capped trace is still 20,000 spans; as nested dicts they cost ~2.5 KB each on top of the
@@ -302,19 +302,8 @@ class TracesJsonWriter:
     it yields them, re-rendering only the spans an adjuster changed.
     """
 
-    def __init__(
-        self,
-        stored: Mapping[str, int] | None = None,
-        *,
-        adjusted: bool = True,
-        max_clock_skew_ns: int = DEFAULT_MAX_CLOCK_SKEW_NS,
-    ) -> None:
-        # Spans stored per trace: a trace with fewer spans added is marked truncated. Kept by
-        # reference and read only when traces are written: a store fills it as rows stream.
-        self._stored: Mapping[str, int] = {} if stored is None else stored
+    def _start(self) -> None:
         self._traces: dict[str, tuple[_TraceBuilder, list[str | None]]] = {}
-        self._adjusted = adjusted
-        self._max_skew = max_clock_skew_ns
         # The envelope's ``errors`` (e.g. ids of a multi-id lookup that were not found).
         self.errors: list[dict[str, Any]] | None = None
 

@@ -22,7 +22,7 @@ import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
-from query.adjusters import DEFAULT_MAX_CLOCK_SKEW_NS, SpanNode, adjust, host_key
+from query.adjusters import AdjustingTraceWriter, SpanNode, adjust, host_key
 
 # Column order of query/sql/v3_trace_spans.sql.
 (
@@ -229,7 +229,7 @@ class _Trace:
         self.resources: dict[Any, tuple[dict[str, Any], dict[Any, list[int]]]] = {}
 
 
-class TracesDataBuilder:
+class TracesDataBuilder(AdjustingTraceWriter):
     """Rows (ordered by trace) -> resourceSpans, grouped per trace, resource and scope.
 
     Each span becomes its compact JSON text as it arrives (its dict is dropped at once), as in
@@ -243,19 +243,8 @@ class TracesDataBuilder:
     attribute, as Jaeger's own api_v3 does.
     """
 
-    def __init__(
-        self,
-        stored: Mapping[str, int] | None = None,
-        *,
-        adjusted: bool = True,
-        max_clock_skew_ns: int = DEFAULT_MAX_CLOCK_SKEW_NS,
-    ) -> None:
-        # Spans stored per trace: a trace with fewer spans added is marked truncated. Kept by
-        # reference and read only when traces are written: a store fills it as rows stream.
-        self._stored: Mapping[str, int] = {} if stored is None else stored
+    def _start(self) -> None:
         self._traces: dict[str, _Trace] = {}
-        self._adjusted = adjusted
-        self._max_skew = max_clock_skew_ns
         self._done: set[str] = set()
 
     def add(self, row: Sequence[Any]) -> None:

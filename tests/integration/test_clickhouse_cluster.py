@@ -17,7 +17,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import pytest
 from opentelemetry.proto.trace.v1 import trace_pb2
@@ -239,17 +239,32 @@ def sorted_search(body: Any) -> Any:
     return body
 
 
+class OneBatch(NamedTuple):
+    """``traces`` demo traces as one sink batch, and a sink store on the sharded tables."""
+
+    data: trace_pb2.TracesData
+    records: list[dict[str, Any]]
+    store: BatchStore
+    batch: PartitionBatch
+
+
+def one_batch(settings: Settings, name: str, traces: int, seed: int) -> OneBatch:
+    data = trace_pb2.TracesData.FromString(
+        make_request(traces=traces, seed=seed).SerializeToString()
+    )
+    records = span_facts(data)
+    store = BatchStore(connect(settings.clickhouse_url, settings.clickhouse_database), name)
+    batch = PartitionBatch(name, 0, 0)
+    batch.add(0, records, len(records))
+    return OneBatch(data, records, store, batch)
+
+
 def check_replayed_batch_stored_once(sides: Sides) -> None:
     """The sink's exactly-once step on the sharded table: a batch re-inserted with its token
     (a retry, or a replay after a crash) is split over the shards identically, so each shard
     drops its copy of the sub-block; the insert returns only once the shards have the rows."""
     settings = sides.cluster_settings
-    data = trace_pb2.TracesData.FromString(make_request(traces=40, seed=5).SerializeToString())
-    records = span_facts(data)
-    client = connect(settings.clickhouse_url, settings.clickhouse_database)
-    store = BatchStore(client, "replay-check")
-    batch = PartitionBatch("replay", 0, 0)
-    batch.add(0, records, len(records))
+    data, records, store, batch = one_batch(settings, "replay-check", traces=40, seed=5)
     shards = [connect(url, settings.clickhouse_database) for url in sides.cluster.urls]
 
     def per_shard() -> list[int]:
@@ -340,12 +355,8 @@ def test_shard_loss_is_an_outage_then_the_retry_stores_once(tmp_path: Path) -> N
     try:
         settings = cluster.settings_for(Settings(clickhouse_database="shardloss"))
         apply_migrations(settings)
-        data = trace_pb2.TracesData.FromString(make_request(traces=60, seed=9).SerializeToString())
-        records = span_facts(data)
+        data, records, store, batch = one_batch(settings, "loss", traces=60, seed=9)
         client = connect(settings.clickhouse_url, settings.clickhouse_database)
-        store = BatchStore(client, "loss")
-        batch = PartitionBatch("loss", 0, 0)
-        batch.add(0, records, len(records))
 
         # Default retention: the TTLs are on the shards' local tables, and status sees them.
         retention = {r["table"]: r for r in status_retention.collect(client, settings)}
