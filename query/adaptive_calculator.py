@@ -74,6 +74,11 @@ class Calculation:
     previous: float
 
 
+# The smallest non-zero probability OTel consistent sampling can apply (threshold resolution
+# 2^-56); rescaling by anything smaller says nothing about the load and can overflow.
+FINEST_PROBABILITY = 2.0**-56
+
+
 def weighted_rate(
     history_newest_first: Sequence[tuple[float, float]], current: float, knobs: AdaptiveKnobs
 ) -> float:
@@ -93,7 +98,9 @@ def weighted_rate(
         weight = knobs.buckets - age
         weight_sum += weight
         if then > 0 and math.isfinite(then) and count > 0 and math.isfinite(count):
-            total += weight * count * (current / then)
+            # A stored probability below the finest one a 56-bit sampling threshold can express
+            # (a subnormal, say) would make the rescaled count infinite.
+            total += weight * count * (current / max(then, FINEST_PROBABILITY))
     return total / weight_sum / knobs.interval_seconds
 
 

@@ -135,3 +135,10 @@ def test_within_tolerance_nothing_changes_and_the_result_is_deterministic() -> N
 def test_knobs_are_checked(bad: dict[str, float]) -> None:
     with pytest.raises(ValueError):
         AdaptiveKnobs(**bad)  # type: ignore[arg-type]
+
+
+def test_a_subnormal_stored_probability_keeps_the_rate_finite() -> None:
+    """Found by hypothesis: 1 trace at probability 5e-324 rescaled to 1.0 overflowed to inf."""
+    knobs = AdaptiveKnobs(buckets=1)
+    rate = weighted_rate([(1.0, 5e-324)], 1.0, knobs)
+    assert math.isfinite(rate) and rate == 2.0**56 / knobs.interval_seconds

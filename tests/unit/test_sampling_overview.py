@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import jsonschema
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from query.params import BadRequestError
@@ -68,6 +68,7 @@ def test_rejections_name_the_parameter(
         parse_overview_query(services, lookbacks, INTERVAL)
 
 
+@settings(deadline=None)  # content, not timing: a busy CI machine is slow
 @given(
     services=st.lists(st.text(max_size=1100), max_size=3),
     lookbacks=st.lists(
@@ -109,6 +110,7 @@ probabilities = st.floats(0, 1)
 rates = st.floats(0, 1e6)
 
 
+@settings(deadline=None)  # content, not timing: a busy CI machine is slow
 @given(
     history=st.lists(
         st.tuples(names, names, st.integers(0, 2**32), probabilities, probabilities, rates, rates),
