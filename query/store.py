@@ -186,22 +186,19 @@ class TraceStore:
 
     def archive(self, tenant: str, trace_id: str) -> int:
         """Copy a stored trace into otel_traces_archive; the number of its spans (0: none)."""
-        ranges = self._rows(sql("trace_range"), {"trace_ids": [trace_id]})
-        if not ranges:
-            return 0
-        params = {
-            "trace_ids": [trace_id],
-            "trace_id": trace_id,
-            "tenant": tenant,
-            "start_ns": max(0, ranges[0][3] - RANGE_SLACK_NS),
-            "end_ns": min(MAX_TIME_NS, ranges[0][4] + RANGE_SLACK_NS),
-        }
+        # One read of the lookup table (inside the count): the copy is bounded by the first and
+        # last start the count found, which hold exactly the spans it counted.
         counts = self._rows(
-            bounded_sql("trace_span_counts"),
-            {**params, "range_ids": [trace_id], "slack_ns": RANGE_SLACK_NS},
+            bounded_sql("trace_span_counts"), self._count_params(tenant, [trace_id])
         )
         if not counts:
             return 0
+        params = {
+            "trace_id": trace_id,
+            "tenant": tenant,
+            "start_ns": int(counts[0][2]),
+            "end_ns": int(counts[0][3]),
+        }
         self._client.command(sql("archive_trace"), parameters=params)
         return int(counts[0][1])
 
