@@ -35,7 +35,7 @@ system-deps:
 	bash deploy/local/system-deps.sh
 
 test: setup system-deps
-	$(BIN)/pytest
+	$(BIN)/pytest -n 2 --dist loadfile
 
 unit: setup
 	$(BIN)/pytest tests/unit

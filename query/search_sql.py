@@ -59,34 +59,54 @@ def _derived_tag(key: str, value: str, v: str) -> str | None:
     return None
 
 
-def tag_condition(key: str, value: str, k: str, v: str) -> str:
-    """Span matches tag key=value; ``k``/``v`` name the query parameters holding them."""
+def map_match(column: str, k: str, v: str, item: str | None) -> str:
+    """The span's map ``column`` (SpanAttributes, ResourceAttributes) holds key k with value v;
+    ``k``/``v`` name the query parameters. The lookup comes first (``m[k] = v``) and the key's
+    presence second, which matters only for an empty value (a missing key reads as ''). With
+    ``item`` (the parameter holding ``'k=v'``) the pair must also be among the map's items, a
+    necessary condition its text index answers without reading the map
+    (query/attribute_indexes.py)."""
+    items = column.removesuffix("s") + "Items"
+    lookup = f"{column}[{{{k}:String}}] = {{{v}:String}} AND mapContains({column}, {{{k}:String}})"
+    if item is None:
+        return f"({lookup})"
+    return f"(has({items}, {{{item}:String}}) AND {lookup})"
+
+
+def tag_options(key: str, value: str, k: str, v: str, item: str | None = None) -> list[str]:
+    """The ways a span can match tag key=value, any one suffices; ``k``/``v`` (and ``item``,
+    see :func:`map_match`) name the query parameters holding them."""
     options = [
-        f"(mapContains(SpanAttributes, {{{k}:String}}) "
-        f"AND SpanAttributes[{{{k}:String}}] = {{{v}:String}})",
-        f"arrayExists(a -> mapContains(a, {{{k}:String}}) AND a[{{{k}:String}}] = {{{v}:String}}, "
+        map_match("SpanAttributes", k, v, item),
+        f"arrayExists(a -> a[{{{k}:String}}] = {{{v}:String}} AND mapContains(a, {{{k}:String}}), "
         "Events.Attributes)",
     ]
     if key != "service.name":  # the process's serviceName, not one of its tags
-        options.insert(
-            1,
-            f"(mapContains(ResourceAttributes, {{{k}:String}}) "
-            f"AND ResourceAttributes[{{{k}:String}}] = {{{v}:String}})",
-        )
+        options.insert(1, map_match("ResourceAttributes", k, v, item))
     derived = _derived_tag(key, value, v)
     if derived is not None:
         options.append(derived)
-    return "(" + " OR ".join(options) + ")"
+    return options
+
+
+def tag_condition(key: str, value: str, k: str, v: str, item: str | None = None) -> str:
+    """Span matches tag key=value (any of :func:`tag_options`)."""
+    return "(" + " OR ".join(tag_options(key, value, k, v, item)) + ")"
 
 
 def search_query(
-    tenant: str, q: TraceQuery, after_ns: int | None = None, before_ns: int | None = None
+    tenant: str,
+    q: TraceQuery,
+    after_ns: int | None = None,
+    before_ns: int | None = None,
+    item_index: bool = False,
 ) -> tuple[str, dict[str, Any]]:
     """SQL text and parameters returning (TraceId, last_seen) of the newest matching traces.
 
     Ties on last_seen are broken by TraceId so a LIMIT cut is deterministic (the property
     test compares the cut with a reference). ``after_ns``/``before_ns`` further restrict the
     matching spans to start at or after / strictly before them (query.search_windows).
+    ``item_index``: the attribute item arrays have their text indexes (map_match).
     """
     conditions = [
         "TenantId = {tenant:String}",
@@ -113,13 +133,35 @@ def search_query(
     window, window_params = window_conditions(after_ns, before_ns)
     conditions += window
     params.update(window_params)
+    branches = [""]
     for i, (key, value) in enumerate(sorted(q.tags.items())):
-        k, v = f"tk{i}", f"tv{i}"
+        k, v, item = f"tk{i}", f"tv{i}", f"tkv{i}" if item_index else None
         params[k], params[v] = key, value
-        conditions.append(tag_condition(key, value, k, v))
+        if item is not None:
+            params[item] = f"{key}={value}"
+        if i == 0:
+            options = tag_options(key, value, k, v, item)
+            branches = [f"\n  AND {option}" for option in options]
+        else:
+            conditions.append(tag_condition(key, value, k, v, item))
+    where = "\n  AND ".join(conditions)
+    if len(branches) == 1:
+        matching = f"FROM otel_traces\nWHERE {where}{branches[0]}"
+    else:
+        # One scan per way the first tag can match, their spans pooled: each scan's tag test
+        # is a plain AND that the attribute indexes prune granules with, where the OR of all
+        # ways in one scan (event attributes have no index) reads every attribute map of the
+        # window (10M spans: 0.38 s for a tag no span has, against 0.05 s for the branches).
+        matching = (
+            "FROM (\n"
+            + "\nUNION ALL\n".join(
+                f"SELECT TraceId, Timestamp FROM otel_traces\nWHERE {where}{branch}"
+                for branch in branches
+            )
+            + "\n)"
+        )
     text = (
-        "SELECT TraceId, max(Timestamp) AS last_seen\nFROM otel_traces\nWHERE "
-        + "\n  AND ".join(conditions)
-        + "\nGROUP BY TraceId\nORDER BY last_seen DESC, TraceId DESC\nLIMIT {limit:UInt32}"
+        f"SELECT TraceId, max(Timestamp) AS last_seen\n{matching}"
+        "\nGROUP BY TraceId\nORDER BY last_seen DESC, TraceId DESC\nLIMIT {limit:UInt32}"
     )
     return text, params

@@ -17,6 +17,7 @@ from typing import Any
 
 from core.clickhouse import connect
 from core.settings import Settings
+from query.attribute_indexes import ItemIndexes
 from query.params import MAX_TIME_NS, TraceQuery
 from query.search_sql import search_query
 from query.search_windows import newest_traces
@@ -91,6 +92,7 @@ class TraceStore:
         self._client = client
         self._reads = SpanReads(client)
         self._rows = self._reads.rows
+        self._item_indexes = ItemIndexes(client)
 
     def services(self, tenant: str) -> list[str]:
         rows = self._rows(sql("services"), {"tenant": tenant, "days": LOOKBACK_DAYS})
@@ -212,7 +214,8 @@ class TraceStore:
         """The newest matching traces, whole up to the span caps; ``order`` is newest first."""
 
         def run(after_ns: int | None, before_ns: int | None) -> list[str]:
-            return [str(r[0]) for r in self._rows(*search_query(tenant, q, after_ns, before_ns))]
+            statement = search_query(tenant, q, after_ns, before_ns, self._item_indexes())
+            return [str(r[0]) for r in self._rows(*statement)]
 
         found = newest_traces(run, q.start_ns, q.end_ns, q.limit)
         return self.spans_of(tenant, found, max_per_trace, max_total, archive=False)

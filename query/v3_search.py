@@ -16,6 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from query.search_sql import map_match
 from query.search_windows import window_conditions
 from query.v3_params import V3Query
 
@@ -26,8 +27,11 @@ class SqlQuery:
     params: dict[str, Any]
 
 
-def span_conditions(q: V3Query, tenant: str) -> tuple[list[str], dict[str, Any]]:
-    """WHERE clauses (AND-ed) and their parameters for one matching span."""
+def span_conditions(
+    q: V3Query, tenant: str, item_index: bool = False
+) -> tuple[list[str], dict[str, Any]]:
+    """WHERE clauses (AND-ed) and their parameters for one matching span; ``item_index``: the
+    attribute item arrays have their text indexes (query.search_sql.map_match)."""
     where = [
         "TenantId = {tenant:String}",
         "Timestamp >= fromUnixTimestamp64Nano({start_min_ns:Int64})",
@@ -60,24 +64,30 @@ def span_conditions(q: V3Query, tenant: str) -> tuple[list[str], dict[str, Any]]
         elif key == "otel.status_code":
             where.append(f"upper(StatusCode) = upper({{{v}:String}})")
         else:
+            item = f"attr_item_{i}" if item_index else None
+            if item is not None:
+                params[item] = f"{key}={value}"
+            # Both maps are indexed, so the OR of the two still prunes granules.
             where.append(
-                f"(SpanAttributes[{{{k}:String}}] = {{{v}:String}} AND "
-                f"mapContains(SpanAttributes, {{{k}:String}}) "
-                f"OR ResourceAttributes[{{{k}:String}}] = {{{v}:String}} AND "
-                f"mapContains(ResourceAttributes, {{{k}:String}}))"
+                f"({map_match('SpanAttributes', k, v, item)}"
+                f" OR {map_match('ResourceAttributes', k, v, item)})"
             )
     return where, params
 
 
 def trace_ids_query(
-    q: V3Query, tenant: str, after_ns: int | None = None, before_ns: int | None = None
+    q: V3Query,
+    tenant: str,
+    after_ns: int | None = None,
+    before_ns: int | None = None,
+    item_index: bool = False,
 ) -> SqlQuery:
     """Newest matching traces first (by their latest matching span), at most search_depth.
 
     ``after_ns``/``before_ns`` further restrict the matching spans to start at or after /
     strictly before them (query.search_windows).
     """
-    where, params = span_conditions(q, tenant)
+    where, params = span_conditions(q, tenant, item_index)
     window, window_params = window_conditions(after_ns, before_ns)
     where += window
     params.update(window_params)

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
+from query.attribute_indexes import ItemIndexes
 from query.params import MAX_TIME_NS
 from query.search_windows import newest_traces
 from query.span_reads import RANGE_SLACK_NS, SpanRead, SpanReads
@@ -53,6 +54,7 @@ class V3Store:
         self._client = client
         self._reads = SpanReads(client)
         self._rows = self._reads.rows
+        self._item_indexes = ItemIndexes(client)
 
     def services(self, tenant: str) -> list[str]:
         rows = self._rows(sql("v3_services"), {"tenant": tenant, "days": LOOKBACK_DAYS})
@@ -67,7 +69,7 @@ class V3Store:
 
     def find_trace_ids(self, tenant: str, q: V3Query) -> list[str]:
         def run(after_ns: int | None, before_ns: int | None) -> list[str]:
-            query = trace_ids_query(q, tenant, after_ns, before_ns)
+            query = trace_ids_query(q, tenant, after_ns, before_ns, self._item_indexes())
             return [str(r[0]) for r in self._rows(query.text, query.params)]
 
         # start_max is exclusive: the newest instant searched is start_max - 1.

@@ -57,6 +57,10 @@ def make_rows(seed: int = 7, traces: int = 70) -> list[dict[str, Any]]:
                 attrs["ratio"] = rnd.choice((0.5, 3.0, 2.25, 1e20))
             if rnd.random() < 0.5:
                 attrs["user"] = rnd.choice(("alice", "bob", "42", ""))
+            if rnd.random() < 0.2:
+                # Two pairs whose 'key=value' items are the same text (the item indexes see
+                # 'a=b=c' for both), and a value longer than any index token seen in tests.
+                attrs.update(rnd.choice(({"a=b": "c"}, {"a": "b=c"}, {"note": "ü" * 300})))
             events = []
             if rnd.random() < 0.3:
                 events.append(

@@ -90,7 +90,14 @@ def test_search_filters_are_parameterised() -> None:
     assert "DROP" not in text  # keys and values travel as parameters, never inlined
     assert params["operation"] == "GET /" and params["max_ns"] == 10**9
     assert "StatusCode = 'Error'" in text and "SpanAttributes[{tk1:String}]" in text
-    assert text.index("SELECT") == 0 and text.count("WHERE") == 1
+    # One scan per way the first tag ("error": span, resource, event attribute, status) can
+    # match, each also holding the second tag's whole condition.
+    assert text.index("SELECT") == 0 and text.count("WHERE") == 4
+    assert text.count("SpanAttributes[{tk1:String}]") == 4
+    assert "Items" not in text  # no item index asked for
+    indexed, params = search_query("t", q, item_index=True)
+    assert params["tkv0"] == "error=true" and params["tkv1"] == "k'; DROP=v"
+    assert "has(SpanAttributeItems, {tkv1:String})" in indexed and "DROP" not in indexed
 
 
 # -- bounds (regressions of the "400 digits / int64 wrap" issue) --------------------------------
