@@ -179,7 +179,9 @@ def create_app(
         broker_heartbeat_interval=settings.heartbeat_interval_ms / 1000,
         consumer_auto_offset_reset="earliest",
         producer_acks=-1,
-        producer_compression_type="lz4",
+        producer_compression_type=(
+            None if settings.streams_compression == "none" else settings.streams_compression
+        ),
         producer_max_request_size=settings.max_request_bytes,
         topic_partitions=settings.partitions,
         topic_allow_declare=False,
