@@ -195,6 +195,17 @@ def test_attribute_maps_use_the_same_rendering() -> None:
     assert attributes_to_dict(attrs) == {"d": "1.5e-7", "i": "7", "s": "x"}
 
 
+@given(st.lists(st.tuples(st.sampled_from(["a", "b", "c", ""]), any_values), max_size=8))
+def test_attribute_lists_render_each_value_like_the_reference(
+    pairs: list[tuple[str, common_pb2.AnyValue]],
+) -> None:
+    """Whole lists, with empty strings, unset values and duplicate keys (the last one wins):
+    attributes_to_dict's fast path for strings must not change any value's text."""
+    attrs = [common_pb2.KeyValue(key=k, value=v) for k, v in pairs]
+    expected = {k: reference_as_string(v) for k, v in pairs}
+    assert attributes_to_dict(attrs) == expected
+
+
 def test_a_later_duplicate_key_replaces_a_non_finite_value_before_json_sees_it() -> None:
     """Go builds the raw map first (the last value of a key wins) and marshals it after, so a
     NaN/Inf replaced by a later duplicate never reaches json.Marshal; one that stays fails it."""
