@@ -22,6 +22,7 @@ from opentelemetry.proto.common.v1 import common_pb2
 from opentelemetry.proto.trace.v1 import trace_pb2
 
 from core.clickhouse import connect
+from query.store import sql
 from deploy.local.stack import LocalStack
 from schemas.migrations import MIGRATIONS_TABLE_DDL, Layout, load_migrations, migrate, render
 from sinks.batching import PartitionBatch
@@ -373,10 +374,13 @@ def test_lookup_bounds_at_the_ends_of_storable_time(services: LocalStack) -> Non
         "('1970-01-01 00:00:00.5', 'early', '1'), ('2000-01-01 00:00:00.75', 'early', '2'),"
         "('2200-01-01 00:00:00', 'late', '1'), ('2262-04-11 23:47:16.854775807', 'late', '2')"
     )
-    trace_range = (Path(__file__).resolve().parents[2] / "query/sql/trace_range.sql").read_text()
+    # The readers' own prefix (query/sql/trace_bounds.sql), without the clock-skew slack.
+    bounds = sql("trace_bounds") + "SELECT bounds"
     rows = {
-        r[0]: (r[3], r[4])
-        for r in client.query(trace_range, parameters={"trace_ids": ["early", "late"]}).result_rows
+        trace: tuple(
+            client.query(bounds, parameters={"range_ids": [trace], "slack_ns": 0}).result_rows[0][0]
+        )
+        for trace in ("early", "late")
     }
     spans = {
         r[0]: (r[1], r[2])
