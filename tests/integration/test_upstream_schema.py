@@ -22,8 +22,8 @@ from opentelemetry.proto.common.v1 import common_pb2
 from opentelemetry.proto.trace.v1 import trace_pb2
 
 from core.clickhouse import connect
-from query.store import sql
 from deploy.local.stack import LocalStack
+from query.store import sql
 from schemas.migrations import MIGRATIONS_TABLE_DDL, Layout, load_migrations, migrate, render
 from sinks.batching import PartitionBatch
 from sinks.clickhouse_store import BatchStore
