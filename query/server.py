@@ -42,6 +42,11 @@ from query.v3_store import V3Store
 
 READ_TIMEOUT_SECONDS = 10.0
 SHUTDOWN_GRACE_SECONDS = 5.0
+# Longest request line and header the API reads, as Jaeger's Go server (net/http's default
+# MaxHeaderBytes, 1 MiB). aiohttp's own 8,190 bytes refused, with a text/plain 400 before any
+# handler saw it, requests the API accepts: a multi-id lookup of more than ~190 of its 1,500
+# trace ids, or a tags JSON near its 4,096-character limit once percent-encoded.
+MAX_REQUEST_LINE_BYTES = 1 << 20
 # Threads running ClickHouse calls (and JSON rendering of span reads).
 QUERY_THREADS = 8
 
@@ -97,6 +102,8 @@ async def serve(
         # for its cancelled task), so half the grace goes to in-flight requests; the deadline
         # below bounds the whole shutdown.
         shutdown_timeout=grace / 4,
+        max_line_size=MAX_REQUEST_LINE_BYTES,
+        max_field_size=MAX_REQUEST_LINE_BYTES,
     )
     await runner.setup()
     await web.TCPSite(runner, settings.query_host, settings.query_http_port).start()
