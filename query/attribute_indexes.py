@@ -11,7 +11,15 @@ build the item array of every row, so the search builders add it only when this 
 
 from __future__ import annotations
 
+import logging
+import math
+import time
+from collections.abc import Callable
 from typing import Any
+
+from clickhouse_connect.driver.exceptions import DatabaseError, OperationalError
+
+log = logging.getLogger("tracehouse.query")
 
 # The upstream names of the two indexes (schemas/clickhouse/0008_upstream_trace_layout.sql).
 ITEM_INDEXES = ("idx_span_attr_items", "idx_res_attr_items")
@@ -29,15 +37,34 @@ def has_item_text_indexes(client: Any) -> bool:
 
 
 class ItemIndexes:
-    """The answer of :func:`has_item_text_indexes`, asked once per query process (the layout
-    of a table never changes under a running service: a migration between layouts rebuilds it
-    and the service restarts with the new version)."""
+    """The answer of :func:`has_item_text_indexes` for one query process.
 
-    def __init__(self, client: Any) -> None:
+    A yes is kept (a table never loses its indexes under a running service: changing the
+    layout rebuilds the table, which a restart of the service follows). A no is asked again
+    after ``RECHECK_SECONDS``, since the service may have started before ``tracehouse
+    migrate`` created the table or its indexes; a failed read (ClickHouse unreachable, a user
+    without access to ``system`` tables) counts as a no for that long, so searches go on
+    without the index rather than fail.
+    """
+
+    RECHECK_SECONDS = 60.0
+
+    def __init__(self, client: Any, clock: Callable[[], float] = time.monotonic) -> None:
         self._client = client
-        self._known: bool | None = None
+        self._clock = clock
+        self._known = False
+        self._ask_after = -math.inf
 
     def __call__(self) -> bool:
-        if self._known is None:
+        if self._known:
+            return True
+        now = self._clock()
+        if now < self._ask_after:
+            return False
+        try:
             self._known = has_item_text_indexes(self._client)
+        except (DatabaseError, OperationalError) as exc:
+            log.warning("cannot read the spans table's indexes, searching without them: %s", exc)
+        if not self._known:
+            self._ask_after = now + self.RECHECK_SECONDS
         return self._known

@@ -42,11 +42,17 @@ from query.v3_store import V3Store
 
 READ_TIMEOUT_SECONDS = 10.0
 SHUTDOWN_GRACE_SECONDS = 5.0
-# Longest request line and header the API reads, as Jaeger's Go server (net/http's default
-# MaxHeaderBytes, 1 MiB). aiohttp's own 8,190 bytes refused, with a text/plain 400 before any
-# handler saw it, requests the API accepts: a multi-id lookup of more than ~190 of its 1,500
-# trace ids, or a tags JSON near its 4,096-character limit once percent-encoded.
+# Longest request line the API reads: 1 MiB, the whole header budget of Jaeger's Go server
+# (net/http's default MaxHeaderBytes). aiohttp's own 8,190 bytes refused, with a text/plain
+# 400 before any handler saw it, requests the API accepts: a multi-id lookup of more than ~190
+# of its 1,500 trace ids, or a tags JSON near its 4,096-character limit once percent-encoded.
 MAX_REQUEST_LINE_BYTES = 1 << 20
+# Each header line, and how many: aiohttp reads them all before any handler or auth runs, so
+# these bound what one unauthenticated request can make the server hold (64 x 64 KiB = 4 MiB;
+# aiohttp's defaults, 128 x 8 KiB, refused the long Referer a browser sends from a long
+# search URL).
+MAX_HEADER_BYTES = 64 << 10
+MAX_HEADERS = 64
 # Threads running ClickHouse calls (and JSON rendering of span reads).
 QUERY_THREADS = 8
 
@@ -103,7 +109,8 @@ async def serve(
         # below bounds the whole shutdown.
         shutdown_timeout=grace / 4,
         max_line_size=MAX_REQUEST_LINE_BYTES,
-        max_field_size=MAX_REQUEST_LINE_BYTES,
+        max_field_size=MAX_HEADER_BYTES,
+        max_headers=MAX_HEADERS,
     )
     await runner.setup()
     await web.TCPSite(runner, settings.query_host, settings.query_http_port).start()

@@ -244,3 +244,24 @@ def test_a_request_line_over_1_mib_is_refused_and_the_server_goes_on(
     assert status == 400
     status, body = get(f"{base}/api/services")
     assert status == 200 and body["data"]
+
+
+def test_header_limits_serve_a_long_referer_and_bound_the_rest(
+    query_api: tuple[str, list],
+) -> None:
+    """A browser sends its page URL as Referer: a long search page still gets answers. One
+    header over 64 KiB, or more than 64 headers, is refused before any handler runs."""
+    base, _records = query_api
+
+    def status_with(headers: dict[str, str]) -> int:
+        request = urllib.request.Request(f"{base}/api/services", headers=headers)
+        try:
+            with urllib.request.urlopen(request, timeout=30) as resp:
+                return int(resp.status)
+        except urllib.error.HTTPError as err:
+            return err.code
+
+    assert status_with({"Referer": f"{base}/search?tags={'x' * 20_000}"}) == 200
+    assert status_with({"Referer": "x" * (65 << 10)}) == 400
+    assert status_with({f"X-Pad-{i}": "1" for i in range(70)}) == 400
+    assert status_with({}) == 200
