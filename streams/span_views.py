@@ -55,6 +55,9 @@ class SpanView:
     scope: common_pb2.InstrumentationScope
     # The span's attributes as strings once something asked for all of them (attributes_of).
     attributes: dict[str, str] | None = None
+    # How many spans this one stands for, once streams.adjusted_count worked it out (0: not
+    # yet); RED and the service graph both ask.
+    adjusted: float = 0.0
 
 
 class InvalidSpan(ValueError):

@@ -21,7 +21,7 @@ from streams.adjusted_count import (
 )
 from streams.red_metrics import RedAggregator
 from streams.service_graph import ServiceGraph
-from streams.span_views import SpanView
+from streams.span_views import SpanView, attributes_of
 from tests.span_view_factory import span_view
 
 
@@ -92,6 +92,47 @@ def test_any_input_gives_a_bounded_weight(trace_state: str, pairs: list[tuple[st
     for weight in (from_threshold(trace_state), from_jaeger_tags(pairs)):
         assert weight is None or 1.0 <= weight <= MAX_ADJUSTED_COUNT
     assert 1.0 <= adjusted_count(view(trace_state)) <= MAX_ADJUSTED_COUNT
+
+
+def _any_value(value: Any) -> common_pb2.AnyValue:
+    if isinstance(value, bool):
+        return common_pb2.AnyValue(bool_value=value)
+    if isinstance(value, int):
+        return common_pb2.AnyValue(int_value=value)
+    if isinstance(value, float):
+        return common_pb2.AnyValue(double_value=value)
+    return common_pb2.AnyValue() if value is None else common_pb2.AnyValue(string_value=value)
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["sampler.type", "sampler.param", "x"]),
+            st.one_of(
+                st.sampled_from(["probabilistic", "lowerbound", "const", "0.25", "1e-7"]),
+                st.floats(),
+                st.integers(-(2**63), 2**63 - 1),
+                st.booleans(),
+                st.none(),
+            ),
+        ),
+        max_size=5,
+    )
+)
+def test_a_root_weighs_the_same_from_rendered_or_raw_attributes(
+    pairs: list[tuple[str, Any]],
+) -> None:
+    """adjusted_count reads the rendered attribute strings when something already rendered
+    them, the protobuf values otherwise; both must give the same weight, and it is kept."""
+    span = trace_pb2.Span()
+    for key, value in pairs:
+        span.attributes.append(common_pb2.KeyValue(key=key, value=_any_value(value)))
+    raw, rendered = view(span=span), view(span=span)
+    attributes_of(rendered)
+    assert rendered.attributes is not None
+    assert adjusted_count(raw) == adjusted_count(rendered)
+    assert raw.adjusted == adjusted_count(raw)  # kept for the next asker
 
 
 def test_red_calls_stay_within_5_percent_while_sdks_sample_consistently() -> None:
