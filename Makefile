@@ -53,6 +53,7 @@ bench: setup
 	$(BIN)/python -m bench.streams --messages 50
 	$(BIN)/python -m bench.span_view --rounds 5
 	$(BIN)/python -m bench.streams_gc --spans 300000
+	$(BIN)/python -m bench.compression --traces 500
 	$(BIN)/python -m bench.sink --spans 50000
 	$(BIN)/python -m bench.query --spans 100000 --lookups 50 --searches 20
 	$(BIN)/python -m bench.e2e --spans 50000 --no-progress

@@ -611,9 +611,9 @@ class Settings:
         "How long a service-graph half waits for its partner",
         lo=0,
     )
-    # aiokafka compresses lz4 at level 9 (LZ4 HC) with no way to choose: 3.9 us per kept span,
-    # 11 % of a keep-all worker, against 1.2 us for zstd level 3 at more than twice the ratio
-    # (docs/perf.md, "Throughput").
+    # aiokafka compresses lz4 at level 9 (LZ4 HC) with no way to choose: 2.9-3.9 us per kept
+    # span, 11 % of a keep-all worker, against 0.9-1.2 us for zstd level 3 at 1.6 times the
+    # ratio (bench/compression.py; docs/perf.md, "Throughput").
     streams_compression: str = setting(
         "zstd",
         "streams",
