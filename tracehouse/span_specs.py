@@ -32,7 +32,8 @@ class SpanSpec:
     trace_state: str = ""
 
 
-def _any(value: Any) -> common_pb2.AnyValue:
+def any_value(value: Any) -> common_pb2.AnyValue:
+    """A Python value as the OTLP AnyValue an SDK would send for it (other types as text)."""
     if isinstance(value, bool):
         return common_pb2.AnyValue(bool_value=value)
     if isinstance(value, int):
@@ -63,7 +64,7 @@ def traces_data(spans: list[SpanSpec]) -> trace_pb2.TracesData:
         for k, v in s.attributes.items():
             a = span.attributes.add()
             a.key = k
-            a.value.CopyFrom(_any(v))
+            a.value.CopyFrom(any_value(v))
     return data
 
 
@@ -83,7 +84,7 @@ def _put_attributes(target: Any, attributes: Mapping[str, Any]) -> None:
     for k, v in attributes.items():
         a = target.add()
         a.key = k
-        a.value.CopyFrom(_any(v))
+        a.value.CopyFrom(any_value(v))
 
 
 def traces_from_rows(rows: Sequence[Mapping[str, Any]]) -> trace_pb2.TracesData:

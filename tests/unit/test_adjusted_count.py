@@ -23,6 +23,7 @@ from streams.red_metrics import RedAggregator
 from streams.service_graph import ServiceGraph
 from streams.span_views import SpanView, attributes_of
 from tests.span_view_factory import span_view
+from tracehouse.span_specs import any_value
 
 
 def view(trace_state: str = "", parent: bytes = b"", span: Any = None, **extra: Any) -> SpanView:
@@ -94,16 +95,6 @@ def test_any_input_gives_a_bounded_weight(trace_state: str, pairs: list[tuple[st
     assert 1.0 <= adjusted_count(view(trace_state)) <= MAX_ADJUSTED_COUNT
 
 
-def _any_value(value: Any) -> common_pb2.AnyValue:
-    if isinstance(value, bool):
-        return common_pb2.AnyValue(bool_value=value)
-    if isinstance(value, int):
-        return common_pb2.AnyValue(int_value=value)
-    if isinstance(value, float):
-        return common_pb2.AnyValue(double_value=value)
-    return common_pb2.AnyValue() if value is None else common_pb2.AnyValue(string_value=value)
-
-
 @settings(max_examples=300, deadline=None)
 @given(
     st.lists(
@@ -127,7 +118,8 @@ def test_a_root_weighs_the_same_from_rendered_or_raw_attributes(
     them, the protobuf values otherwise; both must give the same weight, and it is kept."""
     span = trace_pb2.Span()
     for key, value in pairs:
-        span.attributes.append(common_pb2.KeyValue(key=key, value=_any_value(value)))
+        typed = common_pb2.AnyValue() if value is None else any_value(value)
+        span.attributes.append(common_pb2.KeyValue(key=key, value=typed))
     raw, rendered = view(span=span), view(span=span)
     attributes_of(rendered)
     assert rendered.attributes is not None
