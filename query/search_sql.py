@@ -59,6 +59,17 @@ def _derived_tag(key: str, value: str, v: str) -> str | None:
     return None
 
 
+def item_parameter(
+    params: dict[str, Any], name: str, key: str, value: str, item_index: bool
+) -> str | None:
+    """With ``item_index``, puts the tag's ``'key=value'`` item (the text the ALIAS item columns
+    hold) into ``params`` under ``name`` and returns that name for :func:`map_match`."""
+    if not item_index:
+        return None
+    params[name] = f"{key}={value}"
+    return name
+
+
 def map_match(column: str, k: str, v: str, item: str | None) -> str:
     """The span's map ``column`` (SpanAttributes, ResourceAttributes) holds key k with value v;
     ``k``/``v`` name the query parameters. The lookup comes first (``m[k] = v``) and the key's
@@ -135,10 +146,9 @@ def search_query(
     params.update(window_params)
     branches = [""]
     for i, (key, value) in enumerate(sorted(q.tags.items())):
-        k, v, item = f"tk{i}", f"tv{i}", f"tkv{i}" if item_index else None
+        k, v = f"tk{i}", f"tv{i}"
         params[k], params[v] = key, value
-        if item is not None:
-            params[item] = f"{key}={value}"
+        item = item_parameter(params, f"tkv{i}", key, value, item_index)
         if i == 0:
             options = tag_options(key, value, k, v, item)
             branches = [f"\n  AND {option}" for option in options]

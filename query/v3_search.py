@@ -16,7 +16,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from query.search_sql import map_match
+from query.search_sql import item_parameter, map_match
 from query.search_windows import window_conditions
 from query.v3_params import V3Query
 
@@ -64,9 +64,7 @@ def span_conditions(
         elif key == "otel.status_code":
             where.append(f"upper(StatusCode) = upper({{{v}:String}})")
         else:
-            item = f"attr_item_{i}" if item_index else None
-            if item is not None:
-                params[item] = f"{key}={value}"
+            item = item_parameter(params, f"attr_item_{i}", key, value, item_index)
             # Both maps are indexed, so the OR of the two still prunes granules.
             where.append(
                 f"({map_match('SpanAttributes', k, v, item)}"
