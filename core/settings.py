@@ -621,6 +621,15 @@ class Settings:
         "Compression of what streams workers produce (sampled spans, aggregates, state log)",
         choices=COMPRESSIONS,
     )
+    # The compiled pass over OTLP protobuf (streams/otlp_scan.py, ADR 0015): an accelerator
+    # the protobuf path checks it against; off only to rule it out when chasing a problem.
+    streams_otlp_scan: bool = setting(
+        True,
+        "streams",
+        "otlp_scan",
+        "Read OTLP protobuf raw messages with the compiled pass (falls back to the protobuf"
+        " path per message, and entirely when the module is not built)",
+    )
     streams_tick_seconds: float = setting(
         0.5,
         "streams",

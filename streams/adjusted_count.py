@@ -90,9 +90,12 @@ def adjusted_count(view: SpanView) -> float:
         return known
     trace_state = view.trace_state
     weight = from_threshold(trace_state) if trace_state else None
-    if weight is None and not view.parent_span_id and len(view.span.attributes):
+    if weight is None and not view.parent_span_id:
         attrs = view.attributes
-        pairs = attrs.items() if attrs is not None else _otlp_pairs(view.span)
-        weight = from_jaeger_tags(pairs)
+        if attrs is not None:
+            if attrs:
+                weight = from_jaeger_tags(attrs.items())
+        elif view.span is not None and len(view.span.attributes):
+            weight = from_jaeger_tags(_otlp_pairs(view.span))
     view.adjusted = 1.0 if weight is None else weight
     return view.adjusted

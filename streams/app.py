@@ -25,7 +25,7 @@ from core.topics import ensure_state_topic, partition_count, state_topic_name
 from schemas import avro_codec
 from schemas.counter_batch import counter_batch
 from streams import counters as c
-from streams import metrics
+from streams import metrics, otlp_scan
 from streams.counters import CounterSet
 from streams.dead_letters import dead_letter_headers, refused_span_summary
 from streams.gc_tuning import tune_gc
@@ -57,7 +57,9 @@ class OwnedPartitions:
     ) -> None:
         self.settings = settings
         self.sampling = sampling
-        self.encodings = encodings or RawEncodings(settings.raw_encoding)
+        self.encodings = encodings or RawEncodings(
+            settings.raw_encoding, scan=settings.streams_otlp_scan
+        )
         # The producers' mapping over the raw topic's partitions; 0 partitions: not checked.
         self.raw_partitions = raw_partitions
         self.partition_of = PARTITIONERS[settings.ingest_partitioner]
@@ -152,6 +154,12 @@ class OwnedPartitions:
         metrics.DECISION_CACHE.set(sum(len(p.cache) for p in procs))
         metrics.GRAPH_WAITING.set(sum(p.graph.waiting() for p in procs))
         metrics.OWNED_PARTITIONS.set(len(procs))
+        metrics.OTLP_SCAN_ENABLED.set(int(otlp_scan.ENABLED and self.encodings.scan))
+        for p in procs:
+            for path, n in p.read_by.items():
+                if n:
+                    metrics.MESSAGES_READ.labels(path).inc(n)
+                    p.read_by[path] = 0
 
 
 def create_app(
@@ -162,7 +170,7 @@ def create_app(
     """The worker. ``raw_decoders`` are the raw-topic encodings besides ``otlp_proto`` (the
     CLI passes ingest's codecs, see streams/raw_encodings.py)."""
     sampling = sampling or load_config(settings.sampling_policy_file)
-    encodings = RawEncodings(settings.raw_encoding, raw_decoders)
+    encodings = RawEncodings(settings.raw_encoding, raw_decoders, scan=settings.streams_otlp_scan)
     raw_partitions = partition_count(settings.kafka, settings.topics.raw_spans)
     app = faust.App(
         settings.streams_group,

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 
 from streams.partition_processor import DeadLetter
-from streams.span_views import SpanView
+from streams.span_views import SpanView, wire_size
 
 
 def dead_letter_headers(letter: DeadLetter, source: str) -> dict[str, bytes]:
@@ -30,6 +30,6 @@ def refused_span_summary(view: SpanView) -> bytes:
             "span_id": view.span_id.hex(),
             "service_name": view.service_name,
             "name": view.name[:256],
-            "protobuf_bytes": int(view.span.ByteSize()),
+            "protobuf_bytes": wire_size(view),
         }
     ).encode()

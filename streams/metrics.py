@@ -43,6 +43,15 @@ UNCOMMITTED_MESSAGES = Gauge(
 )
 DECISION_CACHE = Gauge("tracehouse_streams_decision_cache_entries", "Cached trace decisions")
 GRAPH_WAITING = Gauge("tracehouse_streams_graph_waiting_halves", "Spans waiting for a partner")
+MESSAGES_READ = Counter(
+    "tracehouse_streams_raw_messages_read",
+    "Raw messages read, by path: compiled (the OTLP scan) or protobuf (other encodings, the"
+    " scan off or not built, or a message the scan left to protobuf)",
+    ["path"],
+)
+OTLP_SCAN_ENABLED = Gauge(
+    "tracehouse_streams_otlp_scan_enabled", "1 when the compiled OTLP pass is built and on"
+)
 OWNED_PARTITIONS = Gauge("tracehouse_streams_partitions", "Raw partitions owned by this worker")
 
 

@@ -1,26 +1,33 @@
-"""Kept span views -> one ``span_batch`` v3 record, straight from the protobuf spans.
+"""Kept span views -> one ``span_batch`` v3 record, straight from the views' rendered text.
 
 This is the only way spans leave the streams worker. Each column of the v3 layout
 (:mod:`schemas.span_batch_v3`) is first collected as a flat Python list read off the views and
-their protobuf spans (no per-span record dicts: building those, and letting fastavro walk them,
+what they carry already rendered (:attr:`~streams.span_views.SpanView.rendered`: the compiled
+OTLP pass fills it as it reads the bytes, :func:`~streams.span_views.rendered` for a protobuf
+view) (no per-span record dicts: building those, and letting fastavro walk them,
 used to be most of the worker's cost), then packed into one byte string in Arrow layout, which
 leaves fastavro a few dozen ``bytes`` fields per message and lets the sink wrap the buffers as
-Arrow arrays without copying (:mod:`sinks.packed_spans`). Values are converted here and only
-here: ids to lower-case hex, attributes to strings (:mod:`streams.otlp_values`).
+Arrow arrays without copying (:mod:`sinks.packed_spans`). Values are converted to text once
+per span: ids to lower-case hex, attributes as :mod:`streams.otlp_values` renders them.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import fields
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from typing import Any
 
 import numpy as np
 
 from schemas.span_batch_v3 import LAYOUT, SPAN_COUNT, SPAN_SCALARS, offsets_field
-from streams.otlp_values import attributes_to_dict
-from streams.span_views import SpanView, attributes_of
+from streams.span_views import (
+    RenderedEvent,
+    RenderedLink,
+    SpanView,
+    attributes_of,
+    rendered,
+)
 
 _INT_TYPES: dict[str, np.dtype[Any]] = {"int32": np.dtype("<i4"), "int64": np.dtype("<i8")}
 
@@ -41,6 +48,15 @@ _MISSING = set(_VIEW_FIELDS) - {f.name for f in fields(SpanView)}
 if _MISSING:
     raise ImportError(f"span_batch v3 columns SpanView does not carry: {sorted(_MISSING)}")
 _VIEW_GETTERS = tuple((f, attrgetter(f)) for f in _VIEW_FIELDS)
+# The derived scalars, by their place in streams.span_views.Rendered.
+_RENDERED_GETTERS = tuple(
+    (f, itemgetter(i))
+    for i, f in enumerate(
+        ("trace_id", "span_id", "parent_span_id", "status_message", "scope_name", "scope_version")
+    )
+)
+if {f for f, _ in _RENDERED_GETTERS} != _DERIVED:
+    raise ImportError("span_batch v3: derived columns and rendered fields disagree")
 
 
 def pack_views(views: Sequence[SpanView]) -> dict[str, Any]:
@@ -59,14 +75,9 @@ def _columns(views: Sequence[SpanView]) -> dict[str, list[Any]]:
     rec: dict[str, list[Any]] = {f: [] for f in LAYOUT}
     for f, get in _VIEW_GETTERS:
         rec[f] = list(map(get, views))
-    rec["trace_id"] = [v.trace_id.hex() for v in views]
-    rec["span_id"] = [v.span_id.hex() for v in views]
-    rec["parent_span_id"] = [v.parent_span_id.hex() for v in views]
-    spans = [v.span for v in views]
-    scopes = [v.scope for v in views]
-    rec["status_message"] = [s.status.message for s in spans]
-    rec["scope_name"] = [s.name for s in scopes]
-    rec["scope_version"] = [s.version for s in scopes]
+    texts = [v.rendered or rendered(v) for v in views]
+    for f, item in _RENDERED_GETTERS:
+        rec[f] = list(map(item, texts))
 
     # Views of one ResourceSpans share one attribute dict: send each resource once.
     resource_slot: dict[int, int] = {}
@@ -82,49 +93,50 @@ def _columns(views: Sequence[SpanView]) -> dict[str, list[Any]]:
         rec["attribute_values"],
     )
     event_counts, link_counts = rec["event_counts"], rec["link_counts"]
-    for view, span in zip(views, spans, strict=True):
+    for view, text in zip(views, texts, strict=True):
         resource = view.resource_attributes
         slot = resource_slot.get(id(resource))
         if slot is None:
             slot = resource_slot[id(resource)] = len(res_lengths)
             _put_map(resource, res_lengths, res_keys, res_values)
         res_index.append(slot)
-        if span.attributes:
+        attrs = view.attributes
+        if attrs is None:
             attrs = attributes_of(view)
-            attr_lengths.append(len(attrs))
+        attr_lengths.append(len(attrs))
+        if attrs:
             attr_keys.extend(attrs)
             attr_values.extend(attrs.values())
-        else:
-            attr_lengths.append(0)
         # Most spans have neither events nor links: skip the calls for them.
-        if span.events:
-            _put_events(span.events, rec)
-        event_counts.append(len(span.events))
-        if span.links:
-            _put_links(span.links, rec)
-        link_counts.append(len(span.links))
+        events, links = text[7], text[8]
+        if events:
+            _put_events(events, rec)
+        event_counts.append(len(events))
+        if links:
+            _put_links(links, rec)
+        link_counts.append(len(links))
     return rec
 
 
-def _put_events(events: Any, rec: dict[str, list[Any]]) -> None:
-    for e in events:
-        rec["event_time_unix_nano"].append(e.time_unix_nano)
-        rec["event_name"].append(e.name)
+def _put_events(events: Sequence[RenderedEvent], rec: dict[str, list[Any]]) -> None:
+    for time_unix_nano, name, attrs in events:
+        rec["event_time_unix_nano"].append(time_unix_nano)
+        rec["event_name"].append(name)
         _put_map(
-            attributes_to_dict(e.attributes),
+            attrs,
             rec["event_attribute_lengths"],
             rec["event_attribute_keys"],
             rec["event_attribute_values"],
         )
 
 
-def _put_links(links: Any, rec: dict[str, list[Any]]) -> None:
-    for link in links:
-        rec["link_trace_id"].append(link.trace_id.hex())
-        rec["link_span_id"].append(link.span_id.hex())
-        rec["link_trace_state"].append(link.trace_state)
+def _put_links(links: Sequence[RenderedLink], rec: dict[str, list[Any]]) -> None:
+    for trace_id, span_id, trace_state, attrs in links:
+        rec["link_trace_id"].append(trace_id)
+        rec["link_span_id"].append(span_id)
+        rec["link_trace_state"].append(trace_state)
         _put_map(
-            attributes_to_dict(link.attributes),
+            attrs,
             rec["link_attribute_lengths"],
             rec["link_attribute_keys"],
             rec["link_attribute_values"],

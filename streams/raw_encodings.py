@@ -74,13 +74,25 @@ def header_value(headers: Any) -> str | None:
 class RawEncodings:
     """The decoders a worker knows and the topic's default encoding."""
 
-    def __init__(self, default: str = OTLP_PROTO, decoders: Mapping[str, RawDecoder] | None = None):
+    def __init__(
+        self,
+        default: str = OTLP_PROTO,
+        decoders: Mapping[str, RawDecoder] | None = None,
+        scan: bool = True,
+    ):
+        # Whether OTLP protobuf messages go to the compiled pass first (streams.otlp_scan).
+        self.scan = scan
         self.decoders: dict[str, RawDecoder] = {OTLP_PROTO: decode_otlp_proto, **(decoders or {})}
         if default not in self.decoders:
             raise ValueError(
                 f"raw_encoding {default!r} has no decoder here; known: {sorted(self.decoders)}"
             )
         self.default = default
+
+    def scannable(self, encoding: str | None) -> bool:
+        """Whether a message with this ``encoding`` header goes to the compiled pass first: it
+        is a serialized ``TracesData`` and the pass is on."""
+        return self.scan and (encoding or self.default) == OTLP_PROTO
 
     def decode(self, payload: bytes, encoding: str | None = None) -> DecodedMessage:
         """Decode with ``encoding`` (a header's value) or the default; RawDecodeError when the

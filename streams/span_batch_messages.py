@@ -16,7 +16,7 @@ from opentelemetry.proto.trace.v1 import trace_pb2
 from schemas import avro_codec
 from schemas.span_batch_v3 import VERSION as SPAN_BATCH_VERSION
 from streams.packed_batch import pack_views
-from streams.span_views import SpanView, span_views
+from streams.span_views import SpanView, span_views, wire_size
 
 SPAN_BATCH = "span_batch"
 # Upper bound of spans per spans.sampled message (the sink's batching likes many small spans per
@@ -49,7 +49,7 @@ class EncodedBatches:
 
 
 def _estimate(view: SpanView) -> int:
-    return int(view.span.ByteSize()) + _SPAN_OVERHEAD_BYTES
+    return wire_size(view) + _SPAN_OVERHEAD_BYTES
 
 
 def encode_span_batches(views: list[SpanView], max_bytes: int = 1 << 62) -> EncodedBatches:

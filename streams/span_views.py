@@ -15,6 +15,7 @@ cost more than the dict) and to read, and a third of its size (measured with
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from opentelemetry.proto.common.v1 import common_pb2
@@ -26,6 +27,15 @@ from streams.otlp_values import any_value_to_str, attributes_to_dict
 
 SERVICE_NAME_KEY = "service.name"
 TENANT_KEY = "tracehouse.tenant"
+
+
+# An event as packing writes it: (time, name, attributes as text).
+RenderedEvent = tuple[int, str, dict[str, str]]
+# A link as packing writes it: (trace id hex, span id hex, trace state, attributes as text).
+RenderedLink = tuple[str, str, str, dict[str, str]]
+# What a kept span adds to its view on the wire: (trace id hex, span id hex, parent span id hex
+# or "", status message, scope name, scope version, protobuf size in bytes, events, links).
+Rendered = tuple[str, str, str, str, str, str, int, Sequence[RenderedEvent], Sequence[RenderedLink]]
 
 
 @dataclass(slots=True, eq=False)
@@ -51,13 +61,18 @@ class SpanView:
     end_time_unix_nano: int
     status_code: int  # OTLP StatusCode number
     resource_attributes: dict[str, str]
-    span: trace_pb2.Span
-    scope: common_pb2.InstrumentationScope
+    # The protobuf span and scope it came from; None for a view the compiled pass built
+    # (streams.otlp_scan), which carries ``rendered`` instead.
+    span: trace_pb2.Span | None
+    scope: common_pb2.InstrumentationScope | None
     # The span's attributes as strings once something asked for all of them (attributes_of).
     attributes: dict[str, str] | None = None
     # How many spans this one stands for, once streams.adjusted_count worked it out (0: not
     # yet); RED and the service graph both ask.
     adjusted: float = 0.0
+    # What packing writes beyond the fields above, already as text (see :data:`Rendered`):
+    # set by the compiled pass, or by :func:`rendered` on first use.
+    rendered: Rendered | None = None
 
 
 class InvalidSpan(ValueError):
@@ -170,12 +185,54 @@ def rejected_payload(rejected: list[Rejected]) -> bytes:
 
 
 def attributes_of(view: SpanView) -> dict[str, str]:
-    """The span's attributes as strings, converted on first use and then cached in the view."""
+    """The span's attributes as strings, converted on first use and then cached in the view
+    (a view of the compiled pass has them from the start)."""
     attrs = view.attributes
     if attrs is None:
         span = view.span
+        assert span is not None  # only protobuf views start without attributes
         attrs = view.attributes = attributes_to_dict(span.attributes) if span.attributes else {}
     return attrs
+
+
+def rendered(view: SpanView) -> Rendered:
+    """What packing writes beyond the view's fields, rendered on first use for a protobuf view
+    (the compiled pass renders it while it reads the bytes)."""
+    done = view.rendered
+    if done is not None:
+        return done
+    span, scope = view.span, view.scope
+    assert span is not None and scope is not None  # views without a span come rendered
+    events: Sequence[RenderedEvent] = (
+        [(e.time_unix_nano, e.name, attributes_to_dict(e.attributes)) for e in span.events]
+        if span.events
+        else ()
+    )
+    links: Sequence[RenderedLink] = [
+        (link.trace_id.hex(), link.span_id.hex(), link.trace_state,
+         attributes_to_dict(link.attributes))
+        for link in span.links
+    ] if span.links else ()  # fmt: skip
+    done = view.rendered = (
+        view.trace_id.hex(),
+        view.span_id.hex(),
+        view.parent_span_id.hex(),
+        span.status.message,
+        scope.name,
+        scope.version,
+        span.ByteSize(),
+        events,
+        links,
+    )
+    return done
+
+
+def wire_size(view: SpanView) -> int:
+    """The span's protobuf size in bytes (for cutting messages and describing refusals)."""
+    if view.rendered is not None:
+        return view.rendered[6]
+    assert view.span is not None
+    return int(view.span.ByteSize())
 
 
 def first_attribute(view: SpanView, keys: tuple[str, ...]) -> str:
@@ -186,6 +243,7 @@ def first_attribute(view: SpanView, keys: tuple[str, ...]) -> str:
             if k in attrs:
                 return attrs[k]
         return ""
+    assert view.span is not None  # only protobuf views start without attributes
     found: dict[str, common_pb2.AnyValue] = {}
     for kv in view.span.attributes:
         if kv.key in keys:

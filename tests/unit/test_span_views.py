@@ -94,7 +94,7 @@ def test_every_field_is_the_spans(
     assert view.service_name == (service if service is not None else "")
     assert view.tenant_id == (tenant if tenant is not None else "fallback")
     assert view.resource_attributes == present
-    assert view.span == span and view.scope.name == scope_name
+    assert view.span == span and view.scope is not None and view.scope.name == scope_name
     assert view.attributes is None  # converted only when asked for
 
 

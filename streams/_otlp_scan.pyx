@@ -1,0 +1,571 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+"""One compiled pass over a serialized OTLP ``TracesData``: span views with their stored text.
+
+Why: under keep-all the streams worker spent most of its time walking protobuf objects twice,
+once to build span views (decode, ids, times) and once to pack kept spans (hex ids, attribute
+text). Every field read through the protobuf runtime costs a Python object. This module reads
+the wire bytes directly and builds each view once, with everything packing needs already
+rendered (see :mod:`streams.otlp_scan`, the Python side, and ADR 0015).
+
+It is an accelerator, never an authority. It handles the common, well-formed message and
+raises :class:`Fallback` for anything else: a wire type it does not expect on a known field, a
+singular message field sent twice (protobuf merges those), groups, a span storage refuses, a
+string that is not UTF-8, an AnyValue it does not render itself only when rendering it through
+the protobuf runtime fails. The caller then runs the protobuf path, which owns every rejection,
+reason and counter. So both paths give the same views for every message this one accepts,
+which ``tests/unit/test_otlp_scan.py`` checks property by property against the protobuf path.
+
+Field numbers are OTLP's (opentelemetry-proto ``trace.proto``, ``common.proto``,
+``resource.proto``); :data:`KNOWN_FIELDS` lists the ones read or checked here, and a unit test
+compares it with the installed descriptors, so a new field in a proto upgrade is noticed.
+"""
+
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t, uint64_t
+from libc.string cimport memcmp
+from cpython.bytes cimport PyBytes_FromStringAndSize
+from cpython.unicode cimport PyUnicode_DecodeUTF8
+
+# Bumped whenever what the views carry changes; streams.otlp_scan refuses a stale build.
+ABI = 1
+
+# message -> {field number: wire type}; 2 = length-delimited, 0 = varint, 1 = fixed64,
+# 5 = fixed32. A known field on another wire type is a Fallback.
+KNOWN_FIELDS = {
+    "TracesData": {1: 2},
+    "ResourceSpans": {1: 2, 2: 2, 3: 2},
+    "ScopeSpans": {1: 2, 2: 2, 3: 2},
+    "Span": {1: 2, 2: 2, 3: 2, 4: 2, 5: 2, 6: 0, 7: 1, 8: 1, 9: 2, 10: 0, 11: 2, 12: 0,
+             13: 2, 14: 0, 15: 2, 16: 5},
+    "Event": {1: 1, 2: 2, 3: 2, 4: 0},
+    "Link": {1: 2, 2: 2, 3: 2, 4: 2, 5: 0, 6: 5},
+    "Status": {2: 2, 3: 0},
+    "Resource": {1: 2, 2: 0, 3: 2},
+    "InstrumentationScope": {1: 2, 2: 2, 3: 2, 4: 0},
+    "KeyValue": {1: 2, 2: 2, 3: 0},
+}
+
+cdef uint64_t MAX_TIME = 0x7FFFFFFFFFFFFFFF
+cdef const char* HEX = b"0123456789abcdef"
+cdef bytes ZERO_TRACE = bytes(16)
+cdef bytes ZERO_SPAN = bytes(8)
+
+
+class Fallback(Exception):
+    """This message is not one the fast pass handles; use the protobuf path."""
+
+
+cdef struct Cursor:
+    const uint8_t* buf
+    Py_ssize_t pos
+    Py_ssize_t end
+
+
+cdef inline uint64_t _varint(Cursor* c) except? 0xFFFFFFFFFFFFFFFF:
+    cdef uint64_t result = 0
+    cdef int shift = 0
+    cdef uint8_t byte
+    while True:
+        if c.pos >= c.end or shift > 63:
+            raise Fallback("truncated or overlong varint")
+        byte = c.buf[c.pos]
+        c.pos += 1
+        if shift == 63 and byte > 1:
+            raise Fallback("varint over 64 bits")
+        result |= (<uint64_t>(byte & 0x7F)) << shift
+        if byte < 0x80:
+            return result
+        shift += 7
+
+
+cdef inline uint64_t _fixed64(Cursor* c) except? 0xFFFFFFFFFFFFFFFF:
+    cdef uint64_t v = 0
+    cdef int i
+    if c.end - c.pos < 8:
+        raise Fallback("truncated fixed64")
+    for i in range(8):
+        v |= (<uint64_t>c.buf[c.pos + i]) << (8 * i)
+    c.pos += 8
+    return v
+
+
+cdef inline Py_ssize_t _length(Cursor* c) except -1:
+    """A length-delimited field's size, checked against what is left."""
+    cdef uint64_t n = _varint(c)
+    if n > <uint64_t>(c.end - c.pos):
+        raise Fallback("length past the end")
+    return <Py_ssize_t>n
+
+
+cdef inline int _key(Cursor* c, uint32_t* field, int* wire) except -1:
+    cdef uint64_t k = _varint(c)
+    field[0] = <uint32_t>(k >> 3)
+    wire[0] = <int>(k & 7)
+    if (k >> 3) == 0 or (k >> 3) > 0x1FFFFFFF:
+        raise Fallback("invalid field number")
+    return 0
+
+
+cdef inline int _skip(Cursor* c, int wire) except -1:
+    if wire == 0:
+        _varint(c)
+    elif wire == 1:
+        if c.end - c.pos < 8:
+            raise Fallback("truncated fixed64")
+        c.pos += 8
+    elif wire == 2:
+        c.pos += _length(c)
+    elif wire == 5:
+        if c.end - c.pos < 4:
+            raise Fallback("truncated fixed32")
+        c.pos += 4
+    else:
+        raise Fallback("group or invalid wire type")
+    return 0
+
+
+cdef inline int _expect(int wire, int expected) except -1:
+    if wire != expected:
+        raise Fallback("unexpected wire type on a known field")
+    return 0
+
+
+cdef inline str _text(Cursor* c, Py_ssize_t n):
+    """A string field: strict UTF-8 (a protobuf parser refuses what this refuses)."""
+    cdef str s = PyUnicode_DecodeUTF8(<const char*>(c.buf + c.pos), n, NULL)
+    c.pos += n
+    return s
+
+
+cdef inline bytes _raw(Cursor* c, Py_ssize_t n):
+    cdef bytes b = PyBytes_FromStringAndSize(<const char*>(c.buf + c.pos), n)
+    c.pos += n
+    return b
+
+
+cdef str _hex(bytes b):
+    cdef Py_ssize_t n = len(b), i
+    cdef const uint8_t* p = b
+    cdef bytearray out = bytearray(2 * n)
+    cdef char* o = out
+    for i in range(n):
+        o[2 * i] = HEX[p[i] >> 4]
+        o[2 * i + 1] = HEX[p[i] & 15]
+    return out.decode("ascii")
+
+
+cdef str _any_value(const uint8_t* buf, Py_ssize_t start, Py_ssize_t end, object render_any):
+    """An AnyValue as stored text. Strings, bools and ints (nearly every attribute) here; any
+    other shape (doubles, bytes, arrays, maps, several members) through ``render_any``, the
+    protobuf path's own rendering, so the text is the same by construction."""
+    cdef Cursor c
+    cdef uint32_t field
+    cdef int wire
+    cdef Py_ssize_t n
+    cdef uint64_t v
+    c.buf = buf
+    c.pos = start
+    c.end = end
+    if start == end:
+        return ""
+    _key(&c, &field, &wire)
+    if field == 1 and wire == 2:
+        n = _length(&c)
+        if c.pos + n == end:
+            return _text(&c, n)
+    elif field == 2 and wire == 0:
+        v = _varint(&c)
+        if c.pos == end:
+            return "true" if v != 0 else "false"
+    elif field == 3 and wire == 0:
+        v = _varint(&c)
+        if c.pos == end:
+            return str(<int64_t>v)
+    return render_any(PyBytes_FromStringAndSize(<const char*>(buf + start), end - start))
+
+
+cdef int _key_value(Cursor* outer, Py_ssize_t size, dict out, object render_any) except -1:
+    """One KeyValue into ``out`` (a later duplicate key wins, as in the protobuf path)."""
+    cdef Cursor c
+    cdef uint32_t field
+    cdef int wire
+    cdef Py_ssize_t n, vstart = -1, vend = -1
+    cdef str key = ""
+    c.buf = outer.buf
+    c.pos = outer.pos
+    c.end = outer.pos + size
+    outer.pos = c.end
+    while c.pos < c.end:
+        _key(&c, &field, &wire)
+        if field == 1:
+            _expect(wire, 2)
+            key = _text(&c, _length(&c))
+        elif field == 2:
+            _expect(wire, 2)
+            if vstart >= 0:
+                raise Fallback("value sent twice (merged by protobuf)")
+            n = _length(&c)
+            vstart = c.pos
+            vend = c.pos + n
+            c.pos = vend
+        elif field == 3:
+            _expect(wire, 0)
+            _varint(&c)
+        else:
+            _skip(&c, wire)
+    if vstart < 0:
+        out[key] = ""
+    else:
+        out[key] = _any_value(c.buf, vstart, vend, render_any)
+    return 0
+
+
+cdef inline int32_t _enum(Cursor* c) except? -1:
+    cdef int64_t v = <int64_t>_varint(c)
+    if v < -2147483648 or v > 2147483647:
+        raise Fallback("enum outside int32")
+    return <int32_t>v
+
+
+cdef tuple _status(Cursor* outer, Py_ssize_t size):
+    cdef Cursor c
+    cdef uint32_t field
+    cdef int wire
+    cdef uint64_t v
+    cdef str message = ""
+    cdef int32_t code = 0
+    c.buf = outer.buf
+    c.pos = outer.pos
+    c.end = outer.pos + size
+    outer.pos = c.end
+    while c.pos < c.end:
+        _key(&c, &field, &wire)
+        if field == 2:
+            _expect(wire, 2)
+            message = _text(&c, _length(&c))
+        elif field == 3:
+            _expect(wire, 0)
+            code = _enum(&c)
+        else:
+            _skip(&c, wire)
+    return (message, code)
+
+
+cdef tuple _event(Cursor* outer, Py_ssize_t size, object render_any):
+    cdef Cursor c
+    cdef uint32_t field
+    cdef int wire
+    cdef uint64_t t = 0
+    cdef str name = ""
+    cdef dict attrs = {}
+    c.buf = outer.buf
+    c.pos = outer.pos
+    c.end = outer.pos + size
+    outer.pos = c.end
+    while c.pos < c.end:
+        _key(&c, &field, &wire)
+        if field == 1:
+            _expect(wire, 1)
+            t = _fixed64(&c)
+        elif field == 2:
+            _expect(wire, 2)
+            name = _text(&c, _length(&c))
+        elif field == 3:
+            _expect(wire, 2)
+            _key_value(&c, _length(&c), attrs, render_any)
+        elif field == 4:
+            _expect(wire, 0)
+            _varint(&c)
+        else:
+            _skip(&c, wire)
+    if t > MAX_TIME:
+        raise Fallback("event time out of range (the protobuf path refuses the span)")
+    return (<int64_t>t, name, attrs)
+
+
+cdef tuple _link(Cursor* outer, Py_ssize_t size, object render_any):
+    cdef Cursor c
+    cdef uint32_t field
+    cdef int wire
+    cdef bytes tid = b"", sid = b""
+    cdef str state = ""
+    cdef dict attrs = {}
+    c.buf = outer.buf
+    c.pos = outer.pos
+    c.end = outer.pos + size
+    outer.pos = c.end
+    while c.pos < c.end:
+        _key(&c, &field, &wire)
+        if field == 1:
+            _expect(wire, 2)
+            tid = _raw(&c, _length(&c))
+        elif field == 2:
+            _expect(wire, 2)
+            sid = _raw(&c, _length(&c))
+        elif field == 3:
+            _expect(wire, 2)
+            state = _text(&c, _length(&c))
+        elif field == 4:
+            _expect(wire, 2)
+            _key_value(&c, _length(&c), attrs, render_any)
+        elif field == 5:
+            _expect(wire, 0)
+            _varint(&c)
+        elif field == 6:
+            _expect(wire, 5)
+            _skip(&c, wire)
+        else:
+            _skip(&c, wire)
+    return (_hex(tid), _hex(sid), state, attrs)
+
+
+cdef object _span(Cursor* outer, Py_ssize_t size, object new_view, str tenant, str service,
+                  dict resource, str scope_name, str scope_version, object render_any):
+    cdef Cursor c
+    cdef uint32_t field
+    cdef int wire
+    cdef bytes tid = b"", sid = b"", parent = b""
+    cdef str state = "", name = "", status_message = ""
+    cdef int32_t kind = 0, status_code = 0
+    cdef uint64_t start = 0, end = 0
+    cdef dict attrs = {}
+    cdef list events = None, links = None
+    cdef bint has_status = False
+    cdef tuple st
+    c.buf = outer.buf
+    c.pos = outer.pos
+    c.end = outer.pos + size
+    outer.pos = c.end
+    while c.pos < c.end:
+        _key(&c, &field, &wire)
+        if field == 9:
+            _expect(wire, 2)
+            _key_value(&c, _length(&c), attrs, render_any)
+        elif field == 1:
+            _expect(wire, 2)
+            tid = _raw(&c, _length(&c))
+        elif field == 2:
+            _expect(wire, 2)
+            sid = _raw(&c, _length(&c))
+        elif field == 3:
+            _expect(wire, 2)
+            state = _text(&c, _length(&c))
+        elif field == 4:
+            _expect(wire, 2)
+            parent = _raw(&c, _length(&c))
+        elif field == 5:
+            _expect(wire, 2)
+            name = _text(&c, _length(&c))
+        elif field == 6:
+            _expect(wire, 0)
+            kind = _enum(&c)
+        elif field == 7:
+            _expect(wire, 1)
+            start = _fixed64(&c)
+        elif field == 8:
+            _expect(wire, 1)
+            end = _fixed64(&c)
+        elif field == 15:
+            _expect(wire, 2)
+            if has_status:
+                raise Fallback("status sent twice (merged by protobuf)")
+            has_status = True
+            st = _status(&c, _length(&c))
+            status_message = st[0]
+            status_code = st[1]
+        elif field == 11:
+            _expect(wire, 2)
+            if events is None:
+                events = []
+            events.append(_event(&c, _length(&c), render_any))
+        elif field == 13:
+            _expect(wire, 2)
+            if links is None:
+                links = []
+            links.append(_link(&c, _length(&c), render_any))
+        elif field == 10 or field == 12 or field == 14:
+            _expect(wire, 0)
+            _varint(&c)
+        elif field == 16:
+            _expect(wire, 5)
+            _skip(&c, wire)
+        else:
+            _skip(&c, wire)
+    # The storable-span check of streams.span_views: anything it would look at twice goes
+    # to the protobuf path, which gives the reason.
+    if (start > MAX_TIME or end > MAX_TIME or len(tid) != 16 or len(sid) != 8
+            or (len(parent) != 0 and len(parent) != 8)
+            or tid == ZERO_TRACE or sid == ZERO_SPAN):
+        raise Fallback("a span storage refuses")
+    if parent == ZERO_SPAN:
+        parent = b""
+    rendered = (_hex(tid), _hex(sid), _hex(parent), status_message, scope_name, scope_version,
+                size, events if events is not None else (), links if links is not None else ())
+    return new_view(tenant, tid, sid, parent, state, name, kind, service, <int64_t>start,
+                    <int64_t>end, status_code, resource, None, None, attrs, 0.0, rendered)
+
+
+cdef dict _resource(Cursor* outer, Py_ssize_t size, object render_any):
+    cdef Cursor c
+    cdef uint32_t field
+    cdef int wire
+    cdef dict attrs = {}
+    c.buf = outer.buf
+    c.pos = outer.pos
+    c.end = outer.pos + size
+    outer.pos = c.end
+    while c.pos < c.end:
+        _key(&c, &field, &wire)
+        if field == 1:
+            _expect(wire, 2)
+            _key_value(&c, _length(&c), attrs, render_any)
+        elif field == 2:
+            _expect(wire, 0)
+            _varint(&c)
+        elif field == 3:
+            raise Fallback("entity_refs: the protobuf path checks them")
+        else:
+            _skip(&c, wire)
+    return attrs
+
+
+cdef tuple _scope(Cursor* outer, Py_ssize_t size, object render_any):
+    cdef Cursor c
+    cdef uint32_t field
+    cdef int wire
+    cdef str name = "", version = ""
+    cdef dict attrs = {}
+    c.buf = outer.buf
+    c.pos = outer.pos
+    c.end = outer.pos + size
+    outer.pos = c.end
+    while c.pos < c.end:
+        _key(&c, &field, &wire)
+        if field == 1:
+            _expect(wire, 2)
+            name = _text(&c, _length(&c))
+        elif field == 2:
+            _expect(wire, 2)
+            version = _text(&c, _length(&c))
+        elif field == 3:
+            _expect(wire, 2)
+            _key_value(&c, _length(&c), attrs, render_any)  # checked, not stored
+        elif field == 4:
+            _expect(wire, 0)
+            _varint(&c)
+        else:
+            _skip(&c, wire)
+    return (name, version)
+
+
+cdef int _singular(Cursor* outer, Py_ssize_t size, uint32_t wanted, Py_ssize_t* found_start,
+                   Py_ssize_t* found_size, uint32_t text_field) except -1:
+    """First pass over a ResourceSpans or ScopeSpans: where its one ``wanted`` message is
+    (it may follow the repeated field on the wire), with every field's wire type checked."""
+    cdef Cursor c
+    cdef uint32_t field
+    cdef int wire
+    cdef Py_ssize_t n
+    c.buf = outer.buf
+    c.pos = outer.pos
+    c.end = outer.pos + size
+    found_start[0] = -1
+    found_size[0] = 0
+    while c.pos < c.end:
+        _key(&c, &field, &wire)
+        if field == wanted:
+            _expect(wire, 2)
+            if found_start[0] >= 0:
+                raise Fallback("singular message sent twice (merged by protobuf)")
+            n = _length(&c)
+            found_start[0] = c.pos
+            found_size[0] = n
+            c.pos += n
+        elif field == text_field:
+            _expect(wire, 2)
+            _text(&c, _length(&c))  # schema_url: checked, not stored
+        elif field == 2:
+            _expect(wire, 2)
+            c.pos += _length(&c)
+        else:
+            _skip(&c, wire)
+    return 0
+
+
+def scan(bytes payload, object new_view, object render_any, str default_tenant,
+         str tenant_key, str service_key):
+    """Views of every span of ``payload`` (a serialized TracesData), or :class:`Fallback`.
+
+    ``new_view`` is the view class, built positionally; ``render_any`` renders one serialized
+    AnyValue the way the protobuf path does. Views are in wire order, as the protobuf path
+    gives them.
+    """
+    cdef Cursor top, rs, ss, sc
+    cdef uint32_t field
+    cdef int wire
+    cdef Py_ssize_t n, sub_start, sub_size
+    cdef list views = []
+    cdef dict resource
+    cdef str tenant, service, scope_name, scope_version
+    cdef tuple scope
+    top.buf = payload
+    top.pos = 0
+    top.end = len(payload)
+    try:
+        while top.pos < top.end:
+            _key(&top, &field, &wire)
+            if field != 1:
+                _skip(&top, wire)
+                continue
+            _expect(wire, 2)
+            n = _length(&top)
+            rs.buf = top.buf
+            rs.pos = top.pos
+            rs.end = top.pos + n
+            top.pos = rs.end
+            # ResourceSpans: the resource first, wherever it sits.
+            _singular(&rs, n, 1, &sub_start, &sub_size, 3)
+            if sub_start >= 0:
+                ss.buf = rs.buf
+                ss.pos = sub_start
+                ss.end = sub_start + sub_size
+                resource = _resource(&ss, sub_size, render_any)
+            else:
+                resource = {}
+            tenant = resource.get(tenant_key, default_tenant)
+            service = resource.get(service_key, "")
+            while rs.pos < rs.end:
+                _key(&rs, &field, &wire)
+                if field != 2:
+                    _skip(&rs, wire)
+                    continue
+                n = _length(&rs)
+                ss.buf = rs.buf
+                ss.pos = rs.pos
+                ss.end = rs.pos + n
+                rs.pos = ss.end
+                _singular(&ss, n, 1, &sub_start, &sub_size, 3)
+                if sub_start >= 0:
+                    sc.buf = ss.buf
+                    sc.pos = sub_start
+                    sc.end = sub_start + sub_size
+                    scope = _scope(&sc, sub_size, render_any)
+                    scope_name = scope[0]
+                    scope_version = scope[1]
+                else:
+                    scope_name = ""
+                    scope_version = ""
+                while ss.pos < ss.end:
+                    _key(&ss, &field, &wire)
+                    if field != 2:
+                        _skip(&ss, wire)
+                        continue
+                    n = _length(&ss)
+                    views.append(_span(&ss, n, new_view, tenant, service, resource, scope_name,
+                                       scope_version, render_any))
+    except Fallback:
+        raise
+    except UnicodeDecodeError as exc:
+        raise Fallback(f"a string that is not UTF-8: {exc}") from None
+    except Exception as exc:  # render_any's DecodeError, a value it refuses: the slow path says
+        raise Fallback(f"{type(exc).__name__}: {exc}") from None
+    return views

@@ -1,0 +1,61 @@
+"""Span views straight from OTLP bytes, by the compiled pass when it is built and can.
+
+:func:`scan_views` returns the views of a serialized ``TracesData`` with everything packing
+needs already rendered (hex ids, attribute text, events, links: :attr:`SpanView.rendered`), in
+one compiled pass over the bytes (``streams/_otlp_scan.pyx``, ADR 0015). It returns None when
+the message is not one that pass handles (anything malformed, any span storage refuses, any
+merge protobuf would do) or when the module is not built: the caller then runs the protobuf
+path (:func:`streams.span_views.span_views`), which owns every rejection and its reason. The
+two paths give equal views for every message the compiled pass accepts
+(``tests/unit/test_otlp_scan.py``).
+"""
+
+from __future__ import annotations
+
+import logging
+from types import ModuleType
+
+from opentelemetry.proto.common.v1 import common_pb2
+
+from streams.otlp_values import any_value_to_str
+from streams.span_views import SERVICE_NAME_KEY, TENANT_KEY, SpanView
+
+log = logging.getLogger(__name__)
+
+# The build this Python side was written against (_otlp_scan.ABI).
+ABI = 1
+
+
+def _load() -> ModuleType | None:
+    try:
+        from streams import _otlp_scan  # type: ignore[attr-defined]
+    except ImportError as exc:
+        log.warning("streams: compiled OTLP scan not built (%s); protobuf path only", exc)
+        return None
+    if getattr(_otlp_scan, "ABI", None) != ABI:
+        log.warning("streams: compiled OTLP scan is a stale build; rebuild with make setup")
+        return None
+    return _otlp_scan
+
+
+_SCAN = _load()
+ENABLED = _SCAN is not None
+
+
+def render_any(raw: bytes) -> str:
+    """One serialized AnyValue as stored text, the protobuf path's way (the compiled pass asks
+    for every value it does not render itself: doubles, bytes, arrays, maps)."""
+    return any_value_to_str(common_pb2.AnyValue.FromString(raw))
+
+
+def scan_views(payload: bytes, tenant_id: str = "") -> list[SpanView] | None:
+    """The views of ``payload`` by the compiled pass, or None: use the protobuf path."""
+    if _SCAN is None:
+        return None
+    try:
+        views: list[SpanView] = _SCAN.scan(
+            payload, SpanView, render_any, tenant_id, TENANT_KEY, SERVICE_NAME_KEY
+        )
+    except _SCAN.Fallback:
+        return None
+    return views
