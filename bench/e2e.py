@@ -200,7 +200,7 @@ def accounting(settings: Settings, client: Any, protocol: str, kafka_acked: int)
 
 
 def make_settings(args: argparse.Namespace, run_dir: Path) -> tuple[Settings, int]:
-    settings = bench_settings(partitions=args.partitions)
+    settings = bench_settings(partitions=args.partitions, streams_otlp_scan=args.otlp_scan)
     if args.policy == "tail" or args.decision_wait is not None:
         doc: dict[str, Any] = dict(TAIL_POLICY) if args.policy == "tail" else dict(KEEP_ALL)
         if args.decision_wait is not None:
@@ -458,6 +458,12 @@ def main() -> int:
     )
     parser.add_argument("--partitions", type=int, default=Settings().partitions)
     parser.add_argument("--streams", type=int, default=1, help="streams worker processes")
+    parser.add_argument(
+        "--no-otlp-scan",
+        dest="otlp_scan",
+        action="store_false",
+        help="streams reads OTLP with the protobuf path only (the compiled pass's baseline)",
+    )
     parser.add_argument("--sinks", type=int, default=1, help="sink worker processes")
     parser.add_argument("--probes", type=int, default=200, help="latency probe traces (about)")
     parser.add_argument("--timeout", type=float, default=180, help="drain timeout, seconds")

@@ -13,10 +13,11 @@ per span: ids to lower-case hex, attributes as :mod:`streams.otlp_values` render
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import sys
+from collections.abc import Callable, Sequence
 from dataclasses import fields
 from operator import attrgetter, itemgetter
-from typing import Any
+from typing import Any, cast
 
 import numpy as np
 
@@ -143,6 +144,22 @@ def _put_links(links: Sequence[RenderedLink], rec: dict[str, list[Any]]) -> None
         )
 
 
+def _load_utf8_column() -> Callable[[list[str]], tuple[bytes, bytes]] | None:
+    """The compiled column packer (streams/_utf8_column.pyx), where it is built: it writes the
+    offsets in the host's byte order, which the wire's little-endian order is only on a
+    little-endian host."""
+    if sys.byteorder != "little":
+        return None
+    try:
+        from streams._utf8_column import utf8_column
+    except ImportError:
+        return None
+    return cast(Callable[[list[str]], tuple[bytes, bytes]], utf8_column)
+
+
+_UTF8_COLUMN = _load_utf8_column() or (lambda values: _utf8(values))
+
+
 def _utf8(values: Sequence[str]) -> tuple[bytes, bytes]:
     """UTF-8 data and int32 LE offsets; one encode of the joined text when it is ASCII."""
     joined = "".join(values)
@@ -165,7 +182,7 @@ def _pack(rec: dict[str, list[Any]]) -> dict[str, Any]:
     for field, layout in LAYOUT.items():
         values = rec[field]
         if layout == "utf8":
-            out[field], out[offsets_field(field)] = _utf8(values)
+            out[field], out[offsets_field(field)] = _UTF8_COLUMN(values)
         else:
             # np.array raises OverflowError for Python ints outside the width; it never wraps
             # silently, so the encoder refuses the span instead of storing a wrong number.
