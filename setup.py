@@ -1,9 +1,10 @@
-"""Build of streams' two compiled modules (ADR 0015): the OTLP pass (``streams._otlp_scan``)
-and the utf8 column packer (``streams._utf8_column``).
+"""Build of the compiled modules (ADR 0015): streams' OTLP pass (``streams._otlp_scan``) and
+utf8 column packer (``streams._utf8_column``), and ingest's byte-level partition split
+(``ingest._otlp_split``). Their shared protobuf wire reading is ``core/protowire.pxd``.
 
 Everything else is declared in pyproject.toml. The extensions are optional: where no C
-compiler is at hand the install still succeeds and streams runs its Python paths alone, saying
-so in its log and in ``tracehouse_streams_otlp_scan_enabled`` (streams/otlp_scan.py).
+compiler is at hand the install still succeeds and each runs its Python path alone (streams
+says so in its log and in ``tracehouse_streams_otlp_scan_enabled``).
 """
 
 from setuptools import Extension, setup
@@ -11,11 +12,11 @@ from setuptools import Extension, setup
 setup(
     ext_modules=[
         Extension(
-            f"streams.{name}",
-            [f"streams/{name}.pyx"],
+            module,
+            [module.replace(".", "/") + ".pyx"],
             optional=True,
             extra_compile_args=["-O2"],
         )
-        for name in ("_otlp_scan", "_utf8_column")
+        for module in ("streams._otlp_scan", "streams._utf8_column", "ingest._otlp_split")
     ]
 )

@@ -22,7 +22,7 @@ from core.partitioning import PARTITIONERS, message_key
 from core.tenancy import TenantConfig, TokenBuckets, stamp_tenant
 from ingest import metrics
 from ingest.kafka_publisher import KafkaPublisher, PublishError
-from ingest.otlp_split import PartitionOf, bounded_chunks, split_by_partition
+from ingest.otlp_split import PartitionOf, partition_chunks
 
 log = logging.getLogger("tracehouse.ingest")
 
@@ -101,28 +101,26 @@ class SpanAdmission:
         sampled_out = head_sampling.sample(data, self._threshold)
         if sampled_out:
             metrics.SPANS_SAMPLED_OUT.labels(protocol).inc(sampled_out)
-        split = split_by_partition(data, self._config.partitions, self._partition_of)
-        rejected: Counter[str] = Counter(split.rejected)
+        cut = partition_chunks(
+            data, self._config.partitions, self._config.max_message_bytes, self._partition_of
+        )
+        rejected: Counter[str] = Counter(cut.rejected)
         rejected.update(pre_rejected)
         futures: list[asyncio.Future[None]] = []
         to_publish = 0
-        for p, td in split.by_partition.items():
-            chunks, too_large = bounded_chunks(td, self._config.max_message_bytes, split.counts[p])
-            if too_large:
-                rejected["span_too_large"] += len(too_large)
-            if len(chunks) > 1:
-                metrics.SPLIT_MESSAGES.inc()
-            for chunk in chunks:
-                to_publish += chunk.spans
-                metrics.KAFKA_BYTES.inc(len(chunk.payload))
-                futures.append(
-                    self._publisher.publish(
-                        self._config.topic,
-                        chunk.payload,
-                        message_key(chunk.first_trace_id, self._config.partitioner),
-                        partition=p,
-                    )
+        if cut.split_partitions:
+            metrics.SPLIT_MESSAGES.inc(cut.split_partitions)
+        for p, chunk in cut.chunks:
+            to_publish += chunk.spans
+            metrics.KAFKA_BYTES.inc(len(chunk.payload))
+            futures.append(
+                self._publisher.publish(
+                    self._config.topic,
+                    chunk.payload,
+                    message_key(chunk.first_trace_id, self._config.partitioner),
+                    partition=p,
                 )
+            )
         for reason, count in rejected.items():
             metrics.SPANS_REJECTED.labels(protocol, reason).inc(count)
         if futures:

@@ -9,14 +9,18 @@ zero bytes (some SDKs send it for roots) is cleared to mean "root", as the data 
 
 from __future__ import annotations
 
+import logging
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from types import ModuleType
 
 from opentelemetry.proto.trace.v1 import trace_pb2
 
 from core.partitioning import partition_for_key
 from schemas.span_limits import MAX_TIME_UNIX_NANO, ZERO_SPAN_ID, ZERO_TRACE_ID, span_problem
+
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -192,3 +196,64 @@ def _halve(
     mid = len(entries) // 2
     _halve(data, entries[:mid], max_bytes, chunks, too_large)
     _halve(data, entries[mid:], max_bytes, chunks, too_large)
+
+
+@dataclass
+class PartitionChunks:
+    """A request cut into Kafka messages: (partition, chunk) in publishing order, spans in
+    each partition, and the spans refused by reason (invalid, or alone over the limit)."""
+
+    chunks: list[tuple[int, Chunk]] = field(default_factory=list)
+    counts: Counter[int] = field(default_factory=Counter)
+    rejected: Counter[str] = field(default_factory=Counter)
+    # Partitions whose spans needed more than one message.
+    split_partitions: int = 0
+
+
+def _load_compiled() -> ModuleType | None:
+    try:
+        from ingest import _otlp_split  # type: ignore[attr-defined]
+    except ImportError as exc:
+        log.warning("ingest: compiled partition split not built (%s); protobuf split only", exc)
+        return None
+    return _otlp_split if getattr(_otlp_split, "ABI", None) == 1 else None
+
+
+_COMPILED = _load_compiled()
+COMPILED = _COMPILED is not None
+
+
+def partition_chunks(
+    data: trace_pb2.TracesData,
+    partitions: int,
+    max_bytes: int,
+    partition_of: PartitionOf = partition_for_key,
+) -> PartitionChunks:
+    """Every storable span of ``data`` in messages of at most ``max_bytes`` per partition.
+
+    The compiled split (``ingest/_otlp_split.pyx``) cuts the serialized request by copying span
+    bytes; it gives the same messages as :func:`split_by_partition` + :func:`bounded_chunks`,
+    and leaves every request with a refused span or a message over the limit to them.
+    """
+    if _COMPILED is not None:
+        try:
+            parts = _COMPILED.split(data.SerializeToString(), partitions, partition_of, max_bytes)
+        except _COMPILED.Fallback:
+            parts = None
+        if parts is not None:
+            out = PartitionChunks()
+            for p, payload, spans, first in parts:
+                out.chunks.append((p, Chunk(payload, spans, first)))
+                out.counts[p] += spans
+            return out
+    split = split_by_partition(data, partitions, partition_of)
+    out = PartitionChunks(counts=split.counts, rejected=Counter(split.rejected))
+    for p, td in split.by_partition.items():
+        chunks, too_large = bounded_chunks(td, max_bytes, split.counts[p])
+        if too_large:
+            out.rejected["span_too_large"] += len(too_large)
+            out.counts[p] -= len(too_large)
+        if len(chunks) > 1:
+            out.split_partitions += 1
+        out.chunks.extend((p, chunk) for chunk in chunks)
+    return out

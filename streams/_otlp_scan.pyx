@@ -23,6 +23,8 @@ compares it with the installed descriptors, so a new field in a proto upgrade is
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t, uint64_t
 from libc.string cimport memcmp
 from cpython.bytes cimport PyBytes_FromStringAndSize
+
+from core.protowire cimport Cursor, expect, fixed64, key, length, skip, varint
 from cpython.unicode cimport PyUnicode_DecodeASCII, PyUnicode_DecodeUTF8
 
 
@@ -57,81 +59,6 @@ cdef bytes ZERO_SPAN = bytes(8)
 
 class Fallback(Exception):
     """This message is not one the fast pass handles; use the protobuf path."""
-
-
-cdef struct Cursor:
-    const uint8_t* buf
-    Py_ssize_t pos
-    Py_ssize_t end
-
-
-cdef inline uint64_t _varint(Cursor* c) except? 0xFFFFFFFFFFFFFFFF:
-    cdef uint64_t result = 0
-    cdef int shift = 0
-    cdef uint8_t byte
-    while True:
-        if c.pos >= c.end or shift > 63:
-            raise Fallback("truncated or overlong varint")
-        byte = c.buf[c.pos]
-        c.pos += 1
-        if shift == 63 and byte > 1:
-            raise Fallback("varint over 64 bits")
-        result |= (<uint64_t>(byte & 0x7F)) << shift
-        if byte < 0x80:
-            return result
-        shift += 7
-
-
-cdef inline uint64_t _fixed64(Cursor* c) except? 0xFFFFFFFFFFFFFFFF:
-    cdef uint64_t v = 0
-    cdef int i
-    if c.end - c.pos < 8:
-        raise Fallback("truncated fixed64")
-    for i in range(8):
-        v |= (<uint64_t>c.buf[c.pos + i]) << (8 * i)
-    c.pos += 8
-    return v
-
-
-cdef inline Py_ssize_t _length(Cursor* c) except -1:
-    """A length-delimited field's size, checked against what is left."""
-    cdef uint64_t n = _varint(c)
-    if n > <uint64_t>(c.end - c.pos):
-        raise Fallback("length past the end")
-    return <Py_ssize_t>n
-
-
-cdef inline int _key(Cursor* c, uint32_t* field, int* wire) except -1:
-    cdef uint64_t k = _varint(c)
-    field[0] = <uint32_t>(k >> 3)
-    wire[0] = <int>(k & 7)
-    if (k >> 3) == 0 or (k >> 3) > 0x1FFFFFFF:
-        raise Fallback("invalid field number")
-    return 0
-
-
-cdef inline int _skip(Cursor* c, int wire) except -1:
-    if wire == 0:
-        _varint(c)
-    elif wire == 1:
-        if c.end - c.pos < 8:
-            raise Fallback("truncated fixed64")
-        c.pos += 8
-    elif wire == 2:
-        c.pos += _length(c)
-    elif wire == 5:
-        if c.end - c.pos < 4:
-            raise Fallback("truncated fixed32")
-        c.pos += 4
-    else:
-        raise Fallback("group or invalid wire type")
-    return 0
-
-
-cdef inline int _expect(int wire, int expected) except -1:
-    if wire != expected:
-        raise Fallback("unexpected wire type on a known field")
-    return 0
 
 
 cdef inline str _text(Cursor* c, Py_ssize_t n):
@@ -191,17 +118,17 @@ cdef str _any_value(const uint8_t* buf, Py_ssize_t start, Py_ssize_t end, object
     c.end = end
     if start == end:
         return ""
-    _key(&c, &field, &wire)
+    key(&c, &field, &wire)
     if field == 1 and wire == 2:
-        n = _length(&c)
+        n = length(&c)
         if c.pos + n == end:
             return _text(&c, n)
     elif field == 2 and wire == 0:
-        v = _varint(&c)
+        v = varint(&c)
         if c.pos == end:
             return "true" if v != 0 else "false"
     elif field == 3 and wire == 0:
-        v = _varint(&c)
+        v = varint(&c)
         if c.pos == end:
             return _decimal(<int64_t>v)
     return render_any(PyBytes_FromStringAndSize(<const char*>(buf + start), end - start))
@@ -213,38 +140,38 @@ cdef int _key_value(Cursor* outer, Py_ssize_t size, dict out, object render_any)
     cdef uint32_t field
     cdef int wire
     cdef Py_ssize_t n, vstart = -1, vend = -1
-    cdef str key = ""
+    cdef str name = ""
     c.buf = outer.buf
     c.pos = outer.pos
     c.end = outer.pos + size
     outer.pos = c.end
     while c.pos < c.end:
-        _key(&c, &field, &wire)
+        key(&c, &field, &wire)
         if field == 1:
-            _expect(wire, 2)
-            key = _text(&c, _length(&c))
+            expect(wire, 2)
+            name = _text(&c, length(&c))
         elif field == 2:
-            _expect(wire, 2)
+            expect(wire, 2)
             if vstart >= 0:
                 raise Fallback("value sent twice (merged by protobuf)")
-            n = _length(&c)
+            n = length(&c)
             vstart = c.pos
             vend = c.pos + n
             c.pos = vend
         elif field == 3:
-            _expect(wire, 0)
-            _varint(&c)
+            expect(wire, 0)
+            varint(&c)
         else:
-            _skip(&c, wire)
+            skip(&c, wire)
     if vstart < 0:
-        out[key] = ""
+        out[name] = ""
     else:
-        out[key] = _any_value(c.buf, vstart, vend, render_any)
+        out[name] = _any_value(c.buf, vstart, vend, render_any)
     return 0
 
 
 cdef inline int32_t _enum(Cursor* c) except? -1:
-    cdef int64_t v = <int64_t>_varint(c)
+    cdef int64_t v = <int64_t>varint(c)
     if v < -2147483648 or v > 2147483647:
         raise Fallback("enum outside int32")
     return <int32_t>v
@@ -262,15 +189,15 @@ cdef tuple _status(Cursor* outer, Py_ssize_t size):
     c.end = outer.pos + size
     outer.pos = c.end
     while c.pos < c.end:
-        _key(&c, &field, &wire)
+        key(&c, &field, &wire)
         if field == 2:
-            _expect(wire, 2)
-            message = _text(&c, _length(&c))
+            expect(wire, 2)
+            message = _text(&c, length(&c))
         elif field == 3:
-            _expect(wire, 0)
+            expect(wire, 0)
             code = _enum(&c)
         else:
-            _skip(&c, wire)
+            skip(&c, wire)
     return (message, code)
 
 
@@ -286,21 +213,21 @@ cdef tuple _event(Cursor* outer, Py_ssize_t size, object render_any):
     c.end = outer.pos + size
     outer.pos = c.end
     while c.pos < c.end:
-        _key(&c, &field, &wire)
+        key(&c, &field, &wire)
         if field == 1:
-            _expect(wire, 1)
-            t = _fixed64(&c)
+            expect(wire, 1)
+            t = fixed64(&c)
         elif field == 2:
-            _expect(wire, 2)
-            name = _text(&c, _length(&c))
+            expect(wire, 2)
+            name = _text(&c, length(&c))
         elif field == 3:
-            _expect(wire, 2)
-            _key_value(&c, _length(&c), attrs, render_any)
+            expect(wire, 2)
+            _key_value(&c, length(&c), attrs, render_any)
         elif field == 4:
-            _expect(wire, 0)
-            _varint(&c)
+            expect(wire, 0)
+            varint(&c)
         else:
-            _skip(&c, wire)
+            skip(&c, wire)
     if t > MAX_TIME:
         raise Fallback("event time out of range (the protobuf path refuses the span)")
     return (<int64_t>t, name, attrs)
@@ -318,27 +245,27 @@ cdef tuple _link(Cursor* outer, Py_ssize_t size, object render_any):
     c.end = outer.pos + size
     outer.pos = c.end
     while c.pos < c.end:
-        _key(&c, &field, &wire)
+        key(&c, &field, &wire)
         if field == 1:
-            _expect(wire, 2)
-            tid = _raw(&c, _length(&c))
+            expect(wire, 2)
+            tid = _raw(&c, length(&c))
         elif field == 2:
-            _expect(wire, 2)
-            sid = _raw(&c, _length(&c))
+            expect(wire, 2)
+            sid = _raw(&c, length(&c))
         elif field == 3:
-            _expect(wire, 2)
-            state = _text(&c, _length(&c))
+            expect(wire, 2)
+            state = _text(&c, length(&c))
         elif field == 4:
-            _expect(wire, 2)
-            _key_value(&c, _length(&c), attrs, render_any)
+            expect(wire, 2)
+            _key_value(&c, length(&c), attrs, render_any)
         elif field == 5:
-            _expect(wire, 0)
-            _varint(&c)
+            expect(wire, 0)
+            varint(&c)
         elif field == 6:
-            _expect(wire, 5)
-            _skip(&c, wire)
+            expect(wire, 5)
+            skip(&c, wire)
         else:
-            _skip(&c, wire)
+            skip(&c, wire)
     return (_hex(tid), _hex(sid), state, attrs)
 
 
@@ -360,60 +287,60 @@ cdef object _span(Cursor* outer, Py_ssize_t size, object new_view, str tenant, s
     c.end = outer.pos + size
     outer.pos = c.end
     while c.pos < c.end:
-        _key(&c, &field, &wire)
+        key(&c, &field, &wire)
         if field == 9:
-            _expect(wire, 2)
-            _key_value(&c, _length(&c), attrs, render_any)
+            expect(wire, 2)
+            _key_value(&c, length(&c), attrs, render_any)
         elif field == 1:
-            _expect(wire, 2)
-            tid = _raw(&c, _length(&c))
+            expect(wire, 2)
+            tid = _raw(&c, length(&c))
         elif field == 2:
-            _expect(wire, 2)
-            sid = _raw(&c, _length(&c))
+            expect(wire, 2)
+            sid = _raw(&c, length(&c))
         elif field == 3:
-            _expect(wire, 2)
-            state = _text(&c, _length(&c))
+            expect(wire, 2)
+            state = _text(&c, length(&c))
         elif field == 4:
-            _expect(wire, 2)
-            parent = _raw(&c, _length(&c))
+            expect(wire, 2)
+            parent = _raw(&c, length(&c))
         elif field == 5:
-            _expect(wire, 2)
-            name = _text(&c, _length(&c))
+            expect(wire, 2)
+            name = _text(&c, length(&c))
         elif field == 6:
-            _expect(wire, 0)
+            expect(wire, 0)
             kind = _enum(&c)
         elif field == 7:
-            _expect(wire, 1)
-            start = _fixed64(&c)
+            expect(wire, 1)
+            start = fixed64(&c)
         elif field == 8:
-            _expect(wire, 1)
-            end = _fixed64(&c)
+            expect(wire, 1)
+            end = fixed64(&c)
         elif field == 15:
-            _expect(wire, 2)
+            expect(wire, 2)
             if has_status:
                 raise Fallback("status sent twice (merged by protobuf)")
             has_status = True
-            st = _status(&c, _length(&c))
+            st = _status(&c, length(&c))
             status_message = st[0]
             status_code = st[1]
         elif field == 11:
-            _expect(wire, 2)
+            expect(wire, 2)
             if events is None:
                 events = []
-            events.append(_event(&c, _length(&c), render_any))
+            events.append(_event(&c, length(&c), render_any))
         elif field == 13:
-            _expect(wire, 2)
+            expect(wire, 2)
             if links is None:
                 links = []
-            links.append(_link(&c, _length(&c), render_any))
+            links.append(_link(&c, length(&c), render_any))
         elif field == 10 or field == 12 or field == 14:
-            _expect(wire, 0)
-            _varint(&c)
+            expect(wire, 0)
+            varint(&c)
         elif field == 16:
-            _expect(wire, 5)
-            _skip(&c, wire)
+            expect(wire, 5)
+            skip(&c, wire)
         else:
-            _skip(&c, wire)
+            skip(&c, wire)
     # The storable-span check of streams.span_views: anything it would look at twice goes
     # to the protobuf path, which gives the reason.
     if (start > MAX_TIME or end > MAX_TIME or len(tid) != 16 or len(sid) != 8
@@ -438,17 +365,17 @@ cdef dict _resource(Cursor* outer, Py_ssize_t size, object render_any):
     c.end = outer.pos + size
     outer.pos = c.end
     while c.pos < c.end:
-        _key(&c, &field, &wire)
+        key(&c, &field, &wire)
         if field == 1:
-            _expect(wire, 2)
-            _key_value(&c, _length(&c), attrs, render_any)
+            expect(wire, 2)
+            _key_value(&c, length(&c), attrs, render_any)
         elif field == 2:
-            _expect(wire, 0)
-            _varint(&c)
+            expect(wire, 0)
+            varint(&c)
         elif field == 3:
             raise Fallback("entity_refs: the protobuf path checks them")
         else:
-            _skip(&c, wire)
+            skip(&c, wire)
     return attrs
 
 
@@ -463,21 +390,21 @@ cdef tuple _scope(Cursor* outer, Py_ssize_t size, object render_any):
     c.end = outer.pos + size
     outer.pos = c.end
     while c.pos < c.end:
-        _key(&c, &field, &wire)
+        key(&c, &field, &wire)
         if field == 1:
-            _expect(wire, 2)
-            name = _text(&c, _length(&c))
+            expect(wire, 2)
+            name = _text(&c, length(&c))
         elif field == 2:
-            _expect(wire, 2)
-            version = _text(&c, _length(&c))
+            expect(wire, 2)
+            version = _text(&c, length(&c))
         elif field == 3:
-            _expect(wire, 2)
-            _key_value(&c, _length(&c), attrs, render_any)  # checked, not stored
+            expect(wire, 2)
+            _key_value(&c, length(&c), attrs, render_any)  # checked, not stored
         elif field == 4:
-            _expect(wire, 0)
-            _varint(&c)
+            expect(wire, 0)
+            varint(&c)
         else:
-            _skip(&c, wire)
+            skip(&c, wire)
     return (name, version)
 
 
@@ -495,23 +422,23 @@ cdef int _singular(Cursor* outer, Py_ssize_t size, uint32_t wanted, Py_ssize_t* 
     found_start[0] = -1
     found_size[0] = 0
     while c.pos < c.end:
-        _key(&c, &field, &wire)
+        key(&c, &field, &wire)
         if field == wanted:
-            _expect(wire, 2)
+            expect(wire, 2)
             if found_start[0] >= 0:
                 raise Fallback("singular message sent twice (merged by protobuf)")
-            n = _length(&c)
+            n = length(&c)
             found_start[0] = c.pos
             found_size[0] = n
             c.pos += n
         elif field == text_field:
-            _expect(wire, 2)
-            _text(&c, _length(&c))  # schema_url: checked, not stored
+            expect(wire, 2)
+            _text(&c, length(&c))  # schema_url: checked, not stored
         elif field == 2:
-            _expect(wire, 2)
-            c.pos += _length(&c)
+            expect(wire, 2)
+            c.pos += length(&c)
         else:
-            _skip(&c, wire)
+            skip(&c, wire)
     return 0
 
 
@@ -536,12 +463,12 @@ def scan(bytes payload, object new_view, object render_any, str default_tenant,
     top.end = len(payload)
     try:
         while top.pos < top.end:
-            _key(&top, &field, &wire)
+            key(&top, &field, &wire)
             if field != 1:
-                _skip(&top, wire)
+                skip(&top, wire)
                 continue
-            _expect(wire, 2)
-            n = _length(&top)
+            expect(wire, 2)
+            n = length(&top)
             rs.buf = top.buf
             rs.pos = top.pos
             rs.end = top.pos + n
@@ -558,11 +485,11 @@ def scan(bytes payload, object new_view, object render_any, str default_tenant,
             tenant = resource.get(tenant_key, default_tenant)
             service = resource.get(service_key, "")
             while rs.pos < rs.end:
-                _key(&rs, &field, &wire)
+                key(&rs, &field, &wire)
                 if field != 2:
-                    _skip(&rs, wire)
+                    skip(&rs, wire)
                     continue
-                n = _length(&rs)
+                n = length(&rs)
                 ss.buf = rs.buf
                 ss.pos = rs.pos
                 ss.end = rs.pos + n
@@ -579,11 +506,11 @@ def scan(bytes payload, object new_view, object render_any, str default_tenant,
                     scope_name = ""
                     scope_version = ""
                 while ss.pos < ss.end:
-                    _key(&ss, &field, &wire)
+                    key(&ss, &field, &wire)
                     if field != 2:
-                        _skip(&ss, wire)
+                        skip(&ss, wire)
                         continue
-                    n = _length(&ss)
+                    n = length(&ss)
                     views.append(_span(&ss, n, new_view, tenant, service, resource, scope_name,
                                        scope_version, render_any))
     except Fallback:

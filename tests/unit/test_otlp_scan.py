@@ -27,10 +27,10 @@ from opentelemetry.proto.trace.v1 import trace_pb2
 
 from schemas import avro_codec
 from schemas.span_batch_v3 import VERSION
-from schemas.span_limits import MAX_TIME_UNIX_NANO
 from streams import otlp_scan
 from streams.packed_batch import pack_views
 from streams.span_views import Rejected, SpanView, attributes_of, rendered, span_views
+from tests.otlp_strategies import one_defect_among, spans, traces_data, valid_spans
 
 pytestmark = pytest.mark.skipif(
     not otlp_scan.ENABLED, reason="compiled OTLP scan not built (make setup builds it)"
@@ -122,119 +122,7 @@ def test_known_fields_are_the_installed_schema() -> None:
         assert _otlp_scan.KNOWN_FIELDS[name] == declared, name
 
 
-# -- generated messages --------------------------------------------------------------------
-
-EDGE_TIMES = [0, 1, MAX_TIME_UNIX_NANO, MAX_TIME_UNIX_NANO + 1, 2**64 - 1]
-times = st.one_of(st.sampled_from(EDGE_TIMES), st.integers(0, 2**64 - 1))
-ids = st.one_of(
-    st.binary(min_size=16, max_size=16),
-    st.binary(min_size=8, max_size=8),
-    st.sampled_from([b"", bytes(16), bytes(8), b"\x01" * 16, b"\x01" * 8]),
-    st.binary(max_size=20),
-)
-texts = st.one_of(
-    st.text(max_size=12),
-    st.sampled_from(["", "é", "\x00", "日本", "\U0001f600", "a=b", "x" * 3000]),
-)
-any_values = st.recursive(
-    st.one_of(
-        st.builds(lambda s: common_pb2.AnyValue(string_value=s), texts),
-        st.builds(lambda b: common_pb2.AnyValue(bool_value=b), st.booleans()),
-        st.builds(lambda i: common_pb2.AnyValue(int_value=i), st.integers(-(2**63), 2**63 - 1)),
-        st.builds(lambda d: common_pb2.AnyValue(double_value=d), st.floats()),
-        st.builds(lambda b: common_pb2.AnyValue(bytes_value=b), st.binary(max_size=10)),
-        st.just(common_pb2.AnyValue()),
-    ),
-    lambda children: st.one_of(
-        st.builds(
-            lambda xs: common_pb2.AnyValue(array_value=common_pb2.ArrayValue(values=xs)),
-            st.lists(children, max_size=3),
-        ),
-        st.builds(
-            lambda kvs: common_pb2.AnyValue(
-                kvlist_value=common_pb2.KeyValueList(
-                    values=[common_pb2.KeyValue(key=k, value=v) for k, v in kvs]
-                )
-            ),
-            st.lists(st.tuples(texts, children), max_size=3),
-        ),
-    ),
-    max_leaves=6,
-)
-key_values = st.lists(
-    st.builds(
-        lambda k, v: common_pb2.KeyValue(key=k, value=v),
-        st.one_of(texts, st.sampled_from(["service.name", "tracehouse.tenant", "sampler.type"])),
-        any_values,
-    ),
-    max_size=5,
-)
-events = st.builds(
-    lambda t, n, a: trace_pb2.Span.Event(time_unix_nano=t, name=n, attributes=a),
-    times,
-    texts,
-    key_values,
-)
-links = st.builds(
-    lambda t, s, st_, a: trace_pb2.Span.Link(trace_id=t, span_id=s, trace_state=st_, attributes=a),
-    ids,
-    ids,
-    texts,
-    key_values,
-)
-spans = st.builds(
-    lambda tid, sid, parent, name, kind, start, end, attrs, evs, lks, code, msg, state: (
-        trace_pb2.Span(
-            trace_id=tid, span_id=sid, parent_span_id=parent, name=name,
-            kind=cast(Any, kind),
-            start_time_unix_nano=start, end_time_unix_nano=end, attributes=attrs,
-            events=evs, links=lks, status=trace_pb2.Status(code=cast(Any, code), message=msg),
-            trace_state=state, flags=0x301,
-        )
-    ),
-    ids, ids, ids, texts, st.integers(-(2**31), 2**31 - 1), times, times, key_values,
-    st.lists(events, max_size=2), st.lists(links, max_size=2), st.integers(0, 2), texts,
-    st.sampled_from(["", "ot=th:8", "rojo=00f067aa0ba902b7"]),
-)  # fmt: skip
-valid_spans = st.builds(
-    lambda tid, sid, parent, name, start, dur, attrs: trace_pb2.Span(
-        trace_id=tid, span_id=sid, parent_span_id=parent, name=name,
-        kind=trace_pb2.Span.SPAN_KIND_SERVER,
-        start_time_unix_nano=start, end_time_unix_nano=start + dur, attributes=attrs,
-    ),
-    st.binary(min_size=16, max_size=16).filter(any),
-    st.binary(min_size=8, max_size=8).filter(any),
-    st.sampled_from([b"", bytes(8), b"\x07" * 8]),
-    texts,
-    st.integers(0, 2**62),
-    st.integers(0, 2**40),
-    key_values,
-)  # fmt: skip
-
-
-def traces_data(span_strategy: Any) -> Any:
-    scope_spans = st.builds(
-        lambda name, version, attrs, ss: trace_pb2.ScopeSpans(
-            scope=common_pb2.InstrumentationScope(name=name, version=version, attributes=attrs),
-            spans=ss,
-        ),
-        texts,
-        texts,
-        key_values,
-        st.lists(span_strategy, max_size=4),
-    )
-    resource_spans = st.builds(
-        lambda attrs, ss, url: trace_pb2.ResourceSpans(
-            resource=resource_pb2.Resource(attributes=attrs), scope_spans=ss, schema_url=url
-        ),
-        key_values,
-        st.lists(scope_spans, max_size=3),
-        texts,
-    )
-    return st.builds(
-        lambda rs: trace_pb2.TracesData(resource_spans=rs), st.lists(resource_spans, max_size=3)
-    )
-
+# -- generated messages (tests/otlp_strategies.py) -------------------------------------------
 
 @PROPS
 @given(traces_data(spans))
@@ -251,6 +139,17 @@ def test_storable_messages_take_the_fast_path(data: trace_pb2.TracesData) -> Non
     views = assert_same(payload)
     assert views is not None
     assert len(views) == sum(len(ss.spans) for rs in data.resource_spans for ss in rs.scope_spans)
+
+
+@PROPS
+@given(one_defect_among())
+def test_one_refused_span_leaves_the_message_to_the_protobuf_path(
+    data: trace_pb2.TracesData,
+) -> None:
+    payload = data.SerializeToString()
+    assert otlp_scan.scan_views(payload) is None
+    slow = protobuf_views(payload)
+    assert slow is not None and len(slow[1]) == 1
 
 
 @PROPS
