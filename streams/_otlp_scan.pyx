@@ -23,6 +23,8 @@ compares it with the installed descriptors, so a new field in a proto upgrade is
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint32_t, uint64_t
 from libc.string cimport memcmp
 from cpython.bytes cimport PyBytes_FromStringAndSize
+from cpython.object cimport PyObject
+from cpython.ref cimport Py_INCREF, Py_XDECREF
 
 from core.protowire cimport Cursor, expect, fixed64, key, length, skip, varint
 from cpython.unicode cimport PyUnicode_DecodeASCII, PyUnicode_DecodeUTF8
@@ -65,6 +67,48 @@ cdef inline str _text(Cursor* c, Py_ssize_t n):
     """A string field: strict UTF-8 (a protobuf parser refuses what this refuses)."""
     cdef str s = PyUnicode_DecodeUTF8(<const char*>(c.buf + c.pos), n, NULL)
     c.pos += n
+    return s
+
+
+# -- a cache of short texts --------------------------------------------------------------
+#
+# Attribute keys, span names and most short values repeat from span to span. Decoding each
+# again made a new string whose hash the attribute dict then computed again; a hit here
+# returns the string already made, hash included. Direct-mapped by a hash of the bytes; a slot
+# holds the last ASCII string that landed in it, compared byte for byte before it is used.
+
+cdef extern from "Python.h":
+    bint PyUnicode_IS_COMPACT_ASCII(object s)
+    Py_ssize_t PyUnicode_GET_LENGTH(object s)
+
+cdef enum:
+    CACHE_SLOTS = 4096
+    CACHE_MAX_BYTES = 48
+cdef PyObject* _TEXTS[CACHE_SLOTS]
+
+
+cdef inline str _cached_text(Cursor* c, Py_ssize_t n):
+    """:func:`_text`, from the cache when the same short ASCII text was read before."""
+    cdef const uint8_t* p = c.buf + c.pos
+    cdef uint32_t h = 2166136261
+    cdef Py_ssize_t i
+    cdef PyObject* hit
+    cdef str s
+    if n > CACHE_MAX_BYTES:
+        return _text(c, n)
+    for i in range(n):
+        h = (h ^ p[i]) * 16777619
+    h &= CACHE_SLOTS - 1
+    hit = _TEXTS[h]
+    if (hit != NULL and PyUnicode_GET_LENGTH(<object>hit) == n
+            and memcmp(PyUnicode_DATA(<object>hit), p, n) == 0):
+        c.pos += n
+        return <str>hit
+    s = _text(c, n)
+    if PyUnicode_IS_COMPACT_ASCII(s):
+        Py_XDECREF(hit)
+        Py_INCREF(s)
+        _TEXTS[h] = <PyObject*>s
     return s
 
 
@@ -122,7 +166,7 @@ cdef str _any_value(const uint8_t* buf, Py_ssize_t start, Py_ssize_t end, object
     if field == 1 and wire == 2:
         n = length(&c)
         if c.pos + n == end:
-            return _text(&c, n)
+            return _cached_text(&c, n)
     elif field == 2 and wire == 0:
         v = varint(&c)
         if c.pos == end:
@@ -149,7 +193,7 @@ cdef int _key_value(Cursor* outer, Py_ssize_t size, dict out, object render_any)
         key(&c, &field, &wire)
         if field == 1:
             expect(wire, 2)
-            name = _text(&c, length(&c))
+            name = _cached_text(&c, length(&c))
         elif field == 2:
             expect(wire, 2)
             if vstart >= 0:
@@ -305,7 +349,7 @@ cdef object _span(Cursor* outer, Py_ssize_t size, object new_view, str tenant, s
             parent = _raw(&c, length(&c))
         elif field == 5:
             expect(wire, 2)
-            name = _text(&c, length(&c))
+            name = _cached_text(&c, length(&c))
         elif field == 6:
             expect(wire, 0)
             kind = _enum(&c)
@@ -351,8 +395,64 @@ cdef object _span(Cursor* outer, Py_ssize_t size, object new_view, str tenant, s
         parent = b""
     rendered = (_hex(tid), _hex(sid), _hex(parent), status_message, scope_name, scope_version,
                 size, events if events is not None else (), links if links is not None else ())
+    if _LAYOUT_OF is new_view:
+        return _fill((tenant, tid, sid, parent, state, name, kind, service, <int64_t>start,
+                      <int64_t>end, status_code, resource, None, None, attrs, _ZERO, rendered))
     return new_view(tenant, tid, sid, parent, state, name, kind, service, <int64_t>start,
                     <int64_t>end, status_code, resource, None, None, attrs, 0.0, rendered)
+
+
+# -- building views without running their __init__ ------------------------------------------
+#
+# The view class's generated __init__ (a Python frame that assigns 17 attributes one by one)
+# was a fifth of this pass. A slotted class keeps each attribute at a fixed offset in the
+# object, which its member descriptor records; writing the values there is what the
+# descriptors do, minus the frame. Used only when the class is exactly what that needs (every
+# field a plain object slot, in field order, no __post_init__), checked once per class.
+
+cdef extern from "Python.h":
+    ctypedef struct PyMemberDef:
+        int type
+        Py_ssize_t offset
+    ctypedef struct PyMemberDescrObject:
+        PyMemberDef* d_member
+    ctypedef struct PyTypeObject
+    object PyType_GenericAlloc(PyTypeObject* t, Py_ssize_t n)
+    int T_OBJECT_EX
+
+cdef object _LAYOUT_OF = None
+cdef Py_ssize_t _OFFSETS[17]
+cdef object _ZERO = 0.0
+
+
+def use_layout(cls, tuple names):
+    """Build views of ``cls`` by writing its slots directly, if its layout allows; returns
+    whether it does (otherwise views are built by calling the class)."""
+    global _LAYOUT_OF
+    import types
+    _LAYOUT_OF = None
+    if len(names) != 17 or "__post_init__" in cls.__dict__ or "__dict__" in dir(cls):
+        return False
+    for i, name in enumerate(names):
+        descr = cls.__dict__.get(name)
+        if type(descr) is not types.MemberDescriptorType:
+            return False
+        if (<PyMemberDescrObject*>descr).d_member.type != T_OBJECT_EX:
+            return False
+        _OFFSETS[i] = (<PyMemberDescrObject*>descr).d_member.offset
+    _LAYOUT_OF = cls
+    return True
+
+
+cdef object _fill(tuple values):
+    cdef object obj = PyType_GenericAlloc(<PyTypeObject*>_LAYOUT_OF, 0)
+    cdef Py_ssize_t i
+    cdef PyObject* v
+    for i in range(17):
+        v = <PyObject*>values[i]
+        Py_INCREF(<object>v)
+        (<PyObject**>((<char*><PyObject*>obj) + _OFFSETS[i]))[0] = v
+    return obj
 
 
 cdef dict _resource(Cursor* outer, Py_ssize_t size, object render_any):

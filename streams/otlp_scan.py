@@ -13,6 +13,7 @@ two paths give equal views for every message the compiled pass accepts
 from __future__ import annotations
 
 import logging
+from dataclasses import fields
 from types import ModuleType
 
 from opentelemetry.proto.common.v1 import common_pb2
@@ -40,6 +41,11 @@ def _load() -> ModuleType | None:
 
 _SCAN = _load()
 ENABLED = _SCAN is not None
+# Views are built by writing their slots (see use_layout in _otlp_scan.pyx) when the class
+# allows it; otherwise by calling the class, with the same result.
+DIRECT_VIEWS = bool(
+    _SCAN is not None and _SCAN.use_layout(SpanView, tuple(f.name for f in fields(SpanView)))
+)
 
 
 def render_any(raw: bytes) -> str:

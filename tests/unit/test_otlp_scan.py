@@ -301,3 +301,18 @@ def test_a_zero_parent_is_no_parent_and_events_and_links_are_rendered() -> None:
     assert view.rendered[2] == ""
     assert list(view.rendered[7]) == [(7, "exception", {"exception.type": "ValueError"})]
     assert list(view.rendered[8]) == [("ab" * 16, "cd" * 8, "a=b", {})]
+
+
+def test_the_text_cache_never_returns_another_text() -> None:
+    """Short texts come from a direct-mapped cache (``_cached_text``): thousands of distinct
+    keys and values force collisions in its 4,096 slots, non-ASCII texts bypass it, and every
+    text must still be the one on the wire."""
+    span = trace_pb2.Span.FromString(GOOD_SPAN)
+    for i in range(12_000):
+        text = f"k{i}" if i % 3 else f"ké{i}"
+        span.attributes.add(key=text, value=common_pb2.AnyValue(string_value=text[::-1]))
+    payload = _one_span(span.SerializeToString(), RESOURCE)
+    for _ in range(2):  # the second pass reads through a warm cache
+        views = assert_same(payload)
+        assert views is not None and views[0].attributes is not None
+        assert len(views[0].attributes) == 12_000
