@@ -200,7 +200,15 @@ def accounting(settings: Settings, client: Any, protocol: str, kafka_acked: int)
 
 
 def make_settings(args: argparse.Namespace, run_dir: Path) -> tuple[Settings, int]:
-    settings = bench_settings(partitions=args.partitions, streams_otlp_scan=args.otlp_scan)
+    overrides: dict[str, Any] = {}
+    defaults = Settings()
+    for item in args.setting:
+        name, _, value = item.partition("=")
+        kind = type(getattr(defaults, name))
+        overrides[name] = value.lower() in ("1", "true", "yes") if kind is bool else kind(value)
+    settings = bench_settings(
+        partitions=args.partitions, streams_otlp_scan=args.otlp_scan, **overrides
+    )
     if args.policy == "tail" or args.decision_wait is not None:
         doc: dict[str, Any] = dict(TAIL_POLICY) if args.policy == "tail" else dict(KEEP_ALL)
         if args.decision_wait is not None:
@@ -458,6 +466,13 @@ def main() -> int:
     )
     parser.add_argument("--partitions", type=int, default=Settings().partitions)
     parser.add_argument("--streams", type=int, default=1, help="streams worker processes")
+    parser.add_argument(
+        "--setting",
+        action="append",
+        default=[],
+        metavar="NAME=VALUE",
+        help="any core.settings.Settings field, e.g. sink_batch_seconds=2 (repeatable)",
+    )
     parser.add_argument(
         "--no-otlp-scan",
         dest="otlp_scan",
