@@ -32,7 +32,7 @@ def utf8_column(list values):
     off[0] = 0
     for i in range(n):
         item = <object>PyList_GET_ITEM(values, i)
-        if type(item) is not str:
+        if not isinstance(item, str):
             raise TypeError(f"utf8 column: {type(item).__name__} is not str")
         PyUnicode_AsUTF8AndSize(item, &size)
         total += size

@@ -45,3 +45,11 @@ def test_a_value_that_is_not_text_is_refused() -> None:
 
 def test_the_compiled_packer_is_the_one_in_use() -> None:
     assert packed_batch._UTF8_COLUMN is compiled.utf8_column
+
+
+def test_a_str_subclass_packs_like_str() -> None:
+    class Name(str):
+        pass
+
+    values = [Name("a"), "b", Name("é")]
+    assert compiled.utf8_column(values) == packed_batch._utf8(values)
