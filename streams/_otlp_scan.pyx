@@ -313,13 +313,28 @@ cdef tuple _link(Cursor* outer, Py_ssize_t size, object render_any):
     return (_hex(tid), _hex(sid), state, attrs)
 
 
+# Spans of one trace mostly follow each other in a message: the one before's trace id and its
+# hex are reused (saving a bytes object, a hex string and, further on, their hashes).
+cdef bytes _LAST_TID = None
+cdef str _LAST_TID_HEX = None
+
+
+cdef str _remember_trace(bytes tid):
+    global _LAST_TID, _LAST_TID_HEX
+    if tid is not _LAST_TID:
+        _LAST_TID = tid
+        _LAST_TID_HEX = _hex(tid)
+    return _LAST_TID_HEX
+
+
 cdef object _span(Cursor* outer, Py_ssize_t size, object new_view, str tenant, str service,
                   dict resource, str scope_name, str scope_version, object render_any):
     cdef Cursor c
     cdef uint32_t field
     cdef int wire
     cdef bytes tid = b"", sid = b"", parent = b""
-    cdef str state = "", name = "", status_message = ""
+    cdef str state = "", name = "", status_message = "", tid_hex
+    cdef Py_ssize_t n
     cdef int32_t kind = 0, status_code = 0
     cdef uint64_t start = 0, end = 0
     cdef dict attrs = {}
@@ -337,7 +352,13 @@ cdef object _span(Cursor* outer, Py_ssize_t size, object new_view, str tenant, s
             _key_value(&c, length(&c), attrs, render_any)
         elif field == 1:
             expect(wire, 2)
-            tid = _raw(&c, length(&c))
+            n = length(&c)
+            if (n == 16 and _LAST_TID is not None
+                    and memcmp(c.buf + c.pos, <const char*>_LAST_TID, 16) == 0):
+                tid = _LAST_TID  # the trace of the span before: one bytes object, one hex
+                c.pos += n
+            else:
+                tid = _raw(&c, n)
         elif field == 2:
             expect(wire, 2)
             sid = _raw(&c, length(&c))
@@ -393,7 +414,8 @@ cdef object _span(Cursor* outer, Py_ssize_t size, object new_view, str tenant, s
         raise Fallback("a span storage refuses")
     if parent == ZERO_SPAN:
         parent = b""
-    rendered = (_hex(tid), _hex(sid), _hex(parent), status_message, scope_name, scope_version,
+    tid_hex = _remember_trace(tid)
+    rendered = (tid_hex, _hex(sid), _hex(parent), status_message, scope_name, scope_version,
                 size, events if events is not None else (), links if links is not None else ())
     if _LAYOUT_OF is new_view:
         return _fill((tenant, tid, sid, parent, state, name, kind, service, <int64_t>start,
