@@ -56,7 +56,7 @@ def span_conditions(
         params["duration_max_ns"] = q.duration_max_ns
     for i, (key, value) in enumerate(sorted(q.attributes.items())):
         k, v = f"attr_key_{i}", f"attr_value_{i}"
-        params[k], params[v] = key, value
+        params[v] = value
         if key == "error":
             where.append(f"((StatusCode = 'Error') = ({{{v}:String}} = 'true'))")
         elif key == "span.kind":
@@ -64,6 +64,7 @@ def span_conditions(
         elif key == "otel.status_code":
             where.append(f"upper(StatusCode) = upper({{{v}:String}})")
         else:
+            params[k] = key  # bound only where a map is read: the derived keys above are not
             item = item_parameter(params, f"attr_item_{i}", key, value, item_index)
             # Both maps are indexed, so the OR of the two still prunes granules.
             where.append(

@@ -35,7 +35,7 @@ cdef extern from "Python.h":
     void* PyUnicode_DATA(object s)
 
 # Bumped whenever what the views carry changes; streams.otlp_scan refuses a stale build.
-ABI = 1
+ABI = 2
 
 # message -> {field number: wire type}; 2 = length-delimited, 0 = varint, 1 = fixed64,
 # 5 = fixed32. A known field on another wire type is a Fallback.
@@ -415,7 +415,7 @@ cdef object _span(Cursor* outer, Py_ssize_t size, object new_view, str tenant, s
     if parent == ZERO_SPAN:
         parent = b""
     tid_hex = _remember_trace(tid)
-    rendered = (tid_hex, _hex(sid), _hex(parent), status_message, scope_name, scope_version,
+    rendered = (tid_hex, _hex(sid), status_message, scope_name, scope_version,
                 size, events if events is not None else (), links if links is not None else ())
     if _LAYOUT_OF is new_view:
         return _fill((tenant, tid, sid, parent, state, name, kind, service, <int64_t>start,

@@ -24,7 +24,7 @@ from streams.span_views import SERVICE_NAME_KEY, TENANT_KEY, SpanView
 log = logging.getLogger(__name__)
 
 # The build this Python side was written against (_otlp_scan.ABI).
-ABI = 1
+ABI = 2
 
 
 def _load() -> ModuleType | None:

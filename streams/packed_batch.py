@@ -53,10 +53,10 @@ _VIEW_GETTERS = tuple((f, attrgetter(f)) for f in _VIEW_FIELDS)
 _RENDERED_GETTERS = tuple(
     (f, itemgetter(i))
     for i, f in enumerate(
-        ("trace_id", "span_id", "parent_span_id", "status_message", "scope_name", "scope_version")
+        ("trace_id", "span_id", "status_message", "scope_name", "scope_version")
     )
 )
-if {f for f, _ in _RENDERED_GETTERS} != _DERIVED:
+if {f for f, _ in _RENDERED_GETTERS} | {"parent_span_id"} != _DERIVED:
     raise ImportError("span_batch v3: derived columns and rendered fields disagree")
 
 
@@ -79,6 +79,8 @@ def _columns(views: Sequence[SpanView]) -> dict[str, list[Any]]:
     texts = [v.rendered or rendered(v) for v in views]
     for f, item in _RENDERED_GETTERS:
         rec[f] = list(map(item, texts))
+    # From the view, not the rendered text: a parent may have been re-linked since.
+    rec["parent_span_id"] = [v.parent_span_id.hex() for v in views]
 
     # Views of one ResourceSpans share one attribute dict: send each resource once.
     resource_slot: dict[int, int] = {}
@@ -109,7 +111,7 @@ def _columns(views: Sequence[SpanView]) -> dict[str, list[Any]]:
             attr_keys.extend(attrs)
             attr_values.extend(attrs.values())
         # Most spans have neither events nor links: skip the calls for them.
-        events, links = text[7], text[8]
+        events, links = text[6], text[7]
         if events:
             _put_events(events, rec)
         event_counts.append(len(events))

@@ -33,9 +33,11 @@ TENANT_KEY = "tracehouse.tenant"
 RenderedEvent = tuple[int, str, dict[str, str]]
 # A link as packing writes it: (trace id hex, span id hex, trace state, attributes as text).
 RenderedLink = tuple[str, str, str, dict[str, str]]
-# What a kept span adds to its view on the wire: (trace id hex, span id hex, parent span id hex
-# or "", status message, scope name, scope version, protobuf size in bytes, events, links).
-Rendered = tuple[str, str, str, str, str, str, int, Sequence[RenderedEvent], Sequence[RenderedLink]]
+# What a kept span adds to its view on the wire: (trace id hex, span id hex, status message,
+# scope name, scope version, protobuf size in bytes, events, links). Only what never changes
+# after the view is built: the parent may (streams.zipkin_links re-parents orphaned shared
+# servers before packing), so its hex is made when packing.
+Rendered = tuple[str, str, str, str, str, int, Sequence[RenderedEvent], Sequence[RenderedLink]]
 
 
 @dataclass(slots=True, eq=False)
@@ -216,7 +218,6 @@ def rendered(view: SpanView) -> Rendered:
     done = view.rendered = (
         view.trace_id.hex(),
         view.span_id.hex(),
-        view.parent_span_id.hex(),
         span.status.message,
         scope.name,
         scope.version,
@@ -230,7 +231,7 @@ def rendered(view: SpanView) -> Rendered:
 def wire_size(view: SpanView) -> int:
     """The span's protobuf size in bytes (for cutting messages and describing refusals)."""
     if view.rendered is not None:
-        return view.rendered[6]
+        return view.rendered[5]
     assert view.span is not None
     return int(view.span.ByteSize())
 

@@ -227,7 +227,7 @@ def test_fields_in_any_order_are_read_like_protobuf_reads_them() -> None:
         resource_spans = _len(2, scope_spans) + _len(1, RESOURCE)
         views = assert_same(_len(1, resource_spans))
         assert views is not None and views[0].service_name == "s"
-        assert views[0].rendered is not None and views[0].rendered[4:6] == ("lib", "1")
+        assert views[0].rendered is not None and views[0].rendered[3:5] == ("lib", "1")
 
 
 def test_unknown_fields_are_skipped_as_protobuf_skips_them() -> None:
@@ -298,9 +298,8 @@ def test_a_zero_parent_is_no_parent_and_events_and_links_are_rendered() -> None:
     assert views is not None
     view = views[0]
     assert view.parent_span_id == b"" and view.rendered is not None
-    assert view.rendered[2] == ""
-    assert list(view.rendered[7]) == [(7, "exception", {"exception.type": "ValueError"})]
-    assert list(view.rendered[8]) == [("ab" * 16, "cd" * 8, "a=b", {})]
+    assert list(view.rendered[6]) == [(7, "exception", {"exception.type": "ValueError"})]
+    assert list(view.rendered[7]) == [("ab" * 16, "cd" * 8, "a=b", {})]
 
 
 def test_the_text_cache_never_returns_another_text() -> None:
@@ -316,3 +315,23 @@ def test_the_text_cache_never_returns_another_text() -> None:
         views = assert_same(payload)
         assert views is not None and views[0].attributes is not None
         assert len(views[0].attributes) == 12_000
+
+
+def test_a_parent_relinked_after_the_pass_is_the_one_packed() -> None:
+    """Zipkin shared server halves whose client half never came are re-parented at decision
+    time (streams.zipkin_links), after the pass rendered the view: the packed parent must be
+    the new one (the rendered text holds nothing that can change after the pass)."""
+    from sinks.packed_spans import columns_from_packed
+    from streams.zipkin_links import relink_orphaned_shared_servers
+
+    span = trace_pb2.Span.FromString(GOOD_SPAN)
+    span.kind = trace_pb2.Span.SPAN_KIND_SERVER
+    span.parent_span_id = b"\x0a" * 8  # the missing client half
+    span.attributes.add(
+        key="zipkin.parent_id", value=common_pb2.AnyValue(string_value="0b" * 8)
+    )
+    views = assert_same(_one_span(span.SerializeToString(), RESOURCE))
+    assert views is not None
+    assert relink_orphaned_shared_servers(views) == [(b"\x0a" * 8, b"\x0b" * 8)]
+    columns = columns_from_packed(pack_views(views))
+    assert columns["parent_span_id"].to_pylist() == ["0b" * 8]
