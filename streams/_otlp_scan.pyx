@@ -10,10 +10,11 @@ rendered (see :mod:`streams.otlp_scan`, the Python side, and ADR 0015).
 It is an accelerator, never an authority. It handles the common, well-formed message and
 raises :class:`Fallback` for anything else: a wire type it does not expect on a known field, a
 singular message field sent twice (protobuf merges those), groups, a span storage refuses, a
-string that is not UTF-8, an AnyValue it does not render itself only when rendering it through
-the protobuf runtime fails. The caller then runs the protobuf path, which owns every rejection,
-reason and counter. So both paths give the same views for every message this one accepts,
-which ``tests/unit/test_otlp_scan.py`` checks property by property against the protobuf path.
+string that is not UTF-8, or an AnyValue the protobuf runtime's own rendering refuses (values
+other than strings, bools and ints are rendered through it). The caller then runs the protobuf
+path, which owns every rejection, reason and counter. So both paths give the same views for
+every message this one accepts, which ``tests/unit/test_otlp_scan.py`` checks property by
+property against the protobuf path.
 
 Field numbers are OTLP's (opentelemetry-proto ``trace.proto``, ``common.proto``,
 ``resource.proto``); :data:`KNOWN_FIELDS` lists the ones read or checked here, and a unit test
@@ -25,9 +26,9 @@ from libc.string cimport memcmp
 from cpython.bytes cimport PyBytes_FromStringAndSize
 from cpython.object cimport PyObject
 from cpython.ref cimport Py_INCREF, Py_XDECREF
+from cpython.unicode cimport PyUnicode_DecodeASCII, PyUnicode_DecodeUTF8
 
 from core.protowire cimport Cursor, expect, fixed64, key, length, skip, varint
-from cpython.unicode cimport PyUnicode_DecodeASCII, PyUnicode_DecodeUTF8
 
 
 cdef extern from "Python.h":
