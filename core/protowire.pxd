@@ -16,6 +16,17 @@ cdef struct Cursor:
     Py_ssize_t end
 
 
+cdef inline Cursor enter(Cursor* outer, Py_ssize_t size) noexcept:
+    """A cursor over the next ``size`` bytes of ``outer`` (a length ``length`` checked), and
+    ``outer`` moved past them: how a reader steps into a nested message."""
+    cdef Cursor c
+    c.buf = outer.buf
+    c.pos = outer.pos
+    c.end = outer.pos + size
+    outer.pos = c.end
+    return c
+
+
 cdef inline uint64_t varint(Cursor* c) except? 0xFFFFFFFFFFFFFFFF:
     cdef uint64_t result = 0
     cdef int shift = 0

@@ -18,7 +18,7 @@ from libc.stdint cimport uint32_t, uint64_t
 from libc.string cimport memcmp
 from cpython.bytes cimport PyBytes_FromStringAndSize
 
-from core.protowire cimport Cursor, expect, fixed64, key, length, skip, varint
+from core.protowire cimport Cursor, enter, expect, fixed64, key, length, skip
 
 ABI = 1
 
@@ -44,14 +44,10 @@ cdef bytes _tag_len(int field, Py_ssize_t n):
     return PyBytes_FromStringAndSize(<char*>buf, at + 1)
 
 
-cdef Py_ssize_t _events_ok(const unsigned char* buf, Py_ssize_t start, Py_ssize_t end) except -1:
-    """Whether an Event's time fits DateTime64(9) (1) or not (0)."""
-    cdef Cursor c
+cdef Py_ssize_t _event_ok(Cursor c) except -1:
+    """Whether the Event under ``c`` has a time that fits DateTime64(9) (1) or not (0)."""
     cdef uint32_t field
     cdef int wire
-    c.buf = buf
-    c.pos = start
-    c.end = end
     while c.pos < c.end:
         key(&c, &field, &wire)
         if field == 1 and wire == 1:
@@ -62,18 +58,15 @@ cdef Py_ssize_t _events_ok(const unsigned char* buf, Py_ssize_t start, Py_ssize_
     return 1
 
 
-cdef tuple _span(const unsigned char* buf, Py_ssize_t start, Py_ssize_t end):
-    """(trace id, first byte of a zero parent field or -1, its end) of a storable span, or
-    Fallback for any span the protobuf split refuses or rewrites otherwise."""
-    cdef Cursor c
+cdef tuple _span(Cursor c):
+    """(trace id, first byte of a zero parent field or -1, its end) of the storable span under
+    ``c``, or Fallback for any span the protobuf split refuses or rewrites otherwise."""
+    cdef const unsigned char* buf = c.buf
     cdef uint32_t field
     cdef int wire
     cdef Py_ssize_t n, tid_at = -1, tid_n = 0, sid_at = -1, sid_n = 0
     cdef Py_ssize_t parent_n = -1, parent_field = -1, parent_end = -1, field_start
     cdef uint64_t t
-    c.buf = buf
-    c.pos = start
-    c.end = end
     while c.pos < c.end:
         field_start = c.pos
         key(&c, &field, &wire)
@@ -110,16 +103,39 @@ cdef tuple _span(const unsigned char* buf, Py_ssize_t start, Py_ssize_t end):
                 raise Fallback("time out of range")
         elif field == 11:
             expect(wire, 2)
-            n = length(&c)
-            if not _events_ok(buf, c.pos, c.pos + n):
+            if not _event_ok(enter(&c, length(&c))):
                 raise Fallback("event time out of range")
-            c.pos += n
         else:
             skip(&c, wire)
     if (tid_n != 16 or sid_n != 8 or memcmp(buf + tid_at, ZERO16, 16) == 0
             or memcmp(buf + sid_at, ZERO16, 8) == 0):
         raise Fallback("a span the storable check refuses")
     return (PyBytes_FromStringAndSize(<const char*>(buf + tid_at), 16), parent_field, parent_end)
+
+
+cdef int _envelope(Cursor c, Py_ssize_t* msg_at, Py_ssize_t* msg_n, Py_ssize_t* url_at,
+                   Py_ssize_t* url_n) except -1:
+    """First pass over a ResourceSpans or ScopeSpans (``c``, walked as a copy): where its one
+    message in field 1 (the resource, the scope) and its schema_url (field 3) are, -1 when
+    absent. Any field but 1-3 is one the protobuf split would drop: Fallback."""
+    cdef uint32_t field
+    cdef int wire
+    cdef Py_ssize_t n
+    msg_at[0] = msg_n[0] = url_at[0] = url_n[0] = -1
+    while c.pos < c.end:
+        key(&c, &field, &wire)
+        expect(wire, 2)
+        n = length(&c)
+        if field == 1:
+            if msg_at[0] >= 0:
+                raise Fallback("resource or scope sent twice")
+            msg_at[0], msg_n[0] = c.pos, n
+        elif field == 3:
+            url_at[0], url_n[0] = c.pos, n
+        elif field != 2:
+            raise Fallback("a field the protobuf split drops")
+        c.pos += n
+    return 0
 
 
 cdef class _Group:
@@ -136,11 +152,10 @@ def split(bytes payload, int partitions, object partition_of, Py_ssize_t max_byt
     """[(partition, message bytes, spans, first trace id)] in the order partitions first
     appear, as the protobuf split and serialization give them; or :class:`Fallback`."""
     cdef const unsigned char* buf = payload
-    cdef Cursor top, rs, ss
+    cdef Cursor top, rs, ss, sp
     cdef uint32_t field
     cdef int wire
-    cdef Py_ssize_t n, r_start, r_end, s_start, s_end, sp_start, sp_end
-    cdef Py_ssize_t res_at, res_n, rurl_at, rurl_n, scope_at, scope_n, surl_at, surl_n
+    cdef Py_ssize_t n, res_at, res_n, rurl_at, rurl_n, scope_at, scope_n, surl_at, surl_n
     cdef Py_ssize_t parent_field, parent_end
     cdef int p
     cdef dict partition_cache = {}
@@ -163,64 +178,30 @@ def split(bytes payload, int partitions, object partition_of, Py_ssize_t max_byt
             if field != 1:
                 raise Fallback("a field the protobuf split drops")
             expect(wire, 2)
-            n = length(&top)
-            r_start, r_end = top.pos, top.pos + n
-            top.pos = r_end
+            rs = enter(&top, length(&top))
             r_index += 1
-            res_at = res_n = rurl_at = rurl_n = -1
-            rs.buf, rs.pos, rs.end = buf, r_start, r_end
-            while rs.pos < rs.end:
-                key(&rs, &field, &wire)
-                expect(wire, 2)
-                n = length(&rs)
-                if field == 1:
-                    if res_at >= 0:
-                        raise Fallback("resource sent twice")
-                    res_at, res_n = rs.pos, n
-                elif field == 3:
-                    rurl_at, rurl_n = rs.pos, n
-                elif field != 2:
-                    raise Fallback("a field the protobuf split drops")
-                rs.pos += n
+            _envelope(rs, &res_at, &res_n, &rurl_at, &rurl_n)
             resources_meta.append((res_at, res_n, rurl_at, rurl_n))
             s_index = -1
-            rs.pos = r_start
             while rs.pos < rs.end:
                 key(&rs, &field, &wire)
                 n = length(&rs)
                 if field != 2:
                     rs.pos += n
                     continue
-                s_start, s_end = rs.pos, rs.pos + n
-                rs.pos = s_end
+                ss = enter(&rs, n)
                 s_index += 1
-                scope_at = scope_n = surl_at = surl_n = -1
-                ss.buf, ss.pos, ss.end = buf, s_start, s_end
-                while ss.pos < ss.end:
-                    key(&ss, &field, &wire)
-                    expect(wire, 2)
-                    n = length(&ss)
-                    if field == 1:
-                        if scope_at >= 0:
-                            raise Fallback("scope sent twice")
-                        scope_at, scope_n = ss.pos, n
-                    elif field == 3:
-                        surl_at, surl_n = ss.pos, n
-                    elif field != 2:
-                        raise Fallback("a field the protobuf split drops")
-                    ss.pos += n
+                _envelope(ss, &scope_at, &scope_n, &surl_at, &surl_n)
                 scopes_meta.append((r_index, s_index, scope_at, scope_n, surl_at, surl_n))
                 meta_index = len(scopes_meta) - 1
-                ss.pos = s_start
                 while ss.pos < ss.end:
                     key(&ss, &field, &wire)
                     n = length(&ss)
                     if field != 2:
                         ss.pos += n
                         continue
-                    sp_start, sp_end = ss.pos, ss.pos + n
-                    ss.pos = sp_end
-                    span_info = _span(buf, sp_start, sp_end)
+                    sp = enter(&ss, n)
+                    span_info = _span(sp)
                     tid = span_info[0]
                     parent_field = span_info[1]
                     parent_end = span_info[2]
@@ -250,10 +231,10 @@ def split(bytes payload, int partitions, object partition_of, Py_ssize_t max_byt
                     prefix = _tag_len(2, n)
                     group.pieces.append(prefix)
                     if parent_field < 0:
-                        group.pieces.append(payload[sp_start:sp_end])
+                        group.pieces.append(payload[sp.pos:sp.end])
                     else:
-                        group.pieces.append(payload[sp_start:parent_field])
-                        group.pieces.append(payload[parent_end:sp_end])
+                        group.pieces.append(payload[sp.pos:parent_field])
+                        group.pieces.append(payload[parent_end:sp.end])
                     group.size += len(prefix) + n
         return [_assemble(payload, p, out[p], scopes_meta, resources_meta, max_bytes)
                 for p in order]

@@ -28,7 +28,7 @@ from cpython.object cimport PyObject
 from cpython.ref cimport Py_INCREF, Py_XDECREF
 from cpython.unicode cimport PyUnicode_DecodeASCII, PyUnicode_DecodeUTF8
 
-from core.protowire cimport Cursor, expect, fixed64, key, length, skip, varint
+from core.protowire cimport Cursor, enter, expect, fixed64, key, length, skip, varint
 
 
 cdef extern from "Python.h":
@@ -186,10 +186,7 @@ cdef int _key_value(Cursor* outer, Py_ssize_t size, dict out, object render_any)
     cdef int wire
     cdef Py_ssize_t n, vstart = -1, vend = -1
     cdef str name = ""
-    c.buf = outer.buf
-    c.pos = outer.pos
-    c.end = outer.pos + size
-    outer.pos = c.end
+    c = enter(outer, size)
     while c.pos < c.end:
         key(&c, &field, &wire)
         if field == 1:
@@ -229,10 +226,7 @@ cdef tuple _status(Cursor* outer, Py_ssize_t size):
     cdef uint64_t v
     cdef str message = ""
     cdef int32_t code = 0
-    c.buf = outer.buf
-    c.pos = outer.pos
-    c.end = outer.pos + size
-    outer.pos = c.end
+    c = enter(outer, size)
     while c.pos < c.end:
         key(&c, &field, &wire)
         if field == 2:
@@ -253,10 +247,7 @@ cdef tuple _event(Cursor* outer, Py_ssize_t size, object render_any):
     cdef uint64_t t = 0
     cdef str name = ""
     cdef dict attrs = {}
-    c.buf = outer.buf
-    c.pos = outer.pos
-    c.end = outer.pos + size
-    outer.pos = c.end
+    c = enter(outer, size)
     while c.pos < c.end:
         key(&c, &field, &wire)
         if field == 1:
@@ -285,10 +276,7 @@ cdef tuple _link(Cursor* outer, Py_ssize_t size, object render_any):
     cdef bytes tid = b"", sid = b""
     cdef str state = ""
     cdef dict attrs = {}
-    c.buf = outer.buf
-    c.pos = outer.pos
-    c.end = outer.pos + size
-    outer.pos = c.end
+    c = enter(outer, size)
     while c.pos < c.end:
         key(&c, &field, &wire)
         if field == 1:
@@ -342,10 +330,7 @@ cdef object _span(Cursor* outer, Py_ssize_t size, object new_view, str tenant, s
     cdef list events = None, links = None
     cdef bint has_status = False
     cdef tuple st
-    c.buf = outer.buf
-    c.pos = outer.pos
-    c.end = outer.pos + size
-    outer.pos = c.end
+    c = enter(outer, size)
     while c.pos < c.end:
         key(&c, &field, &wire)
         if field == 9:
@@ -483,10 +468,7 @@ cdef dict _resource(Cursor* outer, Py_ssize_t size, object render_any):
     cdef uint32_t field
     cdef int wire
     cdef dict attrs = {}
-    c.buf = outer.buf
-    c.pos = outer.pos
-    c.end = outer.pos + size
-    outer.pos = c.end
+    c = enter(outer, size)
     while c.pos < c.end:
         key(&c, &field, &wire)
         if field == 1:
@@ -508,10 +490,7 @@ cdef tuple _scope(Cursor* outer, Py_ssize_t size, object render_any):
     cdef int wire
     cdef str name = "", version = ""
     cdef dict attrs = {}
-    c.buf = outer.buf
-    c.pos = outer.pos
-    c.end = outer.pos + size
-    outer.pos = c.end
+    c = enter(outer, size)
     while c.pos < c.end:
         key(&c, &field, &wire)
         if field == 1:
@@ -531,30 +510,23 @@ cdef tuple _scope(Cursor* outer, Py_ssize_t size, object render_any):
     return (name, version)
 
 
-cdef int _singular(Cursor* outer, Py_ssize_t size, uint32_t wanted, Py_ssize_t* found_start,
-                   Py_ssize_t* found_size, uint32_t text_field) except -1:
-    """First pass over a ResourceSpans or ScopeSpans: where its one ``wanted`` message is
-    (it may follow the repeated field on the wire), with every field's wire type checked."""
-    cdef Cursor c
+cdef bint _singular(Cursor c, Cursor* found) except -1:
+    """First pass over a ResourceSpans or ScopeSpans (``c``, walked as a copy): whether its
+    one message in field 1 (the resource, the scope) is there, and ``found`` over it; it may
+    follow the repeated field 2 on the wire. Every field's wire type is checked, and field 3
+    (schema_url) must be UTF-8."""
     cdef uint32_t field
     cdef int wire
-    cdef Py_ssize_t n
-    c.buf = outer.buf
-    c.pos = outer.pos
-    c.end = outer.pos + size
-    found_start[0] = -1
-    found_size[0] = 0
+    cdef bint seen = False
     while c.pos < c.end:
         key(&c, &field, &wire)
-        if field == wanted:
+        if field == 1:
             expect(wire, 2)
-            if found_start[0] >= 0:
+            if seen:
                 raise Fallback("singular message sent twice (merged by protobuf)")
-            n = length(&c)
-            found_start[0] = c.pos
-            found_size[0] = n
-            c.pos += n
-        elif field == text_field:
+            seen = True
+            found[0] = enter(&c, length(&c))
+        elif field == 3:
             expect(wire, 2)
             _text(&c, length(&c))  # schema_url: checked, not stored
         elif field == 2:
@@ -562,7 +534,7 @@ cdef int _singular(Cursor* outer, Py_ssize_t size, uint32_t wanted, Py_ssize_t* 
             c.pos += length(&c)
         else:
             skip(&c, wire)
-    return 0
+    return seen
 
 
 def scan(bytes payload, object new_view, object render_any, str default_tenant,
@@ -573,10 +545,9 @@ def scan(bytes payload, object new_view, object render_any, str default_tenant,
     AnyValue the way the protobuf path does. Views are in wire order, as the protobuf path
     gives them.
     """
-    cdef Cursor top, rs, ss, sc
+    cdef Cursor top, rs, ss, sub
     cdef uint32_t field
     cdef int wire
-    cdef Py_ssize_t n, sub_start, sub_size
     cdef list views = []
     cdef dict resource
     cdef str tenant, service, scope_name, scope_version
@@ -591,18 +562,10 @@ def scan(bytes payload, object new_view, object render_any, str default_tenant,
                 skip(&top, wire)
                 continue
             expect(wire, 2)
-            n = length(&top)
-            rs.buf = top.buf
-            rs.pos = top.pos
-            rs.end = top.pos + n
-            top.pos = rs.end
+            rs = enter(&top, length(&top))
             # ResourceSpans: the resource first, wherever it sits.
-            _singular(&rs, n, 1, &sub_start, &sub_size, 3)
-            if sub_start >= 0:
-                ss.buf = rs.buf
-                ss.pos = sub_start
-                ss.end = sub_start + sub_size
-                resource = _resource(&ss, sub_size, render_any)
+            if _singular(rs, &sub):
+                resource = _resource(&sub, sub.end - sub.pos, render_any)
             else:
                 resource = {}
             tenant = resource.get(tenant_key, default_tenant)
@@ -612,17 +575,9 @@ def scan(bytes payload, object new_view, object render_any, str default_tenant,
                 if field != 2:
                     skip(&rs, wire)
                     continue
-                n = length(&rs)
-                ss.buf = rs.buf
-                ss.pos = rs.pos
-                ss.end = rs.pos + n
-                rs.pos = ss.end
-                _singular(&ss, n, 1, &sub_start, &sub_size, 3)
-                if sub_start >= 0:
-                    sc.buf = ss.buf
-                    sc.pos = sub_start
-                    sc.end = sub_start + sub_size
-                    scope = _scope(&sc, sub_size, render_any)
+                ss = enter(&rs, length(&rs))
+                if _singular(ss, &sub):
+                    scope = _scope(&sub, sub.end - sub.pos, render_any)
                     scope_name = scope[0]
                     scope_version = scope[1]
                 else:
@@ -633,9 +588,8 @@ def scan(bytes payload, object new_view, object render_any, str default_tenant,
                     if field != 2:
                         skip(&ss, wire)
                         continue
-                    n = length(&ss)
-                    views.append(_span(&ss, n, new_view, tenant, service, resource, scope_name,
-                                       scope_version, render_any))
+                    views.append(_span(&ss, length(&ss), new_view, tenant, service, resource,
+                                       scope_name, scope_version, render_any))
     except Fallback:
         raise
     except UnicodeDecodeError as exc:

@@ -52,9 +52,7 @@ _VIEW_GETTERS = tuple((f, attrgetter(f)) for f in _VIEW_FIELDS)
 # The derived scalars, by their place in streams.span_views.Rendered.
 _RENDERED_GETTERS = tuple(
     (f, itemgetter(i))
-    for i, f in enumerate(
-        ("trace_id", "span_id", "status_message", "scope_name", "scope_version")
-    )
+    for i, f in enumerate(("trace_id", "span_id", "status_message", "scope_name", "scope_version"))
 )
 if {f for f, _ in _RENDERED_GETTERS} | {"parent_span_id"} != _DERIVED:
     raise ImportError("span_batch v3: derived columns and rendered fields disagree")
@@ -159,9 +157,6 @@ def _load_utf8_column() -> Callable[[list[str]], tuple[bytes, bytes]] | None:
     return cast(Callable[[list[str]], tuple[bytes, bytes]], utf8_column)
 
 
-_UTF8_COLUMN = _load_utf8_column() or (lambda values: _utf8(values))
-
-
 def _utf8(values: Sequence[str]) -> tuple[bytes, bytes]:
     """UTF-8 data and int32 LE offsets; one encode of the joined text when it is ASCII."""
     joined = "".join(values)
@@ -176,6 +171,9 @@ def _utf8(values: Sequence[str]) -> tuple[bytes, bytes]:
     if offsets[-1] > np.iinfo(np.int32).max:
         raise OverflowError("span_batch v3: a string column exceeds 2 GiB")
     return data, offsets.astype("<i4").tobytes()
+
+
+_UTF8_COLUMN = _load_utf8_column() or _utf8
 
 
 def _pack(rec: dict[str, list[Any]]) -> dict[str, Any]:

@@ -9,19 +9,18 @@ returns what to publish. Offsets become committable only after that output is de
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 from google.protobuf.message import DecodeError
-from opentelemetry.proto.trace.v1 import trace_pb2
 
 from streams import counters as c
 from streams.counters import CounterSet
 from streams.offset_tracker import OffsetTracker
 from streams.otlp_scan import scan_views
 from streams.policies import Policy, TraceView, evaluate_all
-from streams.raw_encodings import DecodedMessage, RawDecodeError, RawEncodings
+from streams.raw_encodings import RawDecodeError, RawEncodings
 from streams.red_metrics import RedAggregator
 from streams.sampling_config import SamplingConfig
 from streams.service_graph import ServiceGraph
@@ -87,9 +86,6 @@ class TickOutput:
     def persists_state(self) -> bool:
         return bool(self.decisions or self.aggregates_through is not None or self.counters)
 
-
-# What a message the compiled pass read refused: nothing (it reads only messages without).
-_NOTHING_REFUSED = DecodedMessage(trace_pb2.TracesData())
 
 # New traces per message checked against the producers' partitioner (~3.5 µs each, pure-Python
 # hashing): every trace of one-trace-per-message producers (the Collector), a bounded sample of
@@ -205,8 +201,11 @@ class PartitionProcessor:
         # first; anything it does not handle goes the protobuf way, which owns every
         # rejection (streams.otlp_scan).
         scanned = scan_views(payload) if self.encodings.scannable(encoding) else None
+        # Spans a decoder delimited but could not use, by reason (the compiled pass reads
+        # only messages without).
+        refused_by: Mapping[str, int] = {}
         if scanned is not None:
-            records, decoded = scanned, _NOTHING_REFUSED
+            records = scanned
             self.read_by["compiled"] += 1
         else:
             self.read_by["protobuf"] += 1
@@ -222,15 +221,16 @@ class PartitionProcessor:
                 if fresh:
                     self.pending.add(c.MESSAGES_REJECTED, 1, "malformed")
                 return f"undecodable OTLP protobuf: {exc}"
+            refused_by = decoded.refused
         if rejected and fresh:
             self._reject(rejected)
-        refused = sum(decoded.refused.values())
+        refused = sum(refused_by.values())
         if refused and fresh:
             # Spans the decoder delimited but could not use: counted by reason; the message
             # as it came goes to the DLQ once, since there is no OTLP form of those spans.
-            for reason, n in decoded.refused.items():
+            for reason, n in refused_by.items():
                 self.pending.add(c.SPANS_REJECTED, n, reason)
-            reasons = ",".join(sorted(decoded.refused))
+            reasons = ",".join(sorted(refused_by))
             self.dead_letters.append(DeadLetter(reasons, payload, refused))
         if fresh:
             self.pending.add(c.SPANS_RECEIVED, len(records) + len(rejected) + refused)

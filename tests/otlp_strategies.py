@@ -29,31 +29,39 @@ texts = st.one_of(
     st.text(max_size=12),
     st.sampled_from(["", "é", "\x00", "日本", "\U0001f600", "a=b", "x" * 3000]),
 )
-any_values = st.recursive(
-    st.one_of(
-        st.builds(lambda s: common_pb2.AnyValue(string_value=s), texts),
-        st.builds(lambda b: common_pb2.AnyValue(bool_value=b), st.booleans()),
-        st.builds(lambda i: common_pb2.AnyValue(int_value=i), st.integers(-(2**63), 2**63 - 1)),
-        st.builds(lambda d: common_pb2.AnyValue(double_value=d), st.floats()),
-        st.builds(lambda b: common_pb2.AnyValue(bytes_value=b), st.binary(max_size=10)),
-        st.just(common_pb2.AnyValue()),
-    ),
-    lambda children: st.one_of(
-        st.builds(
-            lambda xs: common_pb2.AnyValue(array_value=common_pb2.ArrayValue(values=xs)),
-            st.lists(children, max_size=3),
+
+
+def any_values_from(text: Any, max_leaves: int, max_bytes: int = 16) -> Any:
+    """AnyValues of every kind, arrays and maps nested, with strings (values and map keys)
+    drawn from ``text``."""
+    return st.recursive(
+        st.one_of(
+            st.builds(lambda s: common_pb2.AnyValue(string_value=s), text),
+            st.builds(lambda b: common_pb2.AnyValue(bool_value=b), st.booleans()),
+            st.builds(lambda i: common_pb2.AnyValue(int_value=i), st.integers(-(2**63), 2**63 - 1)),
+            st.builds(lambda d: common_pb2.AnyValue(double_value=d), st.floats()),
+            st.builds(lambda b: common_pb2.AnyValue(bytes_value=b), st.binary(max_size=max_bytes)),
+            st.just(common_pb2.AnyValue()),
         ),
-        st.builds(
-            lambda kvs: common_pb2.AnyValue(
-                kvlist_value=common_pb2.KeyValueList(
-                    values=[common_pb2.KeyValue(key=k, value=v) for k, v in kvs]
-                )
+        lambda children: st.one_of(
+            st.builds(
+                lambda xs: common_pb2.AnyValue(array_value=common_pb2.ArrayValue(values=xs)),
+                st.lists(children, max_size=3),
             ),
-            st.lists(st.tuples(texts, children), max_size=3),
+            st.builds(
+                lambda kvs: common_pb2.AnyValue(
+                    kvlist_value=common_pb2.KeyValueList(
+                        values=[common_pb2.KeyValue(key=k, value=v) for k, v in kvs]
+                    )
+                ),
+                st.lists(st.tuples(text, children), max_size=3),
+            ),
         ),
-    ),
-    max_leaves=6,
-)
+        max_leaves=max_leaves,
+    )
+
+
+any_values = any_values_from(texts, max_leaves=6, max_bytes=10)
 key_values = st.lists(
     st.builds(
         lambda k, v: common_pb2.KeyValue(key=k, value=v),
@@ -127,8 +135,6 @@ def traces_data(span_strategy: Any) -> Any:
     return st.builds(
         lambda rs: trace_pb2.TracesData(resource_spans=rs), st.lists(resource_spans, max_size=3)
     )
-
-
 
 
 def _with_defect(span: trace_pb2.Span, defect: str, value: int) -> trace_pb2.Span:

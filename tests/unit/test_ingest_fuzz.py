@@ -32,6 +32,7 @@ from ingest.zipkin import decode_request as decode_zipkin
 from ingest.zipkin_proto import decode_request as decode_zipkin_proto
 from ingest.zipkin_v1 import decode_request as decode_zipkin_v1
 from schemas.span_limits import MAX_TIME_UNIX_NANO
+from tests.otlp_strategies import any_values_from
 from tests.recording_publisher import RecordingPublisher
 
 EXAMPLES = int(os.environ.get("TRACEHOUSE_FUZZ_EXAMPLES", "100"))
@@ -115,31 +116,7 @@ def _validate(decoded: Decoded, received: int | None) -> None:
 
 # -- OTLP protobuf -------------------------------------------------------------------------
 
-any_values = st.recursive(
-    st.one_of(
-        st.builds(lambda s: common_pb2.AnyValue(string_value=s), strings),
-        st.builds(lambda i: common_pb2.AnyValue(int_value=i), st.integers(-(2**63), 2**63 - 1)),
-        st.builds(lambda b: common_pb2.AnyValue(bool_value=b), st.booleans()),
-        st.builds(lambda f: common_pb2.AnyValue(double_value=f), st.floats()),
-        st.builds(lambda b: common_pb2.AnyValue(bytes_value=b), st.binary(max_size=16)),
-        st.just(common_pb2.AnyValue()),
-    ),
-    lambda children: st.one_of(
-        st.builds(
-            lambda vs: common_pb2.AnyValue(array_value=common_pb2.ArrayValue(values=vs)),
-            st.lists(children, max_size=3),
-        ),
-        st.builds(
-            lambda kvs: common_pb2.AnyValue(
-                kvlist_value=common_pb2.KeyValueList(
-                    values=[common_pb2.KeyValue(key=k, value=v) for k, v in kvs]
-                )
-            ),
-            st.lists(st.tuples(strings, children), max_size=3),
-        ),
-    ),
-    max_leaves=10,
-)
+any_values = any_values_from(strings, max_leaves=10)
 attributes = st.lists(
     st.builds(lambda k, v: common_pb2.KeyValue(key=k, value=v), strings, any_values), max_size=6
 )

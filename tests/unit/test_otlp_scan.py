@@ -25,6 +25,7 @@ from opentelemetry.proto.common.v1 import common_pb2
 from opentelemetry.proto.resource.v1 import resource_pb2
 from opentelemetry.proto.trace.v1 import trace_pb2
 
+from ingest.rpc_status import varint
 from schemas import avro_codec
 from schemas.span_batch_v3 import VERSION
 from streams import otlp_scan
@@ -180,23 +181,11 @@ def test_arbitrary_bytes_never_raise(payload: bytes) -> None:
 
 
 def _key(field: int, wire: int) -> bytes:
-    return _varint(field << 3 | wire)
-
-
-def _varint(v: int) -> bytes:
-    out = bytearray()
-    while True:
-        b = v & 0x7F
-        v >>= 7
-        if v:
-            out.append(b | 0x80)
-        else:
-            out.append(b)
-            return bytes(out)
+    return varint(field << 3 | wire)
 
 
 def _len(field: int, body: bytes) -> bytes:
-    return _key(field, 2) + _varint(len(body)) + body
+    return _key(field, 2) + varint(len(body)) + body
 
 
 def _one_span(span: bytes, resource: bytes = b"", scope: bytes = b"") -> bytes:
@@ -231,7 +220,7 @@ def test_fields_in_any_order_are_read_like_protobuf_reads_them() -> None:
 
 
 def test_unknown_fields_are_skipped_as_protobuf_skips_them() -> None:
-    extra = _key(99, 0) + _varint(2**63) + _key(98, 1) + b"\x00" * 8 + _key(97, 5) + b"\x00" * 4
+    extra = _key(99, 0) + varint(2**63) + _key(98, 1) + b"\x00" * 8 + _key(97, 5) + b"\x00" * 4
     extra += _len(96, b"\xff\xfe")  # not UTF-8: unknown fields are not strings
     views = assert_same(_one_span(GOOD_SPAN + extra, RESOURCE) + extra)
     assert views is not None and len(views) == 1
