@@ -25,6 +25,10 @@ from core.config import ConfigError, setting
 from core.kafka import SASL_MECHANISMS, SECURITY_PROTOCOLS, KafkaConnection
 from core.production_checks import production_problems
 
+# Parts below 32 MiB uncompressed are packed: every insert of the sink (a partition's batch of
+# about a second, a few MiB) and the first merges of them; bigger parts are full.
+PACKED_PART_BYTES = 32 * 1024 * 1024
+
 __all__ = ["ConfigError", "Settings", "Topics"]
 
 # librdkafka compression.type values.
@@ -224,6 +228,18 @@ class Settings:
         " ClickHouse connection (1: serial)",
         lo=1,
         hi=256,
+    )
+    # Parts below this many uncompressed bytes are stored as one file (ClickHouse's packed part
+    # storage, from 26.9 here): each sink insert is a part, and creating a file per column
+    # stream cost the server more than the rows (schemas/part_storage.py, ADR 0016).
+    clickhouse_packed_part_bytes: int = setting(
+        PACKED_PART_BYTES,
+        "clickhouse",
+        "packed_part_bytes",
+        "Parts below this uncompressed size are written as one packed file; `tracehouse"
+        " migrate` applies a change (0: every part in full storage)",
+        lo=0,
+        hi=1 << 40,
     )
     # Retention, one setting per table family (0: keep forever). ClickHouse drops whole daily
     # parts once their newest row is older (ttl_only_drop_parts); `tracehouse migrate` applies

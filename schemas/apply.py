@@ -8,11 +8,21 @@ from schemas.migrations import migrate, migrate_sharded
 
 
 def apply_migrations(settings: Settings) -> list[int]:
-    """Apply pending migrations (and retention) where ``settings`` point; versions applied."""
+    """Apply pending migrations, retention and the packed-part threshold where ``settings``
+    point; returns the versions applied."""
     s = settings
     if s.shard_addresses:
         clients = [connect(target, "default") for target in s.shard_targets()]
         return migrate_sharded(
-            clients, s.shard_addresses, s.clickhouse_database, s.retention_days()
+            clients,
+            s.shard_addresses,
+            s.clickhouse_database,
+            s.retention_days(),
+            packed_part_bytes=s.clickhouse_packed_part_bytes,
         )
-    return migrate(connect(s.clickhouse, "default"), s.clickhouse_database, s.retention_days())
+    return migrate(
+        connect(s.clickhouse, "default"),
+        s.clickhouse_database,
+        s.retention_days(),
+        packed_part_bytes=s.clickhouse_packed_part_bytes,
+    )

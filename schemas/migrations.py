@@ -41,6 +41,8 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
+from schemas.part_storage import DEFAULT_PACKED_PART_BYTES, sync_part_storage
+
 Retention = int | Mapping[str, int]
 
 
@@ -240,11 +242,16 @@ def render_all(database: str, retention: Retention = 0, cluster: str | None = No
 
 
 def migrate(
-    client: Any, database: str, retention: Retention = 0, text_indexes: bool | None = None
+    client: Any,
+    database: str,
+    retention: Retention = 0,
+    text_indexes: bool | None = None,
+    packed_part_bytes: int = DEFAULT_PACKED_PART_BYTES,
 ) -> list[int]:
     """Apply pending migrations with a clickhouse-connect client; returns versions applied.
 
-    Afterwards the retention of every table is brought in line with ``retention``, so changing
+    Afterwards the retention of every table is brought in line with ``retention`` and its
+    packed-part threshold with ``packed_part_bytes`` (schemas/part_storage.py), so changing
     the settings and re-running ``tracehouse migrate`` applies them to existing tables too.
     ``text_indexes`` None: decided by the server's version (the bench forces each family).
     """
@@ -253,11 +260,16 @@ def migrate(
     layout = Layout(database, retention, text_indexes=text_indexes)
     applied = _migrate_node(client, layout)
     sync_ttl(client, database, retention)
+    sync_part_storage(client, database, storage_tables(), packed_part_bytes)
     return applied
 
 
 def migrate_sharded(
-    clients: Sequence[Any], shards: Sequence[str], database: str, retention: Retention = 0
+    clients: Sequence[Any],
+    shards: Sequence[str],
+    database: str,
+    retention: Retention = 0,
+    packed_part_bytes: int = DEFAULT_PACKED_PART_BYTES,
 ) -> list[int]:
     """The sharded layout: migrate every node's local tables, then (re)create the tables of
     the plain names over all ``shards`` on every node, then each node's TTLs.
@@ -279,6 +291,9 @@ def migrate_sharded(
         for table in storage_tables():
             client.command(layout.shard_table(table))
         sync_ttl(client, database, retention, local_suffix="_local")
+        sync_part_storage(
+            client, database, storage_tables(), packed_part_bytes, local_suffix="_local"
+        )
     return sorted(applied)
 
 

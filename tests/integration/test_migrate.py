@@ -105,3 +105,50 @@ def test_status_shows_retention_and_the_oldest_and_newest_rows(services: LocalSt
         r for r in status_retention.collect(client, changed) if r["table"] == "service_graph_edges"
     ]
     assert "server differs" in "\n".join(status_retention.render(graph))
+
+
+def _part_storage(client: Any, db: str, table: str) -> list[str]:
+    return [
+        str(row[0])
+        for row in client.query(
+            "SELECT part_storage_type FROM system.parts WHERE database = {d:String}"
+            " AND table = {t:String} AND active ORDER BY modification_time, name",
+            parameters={"d": db, "t": table},
+        ).result_rows
+    ]
+
+
+def test_small_parts_are_packed_and_the_setting_turns_it_off(services: LocalStack) -> None:
+    db = f"packed_{uuid.uuid4().hex[:8]}"
+    admin = connect(services.settings.clickhouse_url, "default")
+    migrate(admin, db)
+    client = connect(services.settings.clickhouse_url, db)
+    assert f"min_bytes_for_full_part_storage = {Settings().clickhouse_packed_part_bytes}" in (
+        _engine(client, db, "otel_traces")
+    )
+    insert = (
+        "INSERT INTO otel_traces (Timestamp, TraceId, SpanId, ServiceName, SpanAttributes)"
+        " SELECT now64(9), hex(number % 7), hex(number), 'svc', map('k', toString(number))"
+        " FROM numbers({n:UInt64})"
+    )
+    client.command(insert, parameters={"n": 5000})
+    assert _part_storage(client, db, "otel_traces") == ["Packed"]
+    assert _part_storage(client, db, "otel_traces_trace_id_ts") == ["Packed"]
+    # Reads through the text indexes of a packed part find what was written.
+    found = client.command(
+        "SELECT count() FROM otel_traces WHERE TraceId = '03' AND SpanAttributes['k'] = '10'"
+        " SETTINGS force_data_skipping_indices = 'idx_trace_id'"
+    )
+    assert int(found) == 1
+
+    # Through the CLI, as an operator turns it off: later parts are full, merges keep rows.
+    run_cli(
+        services.settings.with_(clickhouse_database=db, clickhouse_packed_part_bytes=0),
+        "migrate",
+    )
+    assert "min_bytes_for_full_part_storage" not in _engine(client, db, "otel_traces")
+    client.command(insert, parameters={"n": 5000})
+    assert _part_storage(client, db, "otel_traces") == ["Packed", "Full"]
+    client.command("OPTIMIZE TABLE otel_traces FINAL")
+    assert _part_storage(client, db, "otel_traces") == ["Full"]
+    assert int(client.command("SELECT count() FROM otel_traces")) == 10_000

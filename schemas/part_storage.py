@@ -1,0 +1,105 @@
+"""Packed part storage for small parts: one file per part instead of one per column stream.
+
+Why: every sink insert makes a new part in ``otel_traces`` (and in the trace-id lookup, the
+intents, the rollups). A part in ClickHouse's "full" storage is a directory with a file per
+column stream, mark file and index substream: 43 files for a small compact ``otel_traces``
+part, 159 for a wide one (text indexes alone add 30). Creating and later deleting them costs
+the server more than writing the rows does at tracing's insert rate: profiled under 20k spans/s
+on ext4, a third of ClickHouse's CPU was the kernel allocating inodes (docs/perf.md). A
+*packed* part keeps its files in one archive (``data.packed``); merges turn parts above the
+threshold back into full storage, so large, long-lived parts read as before
+(docs/adr/0016-packed-small-parts.md).
+
+ClickHouse reads packed parts only from the release that open-sourced them; a server older than
+that cannot read a table once it holds one, so the setting is applied only where the server
+supports it, and ``packed_part_bytes = 0`` turns it off (new parts full; packed ones stay
+readable and are rewritten as full by their next merge).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from core.settings import PACKED_PART_BYTES
+
+SETTING = "min_bytes_for_full_part_storage"
+
+# The first release we verified writes and reads packed parts (the pinned local server). The
+# feature was open-sourced in mid-2026; earlier releases list the setting as Cloud-only.
+PACKED_PARTS_SINCE = (26, 9)
+
+# The setting's default (``clickhouse.packed_part_bytes``), for callers without settings.
+DEFAULT_PACKED_PART_BYTES = PACKED_PART_BYTES
+
+_CURRENT = re.compile(rf"\b{SETTING}\s*=\s*(\d+)")
+
+
+def has_packed_parts(server_version: str) -> bool:
+    """``"26.9.2.1"`` -> True: can this server write (and read) packed parts?"""
+    parts = re.findall(r"\d+", server_version)[:2]
+    if len(parts) < 2:
+        return False
+    return (int(parts[0]), int(parts[1])) >= PACKED_PARTS_SINCE
+
+
+def current_threshold(engine_full: str) -> int:
+    """The table's packed-part threshold as its DDL states it (absent: 0, always full)."""
+    match = _CURRENT.search(engine_full)
+    return int(match.group(1)) if match else 0
+
+
+def part_storage_changes(
+    engine_full: Mapping[str, str],
+    tables: Iterable[str],
+    packed_part_bytes: int,
+    local_suffix: str = "",
+) -> list[str]:
+    """ALTERs that give each of ``tables`` the threshold ``packed_part_bytes`` (pure).
+
+    ``engine_full`` maps the database's table names to ``system.tables.engine_full``; a table
+    missing there is skipped (not created in this layout). ``{db}`` is left for the caller.
+    """
+    if packed_part_bytes < 0:
+        raise ValueError(f"packed_part_bytes must be >= 0, got {packed_part_bytes}")
+    out = []
+    for name in tables:
+        table = f"{name}{local_suffix}"
+        ddl = engine_full.get(table)
+        if ddl is None or "MergeTree" not in ddl:
+            continue
+        if current_threshold(ddl) == packed_part_bytes:
+            continue
+        if packed_part_bytes == 0:
+            out.append(f"ALTER TABLE {{db}}.{table} RESET SETTING {SETTING}")
+        else:
+            out.append(f"ALTER TABLE {{db}}.{table} MODIFY SETTING {SETTING} = {packed_part_bytes}")
+    return out
+
+
+def sync_part_storage(
+    client: Any,
+    database: str,
+    tables: Iterable[str],
+    packed_part_bytes: int,
+    local_suffix: str = "",
+) -> list[str]:
+    """Apply :func:`part_storage_changes` where the server supports packed parts; returns the
+    statements run (none on an older server: its tables keep full storage)."""
+    if not has_packed_parts(str(client.command("SELECT version()"))):
+        return []
+    engines = {
+        str(name): str(engine)
+        for name, engine in client.query(
+            "SELECT name, engine_full FROM system.tables WHERE database = {db:String}",
+            parameters={"db": database},
+        ).result_rows
+    }
+    statements = [
+        s.replace("{db}", f"`{database}`")
+        for s in part_storage_changes(engines, tables, packed_part_bytes, local_suffix)
+    ]
+    for statement in statements:
+        client.command(statement)
+    return statements
