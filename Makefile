@@ -8,13 +8,14 @@ STAMP := $(VENV)/.installed
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml setup.py streams/_otlp_scan.pyx streams/_utf8_column.pyx ingest/_otlp_split.pyx core/protowire.pxd requirements.lock deploy/local/requirements-services.txt tests/clients/package-lock.json
+$(STAMP): pyproject.toml setup.py streams/_otlp_scan.pyx streams/_utf8_column.pyx streams/_service_graph.pyx ingest/_otlp_split.pyx core/protowire.pxd requirements.lock deploy/local/requirements-services.txt tests/clients/package-lock.json
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q --require-hashes --no-deps -r deploy/local/requirements-services.txt
 	# Also builds the compiled OTLP pass (streams/_otlp_scan.pyx) in place; rerun after editing it.
 	$(BIN)/pip install -q -c requirements.lock -e ".[local,dev]"
 	$(BIN)/python -c "import streams.otlp_scan as s; assert s.ENABLED, 'compiled OTLP scan not built'"
+	$(BIN)/python -c "import streams.service_graph as g; assert g.COMPILED, 'compiled graph not built'"
 	# Real npm clients the integration tests send with (tests/clients/package.json, locked);
 	# only the tests need them, so a machine without npm can still run the demo.
 	if command -v npm >/dev/null 2>&1; then \

@@ -1,6 +1,7 @@
-"""Build of the compiled modules (ADR 0015): streams' OTLP pass (``streams._otlp_scan``) and
-utf8 column packer (``streams._utf8_column``), and ingest's byte-level partition split
-(``ingest._otlp_split``). Their shared protobuf wire reading is ``core/protowire.pxd``.
+"""Build of the compiled modules (ADR 0015): streams' OTLP pass (``streams._otlp_scan``), utf8
+column packer (``streams._utf8_column``) and service-graph join (``streams._service_graph``),
+and ingest's byte-level partition split (``ingest._otlp_split``). Their shared protobuf wire
+reading is ``core/protowire.pxd``.
 
 Everything else is declared in pyproject.toml. The extensions are optional: where no C
 compiler is at hand the install still succeeds and each runs its Python path alone (streams
@@ -17,6 +18,11 @@ setup(
             optional=True,
             extra_compile_args=["-O2"],
         )
-        for module in ("streams._otlp_scan", "streams._utf8_column", "ingest._otlp_split")
+        for module in (
+            "streams._otlp_scan",
+            "streams._utf8_column",
+            "streams._service_graph",
+            "ingest._otlp_split",
+        )
     ]
 )

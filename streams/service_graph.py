@@ -15,19 +15,48 @@ because uninstrumented backends are otherwise invisible.
 
 from __future__ import annotations
 
+import logging
 from collections import OrderedDict
 from dataclasses import dataclass, field
+from types import ModuleType
 from typing import Any
 
 from streams.adjusted_count import adjusted_count
 from streams.histogram import DEFAULT_BOUNDS_MS, Histogram, bounds_ns
 from streams.span_views import SpanView, first_attribute
 
+log = logging.getLogger(__name__)
+
+# The build of streams/_service_graph.pyx this side was written against.
+ABI = 1
+
+
+def _load() -> ModuleType | None:
+    try:
+        from streams import _service_graph  # type: ignore[attr-defined]
+    except ImportError as exc:
+        log.warning("streams: compiled service graph not built (%s); Python join only", exc)
+        return None
+    if getattr(_service_graph, "ABI", None) != ABI:
+        log.warning("streams: compiled service graph is a stale build; rebuild with make setup")
+        return None
+    return _service_graph
+
+
+_COMPILED = _load()
+# Whether ServiceGraph.add runs the compiled join (the same result, ADR 0015's rule: the
+# Python code here stays the reference, tests/unit/test_service_graph_compiled.py).
+COMPILED = _COMPILED is not None
+
 KIND_SERVER, KIND_CLIENT, KIND_PRODUCER, KIND_CONSUMER = 2, 3, 4, 5
 STATUS_ERROR = 2
 PEER_KEYS = ("peer.service", "db.system")
 
 EdgeKey = tuple[str, str, str, str]  # tenant, client, server, connection type
+
+
+def _peer_of(view: SpanView) -> str:
+    return first_attribute(view, PEER_KEYS)
 
 
 @dataclass(slots=True)
@@ -55,8 +84,12 @@ class ServiceGraph:
     dropped_full: int = 0
     # Parent/child pairs whose spans belong to different tenants: counted, never an edge.
     cross_tenant: int = 0
+    # Join with streams/_service_graph.pyx when built (False: this module's Python join).
+    compiled: bool = COMPILED
 
     def __post_init__(self) -> None:
+        if self.compiled and _COMPILED is None:
+            raise ValueError("the compiled service graph is not built")
         self._edges_ns = bounds_ns(self.bounds_ms)
         # (trace id, span id) -> the span, for children that arrive later.
         self._spans: OrderedDict[tuple[bytes, bytes], _Half] = OrderedDict()
@@ -64,6 +97,11 @@ class ServiceGraph:
         self._orphans: OrderedDict[tuple[bytes, bytes], list[_Half]] = OrderedDict()
 
     def add(self, records: list[SpanView], now: float) -> None:
+        if self.compiled:
+            assert _COMPILED is not None
+            _COMPILED.add(self, records, now, _peer_of)
+            self._bound()
+            return
         spans, orphans = self._spans, self._orphans
         clients: list[tuple[_Half, SpanView]] = []
         for r in records:
@@ -145,8 +183,11 @@ class ServiceGraph:
     def _observe(self, key: EdgeKey, latency_ns: int, error: bool, weight: float = 1.0) -> None:
         hist = self.edges.get(key)
         if hist is None:
-            hist = self.edges[key] = Histogram(self._edges_ns)
+            hist = self.edges[key] = self._new_histogram()
         hist.observe(latency_ns, error, weight)
+
+    def _new_histogram(self) -> Histogram:
+        return Histogram(self._edges_ns)
 
     def _bound(self) -> None:
         while len(self._spans) > self.max_items:
