@@ -36,7 +36,7 @@ cdef extern from "Python.h":
     void* PyUnicode_DATA(object s)
 
 # Bumped whenever what the views carry changes; streams.otlp_scan refuses a stale build.
-ABI = 2
+ABI = 3
 
 # message -> {field number: wire type}; 2 = length-delimited, 0 = varint, 1 = fixed64,
 # 5 = fixed32. A known field on another wire type is a Fallback.
@@ -69,6 +69,19 @@ cdef inline str _text(Cursor* c, Py_ssize_t n):
     cdef str s = PyUnicode_DecodeUTF8(<const char*>(c.buf + c.pos), n, NULL)
     c.pos += n
     return s
+
+
+cdef inline int _check_text(Cursor* c, Py_ssize_t n) except -1:
+    """:func:`_text` without the string: whether the bytes are strict UTF-8, an ASCII run
+    checked in place (what nearly every attribute is), anything else by decoding it."""
+    cdef const uint8_t* p = c.buf + c.pos
+    cdef Py_ssize_t i
+    for i in range(n):
+        if p[i] >= 0x80:
+            PyUnicode_DecodeUTF8(<const char*>p, n, NULL)
+            break
+    c.pos += n
+    return 0
 
 
 # -- a cache of short texts --------------------------------------------------------------
@@ -149,10 +162,13 @@ cdef str _decimal(int64_t v):
     return PyUnicode_DecodeASCII(buf + at, 24 - at, NULL)
 
 
-cdef str _any_value(const uint8_t* buf, Py_ssize_t start, Py_ssize_t end, object render_any):
+cdef str _any_value(const uint8_t* buf, Py_ssize_t start, Py_ssize_t end, object render_any,
+                    bint keep=True):
     """An AnyValue as stored text. Strings, bools and ints (nearly every attribute) here; any
     other shape (doubles, bytes, arrays, maps, several members) through ``render_any``, the
-    protobuf path's own rendering, so the text is the same by construction."""
+    protobuf path's own rendering, so the text is the same by construction. With ``keep``
+    false the value is only checked (the same steps, so the same refusals) and None comes
+    back: a string is then not made."""
     cdef Cursor c
     cdef uint32_t field
     cdef int wire
@@ -167,20 +183,29 @@ cdef str _any_value(const uint8_t* buf, Py_ssize_t start, Py_ssize_t end, object
     if field == 1 and wire == 2:
         n = length(&c)
         if c.pos + n == end:
+            if not keep:
+                _check_text(&c, n)
+                return None
             return _cached_text(&c, n)
     elif field == 2 and wire == 0:
         v = varint(&c)
         if c.pos == end:
+            if not keep:
+                return None
             return "true" if v != 0 else "false"
     elif field == 3 and wire == 0:
         v = varint(&c)
         if c.pos == end:
+            if not keep:
+                return None
             return _decimal(<int64_t>v)
-    return render_any(PyBytes_FromStringAndSize(<const char*>(buf + start), end - start))
+    text = render_any(PyBytes_FromStringAndSize(<const char*>(buf + start), end - start))
+    return text if keep else None
 
 
 cdef int _key_value(Cursor* outer, Py_ssize_t size, dict out, object render_any) except -1:
-    """One KeyValue into ``out`` (a later duplicate key wins, as in the protobuf path)."""
+    """One KeyValue into ``out`` (a later duplicate key wins, as in the protobuf path); with
+    ``out`` None it is only checked, as it would be read."""
     cdef Cursor c
     cdef uint32_t field
     cdef int wire
@@ -191,7 +216,10 @@ cdef int _key_value(Cursor* outer, Py_ssize_t size, dict out, object render_any)
         key(&c, &field, &wire)
         if field == 1:
             expect(wire, 2)
-            name = _cached_text(&c, length(&c))
+            if out is None:
+                _check_text(&c, length(&c))
+            else:
+                name = _cached_text(&c, length(&c))
         elif field == 2:
             expect(wire, 2)
             if vstart >= 0:
@@ -205,7 +233,10 @@ cdef int _key_value(Cursor* outer, Py_ssize_t size, dict out, object render_any)
             varint(&c)
         else:
             skip(&c, wire)
-    if vstart < 0:
+    if out is None:
+        if vstart >= 0:
+            _any_value(c.buf, vstart, vend, render_any, False)
+    elif vstart < 0:
         out[name] = ""
     else:
         out[name] = _any_value(c.buf, vstart, vend, render_any)
@@ -316,8 +347,19 @@ cdef str _remember_trace(bytes tid):
     return _LAST_TID_HEX
 
 
+# What _span makes of a span: a view with its text rendered (keep-all: every span leaves the
+# worker), a view whose text waits in its bytes (tail sampling: most spans never leave), or,
+# for such a view's bytes, only the text.
+cdef enum:
+    VIEW_RENDERED = 0
+    VIEW_LAZY = 1
+    TEXT_ONLY = 2
+
+
 cdef object _span(Cursor* outer, Py_ssize_t size, object new_view, str tenant, str service,
-                  dict resource, str scope_name, str scope_version, object render_any):
+                  dict resource, tuple scope_names, object render_any, int mode):
+    """One span. Whatever ``mode``, every byte is checked the same way, so a message is
+    refused (Fallback) for the same reasons; only what is built differs."""
     cdef Cursor c
     cdef uint32_t field
     cdef int wire
@@ -326,11 +368,12 @@ cdef object _span(Cursor* outer, Py_ssize_t size, object new_view, str tenant, s
     cdef Py_ssize_t n
     cdef int32_t kind = 0, status_code = 0
     cdef uint64_t start = 0, end = 0
-    cdef dict attrs = {}
+    cdef dict attrs = None if mode == VIEW_LAZY else {}
     cdef list events = None, links = None
     cdef bint has_status = False
-    cdef tuple st
+    cdef tuple st, event, link
     c = enter(outer, size)
+    cdef Py_ssize_t begin = c.pos
     while c.pos < c.end:
         key(&c, &field, &wire)
         if field == 9:
@@ -376,14 +419,18 @@ cdef object _span(Cursor* outer, Py_ssize_t size, object new_view, str tenant, s
             status_code = st[1]
         elif field == 11:
             expect(wire, 2)
-            if events is None:
-                events = []
-            events.append(_event(&c, length(&c), render_any))
+            event = _event(&c, length(&c), render_any)
+            if mode != VIEW_LAZY:
+                if events is None:
+                    events = []
+                events.append(event)
         elif field == 13:
             expect(wire, 2)
-            if links is None:
-                links = []
-            links.append(_link(&c, length(&c), render_any))
+            link = _link(&c, length(&c), render_any)
+            if mode != VIEW_LAZY:
+                if links is None:
+                    links = []
+                links.append(link)
         elif field == 10 or field == 12 or field == 14:
             expect(wire, 0)
             varint(&c)
@@ -400,19 +447,30 @@ cdef object _span(Cursor* outer, Py_ssize_t size, object new_view, str tenant, s
         raise Fallback("a span storage refuses")
     if parent == ZERO_SPAN:
         parent = b""
-    tid_hex = _remember_trace(tid)
-    rendered = (tid_hex, _hex(sid), status_message, scope_name, scope_version,
-                size, events if events is not None else (), links if links is not None else ())
+    cdef object rendered = None
+    cdef bytes raw = None
+    if mode == VIEW_LAZY:
+        raw = PyBytes_FromStringAndSize(<const char*>(c.buf + begin), c.end - begin)
+    else:
+        tid_hex = _remember_trace(tid)
+        rendered = (tid_hex, _hex(sid), status_message, scope_names[0], scope_names[1],
+                    size, events if events is not None else (),
+                    links if links is not None else ())
+        if mode == TEXT_ONLY:
+            return (attrs, rendered)
+        scope_names = None
     if _LAYOUT_OF is new_view:
         return _fill((tenant, tid, sid, parent, state, name, kind, service, <int64_t>start,
-                      <int64_t>end, status_code, resource, None, None, attrs, _ZERO, rendered))
+                      <int64_t>end, status_code, resource, None, None, attrs, _ZERO, rendered,
+                      raw, scope_names))
     return new_view(tenant, tid, sid, parent, state, name, kind, service, <int64_t>start,
-                    <int64_t>end, status_code, resource, None, None, attrs, 0.0, rendered)
+                    <int64_t>end, status_code, resource, None, None, attrs, 0.0, rendered,
+                    raw, scope_names)
 
 
 # -- building views without running their __init__ ------------------------------------------
 #
-# The view class's generated __init__ (a Python frame that assigns 17 attributes one by one)
+# The view class's generated __init__ (a Python frame that assigns each attribute one by one)
 # was a fifth of this pass. A slotted class keeps each attribute at a fixed offset in the
 # object, which its member descriptor records; writing the values there is what the
 # descriptors do, minus the frame. Used only when the class is exactly what that needs (every
@@ -428,8 +486,11 @@ cdef extern from "Python.h":
     object PyType_GenericAlloc(PyTypeObject* t, Py_ssize_t n)
     int T_OBJECT_EX
 
+cdef enum:
+    VIEW_FIELDS = 19  # streams.span_views.SpanView's fields, in order
+
 cdef object _LAYOUT_OF = None
-cdef Py_ssize_t _OFFSETS[17]
+cdef Py_ssize_t _OFFSETS[VIEW_FIELDS]
 cdef object _ZERO = 0.0
 
 
@@ -439,7 +500,7 @@ def use_layout(cls, tuple names):
     global _LAYOUT_OF
     import types
     _LAYOUT_OF = None
-    if len(names) != 17 or "__post_init__" in cls.__dict__ or "__dict__" in dir(cls):
+    if len(names) != VIEW_FIELDS or "__post_init__" in cls.__dict__ or "__dict__" in dir(cls):
         return False
     for i, name in enumerate(names):
         descr = cls.__dict__.get(name)
@@ -456,7 +517,7 @@ cdef object _fill(tuple values):
     cdef object obj = PyType_GenericAlloc(<PyTypeObject*>_LAYOUT_OF, 0)
     cdef Py_ssize_t i
     cdef PyObject* v
-    for i in range(17):
+    for i in range(VIEW_FIELDS):
         v = <PyObject*>values[i]
         Py_INCREF(<object>v)
         (<PyObject**>((<char*><PyObject*>obj) + _OFFSETS[i]))[0] = v
@@ -538,20 +599,23 @@ cdef bint _singular(Cursor c, Cursor* found) except -1:
 
 
 def scan(bytes payload, object new_view, object render_any, str default_tenant,
-         str tenant_key, str service_key):
+         str tenant_key, str service_key, bint lazy=False):
     """Views of every span of ``payload`` (a serialized TracesData), or :class:`Fallback`.
 
     ``new_view`` is the view class, built positionally; ``render_any`` renders one serialized
     AnyValue the way the protobuf path does. Views are in wire order, as the protobuf path
-    gives them.
+    gives them. ``lazy`` views carry their span's bytes and scope instead of the rendered text
+    (attributes, hex ids, events, links), which :func:`render` makes when a view is kept: the
+    message is checked just as strictly either way.
     """
     cdef Cursor top, rs, ss, sub
     cdef uint32_t field
     cdef int wire
     cdef list views = []
     cdef dict resource
-    cdef str tenant, service, scope_name, scope_version
+    cdef str tenant, service
     cdef tuple scope
+    cdef int mode = VIEW_LAZY if lazy else VIEW_RENDERED
     top.buf = payload
     top.pos = 0
     top.end = len(payload)
@@ -578,18 +642,15 @@ def scan(bytes payload, object new_view, object render_any, str default_tenant,
                 ss = enter(&rs, length(&rs))
                 if _singular(ss, &sub):
                     scope = _scope(&sub, sub.end - sub.pos, render_any)
-                    scope_name = scope[0]
-                    scope_version = scope[1]
                 else:
-                    scope_name = ""
-                    scope_version = ""
+                    scope = _NO_SCOPE
                 while ss.pos < ss.end:
                     key(&ss, &field, &wire)
                     if field != 2:
                         skip(&ss, wire)
                         continue
                     views.append(_span(&ss, length(&ss), new_view, tenant, service, resource,
-                                       scope_name, scope_version, render_any))
+                                       scope, render_any, mode))
     except Fallback:
         raise
     except UnicodeDecodeError as exc:
@@ -597,3 +658,17 @@ def scan(bytes payload, object new_view, object render_any, str default_tenant,
     except Exception as exc:  # render_any's DecodeError, a value it refuses: the slow path says
         raise Fallback(f"{type(exc).__name__}: {exc}") from None
     return views
+
+
+cdef tuple _NO_SCOPE = ("", "")
+
+
+def render(bytes raw, tuple scope_names, object render_any):
+    """The text a lazy view left in its bytes: (attributes, rendered), as the rendering
+    pass would have made them. ``raw`` is a span :func:`scan` already checked, so this makes
+    what it would have made and cannot refuse."""
+    cdef Cursor top
+    top.buf = raw
+    top.pos = 0
+    top.end = len(raw)
+    return _span(&top, top.end, None, "", "", None, scope_names, render_any, TEXT_ONLY)

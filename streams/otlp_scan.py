@@ -13,6 +13,7 @@ two paths give equal views for every message the compiled pass accepts
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import fields
 from types import ModuleType
 
@@ -24,7 +25,7 @@ from streams.span_views import SERVICE_NAME_KEY, TENANT_KEY, SpanView
 log = logging.getLogger(__name__)
 
 # The build this Python side was written against (_otlp_scan.ABI).
-ABI = 2
+ABI = 3
 
 
 def _load() -> ModuleType | None:
@@ -54,14 +55,36 @@ def render_any(raw: bytes) -> str:
     return any_value_to_str(common_pb2.AnyValue.FromString(raw))
 
 
-def scan_views(payload: bytes, tenant_id: str = "") -> list[SpanView] | None:
-    """The views of ``payload`` by the compiled pass, or None: use the protobuf path."""
+def scan_views(payload: bytes, tenant_id: str = "", lazy: bool = False) -> list[SpanView] | None:
+    """The views of ``payload`` by the compiled pass, or None: use the protobuf path.
+
+    ``lazy`` views leave their text (attributes, hex ids, events, links) in the span's bytes
+    until something asks (:func:`materialize`, or the accessors of :mod:`streams.span_views`):
+    under tail sampling most spans are dropped, and rendering their text was a third of the
+    pass. The message is checked as strictly either way, so the same messages fall back.
+    """
     if _SCAN is None:
         return None
     try:
         views: list[SpanView] = _SCAN.scan(
-            payload, SpanView, render_any, tenant_id, TENANT_KEY, SERVICE_NAME_KEY
+            payload, SpanView, render_any, tenant_id, TENANT_KEY, SERVICE_NAME_KEY, lazy
         )
     except _SCAN.Fallback:
         return None
     return views
+
+
+def materialize(views: Sequence[SpanView]) -> None:
+    """Give every lazy view among ``views`` its attributes and rendered text, in place (what
+    a rendering scan would have given it). Views already rendered are left as they are."""
+    if _SCAN is None:
+        return
+    render = _SCAN.render
+    for view in views:
+        raw = view.raw
+        if raw is None or view.rendered is not None:
+            continue
+        attrs, done = render(raw, view.raw_scope, render_any)
+        if view.attributes is None:
+            view.attributes = attrs
+        view.rendered = done

@@ -3,12 +3,13 @@
 This is the only way spans leave the streams worker. Each column of the v3 layout
 (:mod:`schemas.span_batch_v3`) is first collected as a flat Python list read off the views and
 what they carry already rendered (:attr:`~streams.span_views.SpanView.rendered`: the compiled
-OTLP pass fills it as it reads the bytes, :func:`~streams.span_views.rendered` for a protobuf
-view) (no per-span record dicts: building those, and letting fastavro walk them,
-used to be most of the worker's cost), then packed into one byte string in Arrow layout, which
-leaves fastavro a few dozen ``bytes`` fields per message and lets the sink wrap the buffers as
-Arrow arrays without copying (:mod:`sinks.packed_spans`). Values are converted to text once
-per span: ids to lower-case hex, attributes as :mod:`streams.otlp_values` renders them.
+OTLP pass fills it as it reads the bytes, or here for its lazy views;
+:func:`~streams.span_views.rendered` for a protobuf view). No per-span record dicts: building
+those, and letting fastavro walk them, used to be most of the worker's cost. The lists are
+then packed into one byte string in Arrow layout, which leaves fastavro a few dozen ``bytes``
+fields per message and lets the sink wrap the buffers as Arrow arrays without copying
+(:mod:`sinks.packed_spans`). Values are converted to text once per span: ids to lower-case
+hex, attributes as :mod:`streams.otlp_values` renders them.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from typing import Any, cast
 import numpy as np
 
 from schemas.span_batch_v3 import LAYOUT, SPAN_COUNT, SPAN_SCALARS, offsets_field
+from streams.otlp_scan import materialize
 from streams.span_views import (
     RenderedEvent,
     RenderedLink,
@@ -72,6 +74,7 @@ def _put_map(m: dict[str, str], lengths: list[int], keys: list[str], values: lis
 def _columns(views: Sequence[SpanView]) -> dict[str, list[Any]]:
     """Every v3 column as a Python list, in the order the layout nests them."""
     rec: dict[str, list[Any]] = {f: [] for f in LAYOUT}
+    materialize(views)  # lazy views (tail sampling) get their text here, in one pass
     for f, get in _VIEW_GETTERS:
         rec[f] = list(map(get, views))
     texts = [v.rendered or rendered(v) for v in views]

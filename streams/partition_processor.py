@@ -19,7 +19,7 @@ from streams import counters as c
 from streams.counters import CounterSet
 from streams.offset_tracker import OffsetTracker
 from streams.otlp_scan import scan_views
-from streams.policies import Policy, TraceView, evaluate_all
+from streams.policies import Policy, TraceView, evaluate_all, keeps_every_trace
 from streams.raw_encodings import RawDecodeError, RawEncodings
 from streams.red_metrics import RedAggregator
 from streams.sampling_config import SamplingConfig
@@ -137,6 +137,9 @@ class PartitionProcessor:
         self.encodings = encodings or RawEncodings()
         self.routing = routing
         self.policies = policies
+        # Under sampling most spans are dropped unread: the compiled pass then leaves their
+        # text in their bytes until their trace is kept (streams.otlp_scan, lazy views).
+        self.lazy_text = not keeps_every_trace(policies)
         self.options = options
         self.counters = counters
         self.pending = CounterSet()
@@ -200,7 +203,9 @@ class PartitionProcessor:
         # OTLP protobuf, the encoding of ingest and of most producers: the compiled pass
         # first; anything it does not handle goes the protobuf way, which owns every
         # rejection (streams.otlp_scan).
-        scanned = scan_views(payload) if self.encodings.scannable(encoding) else None
+        scanned = (
+            scan_views(payload, lazy=self.lazy_text) if self.encodings.scannable(encoding) else None
+        )
         # Spans a decoder delimited but could not use, by reason (the compiled pass reads
         # only messages without).
         refused_by: Mapping[str, int] = {}

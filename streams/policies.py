@@ -424,3 +424,10 @@ def evaluate_all(
     The names of policies that raised are appended to ``failed``, so the caller can count them
     (the Collector counts evaluation errors too; a log line alone goes unnoticed)."""
     return combine(_evaluated(policies, trace, now, failed))
+
+
+def keeps_every_trace(policies: Sequence[Policy]) -> bool:
+    """Whether these policies keep every trace (keep-all, the default): the worker then
+    renders each span's text as it reads it, since all of it leaves; otherwise it leaves the
+    text in the span's bytes until a trace is kept (``streams.otlp_scan``, lazy views)."""
+    return bool(policies) and all(isinstance(p, AlwaysSample) for p in policies)

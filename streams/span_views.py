@@ -75,6 +75,11 @@ class SpanView:
     # What packing writes beyond the fields above, already as text (see :data:`Rendered`):
     # set by the compiled pass, or by :func:`rendered` on first use.
     rendered: Rendered | None = None
+    # A lazy view of the compiled pass (tail sampling: most spans are dropped unread): the
+    # span's checked OTLP bytes and its scope's (name, version), from which ``attributes``
+    # and ``rendered`` are made on first use (streams.otlp_scan.materialize).
+    raw: bytes | None = None
+    raw_scope: tuple[str, str] | None = None
 
 
 class InvalidSpan(ValueError):
@@ -186,23 +191,38 @@ def rejected_payload(rejected: list[Rejected]) -> bytes:
     return data.SerializeToString()
 
 
+def _render_lazy(view: SpanView) -> None:
+    # Imported here: streams.otlp_scan builds views of this module's class.
+    from streams.otlp_scan import materialize
+
+    materialize([view])
+
+
 def attributes_of(view: SpanView) -> dict[str, str]:
     """The span's attributes as strings, converted on first use and then cached in the view
-    (a view of the compiled pass has them from the start)."""
+    (a rendered view of the compiled pass has them from the start)."""
     attrs = view.attributes
     if attrs is None:
+        if view.raw is not None:
+            _render_lazy(view)
+            assert view.attributes is not None
+            return view.attributes
         span = view.span
-        assert span is not None  # only protobuf views start without attributes
+        assert span is not None  # only protobuf and lazy views start without attributes
         attrs = view.attributes = attributes_to_dict(span.attributes) if span.attributes else {}
     return attrs
 
 
 def rendered(view: SpanView) -> Rendered:
-    """What packing writes beyond the view's fields, rendered on first use for a protobuf view
-    (the compiled pass renders it while it reads the bytes)."""
+    """What packing writes beyond the view's fields, rendered on first use for a protobuf or
+    a lazy view (the compiled pass renders it while it reads the bytes unless asked not to)."""
     done = view.rendered
     if done is not None:
         return done
+    if view.raw is not None:
+        _render_lazy(view)
+        assert view.rendered is not None
+        return view.rendered
     span, scope = view.span, view.scope
     assert span is not None and scope is not None  # views without a span come rendered
     events: Sequence[RenderedEvent] = (
@@ -232,6 +252,8 @@ def wire_size(view: SpanView) -> int:
     """The span's protobuf size in bytes (for cutting messages and describing refusals)."""
     if view.rendered is not None:
         return view.rendered[5]
+    if view.raw is not None:
+        return len(view.raw)
     assert view.span is not None
     return int(view.span.ByteSize())
 
@@ -239,6 +261,8 @@ def wire_size(view: SpanView) -> int:
 def first_attribute(view: SpanView, keys: tuple[str, ...]) -> str:
     """The value of the first of ``keys`` the span has, without converting all attributes."""
     attrs = view.attributes
+    if attrs is None and view.raw is not None:
+        attrs = attributes_of(view)
     if attrs is not None:
         for k in keys:
             if k in attrs:

@@ -29,8 +29,17 @@ from ingest.rpc_status import varint
 from schemas import avro_codec
 from schemas.span_batch_v3 import VERSION
 from streams import otlp_scan
+from streams.adjusted_count import adjusted_count
 from streams.packed_batch import pack_views
-from streams.span_views import Rejected, SpanView, attributes_of, rendered, span_views
+from streams.span_views import (
+    Rejected,
+    SpanView,
+    attributes_of,
+    first_attribute,
+    rendered,
+    span_views,
+    wire_size,
+)
 from tests.otlp_strategies import one_defect_among, spans, traces_data, valid_spans
 
 pytestmark = pytest.mark.skipif(
@@ -66,11 +75,17 @@ def protobuf_views(payload: bytes) -> tuple[list[SpanView], list[Rejected]] | No
 
 
 def assert_same(payload: bytes) -> list[SpanView] | None:
-    """The property itself: scan's answer is None or the protobuf path's, and never raises."""
+    """The property itself: scan's answer is None or the protobuf path's, and never raises.
+    Its lazy views (tail sampling) are refused for exactly the same messages and, once
+    rendered, equal to the rendered ones."""
     fast = otlp_scan.scan_views(payload)
     slow = protobuf_views(payload)
+    lazy = otlp_scan.scan_views(payload, lazy=True)
+    assert (lazy is None) == (fast is None), "the lazy pass checks a message differently"
     if fast is None:
         return None
+    assert lazy is not None
+    assert_lazy_renders_the_same(lazy, fast)
     assert slow is not None, "scan accepted a message the protobuf path refuses"
     views, rejected = slow
     assert not rejected, "scan accepted a message with spans the protobuf path rejects"
@@ -87,6 +102,21 @@ def assert_same(payload: bytes) -> list[SpanView] | None:
             "span_batch", pack_views(views), VERSION
         )
     return fast
+
+
+def assert_lazy_renders_the_same(lazy: list[SpanView], fast: list[SpanView]) -> None:
+    assert len(lazy) == len(fast)
+    for a, b in zip(lazy, fast, strict=True):
+        for f in FIELDS:
+            assert getattr(a, f) == getattr(b, f), f
+        assert a.attributes is None and a.rendered is None and a.raw is not None
+        assert b.raw is None and b.raw_scope is None
+    if lazy:
+        packed = avro_codec.encode("span_batch", pack_views(lazy), VERSION)
+        assert packed == avro_codec.encode("span_batch", pack_views(fast), VERSION)
+    for a, b in zip(lazy, fast, strict=True):
+        assert a.attributes == b.attributes
+        assert a.rendered == b.rendered
 
 
 # -- the schema the pass knows -------------------------------------------------------------
@@ -124,6 +154,7 @@ def test_known_fields_are_the_installed_schema() -> None:
 
 
 # -- generated messages (tests/otlp_strategies.py) -------------------------------------------
+
 
 @PROPS
 @given(traces_data(spans))
@@ -316,11 +347,33 @@ def test_a_parent_relinked_after_the_pass_is_the_one_packed() -> None:
     span = trace_pb2.Span.FromString(GOOD_SPAN)
     span.kind = trace_pb2.Span.SPAN_KIND_SERVER
     span.parent_span_id = b"\x0a" * 8  # the missing client half
-    span.attributes.add(
-        key="zipkin.parent_id", value=common_pb2.AnyValue(string_value="0b" * 8)
-    )
+    span.attributes.add(key="zipkin.parent_id", value=common_pb2.AnyValue(string_value="0b" * 8))
     views = assert_same(_one_span(span.SerializeToString(), RESOURCE))
     assert views is not None
     assert relink_orphaned_shared_servers(views) == [(b"\x0a" * 8, b"\x0b" * 8)]
     columns = columns_from_packed(pack_views(views))
     assert columns["parent_span_id"].to_pylist() == ["0b" * 8]
+
+
+@PROPS
+@given(traces_data(valid_spans))
+def test_each_accessor_renders_a_lazy_view_alone(data: trace_pb2.TracesData) -> None:
+    """RED, the graph, policies and the dead-letter path ask single lazy views for what they
+    need; each answer is the rendered view's, whichever is asked first."""
+    payload = data.SerializeToString()
+    fast = otlp_scan.scan_views(payload)
+    assert fast is not None
+    askers = (
+        lambda v: attributes_of(v),
+        lambda v: rendered(v),
+        lambda v: wire_size(v),
+        lambda v: first_attribute(v, ("peer.service", "db.system")),
+        lambda v: adjusted_count(v),
+    )
+    for ask in askers:
+        lazy = otlp_scan.scan_views(payload, lazy=True)
+        assert lazy is not None
+        for a, b in zip(lazy, fast, strict=True):
+            assert ask(a) == ask(b)
+            if a.rendered is not None:
+                assert a.rendered == b.rendered and a.attributes == b.attributes
