@@ -120,19 +120,24 @@ def resolve_tenant(config: TenantConfig, token: str | None) -> str:
     return tenant
 
 
-def stamp_tenant(data: trace_pb2.TracesData, tenant: str) -> None:
-    """Set ``tracehouse.tenant`` on every resource (removed when the tenant is "")."""
+def stamp_tenant(data: trace_pb2.TracesData, tenant: str) -> bool:
+    """Set ``tracehouse.tenant`` on every resource (removed when the tenant is ""); returns
+    whether ``data`` changed (ingest then cannot publish the request's own bytes)."""
+    changed = False
     for rs in data.resource_spans:
         attrs = rs.resource.attributes
         for i in range(len(attrs) - 1, -1, -1):
             if attrs[i].key == TENANT_ATTRIBUTE:
                 del attrs[i]
+                changed = True
         if tenant:
             attrs.append(
                 common_pb2.KeyValue(
                     key=TENANT_ATTRIBUTE, value=common_pb2.AnyValue(string_value=tenant)
                 )
             )
+            changed = True
+    return changed
 
 
 class TokenBuckets:

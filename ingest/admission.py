@@ -79,11 +79,15 @@ class SpanAdmission:
         protocol: str,
         tenant: str = "",
         decode_rejected: Mapping[str, int] | None = None,
+        raw: bytes | None = None,
     ) -> AdmissionOutcome:
         """Publish valid spans and return what happened to each span.
 
         ``decode_rejected`` counts spans of the request the decoder already refused (malformed
         JSON spans), so they are received, rejected and reported like validation rejections.
+        ``raw`` is the request's own bytes when ``data`` was parsed from them (OTLP protobuf):
+        they are cut as they came unless the tenant stamp or head sampling changed ``data``,
+        which saves serializing every request again.
         Raises RateLimited (nothing published) or PublishError (Kafka did not acknowledge
         every message; the client must retry the request).
         """
@@ -97,12 +101,17 @@ class SpanAdmission:
             for reason, count in pre_rejected.items():
                 metrics.SPANS_REJECTED.labels(protocol, reason).inc(count)
             raise
-        stamp_tenant(data, tenant)
+        if stamp_tenant(data, tenant) or self._threshold > 0:
+            raw = None  # ``data`` is no longer (or may no longer be) what the client sent
         sampled_out = head_sampling.sample(data, self._threshold)
         if sampled_out:
             metrics.SPANS_SAMPLED_OUT.labels(protocol).inc(sampled_out)
         cut = partition_chunks(
-            data, self._config.partitions, self._config.max_message_bytes, self._partition_of
+            data,
+            self._config.partitions,
+            self._config.max_message_bytes,
+            self._partition_of,
+            raw=raw,
         )
         rejected: Counter[str] = Counter(cut.rejected)
         rejected.update(pre_rejected)

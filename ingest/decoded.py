@@ -27,6 +27,9 @@ class Decoded:
 
     data: trace_pb2.TracesData
     rejected: Counter[str] = field(default_factory=Counter)
+    # The request's own bytes when they are ``data`` serialized (an OTLP protobuf body): ingest
+    # cuts those instead of serializing ``data`` again, unless it changed ``data``.
+    raw: bytes | None = None
 
 
 def span_count(data: trace_pb2.TracesData) -> int:

@@ -77,11 +77,12 @@ async def admit_or_abort(
     context: grpc.aio.ServicerContext,
     retry_after: float,
     decode_rejected: Mapping[str, int] | None = None,
+    raw: bytes | None = None,
 ) -> AdmissionOutcome:
     """``admission.export`` with every failure turned into its counted gRPC status (the
     retryable ones with RetryInfo), shared by every gRPC service of ingest."""
     try:
-        return await admission.export(data, protocol, tenant, decode_rejected)
+        return await admission.export(data, protocol, tenant, decode_rejected, raw)
     except RateLimited as exc:
         code, reason, message, delay = (
             grpc.StatusCode.RESOURCE_EXHAUSTED,
@@ -143,7 +144,7 @@ class TraceService:
                 f"request is not an OTLP ExportTraceServiceRequest: {exc}",
             )
         outcome = await admit_or_abort(
-            self._admission, data, PROTOCOL, tenant, context, self._retry_after
+            self._admission, data, PROTOCOL, tenant, context, self._retry_after, raw=raw
         )
         response = trace_service_pb2.ExportTraceServiceResponse()
         if outcome.rejected:

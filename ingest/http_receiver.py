@@ -74,7 +74,7 @@ def gunzip_bounded(body: bytes, limit: int) -> bytes:
 def decode_protobuf(body: bytes) -> Decoded:
     try:
         # TracesData and ExportTraceServiceRequest share field 1 (resource_spans): same bytes.
-        return Decoded(trace_pb2.TracesData.FromString(body))
+        return Decoded(trace_pb2.TracesData.FromString(body), raw=body)
     except DecodeError as exc:
         raise BodyError(
             400, "undecodable", f"body is not an OTLP ExportTraceServiceRequest: {exc}"
@@ -170,7 +170,7 @@ async def handle_export(
             return responder.error(400, "invalid_request", "request could not be decoded")
         try:
             outcome = await admission.export(
-                decoded.data, responder.protocol, tenant, decoded.rejected
+                decoded.data, responder.protocol, tenant, decoded.rejected, decoded.raw
             )
         except RateLimited as exc:
             return responder.error(429, "rate_limited", str(exc), exc.retry_after)

@@ -228,16 +228,21 @@ def partition_chunks(
     partitions: int,
     max_bytes: int,
     partition_of: PartitionOf = partition_for_key,
+    raw: bytes | None = None,
 ) -> PartitionChunks:
     """Every storable span of ``data`` in messages of at most ``max_bytes`` per partition.
 
     The compiled split (``ingest/_otlp_split.pyx``) cuts the serialized request by copying span
     bytes; it gives the same messages as :func:`split_by_partition` + :func:`bounded_chunks`,
-    and leaves every request with a refused span or a message over the limit to them.
+    and leaves every request with a refused span or a message over the limit to them. ``raw``
+    (bytes ``data`` was parsed from, unchanged since) is cut instead of serializing ``data``:
+    the split copies each span's bytes as the client laid them out, which the protobuf parse of
+    every message reads as the same spans (``tests/unit/test_otlp_split_bytes.py``).
     """
     if _COMPILED is not None:
+        payload = raw if raw is not None else data.SerializeToString()
         try:
-            parts = _COMPILED.split(data.SerializeToString(), partitions, partition_of, max_bytes)
+            parts = _COMPILED.split(payload, partitions, partition_of, max_bytes)
         except _COMPILED.Fallback:
             parts = None
         if parts is not None:

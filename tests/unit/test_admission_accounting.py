@@ -14,6 +14,7 @@ from core.tenancy import Limit, TenantConfig
 from ingest import metrics
 from ingest.admission import AdmissionConfig, SpanAdmission
 from ingest.kafka_publisher import PublishError
+from ingest.rpc_status import varint
 from streams.otlp_values import attributes_to_dict
 from tracehouse.demo_traces import make_request
 
@@ -67,6 +68,67 @@ def test_one_message_per_partition_with_tenant_stamp() -> None:
         assert key is not None and partition == partition_for_key(key, 4)
         for rs in td.resource_spans:
             assert attributes_to_dict(rs.resource.attributes)["tracehouse.tenant"] == "acme"
+
+
+# Explicit zero counts (fields 10, 12, 14): protobuf reads them and never writes them, so only
+# a request's own bytes, published as they came, carry them.
+MARK = b"\x50\x00\x60\x00\x70\x00"
+
+
+def _framed(field: int, body: bytes) -> bytes:
+    return varint(field << 3 | 2) + varint(len(body)) + body
+
+
+def _as_client_sent(data: trace_pb2.TracesData, forged_tenant: str = "") -> bytes:
+    """``data`` (one resource, one scope) laid out by a client: MARK in every span."""
+    rs, ss = data.resource_spans[0], data.resource_spans[0].scope_spans[0]
+    resource = trace_pb2.ResourceSpans()
+    resource.resource.CopyFrom(rs.resource)
+    if forged_tenant:
+        kv = resource.resource.attributes.add(key="tracehouse.tenant")
+        kv.value.string_value = forged_tenant
+    spans = b"".join(_framed(2, span.SerializeToString() + MARK) for span in ss.spans)
+    scope = _framed(1, ss.scope.SerializeToString()) + spans
+    return _framed(1, _framed(1, resource.resource.SerializeToString()) + _framed(2, scope))
+
+
+@pytest.mark.parametrize(
+    ("tenant", "forged", "ratio", "as_sent"),
+    [
+        ("", "", 1.0, True),  # nothing changed: the client's bytes go to Kafka
+        ("acme", "", 1.0, False),  # the tenant is stamped: the stamped request goes
+        ("", "evil", 1.0, False),  # a forged tenant is removed first
+        ("", "", 0.5, False),  # head sampling drops spans and writes the threshold
+    ],
+)
+def test_the_request_bytes_are_published_only_while_they_are_the_request(
+    tenant: str, forged: str, ratio: float, as_sent: bool
+) -> None:
+    raw = _as_client_sent(_data(40, 3), forged)
+    request = trace_pb2.TracesData.FromString(raw)
+    total = sum(len(ss.spans) for rs in request.resource_spans for ss in rs.scope_spans)
+    pub = RecordingPublisher()
+    tenants = TenantConfig(tokens={"tok": "acme"})
+    outcome = asyncio.run(
+        _exporter(pub, tenants=tenants, sampling_ratio=ratio).export(
+            request, "unit", tenant, raw=raw
+        )
+    )
+    assert total > 10 and outcome.accepted + outcome.sampled_out == total
+    assert outcome.accepted > 0
+    published = [trace_pb2.TracesData.FromString(value) for _, value, _, _ in pub.messages]
+    spans = sum(
+        len(ss.spans) for td in published for rs in td.resource_spans for ss in rs.scope_spans
+    )
+    assert spans == outcome.accepted
+    assert all(MARK in value for _, value, _, _ in pub.messages) is as_sent
+    assert any(MARK in value for _, value, _, _ in pub.messages) is as_sent
+    stamped = {
+        attributes_to_dict(rs.resource.attributes).get("tracehouse.tenant", "")
+        for td in published
+        for rs in td.resource_spans
+    }
+    assert stamped == {tenant}
 
 
 def test_failed_ack_raises_and_counts_kafka_unavailable() -> None:

@@ -22,6 +22,7 @@ from opentelemetry.proto.trace.v1 import trace_pb2
 
 from core.partitioning import partition_for_key
 from ingest import otlp_split
+from ingest.rpc_status import varint
 from tests.otlp_strategies import one_defect_among, spans, traces_data, valid_spans
 
 compiled = pytest.importorskip("ingest._otlp_split")
@@ -152,3 +153,134 @@ def test_the_admission_path_uses_the_compiled_split() -> None:
     cut = otlp_split.partition_chunks(bad, 4, 1 << 20)
     assert cut.rejected == Counter({"zero_trace_id": 1})
     assert sum(cut.counts.values()) == 1
+
+
+# -- the request's own bytes (ingest cuts them when it did not change the request) ----------
+
+
+def _fields(message: bytes) -> list[bytes]:
+    """The top-level fields of a serialized message, each as its own bytes (key included)."""
+    out: list[bytes] = []
+    at = 0
+    while at < len(message):
+        start = at
+        tag, at = _read_varint(message, at)
+        wire = tag & 7
+        if wire == 0:
+            _, at = _read_varint(message, at)
+        elif wire == 1:
+            at += 8
+        elif wire == 5:
+            at += 4
+        else:
+            n, at = _read_varint(message, at)
+            at += n
+        out.append(message[start:at])
+    return out
+
+
+def _read_varint(buf: bytes, at: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        byte = buf[at]
+        at += 1
+        value |= (byte & 0x7F) << shift
+        shift += 7
+        if byte < 0x80:
+            return value, at
+
+
+def known(payload: bytes) -> trace_pb2.TracesData:
+    """A message as every reader downstream sees it: fields it does not know are skipped."""
+    data = trace_pb2.TracesData.FromString(payload)
+    data.DiscardUnknownFields()
+    return data
+
+
+def _framed(field: int, body: bytes) -> bytes:
+    return varint(field << 3 | 2) + varint(len(body)) + body
+
+
+def relaid(data: trace_pb2.TracesData, order: st.DataObject) -> bytes:
+    """``data`` as a client might lay it out: the fields of every span, scope spans and
+    resource spans in an order hypothesis picks, unknown fields here and there. The protobuf
+    runtime reads it as ``data``; it never writes it so."""
+
+    def shuffle(parts: list[bytes]) -> list[bytes]:
+        """Fields by number in an order hypothesis picks; a repeated field's values keep
+        theirs (it is their meaning)."""
+        numbers = list(dict.fromkeys(_read_varint(f, 0)[0] >> 3 for f in parts))
+        rank = {n: i for i, n in enumerate(order.draw(st.permutations(numbers)))}
+        return sorted(parts, key=lambda f: rank[_read_varint(f, 0)[0] >> 3])
+
+    def among(singular: list[bytes], repeated: list[bytes]) -> list[bytes]:
+        """``singular`` fields anywhere among ``repeated`` ones, whose order is meaning."""
+        out = list(repeated)
+        for part in singular:
+            out.insert(order.draw(st.integers(0, len(out))), part)
+        return out
+
+    def unknown() -> list[bytes]:
+        return [varint(99 << 3) + varint(7)] if order.draw(st.booleans()) else []
+
+    resources = []
+    for rs in data.resource_spans:
+        envelope = []
+        if rs.HasField("resource"):
+            envelope.append(_framed(1, rs.resource.SerializeToString()))
+        if rs.schema_url:
+            envelope.append(_framed(3, rs.schema_url.encode()))
+        scopes = []
+        for ss in rs.scope_spans:
+            parts = []
+            if ss.HasField("scope"):
+                parts.append(_framed(1, ss.scope.SerializeToString()))
+            if ss.schema_url:
+                parts.append(_framed(3, ss.schema_url.encode()))
+            spans_out = []
+            for span in ss.spans:
+                fields = shuffle(_fields(span.SerializeToString()) + unknown())
+                spans_out.append(_framed(2, b"".join(fields)))
+            scopes.append(_framed(2, b"".join(among(parts, spans_out))))
+        resources.append(_framed(1, b"".join(among(envelope, scopes))))
+    return b"".join(resources)
+
+
+@PROPS
+@given(traces_data(spans), st.integers(1, 16), st.data())
+def test_a_request_cut_as_the_client_laid_it_out_holds_the_same_spans(
+    data: trace_pb2.TracesData, partitions: int, order: st.DataObject
+) -> None:
+    """Ingest cuts a protobuf request's own bytes: every message it publishes then reads as
+    the message the protobuf split would publish (same partition, spans, key), or the split
+    declines and the protobuf split decides."""
+    payload = relaid(data, order)
+    assert known(payload) == data
+    try:
+        fast = compiled.split(payload, partitions, partition_for_key, 1 << 20)
+    except compiled.Fallback:
+        return
+    slow, rejected = protobuf_cut(data.SerializeToString(), partitions, 1 << 20)
+    assert not rejected
+    assert [(p, n, first) for p, _, n, first in fast] == [(p, n, f) for p, _, n, f in slow]
+    for (_, mine, _, _), (_, theirs, _, _) in zip(fast, slow, strict=True):
+        assert known(mine) == known(theirs)
+
+
+@PROPS
+@given(traces_data(valid_spans), st.data())
+def test_admission_cuts_the_request_bytes_only_while_they_are_the_request(
+    data: trace_pb2.TracesData, order: st.DataObject
+) -> None:
+    """``raw`` is cut only as long as it is what ``data`` says: a stamped tenant changes the
+    request, and then its serialization is cut (the tenant must reach Kafka)."""
+    payload = relaid(data, order)
+    # Not a test that cannot fail: storable spans in any layout take the compiled split.
+    compiled.split(payload, 4, partition_for_key, 1 << 20)
+    cut = otlp_split.partition_chunks(data, 4, 1 << 20, raw=payload)
+    again = otlp_split.partition_chunks(data, 4, 1 << 20)
+    assert [(p, c.spans, c.first_trace_id) for p, c in cut.chunks] == [
+        (p, c.spans, c.first_trace_id) for p, c in again.chunks
+    ]
+    for (_, mine), (_, theirs) in zip(cut.chunks, again.chunks, strict=True):
+        assert known(mine.payload) == known(theirs.payload)
