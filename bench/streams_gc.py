@@ -5,11 +5,13 @@ collector hardly runs. A real worker holds every span for ``decision_wait`` (and
 graph for its wait), and then CPython's young-generation collections walk hundreds of thousands
 of live objects. This benchmark replays the load generator's traces (``bench/loadgen.py``'s
 profile, split by partition as ingest does) through four partition processors with a simulated
-clock at ``--rate`` spans/s per worker and the e2e tail policy (5 s decision wait), once per
-gen-0 threshold, in fresh processes, and prints spans/s, seconds in GC and collections per
-generation, with the first threshold as the baseline.
+clock at ``--rate`` spans/s per worker and the e2e tail policy (5 s decision wait; or keep-all,
+the default pipeline's, with ``--policy keep-all``), once per gen-0 threshold, in fresh
+processes, and prints spans/s, seconds in GC and collections per generation, with the first
+threshold as the baseline.
 
     .venv/bin/python -m bench.streams_gc [--spans 1200000] [--thresholds 700,50000,200000]
+        [--policy tail|keep-all]
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ PARTITIONS = 8
 WORKER_PARTITIONS = 4  # one of two workers over 8 partitions, as in bench/e2e.py --streams 2
 
 
-def run_one(spans: int, rate: float, threshold: int) -> dict[str, Any]:
+def run_one(spans: int, rate: float, threshold: int, policy: str = "tail") -> dict[str, Any]:
     from bench import e2e, loadgen
     from streams.counters import CounterSet
     from streams.partition_processor import AggregationOptions, PartitionProcessor
@@ -37,7 +39,7 @@ def run_one(spans: int, rate: float, threshold: int) -> dict[str, Any]:
     from streams.span_batch_messages import encode_span_batches
     from tracehouse.loadgen_traces import LoadProfile
 
-    cfg = parse_config(e2e.TAIL_POLICY)
+    cfg = parse_config(e2e.TAIL_POLICY if policy == "tail" else {"decision_wait": "5s"})
     items, _ = loadgen.build_items(LoadProfile(), 1, spans, 20, partitions=PARTITIONS)
     every = [(p, v) for item in items for (p, _, v) in item.messages]
     spans_per_message = spans / len(every)
@@ -95,21 +97,26 @@ def main() -> None:
     )
     ap.add_argument("--rate", type=float, default=25_000, help="simulated spans/s per worker")
     ap.add_argument("--thresholds", default="700,50000,200000", help="gen-0 thresholds")
+    ap.add_argument("--policy", choices=["tail", "keep-all"], default="tail")
     ap.add_argument("--one", type=int, help=argparse.SUPPRESS)  # child process mode
     args = ap.parse_args()
     if args.one is not None:
-        print(json.dumps(run_one(args.spans, args.rate, args.one)))
+        print(json.dumps(run_one(args.spans, args.rate, args.one, args.policy)))
         return
     results = []
     for threshold in [int(t) for t in args.thresholds.split(",")]:
         out = subprocess.run(
-            [sys.executable, __file__, "--spans", str(args.spans), "--rate", str(args.rate),
-             "--one", str(threshold)],
-            check=True, capture_output=True, text=True,
+            # As a module from the repository root: run as a file, ``bench`` would not import.
+            [sys.executable, "-m", "bench.streams_gc", "--spans", str(args.spans),
+             "--rate", str(args.rate), "--policy", args.policy, "--one", str(threshold)],
+            check=True, capture_output=True, text=True, cwd=ROOT,
         )  # fmt: skip
         results.append(json.loads(out.stdout))
     base = results[0]["spans_per_s"]
-    print(f"spans={results[0]['spans']:,} per run, simulated {args.rate:,.0f} spans/s per worker")
+    print(
+        f"spans={results[0]['spans']:,} per run, simulated {args.rate:,.0f} spans/s per worker,"
+        f" policy {args.policy}"
+    )
     for r in results:
         print(
             f"gen0 threshold {r['threshold']:>7}: {r['spans_per_s']:>9,.0f} spans/s "

@@ -484,6 +484,7 @@ cdef extern from "Python.h":
         PyMemberDef* d_member
     ctypedef struct PyTypeObject
     object PyType_GenericAlloc(PyTypeObject* t, Py_ssize_t n)
+    void PyObject_GC_UnTrack(object o)
     int T_OBJECT_EX
 
 cdef enum:
@@ -514,6 +515,11 @@ def use_layout(cls, tuple names):
 
 
 cdef object _fill(tuple values):
+    """A view with ``values`` in its slots, left out of the cycle collector: what the pass puts
+    in a view (strings, bytes, numbers, dicts of strings, tuples of those) never refers back
+    to it, and what streams later sets on it (a relinked parent, a weight, rendered text) is
+    of the same kinds, so a view is never part of a cycle. The worker holds every view for the
+    decision wait: collections then walked them all (a tenth of its CPU under keep-all)."""
     cdef object obj = PyType_GenericAlloc(<PyTypeObject*>_LAYOUT_OF, 0)
     cdef Py_ssize_t i
     cdef PyObject* v
@@ -521,6 +527,7 @@ cdef object _fill(tuple values):
         v = <PyObject*>values[i]
         Py_INCREF(<object>v)
         (<PyObject**>((<char*><PyObject*>obj) + _OFFSETS[i]))[0] = v
+    PyObject_GC_UnTrack(obj)
     return obj
 
 

@@ -10,6 +10,8 @@ the state (the two ordered maps, the edges, the counters) stays on the Python ob
 adding equal (tests/unit/test_service_graph_compiled.py).
 """
 
+cimport cython
+
 from streams.adjusted_count import adjusted_count
 
 # Bumped whenever the Python side must change with this file (streams/service_graph.py).
@@ -22,9 +24,14 @@ KIND_CONSUMER = 5
 STATUS_ERROR = 2
 
 
+@cython.no_gc
 cdef class Half:
     """One span waiting for its partner: what an edge needs of it (same fields as the
-    reference ``_Half``)."""
+    reference ``_Half``).
+
+    Not tracked by the cycle collector: a half holds only strings and numbers, so it can never
+    be part of a cycle, and the graph keeps a few hundred thousand of them alive for its wait,
+    which every collection of their generation would otherwise walk."""
 
     cdef public str tenant
     cdef public str service

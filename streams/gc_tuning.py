@@ -13,6 +13,11 @@ collections), 200k 0.2 s of 5.3 (4 young collections, each a ~50 ms pause): 1.33
 default's spans/s and 1.12x the previous 50k. Reference cycles are rare here (plain dicts,
 lists and slotted records), so collecting less often costs little memory, and the older
 generations still run so cyclic garbage is reclaimed.
+
+Since then the two most numerous of those objects are not tracked at all: the compiled pass
+leaves its span views out of the collector and the compiled graph's halves are ``no_gc`` (both
+can never be in a cycle). ``bench/streams_gc.py --policy keep-all``: 0.15-0.19 s of GC per
+run against 0.06-0.07 s, ~5 % of the worker's path.
 """
 
 from __future__ import annotations
