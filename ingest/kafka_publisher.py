@@ -31,7 +31,7 @@ def producer_config(
     kafka: KafkaConnection,
     *,
     compression: str = "lz4",
-    linger_ms: int = 5,
+    linger_ms: int = 25,
     timeout_ms: int = 30_000,
     max_message_bytes: int = 1_000_000,
     **overrides: Any,
