@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import os
 from collections import Counter
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -223,26 +224,25 @@ def relaid(data: trace_pb2.TracesData, order: st.DataObject) -> bytes:
     def unknown() -> list[bytes]:
         return [varint(99 << 3) + varint(7)] if order.draw(st.booleans()) else []
 
+    def envelope(container: Any, name: str) -> list[bytes]:
+        """A ResourceSpans' or ScopeSpans' field 1 (``name``: resource, scope) and schema_url."""
+        out = []
+        if container.HasField(name):
+            out.append(_framed(1, getattr(container, name).SerializeToString()))
+        if container.schema_url:
+            out.append(_framed(3, container.schema_url.encode()))
+        return out
+
     resources = []
     for rs in data.resource_spans:
-        envelope = []
-        if rs.HasField("resource"):
-            envelope.append(_framed(1, rs.resource.SerializeToString()))
-        if rs.schema_url:
-            envelope.append(_framed(3, rs.schema_url.encode()))
         scopes = []
         for ss in rs.scope_spans:
-            parts = []
-            if ss.HasField("scope"):
-                parts.append(_framed(1, ss.scope.SerializeToString()))
-            if ss.schema_url:
-                parts.append(_framed(3, ss.schema_url.encode()))
             spans_out = []
             for span in ss.spans:
                 fields = shuffle(_fields(span.SerializeToString()) + unknown())
                 spans_out.append(_framed(2, b"".join(fields)))
-            scopes.append(_framed(2, b"".join(among(parts, spans_out))))
-        resources.append(_framed(1, b"".join(among(envelope, scopes))))
+            scopes.append(_framed(2, b"".join(among(envelope(ss, "scope"), spans_out))))
+        resources.append(_framed(1, b"".join(among(envelope(rs, "resource"), scopes))))
     return b"".join(resources)
 
 
