@@ -24,7 +24,7 @@ from functools import lru_cache
 from typing import Any
 
 from core.consistent_sampling import MAX_THRESHOLD, parse_ot
-from streams.span_views import SpanView, attributes_of
+from streams.span_views import SpanView, text_attributes
 
 # 1/p above this (p < 1e-9) is treated as this: one span never outweighs a billion.
 MAX_ADJUSTED_COUNT = 1e9
@@ -91,9 +91,7 @@ def adjusted_count(view: SpanView) -> float:
     trace_state = view.trace_state
     weight = from_threshold(trace_state) if trace_state else None
     if weight is None and not view.parent_span_id:
-        attrs = view.attributes
-        if attrs is None and view.raw is not None:
-            attrs = attributes_of(view)  # a lazy view: a root's text is made here
+        attrs = text_attributes(view)
         if attrs is not None:
             if attrs:
                 weight = from_jaeger_tags(attrs.items())

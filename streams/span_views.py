@@ -258,11 +258,18 @@ def wire_size(view: SpanView) -> int:
     return int(view.span.ByteSize())
 
 
+def text_attributes(view: SpanView) -> dict[str, str] | None:
+    """The span's attributes as text when they cost no protobuf walk: already converted, or a
+    lazy view's (rendered now, from its bytes in one compiled pass). None for a protobuf view
+    not yet converted, whose caller may read only the attributes it needs."""
+    if view.attributes is None and view.raw is not None:
+        return attributes_of(view)
+    return view.attributes
+
+
 def first_attribute(view: SpanView, keys: tuple[str, ...]) -> str:
     """The value of the first of ``keys`` the span has, without converting all attributes."""
-    attrs = view.attributes
-    if attrs is None and view.raw is not None:
-        attrs = attributes_of(view)
+    attrs = text_attributes(view)
     if attrs is not None:
         for k in keys:
             if k in attrs:
