@@ -77,6 +77,9 @@ class KafkaPublisher:
     Several delivery timeouts in a row with no success in between therefore also replace
     the producer; the fresh one asks the broker for a new producer id. When the broker is
     simply down, the fresh producer fails the same way until it is back, which costs nothing.
+    Or the restarted broker answers every message at once with a refusal of the producer's
+    id or epoch (PRODUCER_FENCED, seen after a Tansu restart with batches in flight), which
+    librdkafka does not count as fatal either: one such delivery error replaces the producer.
     """
 
     #: consecutive delivery timeouts (no success in between) that trigger a replacement
@@ -89,6 +92,7 @@ class KafkaPublisher:
         self._stop = threading.Event()
         self.resets = 0
         self._timeouts_in_a_row = 0
+        self._replacing = False
         self._poller = threading.Thread(target=self._poll, name="kafka-poll", daemon=True)
         self._poller.start()
 
@@ -121,17 +125,32 @@ class KafkaPublisher:
             if self._fatal.is_set():
                 self._replace_producer()
 
+    def _identity_refused(self, err: KafkaError) -> None:
+        """The broker refused this producer's id or epoch for good (see the class docstring):
+        every later message would fail the same way, so the producer is replaced."""
+        if not self._fatal.is_set():
+            log.warning(
+                "the broker refuses the producer's identity; replacing the producer",
+                extra={"fields": {"error": err.str()}},
+            )
+        self._fatal.set()
+
     def _replace_producer(self) -> None:
         old = self._producer
         self._producer = Producer(self._config)
         self._fatal.clear()
         self._timeouts_in_a_row = 0
         self.resets += 1
+        # The old producer's messages fail now, with the error that condemned it: that must
+        # not condemn the new one.
+        self._replacing = True
         try:
             old.purge(True, True, False)
             old.poll(0)
         except KafkaException:
             pass
+        finally:
+            self._replacing = False
         remaining = len(old)
         log.warning(
             "kafka producer replaced after a fatal error",
@@ -150,6 +169,8 @@ class KafkaPublisher:
                 self._timeouts_in_a_row = 0
             elif err.code() == KafkaError._MSG_TIMED_OUT:
                 self._timeouts_in_a_row += 1
+            elif err.code() in PRODUCER_IDENTITY_ERRORS and not self._replacing:
+                self._identity_refused(err)
             loop.call_soon_threadsafe(_settle, fut, err)
 
         kwargs: dict[str, Any] = {"key": key, "on_delivery": delivered}
@@ -187,6 +208,18 @@ _PERMANENT = frozenset(
         KafkaError.TOPIC_AUTHORIZATION_FAILED,
         KafkaError.CLUSTER_AUTHORIZATION_FAILED,
         KafkaError._INVALID_ARG,
+    }
+)
+
+
+# Delivery errors that mean the broker will never again accept this producer's id or epoch.
+PRODUCER_IDENTITY_ERRORS = frozenset(
+    {
+        KafkaError.PRODUCER_FENCED,
+        KafkaError.INVALID_PRODUCER_EPOCH,
+        KafkaError.UNKNOWN_PRODUCER_ID,
+        KafkaError.INVALID_PRODUCER_ID_MAPPING,
+        KafkaError.OUT_OF_ORDER_SEQUENCE_NUMBER,
     }
 )
 
