@@ -33,6 +33,12 @@ STALE_INTENTS = Counter(
     "broker lost its log): the record now at that offset is another one",
     ["topic"],
 )
+TOPIC_REJOINS = Counter(
+    "tracehouse_sink_topic_rejoins",
+    "Times the sink subscribed again because a subscribed topic was re-created (a new topic "
+    "id, or back after missing): librdkafka may otherwise keep an empty assignment",
+    ["topic"],
+)
 BATCHES = Counter("tracehouse_sink_batches", "Batches flushed", ["table", "outcome"])
 CLICKHOUSE_ERRORS = Counter(
     "tracehouse_sink_clickhouse_errors",

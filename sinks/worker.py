@@ -34,6 +34,7 @@ from confluent_kafka import (
     Producer,
     TopicPartition,
 )
+from confluent_kafka.admin import AdminClient
 from prometheus_client import start_http_server
 
 from core import logs
@@ -48,6 +49,7 @@ from sinks.clickhouse_errors import ErrorClass
 from sinks.clickhouse_store import BatchStore
 from sinks.decoding import Decoded, decode_message
 from sinks.isolation import Part, Rejection, rejected_rows, store_isolating
+from sinks.topic_lives import TopicLifeWatch
 from sinks.writers import writers_by_topic
 
 log = logging.getLogger("tracehouse.sink")
@@ -107,14 +109,10 @@ class SinkWorker:
         )
         self._thread_stores = threading.local()
         self.consumer = Consumer(consumer_config(settings))
-        self.dlq = Producer(
-            client_config(
-                settings.kafka,
-                acks="all",
-                enable_idempotence=True,
-                message_max_bytes=DLQ_MAX_MESSAGE_BYTES,
-            )
+        self.topic_watch = TopicLifeWatch(
+            AdminClient(client_config(settings.kafka)), list(self.writers)
         )
+        self.dlq = self._dlq_producer()
         self.batches: dict[Key, PartitionBatch] = {}
         # Recorded intents not yet committed: (topic, partition) -> [(first, last), ...]
         self.replays: dict[Key, list[Intent]] = {}
@@ -122,6 +120,16 @@ class SinkWorker:
         # Partitions pushed back while paused: (topic, partition) -> offset to re-read from.
         self.held: dict[Key, int] = {}
         self.running = True
+
+    def _dlq_producer(self) -> Producer:
+        return Producer(
+            client_config(
+                self.settings.kafka,
+                acks="all",
+                enable_idempotence=True,
+                message_max_bytes=DLQ_MAX_MESSAGE_BYTES,
+            )
+        )
 
     def _clickhouse_store(self) -> BatchStore:
         return BatchStore(
@@ -191,19 +199,58 @@ class SinkWorker:
         )
 
     # -- main loop ---------------------------------------------------------------------------
-    def run(self) -> None:
+    def _subscribe(self) -> None:
         self.consumer.subscribe(
             list(self.writers),
             on_assign=self._on_assign,
             on_revoke=self._on_revoke,
             on_lost=self._on_revoke,
         )
+
+    def _rejoin(self, topics: list[str]) -> None:
+        """Start over with new Kafka clients after ``topics`` began a new life
+        (sinks/topic_lives.py).
+
+        Subscribing again is not enough: the old consumer was seen assigned every partition
+        of the re-created topics and fetching nothing, without an error, because librdkafka
+        keeps what it knew of the old topics (their ids, leader epochs, positions) and does not
+        replace it from the new metadata. Fresh clients know only the topics as they are now.
+        Uncommitted batches are dropped as in any rebalance and re-read from the committed
+        offsets (a re-created topic has none: from its start), intents replayed as usual.
+        """
+        for topic in topics:
+            metrics.TOPIC_REJOINS.labels(topic).inc()
+        log.warning(
+            "subscribed topic re-created: replacing the Kafka clients and rejoining the group",
+            extra={"fields": {"topics": topics}},
+        )
+        old = self.consumer
+        self.consumer = Consumer(consumer_config(self.settings))
+        try:
+            old.close()  # leaves the group; its revocation drops the uncommitted batches
+        except (KafkaException, RuntimeError) as exc:
+            log.warning("closing the replaced consumer failed: %s", exc)
+        self.batches.clear()
+        self.replays.clear()
+        self.held.clear()
+        self.paused = False
+        self._update_buffer_gauge()
+        self.dlq.flush(5)
+        self.dlq = self._dlq_producer()
+        self._subscribe()
+
+    def run(self) -> None:
+        self._subscribe()
         try:
             while self.running:
                 messages = self.consumer.consume(1000, 0.2)
                 for msg, decoded in zip(messages, self._decode(messages), strict=True):
                     self._handle(msg, decoded)
-                self._flush_due(time.monotonic())
+                now = time.monotonic()
+                self._flush_due(now)
+                renewed = self.topic_watch.poll(now)
+                if renewed:
+                    self._rejoin(renewed)
         finally:
             self.consumer.close()
             self.dlq.flush(10)
@@ -245,6 +292,17 @@ class SinkWorker:
             batch.planned_last_offset = drop_stale_plans(
                 self.replays[key], offset, batch.first_timestamp_ms, self._other_life(key)
             )
+            if batch.planned_last_offset is not None:
+                log.info(
+                    "replaying a recorded batch intent",
+                    extra={
+                        "fields": {
+                            "partition": f"{key[0]}/{key[1]}",
+                            "offsets": f"{offset}-{batch.planned_last_offset}",
+                            "first_timestamp_ms": batch.first_timestamp_ms,
+                        }
+                    },
+                )
         if decoded.table is not None:
             batch.add(offset, decoded.table, decoded.table.num_rows, msg.key(), msg.value() or b"")
         else:
