@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import os
 import random
 import socket
+import tempfile
 import time
 from pathlib import Path
 
@@ -16,6 +18,12 @@ class PortInUseError(RuntimeError):
 # port would fail to start only later, when the second one binds.
 _HANDED_OUT: set[int] = set()
 _LISTEN_RANGE_FLOOR = 10_000
+# Ports handed out by any process on this machine: one file per port holding the claiming
+# process's id. A port free when picked stays free only until its component binds it, seconds
+# later; two processes picking at once (pytest-xdist workers, two `up --auto-ports`) could pick
+# the same one, and the second component then failed with "address already in use" while its
+# health check was answered by the first one's listener (seen in the fault suite).
+_CLAIMS = Path(tempfile.gettempdir()) / "tracehouse-ports"
 
 
 def _ephemeral_range() -> tuple[int, int]:
@@ -25,6 +33,50 @@ def _ephemeral_range() -> tuple[int, int]:
         return int(low), int(high)
     except (OSError, ValueError):
         return 32768, 60999
+
+
+def _claim(port: int) -> bool:
+    """Claim ``port`` for this process against every other process on the machine; a claim
+    whose process has exited is taken over (its components exited with it or were stopped)."""
+    try:
+        _CLAIMS.mkdir(mode=0o777, exist_ok=True)
+    except OSError:
+        return True  # nowhere to record claims: the bind check alone, as before
+    path = _CLAIMS / str(port)
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644)
+        except FileExistsError:
+            if _claimant_alive(path):
+                return False
+            path.unlink(missing_ok=True)
+            continue
+        except OSError:
+            return True
+        with os.fdopen(fd, "w") as claim:
+            claim.write(str(os.getpid()))
+        return True
+    return False
+
+
+def _claimant_alive(path: Path) -> bool:
+    """Whether the process named in a claim file still runs (an unreadable or half-written
+    claim counts as alive: its writer may be between creating and filling it)."""
+    try:
+        pid = int(path.read_text() or "0")
+    except (OSError, ValueError):
+        return True
+    if pid <= 0:
+        return True
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 def _bindable(port: int) -> bool:
@@ -50,7 +102,7 @@ def free_port() -> int:
     rng = random.SystemRandom()
     for _ in range(200):
         port = rng.randrange(_LISTEN_RANGE_FLOOR, ceiling)
-        if port not in _HANDED_OUT and _bindable(port):
+        if port not in _HANDED_OUT and _bindable(port) and _claim(port):
             _HANDED_OUT.add(port)
             return port
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:  # range exhausted: kernel's pick
