@@ -9,6 +9,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from deploy.local.processes import pid_alive
+
 
 class PortInUseError(RuntimeError):
     pass
@@ -66,17 +68,7 @@ def _claimant_alive(path: Path) -> bool:
         pid = int(path.read_text() or "0")
     except (OSError, ValueError):
         return True
-    if pid <= 0:
-        return True
-    if pid == os.getpid():
-        return True
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
+    return pid <= 0 or pid_alive(pid)
 
 
 def _bindable(port: int) -> bool:

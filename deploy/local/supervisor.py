@@ -27,6 +27,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any, Protocol
 
+from deploy.local.processes import pid_alive
+
 STATE_FILE = "supervisor.json"
 
 # Component roles: a "service" (broker, ClickHouse) holds the data; a "pipeline" component
@@ -305,18 +307,6 @@ def _exit_code(proc: Process) -> int:
 # -- reading the state (for `tracehouse status`) --------------------------------------------
 
 
-def _alive(pid: int) -> bool:
-    if pid <= 0:  # os.kill(0 or -1, ...) would address process groups, not one process
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
-
-
 def read_state(run_dir: Path) -> dict[str, Any] | str:
     """The supervisor's last state in ``run_dir``, or why there is none.
 
@@ -330,7 +320,7 @@ def read_state(run_dir: Path) -> dict[str, Any] | str:
         return f"no `tracehouse up` state in {run_dir}"
     except (OSError, ValueError) as exc:
         return f"unreadable {path}: {exc}"
-    if state.get("running") and not _alive(int(state.get("up_pid", 0))):
+    if state.get("running") and not pid_alive(int(state.get("up_pid", 0))):
         state["running"] = False
         for comp in state.get("components", []):
             if comp.get("state") in (RUNNING, RESTARTING):
