@@ -35,8 +35,8 @@ STALE_INTENTS = Counter(
 )
 TOPIC_REJOINS = Counter(
     "tracehouse_sink_topic_rejoins",
-    "Times the sink subscribed again because a subscribed topic was re-created (a new topic "
-    "id, or back after missing): librdkafka may otherwise keep an empty assignment",
+    "Times the sink replaced its Kafka clients and rejoined its group because a subscribed "
+    "topic was re-created (a new topic id, or back after missing)",
     ["topic"],
 )
 BATCHES = Counter("tracehouse_sink_batches", "Batches flushed", ["table", "outcome"])

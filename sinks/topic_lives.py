@@ -6,9 +6,10 @@ librdkafka does not reliably rebalance onto it: a sink that rejoined its group w
 topics were missing, and whose metadata then showed them again with the same partition
 count, kept an empty assignment with no error at all (the broker-restart fault test, when
 the topics came back about a second after the rejoin). Its subscription looked unchanged, so
-nothing asked for another rebalance. Topic ids (KIP-516) are new for every life, so comparing
-them between two looks names the event; the sink then subscribes again, which makes the group
-rebalance onto the topics as they are now.
+nothing asked for another rebalance; subscribing again got it every partition, from which it
+fetched nothing. Topic ids (KIP-516) are new for every life, so comparing them between two
+looks names the event; the sink then replaces its Kafka clients, which know only the topics as
+they are now, and rejoins its group.
 
 :func:`new_lives` is the pure decision; :class:`TopicLifeWatch` asks the broker without ever
 blocking the consume loop.
@@ -89,13 +90,11 @@ class TopicLifeWatch:
             return []
         if not all(future.done() for future in self._pending.values()):
             return []
-        current = {
-            topic: topic_id
-            for topic, topic_id in (
-                (topic, _topic_id(future)) for topic, future in self._pending.items()
-            )
-            if topic_id is not _UNKNOWN
-        }
+        current: dict[str, str | None] = {}
+        for topic, future in self._pending.items():
+            topic_id = _topic_id(future)
+            if topic_id is not _UNKNOWN:
+                current[topic] = topic_id
         self._pending = None
         changed = new_lives(self._ids, current)
         self._ids.update(current)

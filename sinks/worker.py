@@ -232,8 +232,6 @@ class SinkWorker:
             log.warning("closing the replaced consumer failed: %s", exc)
         self.batches.clear()
         self.replays.clear()
-        self.held.clear()
-        self.paused = False
         self._update_buffer_gauge()
         self.dlq.flush(5)
         self.dlq = self._dlq_producer()
