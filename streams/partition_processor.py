@@ -27,7 +27,7 @@ from streams.service_graph import ServiceGraph
 from streams.span_fingerprint import same_content, span_key, split_keys
 from streams.span_views import Rejected, SpanView, rejected_payload, span_views
 from streams.trace_buffer import BufferedTrace, DecisionCache, TraceBuffer
-from streams.zipkin_links import relink_orphaned_shared_servers
+from streams.zipkin_links import needs_whole_trace, relink_orphaned_shared_servers
 
 
 @dataclass(frozen=True)
@@ -140,6 +140,10 @@ class PartitionProcessor:
         # Under sampling most spans are dropped unread: the compiled pass then leaves their
         # text in their bytes until their trace is kept (streams.otlp_scan, lazy views).
         self.lazy_text = not keeps_every_trace(policies)
+        # Keep-all knows every decision before a trace's first span: waiting would change
+        # nothing about what is kept, only delay it (and hold every span in memory for the
+        # wait). Such traces are decided on arrival; see _decide_on_arrival for the exception.
+        self.decides_on_arrival = keeps_every_trace(policies)
         self.options = options
         self.counters = counters
         self.pending = CounterSet()
@@ -255,9 +259,13 @@ class PartitionProcessor:
             if known is not None:
                 counted.extend(self._follow_decision(tid, recs, offset, *known))
                 continue
-            if route_checks and tid not in self.buffer:
+            buffered = tid in self.buffer
+            if route_checks and not buffered:
                 route_checks -= 1
                 self._check_route(tid_bytes)
+            if self.decides_on_arrival and not buffered and not needs_whole_trace(recs):
+                counted.extend(self._decide_on_arrival(tid, tid_bytes, recs, offset, now))
+                continue
             recs, keys, dups = self._new_spans(self.buffer.get(tid), recs)
             counted.extend(recs)
             has_root = self.buffer.decide_on_root_span and any(not r.parent_span_id for r in recs)
@@ -333,7 +341,10 @@ class PartitionProcessor:
         self._decisions.append((tid, sampled, offset))
         if not recs:
             return recs
-        self.counters.add(c.SPANS_LATE, len(recs), "sampled" if sampled else "not_sampled")
+        if not (sampled and self.decides_on_arrival):
+            # Under keep-all every trace is decided on its first message, so its later spans
+            # are not late in any sense an operator could act on.
+            self.counters.add(c.SPANS_LATE, len(recs), "sampled" if sampled else "not_sampled")
         if sampled:
             self._send(tid, recs)
             self.counters.add(c.SPANS_SAMPLED, len(recs))
@@ -341,9 +352,38 @@ class PartitionProcessor:
             self.counters.add(c.SPANS_SAMPLED_OUT, len(recs), "late")
         return recs
 
-    def _send(self, tid: str, recs: list[SpanView]) -> None:
+    def _decide_on_arrival(
+        self, tid: str, tid_bytes: bytes, recs: list[SpanView], offset: int, now: float
+    ) -> list[SpanView]:
+        """Decide a new trace from its first message (keep-all); returns the spans RED counts.
+
+        The decision is recorded through ``offset`` like any other, so the trace's later
+        spans follow it (:meth:`_follow_decision`: copies dropped by their sent keys) and a
+        replay after a failover skips what was already forwarded. The outbox is delivered
+        with the tick that persists the decision, as for late spans, so no offset is
+        committed before its spans are on the broker."""
+        recs, keys, dups = self._new_spans(None, recs)
+        failed: list[str] = []
+        keep, reason = evaluate_all(self.policies, TraceView(tid_bytes, recs), now, failed)
+        for name in failed:
+            self.counters.add(c.POLICY_ERRORS, 1, name)
+        self.cache.put(tid, keep, offset)
+        self._decisions.append((tid, keep, offset))
+        if dups:
+            self.counters.add(c.SPANS_DUPLICATE, dups)
+        if keep:
+            self._send(tid, recs, b"".join(keys))
+            self.counters.add(c.TRACES_SAMPLED, 1, reason)
+            self.counters.add(c.SPANS_SAMPLED, len(recs))
+        else:
+            self.counters.add(c.TRACES_NOT_SAMPLED, 1, reason)
+            self.counters.add(c.SPANS_SAMPLED_OUT, len(recs), reason)
+        return recs
+
+    def _send(self, tid: str, recs: list[SpanView], keys: bytes | None = None) -> None:
         self._outbox.extend(recs)
-        keys = b"".join(span_key(r) for r in recs)
+        if keys is None:
+            keys = b"".join(span_key(r) for r in recs)
         self._outbox_keys[tid] = self._outbox_keys.get(tid, b"") + keys
         self.cache.add_sent_keys(tid, keys)
 

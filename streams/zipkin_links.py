@@ -18,6 +18,13 @@ KIND_SERVER = 2
 ZIPKIN_PARENT_ID = ("zipkin.parent_id",)
 
 
+def needs_whole_trace(records: list[SpanView]) -> bool:
+    """Whether these spans hold a shared server half this module may have to re-parent, so
+    their trace must wait for its decision even where the policies know it at once
+    (keep-all decides on arrival, ``streams.partition_processor``)."""
+    return any(r.kind == KIND_SERVER and first_attribute(r, ZIPKIN_PARENT_ID) for r in records)
+
+
 def relink_orphaned_shared_servers(records: list[SpanView]) -> list[tuple[bytes, bytes]]:
     """Re-parent orphaned shared server halves in place; returns (old parent, new parent)."""
     ids = {r.span_id for r in records}

@@ -194,3 +194,64 @@ def test_a_full_service_graph_is_counted_not_silent() -> None:
     published = Counter(proc.tick(102).counters)
     published.update(live.drain())
     assert published[(c.GRAPH_DROPPED_FULL, "")] == 3
+
+
+KEEP_ALL = {"decision_wait": 5, "policies": [{"name": "all", "type": "always_sample"}]}
+
+
+def test_keep_all_sends_a_trace_with_the_next_tick_not_after_the_wait() -> None:
+    proc, cnt = make(None, **KEEP_ALL)
+    spans = [
+        SpanSpec(tid(1), sid(1), "shop", kind=CLIENT),
+        SpanSpec(tid(1), sid(2), "pay", parent_id=sid(1), kind=SERVER),
+    ]
+    proc.process(0, payload(spans), 100.0)
+    assert len(proc.buffer) == 0
+    out = proc.tick(100.1)  # long before the 5 s decision wait
+    assert {r.span_id for r in out.sampled} == {sid(1), sid(2)}
+    assert out.decisions == [(hexid(1), True, 0)]
+    assert out.sent_keys and hexid(1) in out.sent_keys
+    assert cnt.get(c.TRACES_SAMPLED, "all") == 1 and cnt.get(c.SPANS_SAMPLED) == 2
+
+
+def test_keep_all_later_spans_follow_dropping_copies_and_are_not_counted_late() -> None:
+    proc, cnt = make(None, **KEEP_ALL)
+    first = SpanSpec(tid(1), sid(1), "shop")
+    proc.process(0, payload([first, first]), 100.0)  # a copy within the message
+    assert proc.delivered(proc.tick(100.1)) == []  # its RED window is still open
+    proc.process(1, payload([first, SpanSpec(tid(1), sid(2), "shop", parent_id=sid(1))]), 100.5)
+    out = proc.tick(101.1)
+    assert [r.span_id for r in out.sampled] == [sid(2)]
+    # Committable once the tick that sent them (and closed their RED window) is delivered.
+    assert proc.delivered(out) == [0, 1]
+    assert cnt.get(c.SPANS_DUPLICATE) == 2
+    assert cnt.get(c.SPANS_SAMPLED) == 2
+    assert cnt.get(c.TRACES_SAMPLED, "all") == 1
+    assert cnt.get(c.SPANS_LATE, "sampled") == 0
+
+
+def test_keep_all_waits_for_a_zipkin_shared_server_half_and_relinks_it() -> None:
+    proc, _ = make(None, **KEEP_ALL)
+    orphan = SpanSpec(
+        tid(1), sid(2), "pay", parent_id=sid(9), kind=SERVER,
+        attributes={"zipkin.parent_id": sid(1).hex()},
+    )  # fmt: skip
+    proc.process(0, payload([SpanSpec(tid(1), sid(1), "shop"), orphan]), 100.0)
+    assert proc.tick(100.1).sampled == []
+    out = proc.tick(105.1)
+    assert {r.span_id: r.parent_span_id for r in out.sampled} == {sid(1): b"", sid(2): sid(1)}
+
+
+def test_keep_all_decides_new_traces_on_arrival_while_a_zipkin_trace_waits() -> None:
+    proc, _ = make(None, **KEEP_ALL)
+    orphan = SpanSpec(
+        tid(1), sid(2), "pay", parent_id=sid(9), kind=SERVER,
+        attributes={"zipkin.parent_id": sid(1).hex()},
+    )  # fmt: skip
+    proc.process(0, payload([orphan, SpanSpec(tid(2), sid(3), "shop")]), 100.0)
+    # The buffered trace's later spans join it instead of being decided on arrival.
+    proc.process(1, payload([SpanSpec(tid(1), sid(4), "pay", parent_id=sid(2))]), 100.5)
+    out = proc.tick(100.6)
+    assert [r.span_id for r in out.sampled] == [sid(3)]
+    out = proc.tick(105.1)
+    assert {r.span_id for r in out.sampled} == {sid(2), sid(4)}

@@ -28,14 +28,18 @@ from streams.partition_processor import (
 )
 from streams.sampling_config import parse_config
 from streams.state_log import apply_state, encode_state
-from tracehouse.span_specs import SpanSpec, payload, sid, tid
+from tracehouse.span_specs import SERVER, SpanSpec, payload, sid, tid
 
 EXAMPLES = int(os.environ.get("TRACEHOUSE_FUZZ_EXAMPLES", "150"))
 KEEP_ALL = {
     "decision_wait": 1,
-    "num_traces": 3,  # small, so evictions happen too
+    "num_traces": 3,  # small, so evictions happen too (traces that wait: Zipkin shared halves)
     "policies": [{"name": "all", "type": "always_sample"}],
 }
+# Every trace waits for its decision (keep-all decides most on arrival).
+HALF = {**KEEP_ALL, "policies": [{"name": "half", "type": "probabilistic",
+                                  "probabilistic": {"sampling_percentage": 50}}]}  # fmt: skip
+OK, BAD, SHARED = 0, 1, 2  # a span as sent: valid, unstorable time, Zipkin shared server half
 BAD_TIME = 2**63
 
 
@@ -61,8 +65,8 @@ def restore(broker: Broker) -> RestoredState:
 
 
 class Worker:
-    def __init__(self, broker: Broker) -> None:
-        cfg = parse_config(KEEP_ALL)
+    def __init__(self, broker: Broker, policy: dict[str, object]) -> None:
+        cfg = parse_config(policy)
         restored = restore(broker)
         self.broker = broker
         self.proc = PartitionProcessor(
@@ -91,33 +95,42 @@ class Worker:
             b.committed = max(b.committed, acked[-1] + 1)
 
 
-def spans_strategy() -> st.SearchStrategy[list[tuple[int, int, bool]]]:
-    # (trace, span, bad time): small id spaces, so retries and late spans are common.
-    span = st.tuples(st.integers(1, 5), st.integers(1, 8), st.just(False))
-    bad = st.tuples(st.integers(1, 5), st.integers(1, 8), st.just(True))
-    return st.lists(st.one_of(span, span, span, bad), min_size=1, max_size=6)
+def spans_strategy() -> st.SearchStrategy[list[tuple[int, int, int]]]:
+    # (trace, span, OK/BAD/SHARED): small id spaces, so retries and late spans are common.
+    span = st.tuples(st.integers(1, 5), st.integers(1, 8), st.just(OK))
+    other = st.tuples(st.integers(1, 5), st.integers(1, 8), st.sampled_from([BAD, SHARED]))
+    return st.lists(st.one_of(span, span, span, other), min_size=1, max_size=6)
 
 
-def message(spans: list[tuple[int, int, bool]]) -> bytes:
-    good = 1_700_000_000 * 10**9
-    specs = [
-        SpanSpec(tid(t), sid(t * 100 + s), "svc", start_ns=BAD_TIME if bad else good)
-        for t, s, bad in spans
-    ]
-    return payload(specs)
+def spec(t: int, s: int, how: int) -> SpanSpec:
+    span = SpanSpec(tid(t), sid(t * 100 + s), "svc", start_ns=1_700_000_000 * 10**9)
+    if how == BAD:
+        span.start_ns = BAD_TIME
+    elif how == SHARED:  # its parent never comes: re-parented to the declared one at decision
+        span.kind, span.parent_id = SERVER, sid(999)
+        span.attributes["zipkin.parent_id"] = sid(t * 100).hex()
+    return span
+
+
+def message(spans: list[tuple[int, int, int]]) -> bytes:
+    return payload([spec(*s) for s in spans])
 
 
 @settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
+    policy=st.sampled_from([KEEP_ALL, HALF]),
     messages=st.lists(spans_strategy(), min_size=1, max_size=25),
     crashes=st.sets(st.integers(0, 40), max_size=4),
     ticks=st.lists(st.booleans(), min_size=25, max_size=25),
 )
 def test_identity_and_kept_spans_are_exact_under_retries_and_crashes(
-    messages: list[list[tuple[int, int, bool]]], crashes: set[int], ticks: list[bool]
+    policy: dict[str, object],
+    messages: list[list[tuple[int, int, int]]],
+    crashes: set[int],
+    ticks: list[bool],
 ) -> None:
     broker = Broker([message(m) for m in messages])
-    worker = Worker(broker)
+    worker = Worker(broker, policy)
     now, step = 100.0, 0.0
     offset = 0
     while offset < len(broker.raw):
@@ -127,7 +140,7 @@ def test_identity_and_kept_spans_are_exact_under_retries_and_crashes(
             worker.tick(now)
         if int(step) in crashes:
             crashes.discard(int(step))
-            worker = Worker(broker)  # kill -9: memory gone, replay from the commit
+            worker = Worker(broker, policy)  # kill -9: memory gone, replay from the commit
             offset = broker.committed
         else:
             offset += 1
@@ -143,9 +156,9 @@ def test_identity_and_kept_spans_are_exact_under_retries_and_crashes(
     def total(name: str) -> int:
         return sum(v for (n, _), v in totals.items() if n == name)
 
-    sent = [(t, s, bad) for m in messages for (t, s, bad) in m]
+    sent = [span for m in messages for span in m]
     assert total(c.SPANS_RECEIVED) == len(sent)
-    assert total(c.SPANS_REJECTED) == sum(1 for *_, bad in sent if bad)
+    assert total(c.SPANS_REJECTED) == sum(1 for *_, how in sent if how == BAD)
     # Stored once each: no copy of a span, whatever the crashes and retries.
     assert len(broker.stored) == len(set(broker.stored))
     assert total(c.SPANS_RECEIVED) == (
@@ -155,8 +168,8 @@ def test_identity_and_kept_spans_are_exact_under_retries_and_crashes(
         + total(c.SPANS_REJECTED)
         + total(c.SPANS_DUPLICATE)
     )
-    # Keep-all: every distinct valid span is stored unless its trace was evicted.
-    valid = {(tid(t), sid(t * 100 + s)) for t, s, bad in sent if not bad}
+    # Every distinct valid span is stored unless its trace was evicted or sampled out.
+    valid = {(tid(t), sid(t * 100 + s)) for t, s, how in sent if how != BAD}
     stored = {(t, s) for t, s, _ in broker.stored}
     assert stored <= valid
     if total(c.SPANS_EVICTED) == 0 and total(c.SPANS_SAMPLED_OUT) == 0:
@@ -164,8 +177,8 @@ def test_identity_and_kept_spans_are_exact_under_retries_and_crashes(
 
 
 def test_a_retried_request_is_stored_once_and_counted_as_duplicate() -> None:
-    broker = Broker([message([(1, 1, False), (1, 2, False)])] * 2)
-    worker = Worker(broker)
+    broker = Broker([message([(1, 1, OK), (1, 2, OK)])] * 2)
+    worker = Worker(broker, KEEP_ALL)
     worker.proc.process(0, broker.raw[0], 100.0)
     worker.proc.process(1, broker.raw[1], 100.1)
     for t in (101.5, 102.5):
@@ -180,15 +193,15 @@ def test_a_retried_request_is_stored_once_and_counted_as_duplicate() -> None:
 
 
 def test_a_late_copy_after_a_failover_is_recognised_by_the_persisted_keys() -> None:
-    first = message([(1, 1, False)])
+    first = message([(1, 1, OK)])
     broker = Broker([first])
-    worker = Worker(broker)
+    worker = Worker(broker, KEEP_ALL)
     worker.proc.process(0, first, 100.0)
     worker.tick(101.5)
     worker.tick(102.0)  # decided, stored, committed
     assert broker.committed == 1 and len(broker.stored) == 1
     broker.raw.append(first)  # the client's retry, after the decision
-    worker = Worker(broker)  # a new owner, with only the log to go on
+    worker = Worker(broker, KEEP_ALL)  # a new owner, with only the log to go on
     worker.proc.process(1, first, 200.0)
     worker.tick(201.0)
     assert len(broker.stored) == 1
