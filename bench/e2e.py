@@ -322,10 +322,16 @@ def run(args: argparse.Namespace) -> int:
         baseline = raw_produce_baseline(args, settings, items)
         lat = watcher.latencies()
 
+        # Keep-all decides each trace on its first message (docs/adr/0017).
+        wait = (
+            "decided on arrival"
+            if args.policy == "keep-all"
+            else f"decision wait {args.decision_wait or 5:g} s"
+        )
         print(f"date            {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}")
         print(
             f"setup           {args.protocol}, {settings.partitions} partitions, policy "
-            f"{args.policy} (decision wait {args.decision_wait or 5} s), {args.services} "
+            f"{args.policy} ({wait}), {args.services} "
             f"services, concurrency {args.concurrency}, {args.streams} streams + {args.sinks} sink "
             f"workers, "
             f"rate {'max' if not args.rate else f'{args.rate:,.0f}/s'}"
@@ -355,7 +361,7 @@ def run(args: argparse.Namespace) -> int:
         send_end = send_started + result.seconds
         print(
             f"after sending   last row {reached - send_end:.1f} s after the last span was sent "
-            f"(decision wait {args.decision_wait or 5:g} s + tick + sink batch when the "
+            f"({wait} + tick + sink batch when the "
             f"pipeline keeps up; more means a backlog)"
         )
         half = len(result.probes) // 2

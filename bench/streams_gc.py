@@ -6,7 +6,8 @@ graph for its wait), and then CPython's young-generation collections walk hundre
 of live objects. This benchmark replays the load generator's traces (``bench/loadgen.py``'s
 profile, split by partition as ingest does) through four partition processors with a simulated
 clock at ``--rate`` spans/s per worker and the e2e tail policy (5 s decision wait; or keep-all,
-the default pipeline's, with ``--policy keep-all``), once per gen-0 threshold, in fresh
+the default pipeline's, which holds spans only until the next tick, docs/adr/0017, with
+``--policy keep-all``), once per gen-0 threshold, in fresh
 processes, and prints spans/s, seconds in GC and collections per generation, with the first
 threshold as the baseline.
 

@@ -29,6 +29,10 @@ from core.production_checks import production_problems
 # about a second, a few MiB) and the first merges of them; bigger parts are full.
 PACKED_PART_BYTES = 32 * 1024 * 1024
 
+# otel_traces merges wait for this many similar parts (ClickHouse: 5), so each span is
+# rewritten fewer times on its way to a large part (schemas/merge_width.py, ADR 0018).
+SPAN_MERGE_BASE = 16
+
 __all__ = ["ConfigError", "Settings", "Topics"]
 
 # librdkafka compression.type values.
@@ -203,8 +207,10 @@ class Settings:
     sink_batch_rows: int = setting(
         50_000, "sink", "batch_rows", "A partition batch is inserted at this many rows", lo=1
     )
+    # Each insert is a part with a fixed cost in ClickHouse (~20-40 ms of server CPU for a
+    # span batch, docs/perf.md): 2 s halves the parts of 1 s for +0.5 s median latency.
     sink_batch_seconds: float = setting(
-        1.0, "sink", "batch_seconds", "... or when its first record is this old", lo=0, lo_open=True
+        2.0, "sink", "batch_seconds", "... or when its first record is this old", lo=0, lo_open=True
     )
     # Which streams one sink process stores (comma list of spans, red, edges, accounting):
     # all four by default; a deployment may run one process per stream instead.
@@ -240,6 +246,15 @@ class Settings:
         " migrate` applies a change (0: every part in full storage)",
         lo=0,
         hi=1 << 40,
+    )
+    clickhouse_span_merge_base: int = setting(
+        SPAN_MERGE_BASE,
+        "clickhouse",
+        "span_merge_base",
+        "otel_traces' merge_selector_base: larger merges fewer times, with more active parts;"
+        " `tracehouse migrate` applies a change (5: ClickHouse's default)",
+        lo=2,
+        hi=1000,
     )
     # Retention, one setting per table family (0: keep forever). ClickHouse drops whole daily
     # parts once their newest row is older (ttl_only_drop_parts); `tracehouse migrate` applies

@@ -8,8 +8,8 @@ from schemas.migrations import migrate, migrate_sharded
 
 
 def apply_migrations(settings: Settings) -> list[int]:
-    """Apply pending migrations, retention and the packed-part threshold where ``settings``
-    point; returns the versions applied."""
+    """Apply pending migrations, retention, the packed-part threshold and the span merge width
+    where ``settings`` point; returns the versions applied."""
     s = settings
     if s.shard_addresses:
         clients = [connect(target, "default") for target in s.shard_targets()]
@@ -19,10 +19,12 @@ def apply_migrations(settings: Settings) -> list[int]:
             s.clickhouse_database,
             s.retention_days(),
             packed_part_bytes=s.clickhouse_packed_part_bytes,
+            span_merge_base=s.clickhouse_span_merge_base,
         )
     return migrate(
         connect(s.clickhouse, "default"),
         s.clickhouse_database,
         s.retention_days(),
         packed_part_bytes=s.clickhouse_packed_part_bytes,
+        span_merge_base=s.clickhouse_span_merge_base,
     )

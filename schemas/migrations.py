@@ -41,6 +41,7 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import Any
 
+from schemas.merge_width import DEFAULT_SPAN_MERGE_BASE, sync_merge_width
 from schemas.part_storage import DEFAULT_PACKED_PART_BYTES, sync_part_storage
 
 Retention = int | Mapping[str, int]
@@ -247,12 +248,14 @@ def migrate(
     retention: Retention = 0,
     text_indexes: bool | None = None,
     packed_part_bytes: int = DEFAULT_PACKED_PART_BYTES,
+    span_merge_base: int = DEFAULT_SPAN_MERGE_BASE,
 ) -> list[int]:
     """Apply pending migrations with a clickhouse-connect client; returns versions applied.
 
-    Afterwards the retention of every table is brought in line with ``retention`` and its
-    packed-part threshold with ``packed_part_bytes`` (schemas/part_storage.py), so changing
-    the settings and re-running ``tracehouse migrate`` applies them to existing tables too.
+    Afterwards the retention of every table is brought in line with ``retention``, its
+    packed-part threshold with ``packed_part_bytes`` (schemas/part_storage.py) and the span
+    table's merge width with ``span_merge_base`` (schemas/merge_width.py), so changing the
+    settings and re-running ``tracehouse migrate`` applies them to existing tables too.
     ``text_indexes`` None: decided by the server's version (the bench forces each family).
     """
     if text_indexes is None:
@@ -261,6 +264,7 @@ def migrate(
     applied = _migrate_node(client, layout)
     sync_ttl(client, database, retention)
     sync_part_storage(client, database, storage_tables(), packed_part_bytes)
+    sync_merge_width(client, database, span_merge_base)
     return applied
 
 
@@ -270,6 +274,7 @@ def migrate_sharded(
     database: str,
     retention: Retention = 0,
     packed_part_bytes: int = DEFAULT_PACKED_PART_BYTES,
+    span_merge_base: int = DEFAULT_SPAN_MERGE_BASE,
 ) -> list[int]:
     """The sharded layout: migrate every node's local tables, then (re)create the tables of
     the plain names over all ``shards`` on every node, then each node's TTLs.
@@ -294,6 +299,7 @@ def migrate_sharded(
         sync_part_storage(
             client, database, storage_tables(), packed_part_bytes, local_suffix="_local"
         )
+        sync_merge_width(client, database, span_merge_base, local_suffix="_local")
     return sorted(applied)
 
 

@@ -23,6 +23,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from core.settings import PACKED_PART_BYTES
+from schemas.table_settings import current_value, run_changes, setting_changes, table_engines
 
 SETTING = "min_bytes_for_full_part_storage"
 
@@ -32,8 +33,6 @@ PACKED_PARTS_SINCE = (26, 9)
 
 # The setting's default (``clickhouse.packed_part_bytes``), for callers without settings.
 DEFAULT_PACKED_PART_BYTES = PACKED_PART_BYTES
-
-_CURRENT = re.compile(rf"\b{SETTING}\s*=\s*(\d+)")
 
 
 def has_packed_parts(server_version: str) -> bool:
@@ -46,8 +45,7 @@ def has_packed_parts(server_version: str) -> bool:
 
 def current_threshold(engine_full: str) -> int:
     """The table's packed-part threshold as its DDL states it (absent: 0, always full)."""
-    match = _CURRENT.search(engine_full)
-    return int(match.group(1)) if match else 0
+    return current_value(engine_full, SETTING, 0)
 
 
 def part_storage_changes(
@@ -63,19 +61,7 @@ def part_storage_changes(
     """
     if packed_part_bytes < 0:
         raise ValueError(f"packed_part_bytes must be >= 0, got {packed_part_bytes}")
-    out = []
-    for name in tables:
-        table = f"{name}{local_suffix}"
-        ddl = engine_full.get(table)
-        if ddl is None or "MergeTree" not in ddl:
-            continue
-        if current_threshold(ddl) == packed_part_bytes:
-            continue
-        if packed_part_bytes == 0:
-            out.append(f"ALTER TABLE {{db}}.{table} RESET SETTING {SETTING}")
-        else:
-            out.append(f"ALTER TABLE {{db}}.{table} MODIFY SETTING {SETTING} = {packed_part_bytes}")
-    return out
+    return setting_changes(engine_full, tables, SETTING, packed_part_bytes, 0, local_suffix)
 
 
 def sync_part_storage(
@@ -89,17 +75,6 @@ def sync_part_storage(
     statements run (none on an older server: its tables keep full storage)."""
     if not has_packed_parts(str(client.command("SELECT version()"))):
         return []
-    engines = {
-        str(name): str(engine)
-        for name, engine in client.query(
-            "SELECT name, engine_full FROM system.tables WHERE database = {db:String}",
-            parameters={"db": database},
-        ).result_rows
-    }
-    statements = [
-        s.replace("{db}", f"`{database}`")
-        for s in part_storage_changes(engines, tables, packed_part_bytes, local_suffix)
-    ]
-    for statement in statements:
-        client.command(statement)
-    return statements
+    engines = table_engines(client, database)
+    changes = part_storage_changes(engines, tables, packed_part_bytes, local_suffix)
+    return run_changes(client, database, changes)

@@ -152,3 +152,34 @@ def test_small_parts_are_packed_and_the_setting_turns_it_off(services: LocalStac
     client.command("OPTIMIZE TABLE otel_traces FINAL")
     assert _part_storage(client, db, "otel_traces") == ["Full"]
     assert int(client.command("SELECT count() FROM otel_traces")) == 10_000
+
+
+def test_span_merges_are_widened_and_the_setting_resets_them(services: LocalStack) -> None:
+    db = f"merges_{uuid.uuid4().hex[:8]}"
+    admin = connect(services.settings.clickhouse_url, "default")
+    migrate(admin, db)
+    client = connect(services.settings.clickhouse_url, db)
+    base = Settings().clickhouse_span_merge_base
+    assert f"merge_selector_base = {base}" in _engine(client, db, "otel_traces")
+    # Only the span table: the lookup and the rollups keep ClickHouse's merges.
+    assert "merge_selector_base" not in _engine(client, db, "otel_traces_trace_id_ts")
+    assert "merge_selector_base" not in _engine(client, db, "red_metrics")
+
+    # Through the CLI, as an operator changes it, then back to the server's default.
+    run_cli(
+        services.settings.with_(clickhouse_database=db, clickhouse_span_merge_base=40), "migrate"
+    )
+    assert "merge_selector_base = 40" in _engine(client, db, "otel_traces")
+    run_cli(
+        services.settings.with_(clickhouse_database=db, clickhouse_span_merge_base=5), "migrate"
+    )
+    assert "merge_selector_base" not in _engine(client, db, "otel_traces")
+    # Parts written under either width merge into the same rows.
+    insert = (
+        "INSERT INTO otel_traces (Timestamp, TraceId, SpanId, ServiceName)"
+        " SELECT now64(9), hex(number % 7), hex(number), 'svc' FROM numbers({n:UInt64})"
+    )
+    for _ in range(3):
+        client.command(insert, parameters={"n": 1000})
+    client.command("OPTIMIZE TABLE otel_traces FINAL")
+    assert int(client.command("SELECT count() FROM otel_traces")) == 3000
