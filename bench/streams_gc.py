@@ -78,9 +78,15 @@ def run_one(spans: int, rate: float, threshold: int, policy: str = "tail") -> di
                 received += out.counters.get(("spans_received", ""), 0)
                 encode_span_batches(out.sampled)
                 proc.delivered(out)
+    # Decide and encode what is still waiting, inside the timing: a run that left the last
+    # decision wait's traces unencoded would charge a waiting policy less work than keep-all,
+    # which encodes on arrival. The final tick also closes the last RED windows, which
+    # publish the received spans they cover.
+    for proc in procs:
+        out = proc.tick(now + 3600)
+        received += out.counters.get(("spans_received", ""), 0)
+        encode_span_batches(out.sampled)
     elapsed = time.perf_counter() - started
-    # Received spans are published with the RED window that covers them: close the last ones.
-    received += sum(proc.tick(now + 3600).counters.get(("spans_received", ""), 0) for proc in procs)
     return {
         "threshold": threshold,
         "spans": received,

@@ -208,9 +208,10 @@ class Settings:
         50_000, "sink", "batch_rows", "A partition batch is inserted at this many rows", lo=1
     )
     # Each insert is a part with a fixed cost in ClickHouse (~20-40 ms of server CPU for a
-    # span batch, docs/perf.md): 2 s halves the parts of 1 s for +0.5 s median latency.
+    # span batch, docs/perf.md): 2 s halves the parts of 1 s, but adds up to a second to the
+    # latency, which tail sampling cannot spare (ADR 0018).
     sink_batch_seconds: float = setting(
-        2.0, "sink", "batch_seconds", "... or when its first record is this old", lo=0, lo_open=True
+        1.0, "sink", "batch_seconds", "... or when its first record is this old", lo=0, lo_open=True
     )
     # Which streams one sink process stores (comma list of spans, red, edges, accounting):
     # all four by default; a deployment may run one process per stream instead.
