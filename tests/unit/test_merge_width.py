@@ -14,20 +14,13 @@ from schemas.merge_width import (
     merge_width_changes,
 )
 from schemas.table_settings import current_value
+from tests.unit.setting_ddl import ddl_after
 
 BASE = "MergeTree PARTITION BY toDate(Timestamp) ORDER BY (ServiceName) SETTINGS x = 1"
 
 
 def _with(value: int) -> str:
     return f"{BASE}, {SETTING} = {value}" if value != SERVER_DEFAULT else BASE
-
-
-def _after(ddl: str, statement: str) -> str:
-    """What ClickHouse's engine_full says after one of our statements."""
-    plain = ddl.split(f", {SETTING}")[0]
-    if "RESET SETTING" in statement:
-        return plain
-    return f"{plain}, {SETTING} = {int(statement.rsplit('=', 1)[1])}"
 
 
 def test_the_default_widens_merges_and_is_the_settings_default() -> None:
@@ -70,7 +63,7 @@ def test_one_run_brings_the_table_to_the_setting_and_a_second_changes_nothing(
     assert current_value(ddl, SETTING, SERVER_DEFAULT) == before
     statements = merge_width_changes({"otel_traces": ddl}, wanted)
     assert len(statements) == (before != wanted)
-    after = _after(ddl, statements[0]) if statements else ddl
+    after = ddl_after(ddl, statements[0], SETTING) if statements else ddl
     assert current_value(after, SETTING, SERVER_DEFAULT) == wanted
     assert merge_width_changes({"otel_traces": after}, wanted) == []
 

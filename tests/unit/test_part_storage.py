@@ -15,20 +15,13 @@ from schemas.part_storage import (
     has_packed_parts,
     part_storage_changes,
 )
+from tests.unit.setting_ddl import ddl_after
 
 BASE = "ReplacingMergeTree PARTITION BY toDate(T) ORDER BY k SETTINGS index_granularity = 8192"
 
 
 def _with(threshold: int) -> str:
     return f"{BASE}, {SETTING} = {threshold}" if threshold else BASE
-
-
-def _after(ddl: str, statement: str) -> str:
-    """What ClickHouse's engine_full says after one of our statements."""
-    plain = ddl.split(f", {SETTING}")[0]
-    if "RESET SETTING" in statement:
-        return plain
-    return f"{plain}, {SETTING} = {int(statement.rsplit('=', 1)[1])}"
 
 
 def test_only_servers_that_read_packed_parts_get_them() -> None:
@@ -80,7 +73,7 @@ def test_one_run_brings_the_table_to_the_setting_and_a_second_changes_nothing(
     assert current_threshold(ddl) == before
     statements = part_storage_changes({"t": ddl}, ["t"], wanted)
     assert len(statements) == (before != wanted)
-    after = _after(ddl, statements[0]) if statements else ddl
+    after = ddl_after(ddl, statements[0], SETTING) if statements else ddl
     assert current_threshold(after) == wanted
     assert part_storage_changes({"t": after}, ["t"], wanted) == []
 

@@ -230,12 +230,17 @@ def test_keep_all_later_spans_follow_dropping_copies_and_are_not_counted_late() 
     assert cnt.get(c.SPANS_LATE, "sampled") == 0
 
 
-def test_keep_all_waits_for_a_zipkin_shared_server_half_and_relinks_it() -> None:
-    proc, _ = make(None, **KEEP_ALL)
-    orphan = SpanSpec(
+def _shared_server_half_without_client() -> SpanSpec:
+    """Trace 1's Zipkin server half whose client half (span 9) never comes; declared parent 1."""
+    return SpanSpec(
         tid(1), sid(2), "pay", parent_id=sid(9), kind=SERVER,
         attributes={"zipkin.parent_id": sid(1).hex()},
     )  # fmt: skip
+
+
+def test_keep_all_waits_for_a_zipkin_shared_server_half_and_relinks_it() -> None:
+    proc, _ = make(None, **KEEP_ALL)
+    orphan = _shared_server_half_without_client()
     proc.process(0, payload([SpanSpec(tid(1), sid(1), "shop"), orphan]), 100.0)
     assert proc.tick(100.1).sampled == []
     out = proc.tick(105.1)
@@ -244,10 +249,7 @@ def test_keep_all_waits_for_a_zipkin_shared_server_half_and_relinks_it() -> None
 
 def test_keep_all_decides_new_traces_on_arrival_while_a_zipkin_trace_waits() -> None:
     proc, _ = make(None, **KEEP_ALL)
-    orphan = SpanSpec(
-        tid(1), sid(2), "pay", parent_id=sid(9), kind=SERVER,
-        attributes={"zipkin.parent_id": sid(1).hex()},
-    )  # fmt: skip
+    orphan = _shared_server_half_without_client()
     proc.process(0, payload([orphan, SpanSpec(tid(2), sid(3), "shop")]), 100.0)
     # The buffered trace's later spans join it instead of being decided on arrival.
     proc.process(1, payload([SpanSpec(tid(1), sid(4), "pay", parent_id=sid(2))]), 100.5)
