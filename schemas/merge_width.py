@@ -16,6 +16,7 @@ existing tables; the server's default resets the setting.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from core.settings import SPAN_MERGE_BASE
@@ -34,7 +35,7 @@ DEFAULT_SPAN_MERGE_BASE = SPAN_MERGE_BASE
 
 
 def merge_width_changes(
-    engine_full: dict[str, str], base: int, local_suffix: str = ""
+    engine_full: Mapping[str, str], base: int, local_suffix: str = ""
 ) -> list[str]:
     """ALTERs that give the span table ``merge_selector_base = base`` (pure)."""
     if base < 2:

@@ -43,6 +43,7 @@ from typing import Any
 
 from schemas.merge_width import DEFAULT_SPAN_MERGE_BASE, sync_merge_width
 from schemas.part_storage import DEFAULT_PACKED_PART_BYTES, sync_part_storage
+from schemas.table_settings import run_changes, table_engines
 
 Retention = int | Mapping[str, int]
 
@@ -364,17 +365,5 @@ def sync_ttl(client: Any, database: str, retention: Retention, local_suffix: str
     columns: dict[str, str] = {}
     for mig in load_migrations():
         columns.update(mig.ttl_columns())
-    engines = {
-        str(name): str(engine_full)
-        for name, engine_full in client.query(
-            "SELECT name, engine_full FROM system.tables WHERE database = {db:String}",
-            parameters={"db": database},
-        ).result_rows
-    }
-    statements = [
-        s.replace("{db}", f"`{database}`")
-        for s in ttl_changes(engines, columns, retention, local_suffix)
-    ]
-    for statement in statements:
-        client.command(statement)
-    return statements
+    changes = ttl_changes(table_engines(client, database), columns, retention, local_suffix)
+    return run_changes(client, database, changes)

@@ -61,7 +61,8 @@ def table_engines(client: Any, database: str) -> dict[str, str]:
 
 
 def run_changes(client: Any, database: str, statements: list[str]) -> list[str]:
-    """Run statements of :func:`setting_changes` in ``database``; returns them as run."""
+    """Run statements with ``{db}`` left open (:func:`setting_changes`, and the TTL changes of
+    ``schemas.migrations``) in ``database``; returns them as run."""
     out = [s.replace("{db}", f"`{database}`") for s in statements]
     for statement in out:
         client.command(statement)

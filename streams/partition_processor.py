@@ -137,13 +137,13 @@ class PartitionProcessor:
         self.encodings = encodings or RawEncodings()
         self.routing = routing
         self.policies = policies
-        # Under sampling most spans are dropped unread: the compiled pass then leaves their
-        # text in their bytes until their trace is kept (streams.otlp_scan, lazy views).
-        self.lazy_text = not keeps_every_trace(policies)
         # Keep-all knows every decision before a trace's first span: waiting would change
         # nothing about what is kept, only delay it (and hold every span in memory for the
         # wait). Such traces are decided on arrival; see _decide_on_arrival for the exception.
         self.decides_on_arrival = keeps_every_trace(policies)
+        # Under sampling most spans are dropped unread: the compiled pass then leaves their
+        # text in their bytes until their trace is kept (streams.otlp_scan, lazy views).
+        self.lazy_text = not self.decides_on_arrival
         self.options = options
         self.counters = counters
         self.pending = CounterSet()
