@@ -18,11 +18,20 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import fields
 from operator import attrgetter, itemgetter
+from types import ModuleType
 from typing import Any, cast
 
 import numpy as np
 
-from schemas.span_batch_v3 import LAYOUT, SPAN_COUNT, SPAN_SCALARS, offsets_field
+from schemas import avro_codec
+from schemas.span_batch_v3 import (
+    LAYOUT,
+    SCHEMA,
+    SPAN_COUNT,
+    SPAN_SCALARS,
+    VERSION,
+    offsets_field,
+)
 from streams.otlp_scan import materialize
 from streams.span_views import (
     RenderedEvent,
@@ -61,8 +70,40 @@ if {f for f, _ in _RENDERED_GETTERS} | {"parent_span_id"} != _DERIVED:
 
 
 def pack_views(views: Sequence[SpanView]) -> dict[str, Any]:
-    """The v3 ``SpanBatch`` record holding ``views`` (see :mod:`streams.span_views`) in order."""
+    """The v3 ``SpanBatch`` record holding ``views`` (see :mod:`streams.span_views`) in order:
+    by the compiled walk where it is built (``streams/_pack_columns.pyx``, ADR 0019), else by
+    this module's Python packer, the reference it is tested against."""
+    if _COMPILED is not None:
+        materialize(views)  # lazy views (tail sampling) get their text here, in one pass
+        return cast(dict[str, Any], _COMPILED.pack(list(views), rendered, attributes_of))
     return _pack(_columns(views))
+
+
+def encode_views(views: Sequence[SpanView]) -> bytes:
+    """The framed Avro ``span_batch`` v3 message of ``views``: what
+    ``avro_codec.encode("span_batch", pack_views(views), 3)`` gives, written by the compiled
+    walk straight from its column buffers where it is built (no record dict, no fastavro:
+    that framing cost more per span than the compiled packing itself, ``bench/pack.py``)."""
+    if _COMPILED is not None:
+        materialize(views)
+        return cast(bytes, _COMPILED.encode(list(views), rendered, attributes_of, _FRAME_HEADER))
+    return avro_codec.encode(SCHEMA, _pack(_columns(views)), VERSION)
+
+
+def _load_compiled() -> ModuleType | None:
+    """The compiled packer, where it is built for this layout: it writes integers and offsets
+    in the host's byte order (little-endian on the wire), and must write exactly the columns
+    of :data:`schemas.span_batch_v3.LAYOUT`, in order."""
+    if sys.byteorder != "little":
+        return None
+    try:
+        from streams import _pack_columns  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    if _pack_columns.ABI != 1 or tuple(LAYOUT.items()) != _pack_columns.COLUMNS:
+        return None
+    _pack_columns.use_layout(SpanView)
+    return _pack_columns
 
 
 def _put_map(m: dict[str, str], lengths: list[int], keys: list[str], values: list[str]) -> None:
@@ -177,6 +218,8 @@ def _utf8(values: Sequence[str]) -> tuple[bytes, bytes]:
 
 
 _UTF8_COLUMN = _load_utf8_column() or _utf8
+_COMPILED = _load_compiled()
+_FRAME_HEADER = bytes((avro_codec.MAGIC, VERSION))
 
 
 def _pack(rec: dict[str, list[Any]]) -> dict[str, Any]:

@@ -13,9 +13,7 @@ from dataclasses import dataclass, field
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.trace.v1 import trace_pb2
 
-from schemas import avro_codec
-from schemas.span_batch_v3 import VERSION as SPAN_BATCH_VERSION
-from streams.packed_batch import pack_views
+from streams.packed_batch import encode_views
 from streams.span_views import SpanView, span_views, wire_size
 
 SPAN_BATCH = "span_batch"
@@ -66,7 +64,7 @@ def encode_span_batches(views: list[SpanView], max_bytes: int = 1 << 62) -> Enco
 
     def encode(chunk: list[SpanView]) -> None:
         try:
-            data = avro_codec.encode(SPAN_BATCH, pack_views(chunk), SPAN_BATCH_VERSION)
+            data = encode_views(chunk)
         except Exception:
             # Poison isolation: whatever one span makes the encoder raise (a value out of a
             # column's range, text that is not encodable) must not cost the others.
