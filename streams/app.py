@@ -24,11 +24,11 @@ from core.settings import Settings
 from core.topics import ensure_state_topic, partition_count, state_topic_name
 from schemas import avro_codec
 from schemas.counter_batch import counter_batch
-from streams import counters as c
 from streams import metrics, otlp_scan
 from streams.counters import CounterSet
 from streams.dead_letters import dead_letter_headers, refused_span_summary
 from streams.gc_tuning import tune_gc
+from streams.kept_spans import encode_kept
 from streams.partition_processor import (
     AggregationOptions,
     CounterRecord,
@@ -38,7 +38,6 @@ from streams.partition_processor import (
 )
 from streams.raw_encodings import RawDecoder, RawEncodings, header_value
 from streams.sampling_config import SamplingConfig, load_config
-from streams.span_batch_messages import encode_span_batches
 from streams.state_log import encode_state, load_state
 
 log = logging.getLogger("tracehouse.streams")
@@ -240,19 +239,20 @@ def create_app(
                         )
                     )
 
-    async def deliver(partition: int, proc: PartitionProcessor, out: TickOutput) -> None:
-        key = str(partition).encode()
-        encoded = encode_span_batches(out.sampled, max_bytes=rt.max_message_bytes)
+    async def send_sampled(ticks: list[tuple[int, PartitionProcessor, TickOutput]]) -> list[Any]:
+        """Send one tick's kept spans of every partition this worker owns as one run of
+        ``spans.sampled`` messages (:mod:`streams.kept_spans`, ADR 0020); returns the send
+        futures, the DLQ's included. Every partition's decisions-log record is written only
+        after all of them are acked (``deliver``)."""
+        key, encoded = encode_kept(
+            [(partition, out) for partition, _, out in ticks], rt.max_message_bytes
+        )
         futures = [
             await sampled.send(key=key, value=payload, force=True) for payload in encoded.payloads
         ]
         for reason, views in encoded.refused:
-            # Kept spans no message can carry: counted with this output, described in the DLQ
-            # (ids and size only: the span itself is what did not fit).
-            counts = out.counters
-            counts[(c.SPANS_REJECTED, reason)] = counts.get((c.SPANS_REJECTED, reason), 0) + len(
-                views
-            )
+            # Kept spans no message can carry (counted by encode_kept with their partition's
+            # output), described in the DLQ: ids and size only, the span itself did not fit.
             for view in views:
                 futures.append(
                     await streams_dlq.send(
@@ -262,6 +262,15 @@ def create_app(
                         force=True,
                     )
                 )
+        return futures
+
+    async def deliver(
+        partition: int, proc: PartitionProcessor, out: TickOutput, kept: list[Any]
+    ) -> None:
+        """The rest of one partition's tick once its kept spans are sent (``kept``: the
+        futures of :func:`send_sampled`, shared by the tick's partitions)."""
+        key = str(partition).encode()
+        futures = list(kept)
         if out.red is not None:
             futures.append(
                 await red.send(key=key, value=avro_codec.encode("red_metrics", out.red), force=True)
@@ -303,8 +312,14 @@ def create_app(
         # for broker acks twice (outputs, then state log), and waiting partition by partition
         # left the worker idle for most of a tick under load.
         ticks = [(p, proc, proc.tick(now)) for p, proc in list(rt.processors.items())]
+        try:
+            kept = await send_sampled(ticks)
+        except Exception as exc:
+            log.error("sending kept spans failed; stopping the worker", exc_info=exc)
+            await app.crash(exc)
+            return
         results = await asyncio.gather(
-            *(deliver(p, proc, out) for p, proc, out in ticks), return_exceptions=True
+            *(deliver(p, proc, out, kept) for p, proc, out in ticks), return_exceptions=True
         )
         for (partition, _, _), result in zip(ticks, results, strict=True):
             if isinstance(result, BaseException):
