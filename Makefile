@@ -55,6 +55,7 @@ bench: setup
 	$(BIN)/python -m bench.ingest --seconds 3
 	$(BIN)/python -m bench.streams --messages 50
 	$(BIN)/python -m bench.span_view --rounds 5
+	$(BIN)/python -m bench.pack --rounds 5
 	$(BIN)/python -m bench.streams_gc --spans 300000
 	$(BIN)/python -m bench.compression --traces 500
 	$(BIN)/python -m bench.sink --spans 50000
