@@ -2,7 +2,7 @@
 (``streams._otlp_scan``), utf8 column packer (``streams._utf8_column``), span-batch packer
 (``streams._pack_columns``) and service-graph join (``streams._service_graph``), and ingest's
 byte-level partition split (``ingest._otlp_split``). Their shared protobuf wire reading is
-``core/protowire.pxd``.
+``core/protowire.pxd``, their slot offsets ``core/slots.pxd``.
 
 Everything else is declared in pyproject.toml. The extensions are optional: where no C
 compiler is at hand the install still succeeds and each runs its Python path alone (streams

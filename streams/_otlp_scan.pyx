@@ -29,6 +29,7 @@ from cpython.ref cimport Py_INCREF, Py_XDECREF
 from cpython.unicode cimport PyUnicode_DecodeASCII, PyUnicode_DecodeUTF8
 
 from core.protowire cimport Cursor, enter, expect, fixed64, key, length, skip, varint
+from core.slots cimport slot_offset
 
 
 cdef extern from "Python.h":
@@ -477,15 +478,9 @@ cdef object _span(Cursor* outer, Py_ssize_t size, object new_view, str tenant, s
 # field a plain object slot, in field order, no __post_init__), checked once per class.
 
 cdef extern from "Python.h":
-    ctypedef struct PyMemberDef:
-        int type
-        Py_ssize_t offset
-    ctypedef struct PyMemberDescrObject:
-        PyMemberDef* d_member
     ctypedef struct PyTypeObject
     object PyType_GenericAlloc(PyTypeObject* t, Py_ssize_t n)
     void PyObject_GC_UnTrack(object o)
-    int T_OBJECT_EX
 
 cdef enum:
     VIEW_FIELDS = 19  # streams.span_views.SpanView's fields, in order
@@ -499,17 +494,15 @@ def use_layout(cls, tuple names):
     """Build views of ``cls`` by writing its slots directly, if its layout allows; returns
     whether it does (otherwise views are built by calling the class)."""
     global _LAYOUT_OF
-    import types
+    cdef Py_ssize_t offset
     _LAYOUT_OF = None
     if len(names) != VIEW_FIELDS or "__post_init__" in cls.__dict__ or "__dict__" in dir(cls):
         return False
     for i, name in enumerate(names):
-        descr = cls.__dict__.get(name)
-        if type(descr) is not types.MemberDescriptorType:
+        offset = slot_offset(cls, name)
+        if offset < 0:
             return False
-        if (<PyMemberDescrObject*>descr).d_member.type != T_OBJECT_EX:
-            return False
-        _OFFSETS[i] = (<PyMemberDescrObject*>descr).d_member.offset
+        _OFFSETS[i] = offset
     _LAYOUT_OF = cls
     return True
 

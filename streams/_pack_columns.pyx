@@ -25,17 +25,12 @@ from cpython.dict cimport PyDict_Next
 from cpython.object cimport PyObject
 from cpython.tuple cimport PyTuple_GET_ITEM, PyTuple_GET_SIZE
 
+from core.slots cimport slot_offset
+
 
 cdef extern from "Python.h":
     const char* PyUnicode_AsUTF8AndSize(object s, Py_ssize_t* size) except NULL
 
-cdef extern from "structmember.h":
-    ctypedef struct PyMemberDef:
-        int type
-        Py_ssize_t offset
-    ctypedef struct PyMemberDescrObject:
-        PyMemberDef* d_member
-    int T_OBJECT_EX
 
 # Bumped whenever the Python side must change with this file (streams/packed_batch.py).
 ABI = 1
@@ -90,15 +85,13 @@ def use_layout(cls):
     class whose fields are plain object members); returns whether it does. Views of any
     other class are read by attribute."""
     global _LAYOUT_OF
-    import types
+    cdef Py_ssize_t offset
     _LAYOUT_OF = None
     for i, name in enumerate(_VIEW_FIELDS):
-        descr = cls.__dict__.get(name)
-        if type(descr) is not types.MemberDescriptorType:
+        offset = slot_offset(cls, name)
+        if offset < 0:
             return False
-        if (<PyMemberDescrObject*>descr).d_member.type != T_OBJECT_EX:
-            return False
-        _OFFSETS[i] = (<PyMemberDescrObject*>descr).d_member.offset
+        _OFFSETS[i] = offset
     _LAYOUT_OF = cls
     return True
 

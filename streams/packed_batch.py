@@ -1,19 +1,24 @@
-"""Kept span views -> one ``span_batch`` v3 record, straight from the views' rendered text.
+"""Kept span views -> one ``span_batch`` v3 message, straight from the views' rendered text.
 
-This is the only way spans leave the streams worker. Each column of the v3 layout
-(:mod:`schemas.span_batch_v3`) is first collected as a flat Python list read off the views and
-what they carry already rendered (:attr:`~streams.span_views.SpanView.rendered`: the compiled
-OTLP pass fills it as it reads the bytes, or here for its lazy views;
-:func:`~streams.span_views.rendered` for a protobuf view). No per-span record dicts: building
-those, and letting fastavro walk them, used to be most of the worker's cost. The lists are
-then packed into one byte string in Arrow layout, which leaves fastavro a few dozen ``bytes``
-fields per message and lets the sink wrap the buffers as Arrow arrays without copying
-(:mod:`sinks.packed_spans`). Values are converted to text once per span: ids to lower-case
-hex, attributes as :mod:`streams.otlp_values` renders them.
+This is the only way spans leave the streams worker. Where it is built, one compiled walk
+(``streams/_pack_columns.pyx``, ADR 0019) reads each view's slots and what it carries already
+rendered (:attr:`~streams.span_views.SpanView.rendered`: the compiled OTLP pass fills it as it
+reads the bytes, or here for its lazy views; :func:`~streams.span_views.rendered` for a
+protobuf view), appends every value to its column's buffer in Arrow layout, and writes the
+framed Avro message from those buffers (:func:`encode_views`).
+
+This module's Python packer is the reference the walk is tested against, and what runs where
+it is not built: each column of the v3 layout (:mod:`schemas.span_batch_v3`) is collected as a
+flat Python list read off the views, then packed into one byte string in Arrow layout, and
+fastavro frames the record. Either way there are no per-span record dicts, and the sink wraps
+the buffers as Arrow arrays without copying (:mod:`sinks.packed_spans`). Values are converted
+to text once per span: ids to lower-case hex, attributes as :mod:`streams.otlp_values` renders
+them.
 """
 
 from __future__ import annotations
 
+import logging
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import fields
@@ -40,6 +45,8 @@ from streams.span_views import (
     attributes_of,
     rendered,
 )
+
+log = logging.getLogger(__name__)
 
 _INT_TYPES: dict[str, np.dtype[Any]] = {"int32": np.dtype("<i4"), "int64": np.dtype("<i8")}
 
@@ -98,9 +105,11 @@ def _load_compiled() -> ModuleType | None:
         return None
     try:
         from streams import _pack_columns  # type: ignore[attr-defined]
-    except ImportError:
+    except ImportError as exc:
+        log.warning("streams: compiled span-batch packer not built (%s); Python packer", exc)
         return None
     if _pack_columns.ABI != 1 or tuple(LAYOUT.items()) != _pack_columns.COLUMNS:
+        log.warning("streams: compiled span-batch packer is a stale build; rebuild with make setup")
         return None
     _pack_columns.use_layout(SpanView)
     return _pack_columns

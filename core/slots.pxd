@@ -1,0 +1,31 @@
+# cython: language_level=3
+"""Where a slots class keeps a field, for the compiled modules that read or write span views'
+slots directly (``streams/_otlp_scan.pyx`` builds views, ``streams/_pack_columns.pyx`` packs
+them).
+
+A ``__slots__`` field lives at a fixed offset inside the object, which its member descriptor
+records; reading or writing there is what the descriptor does, minus the call. Only a plain
+object slot qualifies (``T_OBJECT_EX``: unset reads raise AttributeError). Inline, so each
+module compiles its own copy.
+"""
+
+
+cdef extern from "Python.h":
+    ctypedef struct PyMemberDef:
+        int type
+        Py_ssize_t offset
+    ctypedef struct PyMemberDescrObject:
+        PyMemberDef* d_member
+    int T_OBJECT_EX
+
+
+cdef inline Py_ssize_t slot_offset(object cls, str name) except -2:
+    """The byte offset of field ``name`` in instances of ``cls``, or -1 when it is not a plain
+    object slot declared on ``cls`` itself."""
+    import types
+    descr = cls.__dict__.get(name)
+    if type(descr) is not types.MemberDescriptorType:
+        return -1
+    if (<PyMemberDescrObject*>descr).d_member.type != T_OBJECT_EX:
+        return -1
+    return (<PyMemberDescrObject*>descr).d_member.offset
