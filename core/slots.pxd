@@ -29,3 +29,16 @@ cdef inline Py_ssize_t slot_offset(object cls, str name) except -2:
     if (<PyMemberDescrObject*>descr).d_member.type != T_OBJECT_EX:
         return -1
     return (<PyMemberDescrObject*>descr).d_member.offset
+
+
+cdef inline bint slot_offsets(object cls, object names, Py_ssize_t* out) except -1:
+    """:func:`slot_offset` of each of ``names`` into ``out``, in order; False (``out`` partly
+    written) as soon as one is not a plain object slot."""
+    cdef Py_ssize_t i = 0, offset
+    for name in names:
+        offset = slot_offset(cls, name)
+        if offset < 0:
+            return False
+        out[i] = offset
+        i += 1
+    return True

@@ -29,7 +29,7 @@ from cpython.ref cimport Py_INCREF, Py_XDECREF
 from cpython.unicode cimport PyUnicode_DecodeASCII, PyUnicode_DecodeUTF8
 
 from core.protowire cimport Cursor, enter, expect, fixed64, key, length, skip, varint
-from core.slots cimport slot_offset
+from core.slots cimport slot_offsets
 
 
 cdef extern from "Python.h":
@@ -494,17 +494,12 @@ def use_layout(cls, tuple names):
     """Build views of ``cls`` by writing its slots directly, if its layout allows; returns
     whether it does (otherwise views are built by calling the class)."""
     global _LAYOUT_OF
-    cdef Py_ssize_t offset
     _LAYOUT_OF = None
     if len(names) != VIEW_FIELDS or "__post_init__" in cls.__dict__ or "__dict__" in dir(cls):
         return False
-    for i, name in enumerate(names):
-        offset = slot_offset(cls, name)
-        if offset < 0:
-            return False
-        _OFFSETS[i] = offset
-    _LAYOUT_OF = cls
-    return True
+    if slot_offsets(cls, names, _OFFSETS):
+        _LAYOUT_OF = cls
+    return _LAYOUT_OF is not None
 
 
 cdef object _fill(tuple values):

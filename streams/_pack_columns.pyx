@@ -25,7 +25,7 @@ from cpython.dict cimport PyDict_Next
 from cpython.object cimport PyObject
 from cpython.tuple cimport PyTuple_GET_ITEM, PyTuple_GET_SIZE
 
-from core.slots cimport slot_offset
+from core.slots cimport slot_offsets
 
 
 cdef extern from "Python.h":
@@ -85,15 +85,8 @@ def use_layout(cls):
     class whose fields are plain object members); returns whether it does. Views of any
     other class are read by attribute."""
     global _LAYOUT_OF
-    cdef Py_ssize_t offset
-    _LAYOUT_OF = None
-    for i, name in enumerate(_VIEW_FIELDS):
-        offset = slot_offset(cls, name)
-        if offset < 0:
-            return False
-        _OFFSETS[i] = offset
-    _LAYOUT_OF = cls
-    return True
+    _LAYOUT_OF = cls if slot_offsets(cls, _VIEW_FIELDS, _OFFSETS) else None
+    return _LAYOUT_OF is not None
 
 
 cdef inline object _field(object view, int i, bint direct):
