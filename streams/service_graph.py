@@ -28,7 +28,7 @@ from streams.span_views import SpanView, first_attribute
 log = logging.getLogger(__name__)
 
 # The build of streams/_service_graph.pyx this side was written against.
-ABI = 1
+ABI = 2
 
 
 def _load() -> ModuleType | None:
@@ -40,6 +40,7 @@ def _load() -> ModuleType | None:
     if getattr(_service_graph, "ABI", None) != ABI:
         log.warning("streams: compiled service graph is a stale build; rebuild with make setup")
         return None
+    _service_graph.use_layout(SpanView)
     return _service_graph
 
 

@@ -8,6 +8,7 @@ halves. Every drained record, counter and waiting count must be equal, in the sa
 
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 
 import pytest
@@ -83,6 +84,37 @@ def test_compiled_join_equals_the_reference(ops: list[tuple[Any, ...]], max_item
         reference, compiled = out[: len(out) // 2], out[len(out) // 2 :]
         assert compiled == reference, op
     assert graphs[1].drain("raw/0", 0, 1) == graphs[0].drain("raw/0", 0, 1)
+
+
+class LooseView:
+    """A view without slots: the compiled join reads it by attribute, not by slot."""
+
+    def __init__(self, view: SpanView) -> None:
+        for f in dataclasses.fields(SpanView):
+            setattr(self, f.name, getattr(view, f.name))
+
+
+@settings(max_examples=200, deadline=None)
+@given(batches=st.lists(st.tuples(st.lists(span_args, max_size=8), st.floats(0, 30)), max_size=8))
+def test_views_of_another_class_join_as_span_views_do(
+    batches: list[tuple[list[SpanArgs], float]],
+) -> None:
+    graphs = [ServiceGraph(wait_seconds=10, compiled=flag) for flag in (False, True, True)]
+    for batch, now in batches:
+        graphs[0].add(_views(batch), now)
+        graphs[1].add(_views(batch), now)
+        graphs[2].add([LooseView(v) for v in _views(batch)], now)  # type: ignore[misc]
+    drained = [g.drain("raw/0", 0, 1) for g in graphs]
+    assert drained[1] == drained[0] and drained[2] == drained[0]
+    assert [_state(g) for g in graphs[1:]] == [_state(graphs[0])] * 2
+
+
+def test_span_views_are_read_from_their_slots() -> None:
+    from streams import _service_graph  # type: ignore[attr-defined]
+
+    assert _service_graph.use_layout(SpanView)
+    assert not _service_graph.use_layout(LooseView)
+    _service_graph.use_layout(SpanView)
 
 
 def test_a_client_that_never_meets_its_server_becomes_a_virtual_node_both_ways() -> None:
