@@ -10,6 +10,9 @@ module compiles its own copy.
 """
 
 
+from cpython.object cimport PyObject
+
+
 cdef extern from "Python.h":
     ctypedef struct PyMemberDef:
         int type
@@ -42,3 +45,15 @@ cdef inline bint slot_offsets(object cls, object names, Py_ssize_t* out) except 
         out[i] = offset
         i += 1
     return True
+
+
+cdef inline object slot_or_attribute(object obj, Py_ssize_t offset, bint direct, str name):
+    """Field ``name`` of ``obj``: from its slot at ``offset`` when ``direct`` (``obj`` is of the
+    class the offsets were taken from) and the slot is set, else by attribute (which raises
+    AttributeError for an unset slot, as the descriptor would)."""
+    cdef PyObject* value
+    if direct:
+        value = (<PyObject**>((<char*><PyObject*>obj) + offset))[0]
+        if value != NULL:
+            return <object>value
+    return getattr(obj, name)

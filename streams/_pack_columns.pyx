@@ -25,7 +25,7 @@ from cpython.dict cimport PyDict_Next
 from cpython.object cimport PyObject
 from cpython.tuple cimport PyTuple_GET_ITEM, PyTuple_GET_SIZE
 
-from core.slots cimport slot_offsets
+from core.slots cimport slot_offsets, slot_or_attribute
 
 
 cdef extern from "Python.h":
@@ -90,12 +90,7 @@ def use_layout(cls):
 
 
 cdef inline object _field(object view, int i, bint direct):
-    cdef PyObject* value
-    if direct:
-        value = (<PyObject**>((<char*><PyObject*>view) + _OFFSETS[i]))[0]
-        if value != NULL:
-            return <object>value
-    return getattr(view, _VIEW_FIELDS[i])
+    return slot_or_attribute(view, _OFFSETS[i], direct, _VIEW_FIELDS[i])
 
 
 cdef struct Buf:

@@ -14,7 +14,7 @@ cimport cython
 from cpython.dict cimport PyDict_GetItem
 from cpython.object cimport PyObject
 
-from core.slots cimport slot_offsets
+from core.slots cimport slot_offsets, slot_or_attribute
 
 from streams.adjusted_count import adjusted_count
 
@@ -43,12 +43,7 @@ def use_layout(cls):
 
 
 cdef inline object _field(object view, int i, bint direct):
-    cdef PyObject* value
-    if direct:
-        value = (<PyObject**>((<char*><PyObject*>view) + _OFFSETS[i]))[0]
-        if value != NULL:
-            return <object>value
-    return getattr(view, _VIEW_FIELDS[i])
+    return slot_or_attribute(view, _OFFSETS[i], direct, _VIEW_FIELDS[i])
 
 
 cdef inline object _lookup(object mapping, object key):
