@@ -79,6 +79,11 @@ cdef object _LAYOUT_OF = None
 cdef const char* HEX = b"0123456789abcdef"
 cdef int64_t MAX_COLUMN_BYTES = 2147483647
 
+# Which columns are text (data plus offsets), read once from COLUMNS.
+cdef bint _TEXT[NCOLUMNS]
+for _i, (_, _layout) in enumerate(COLUMNS):
+    _TEXT[_i] = _layout == "utf8"
+
 
 def use_layout(cls):
     """Read the views of ``cls`` straight from their slots, if its layout allows (a slots
@@ -135,7 +140,7 @@ cdef class _Columns:
             self.data[i].size = self.data[i].cap = 0
             self.offsets[i].data = NULL
             self.offsets[i].size = self.offsets[i].cap = 0
-            if COLUMNS[i][1] == "utf8":
+            if _TEXT[i]:
                 _put(&self.offsets[i], &zero, 4)
 
     def __dealloc__(self):
@@ -222,7 +227,7 @@ cdef class _Columns:
         for i in range(NCOLUMNS):
             name = COLUMNS[i][0]
             out[name] = PyBytes_FromStringAndSize(self.data[i].data, self.data[i].size)
-            if COLUMNS[i][1] == "utf8":
+            if _TEXT[i]:
                 out[name + "_offsets"] = PyBytes_FromStringAndSize(
                     self.offsets[i].data, self.offsets[i].size
                 )
@@ -247,7 +252,7 @@ def encode(list views, object rendered, object attributes_of, bytes header):
     cdef Py_ssize_t total = len(header) + _varint_size(len(views)), i
     for i in range(NCOLUMNS):
         total += _varint_size(c.data[i].size) + c.data[i].size
-        if c.offsets[i].size:  # a utf8 column (its offsets start with a 0)
+        if _TEXT[i]:
             total += _varint_size(c.offsets[i].size) + c.offsets[i].size
     cdef bytes out = PyBytes_FromStringAndSize(NULL, total)
     cdef char* at = PyBytes_AS_STRING(out)
@@ -256,7 +261,7 @@ def encode(list views, object rendered, object attributes_of, bytes header):
     at = _write_long(at, len(views))
     for i in range(NCOLUMNS):
         at = _write_bytes(at, &c.data[i])
-        if c.offsets[i].size:
+        if _TEXT[i]:
             at = _write_bytes(at, &c.offsets[i])
     assert at == PyBytes_AS_STRING(out) + total
     return out

@@ -36,7 +36,7 @@ def encode_kept(
     for _, out in outputs:
         views.extend(out.sampled)
     key = str(min(partition for partition, _ in outputs)).encode()
-    encoded = encode_span_batches(views, max_bytes=max_bytes) if views else EncodedBatches()
+    encoded = encode_span_batches(views, max_bytes=max_bytes)
     if encoded.refused:
         owner = {id(view): out for _, out in outputs for view in out.sampled}
         for reason, refused in encoded.refused:

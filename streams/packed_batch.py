@@ -48,6 +48,9 @@ from streams.span_views import (
 
 log = logging.getLogger(__name__)
 
+# The build of streams/_pack_columns.pyx this side was written against.
+PACK_ABI = 1
+
 _INT_TYPES: dict[str, np.dtype[Any]] = {"int32": np.dtype("<i4"), "int64": np.dtype("<i8")}
 
 # Per-span scalars the view does not hold as-is: ids are bytes there, the rest sits on the
@@ -108,7 +111,9 @@ def _load_compiled() -> ModuleType | None:
     except ImportError as exc:
         log.warning("streams: compiled span-batch packer not built (%s); Python packer", exc)
         return None
-    if _pack_columns.ABI != 1 or tuple(LAYOUT.items()) != _pack_columns.COLUMNS:
+    if getattr(_pack_columns, "ABI", None) != PACK_ABI or tuple(LAYOUT.items()) != getattr(
+        _pack_columns, "COLUMNS", None
+    ):
         log.warning("streams: compiled span-batch packer is a stale build; rebuild with make setup")
         return None
     _pack_columns.use_layout(SpanView)

@@ -16,7 +16,6 @@ from opentelemetry.proto.trace.v1 import trace_pb2
 from streams.packed_batch import encode_views
 from streams.span_views import SpanView, span_views, wire_size
 
-SPAN_BATCH = "span_batch"
 # Upper bound of spans per spans.sampled message (the sink's batching likes many small spans per
 # message; the byte bound below is what keeps a message under the producer's limit).
 MAX_SPANS_PER_MESSAGE = 5000

@@ -14,10 +14,9 @@ from typing import Any
 import pyarrow as pa
 from opentelemetry.proto.trace.v1 import trace_pb2
 
-from schemas import avro_codec
 from sinks.decoding import decode_message
 from streams.otlp_values import attributes_to_dict
-from streams.packed_batch import pack_views
+from streams.packed_batch import encode_views
 from streams.span_batch_messages import encode_span_batches
 from streams.span_views import span_views
 from tracehouse.span_specs import traces_from_rows
@@ -52,7 +51,7 @@ def otel_traces_table(data: trace_pb2.TracesData, tenant_id: str = "") -> pa.Tab
 
 def encode_empty() -> bytes:
     """A v3 message of no spans (streams never writes one; the sink must still read it)."""
-    return avro_codec.encode("span_batch", pack_views([]))
+    return encode_views([])
 
 
 def span_facts(data: trace_pb2.TracesData) -> list[dict[str, Any]]:
