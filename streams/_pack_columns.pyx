@@ -33,7 +33,7 @@ cdef extern from "Python.h":
 
 
 # Bumped whenever the Python side must change with this file (streams/packed_batch.py).
-ABI = 1
+ABI = 2
 
 # The v3 columns this walk writes, in wire order, with their layout: streams.packed_batch
 # uses this module only if it equals schemas.span_batch_v3.LAYOUT, so a column added there
@@ -127,14 +127,25 @@ cdef inline int _put(Buf* b, const void* src, Py_ssize_t n) except -1:
 
 cdef class _Columns:
     """Every column's buffer (and a utf8 column's offsets) while one message is packed;
-    freed with the object, also when packing raises halfway."""
+    freed with the object, also when packing raises halfway.
+
+    Also an open message that kept spans are packed into as they are decided
+    (:class:`streams.kept_packer.KeptPacker`, ADR 0021): :meth:`append` adds a list of views
+    all or nothing, :meth:`undo` takes the last append back, :meth:`frame` writes the message.
+    Buffers only ever grow at their end, so taking spans back is restoring sizes."""
 
     cdef Buf data[NCOLUMNS]
     cdef Buf offsets[NCOLUMNS]
+    cdef Py_ssize_t spans
+    # Sizes before the last append (undo restores them).
+    cdef Py_ssize_t mark_data[NCOLUMNS]
+    cdef Py_ssize_t mark_offsets[NCOLUMNS]
+    cdef Py_ssize_t mark_spans
 
     def __cinit__(self):
         cdef int32_t zero = 0
         cdef int i
+        self.spans = 0
         for i in range(NCOLUMNS):
             self.data[i].data = NULL
             self.data[i].size = self.data[i].cap = 0
@@ -142,6 +153,7 @@ cdef class _Columns:
             self.offsets[i].size = self.offsets[i].cap = 0
             if _TEXT[i]:
                 _put(&self.offsets[i], &zero, 4)
+        self._mark()
 
     def __dealloc__(self):
         cdef int i
@@ -221,6 +233,44 @@ cdef class _Columns:
             self.text(values, <object>v)
         return 0
 
+    cdef void _mark(self):
+        cdef int i
+        for i in range(NCOLUMNS):
+            self.mark_data[i] = self.data[i].size
+            self.mark_offsets[i] = self.offsets[i].size
+        self.mark_spans = self.spans
+
+    def undo(self):
+        """Take back the spans of the last :meth:`append` (nothing after an undo or a failed
+        append)."""
+        cdef int i
+        for i in range(NCOLUMNS):
+            self.data[i].size = self.mark_data[i]
+            self.offsets[i].size = self.mark_offsets[i]
+        self.spans = self.mark_spans
+
+    def append(self, list views, object rendered, object attributes_of):
+        """Pack ``views`` after the spans already in, all or nothing: whatever a view makes
+        the walk raise, the batch is left as it was and the error goes to the caller."""
+        self._mark()
+        try:
+            _append(self, views, rendered, attributes_of)
+        except BaseException:
+            self.undo()
+            raise
+        self.spans += len(views)
+
+    def __len__(self):
+        return self.spans
+
+    def framed_size(self, bytes header):
+        """The length :meth:`frame` would give, without writing it."""
+        return _framed_size(self, self.spans, header)
+
+    def frame(self, bytes header):
+        """The framed Avro ``span_batch`` v3 message of the spans in (see :func:`encode`)."""
+        return _frame(self, self.spans, header)
+
     cdef dict record(self, Py_ssize_t spans):
         cdef dict out = {"span_count": spans}
         cdef int i
@@ -248,17 +298,30 @@ def encode(list views, object rendered, object attributes_of, bytes header):
     in schema order, a ``long`` a zig-zag varint and ``bytes`` a long length and the bytes;
     the v3 schema is a ``long`` then ``bytes`` fields in :data:`COLUMNS` order, each utf8
     column followed by its offsets (``schemas.span_batch_v3.wire_fields``)."""
-    cdef _Columns c = _walk(views, rendered, attributes_of)
-    cdef Py_ssize_t total = len(header) + _varint_size(len(views)), i
+    return _frame(_walk(views, rendered, attributes_of), len(views), header)
+
+
+def open_batch():
+    """An empty batch to :meth:`_Columns.append` views to as they come."""
+    return _Columns()
+
+
+cdef Py_ssize_t _framed_size(_Columns c, Py_ssize_t spans, bytes header):
+    cdef Py_ssize_t total = len(header) + _varint_size(spans), i
     for i in range(NCOLUMNS):
         total += _varint_size(c.data[i].size) + c.data[i].size
         if _TEXT[i]:
             total += _varint_size(c.offsets[i].size) + c.offsets[i].size
+    return total
+
+
+cdef bytes _frame(_Columns c, Py_ssize_t spans, bytes header):
+    cdef Py_ssize_t total = _framed_size(c, spans, header), i
     cdef bytes out = PyBytes_FromStringAndSize(NULL, total)
     cdef char* at = PyBytes_AS_STRING(out)
     memcpy(at, PyBytes_AS_STRING(header), len(header))
     at += len(header)
-    at = _write_long(at, len(views))
+    at = _write_long(at, spans)
     for i in range(NCOLUMNS):
         at = _write_bytes(at, &c.data[i])
         if _TEXT[i]:
@@ -295,6 +358,12 @@ cdef inline char* _write_bytes(char* at, Buf* b):
 
 cdef _Columns _walk(list views, object rendered, object attributes_of):
     cdef _Columns c = _Columns()
+    _append(c, views, rendered, attributes_of)
+    c.spans = len(views)
+    return c
+
+
+cdef int _append(_Columns c, list views, object rendered, object attributes_of) except -1:
     cdef Py_ssize_t n = len(views), i, slot
     cdef object view, text, attrs, resource, last_resource = None
     cdef Py_ssize_t last_slot = -1
@@ -354,4 +423,4 @@ cdef _Columns _walk(list views, object rendered, object attributes_of):
             c.text(LINK_SPAN_ID, span_id)
             c.text(LINK_TRACE_STATE, trace_state)
             c.map(LINK_ATTR_LENGTHS, LINK_ATTR_KEYS, LINK_ATTR_VALUES, link_attrs)
-    return c
+    return 0

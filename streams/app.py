@@ -110,6 +110,7 @@ class OwnedPartitions:
             restored,
             self.encodings,
             self._routing(partition),
+            kept_message_bytes=self.max_message_bytes,
         )
         if self._generation.get(partition, 0) == generation:
             # Not revoked while restoring; a stale restore must not serve a later assignment.

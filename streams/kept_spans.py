@@ -28,19 +28,29 @@ def encode_kept(
     outputs: Sequence[tuple[int, TickOutput]], max_bytes: int
 ) -> tuple[bytes, EncodedBatches]:
     """The key and the messages of the kept spans of ``outputs`` ((raw partition, tick output)
-    pairs), in partition order then each output's order; refused spans are counted as
-    ``spans_rejected{reason}`` in their own output's counters."""
+    pairs): first the messages each output packed as its spans were decided
+    (:mod:`streams.kept_packer`), in partition order, then the views left for the tick, cut
+    together in partition order then each output's order. Spans refused here are counted as
+    ``spans_rejected{reason}`` in their own output's counters (an output's packer counted its
+    own already); the result lists both."""
     if not outputs:
         return b"", EncodedBatches()
     views: list[SpanView] = []
-    for _, out in outputs:
-        views.extend(out.sampled)
+    out = EncodedBatches()
+    for _, output in outputs:
+        out.payloads.extend(output.packed)
+        out.refused.extend(output.refused)
+        views.extend(output.sampled)
     key = str(min(partition for partition, _ in outputs)).encode()
+    if not views:
+        return key, out
     encoded = encode_span_batches(views, max_bytes=max_bytes)
     if encoded.refused:
-        owner = {id(view): out for _, out in outputs for view in out.sampled}
+        owner = {id(view): output for _, output in outputs for view in output.sampled}
         for reason, refused in encoded.refused:
             for view in refused:
                 counts = owner[id(view)].counters
                 counts[(c.SPANS_REJECTED, reason)] = counts.get((c.SPANS_REJECTED, reason), 0) + 1
-    return key, encoded
+    out.payloads.extend(encoded.payloads)
+    out.refused.extend(encoded.refused)
+    return key, out

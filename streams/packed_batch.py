@@ -49,7 +49,7 @@ from streams.span_views import (
 log = logging.getLogger(__name__)
 
 # The build of streams/_pack_columns.pyx this side was written against.
-PACK_ABI = 1
+PACK_ABI = 2
 
 _INT_TYPES: dict[str, np.dtype[Any]] = {"int32": np.dtype("<i4"), "int64": np.dtype("<i8")}
 
@@ -98,6 +98,40 @@ def encode_views(views: Sequence[SpanView]) -> bytes:
         materialize(views)
         return cast(bytes, _COMPILED.encode(list(views), rendered, attributes_of, _FRAME_HEADER))
     return avro_codec.encode(SCHEMA, _pack(_columns(views)), VERSION)
+
+
+class OpenBatch:
+    """A ``span_batch`` v3 message being packed as its spans come, by the compiled walk
+    (:class:`streams.kept_packer.KeptPacker`, ADR 0021). Only where :data:`OPEN_BATCHES`:
+    the Python packer has no buffers to keep open, its callers pack whole lists."""
+
+    __slots__ = ("_columns",)
+
+    def __init__(self) -> None:
+        if _COMPILED is None:
+            raise RuntimeError("open batches need the compiled span-batch packer")
+        self._columns = _COMPILED.open_batch()
+
+    def append(self, views: list[SpanView]) -> None:
+        """Pack ``views`` after the spans already in, all or nothing (an error leaves the
+        batch as it was and is raised)."""
+        materialize(views)
+        self._columns.append(views, rendered, attributes_of)
+
+    def undo(self) -> None:
+        """Take back the spans of the last :meth:`append`."""
+        self._columns.undo()
+
+    def __len__(self) -> int:
+        return len(self._columns)
+
+    def framed_size(self) -> int:
+        """The length of :meth:`frame`'s message, without writing it."""
+        return int(self._columns.framed_size(_FRAME_HEADER))
+
+    def frame(self) -> bytes:
+        """The framed message of the spans in: what :func:`encode_views` gives for them."""
+        return cast(bytes, self._columns.frame(_FRAME_HEADER))
 
 
 def _load_compiled() -> ModuleType | None:
@@ -234,6 +268,8 @@ def _utf8(values: Sequence[str]) -> tuple[bytes, bytes]:
 _UTF8_COLUMN = _load_utf8_column() or _utf8
 _COMPILED = _load_compiled()
 _FRAME_HEADER = bytes((avro_codec.MAGIC, VERSION))
+# Whether :class:`OpenBatch` can be used here.
+OPEN_BATCHES = _COMPILED is not None
 
 
 def _pack(rec: dict[str, list[Any]]) -> dict[str, Any]:

@@ -17,8 +17,10 @@ from google.protobuf.message import DecodeError
 
 from streams import counters as c
 from streams.counters import CounterSet
+from streams.kept_packer import KeptPacker
 from streams.offset_tracker import OffsetTracker
 from streams.otlp_scan import scan_views
+from streams.packed_batch import OPEN_BATCHES
 from streams.policies import Policy, TraceView, evaluate_all, keeps_every_trace
 from streams.raw_encodings import RawDecodeError, RawEncodings
 from streams.red_metrics import RedAggregator
@@ -73,6 +75,11 @@ class TickOutput:
     # Span views of kept spans (ids as bytes); streams.span_batch_messages cuts them into
     # messages for the wire.
     sampled: list[SpanView] = field(default_factory=list)
+    # Kept spans already packed as they were decided (streams.kept_packer, ADR 0021): framed
+    # spans.sampled messages, sent before the views of ``sampled``; and the spans no message
+    # could carry, by reason (already counted as spans_rejected in ``counters``).
+    packed: list[bytes] = field(default_factory=list)
+    refused: list[tuple[str, list[SpanView]]] = field(default_factory=list)
     decisions: list[tuple[str, bool, int]] = field(default_factory=list)
     red: dict[str, Any] | None = None
     edges: dict[str, Any] | None = None
@@ -132,6 +139,7 @@ class PartitionProcessor:
         restored: RestoredState | None = None,
         encodings: RawEncodings | None = None,
         routing: Routing | None = None,
+        kept_message_bytes: int | None = None,
     ) -> None:
         self.source = source
         self.encodings = encodings or RawEncodings()
@@ -173,6 +181,14 @@ class PartitionProcessor:
         self._flushed_offset = -1
         self._window_start: float | None = None
         self._outbox: list[SpanView] = []
+        # Given the byte limit of a spans.sampled message, spans kept while a message is
+        # processed are packed then, while their views are hot (ADR 0021); the tick only
+        # frames them. Where the compiled packer is not built, they wait for the tick.
+        self.packer = (
+            KeptPacker(kept_message_bytes)
+            if kept_message_bytes is not None and OPEN_BATCHES
+            else None
+        )
         self._outbox_keys: dict[str, bytes] = {}
         self._decisions: list[tuple[str, bool, int]] = []
         self.dead_letters: list[DeadLetter] = []
@@ -276,6 +292,9 @@ class PartitionProcessor:
                 tid, recs, span_bytes * len(recs), offset, now, has_root, keys, dups
             ):
                 self._evicted(ev)
+        if self.packer is not None and self._outbox:
+            self.packer.add(self._outbox)
+            self._outbox = []
         if fresh:
             # RED and the graph see each span once: copies a client sent again are left out.
             self.red.add(counted)
@@ -407,6 +426,10 @@ class PartitionProcessor:
         out = TickOutput(sampled=self._outbox, decisions=self._decisions)
         out.sent_keys = self._outbox_keys
         self._outbox, self._decisions, self._outbox_keys = [], [], {}
+        if self.packer is not None:
+            out.packed, out.refused = self.packer.drain()
+            for reason, views in out.refused:
+                self.counters.add(c.SPANS_REJECTED, len(views), reason)
         for trace in self.buffer.due(now):
             self._decide(trace, now, out)
         self.graph.expire(now)
