@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 
 setup: $(STAMP)
 
-$(STAMP): pyproject.toml setup.py streams/_otlp_scan.pyx streams/_utf8_column.pyx streams/_pack_columns.pyx streams/_service_graph.pyx ingest/_otlp_split.pyx core/protowire.pxd core/slots.pxd requirements.lock deploy/local/requirements-services.txt tests/clients/package-lock.json
+$(STAMP): pyproject.toml setup.py streams/_otlp_scan.pyx streams/_utf8_column.pyx streams/_pack_columns.pyx streams/_service_graph.pyx ingest/_otlp_split.pyx core/_murmur2.pyx core/protowire.pxd core/slots.pxd requirements.lock deploy/local/requirements-services.txt tests/clients/package-lock.json
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q --require-hashes --no-deps -r deploy/local/requirements-services.txt

@@ -1,8 +1,9 @@
 """Build of the compiled modules (ADR 0015, ADR 0019): streams' OTLP pass
 (``streams._otlp_scan``), utf8 column packer (``streams._utf8_column``), span-batch packer
-(``streams._pack_columns``) and service-graph join (``streams._service_graph``), and ingest's
-byte-level partition split (``ingest._otlp_split``). Their shared protobuf wire reading is
-``core/protowire.pxd``, their slot offsets ``core/slots.pxd``.
+(``streams._pack_columns``) and service-graph join (``streams._service_graph``), ingest's
+byte-level partition split (``ingest._otlp_split``), and Kafka's murmur2 (``core._murmur2``).
+Their shared protobuf wire reading is ``core/protowire.pxd``, their slot offsets
+``core/slots.pxd``.
 
 Everything else is declared in pyproject.toml. The extensions are optional: where no C
 compiler is at hand the install still succeeds and each runs its Python path alone (streams
@@ -25,6 +26,7 @@ setup(
             "streams._pack_columns",
             "streams._service_graph",
             "ingest._otlp_split",
+            "core._murmur2",
         )
     ]
 )
