@@ -265,14 +265,14 @@ cdef class _Columns:
 
     def framed_size(self, bytes header):
         """The length :meth:`frame` would give, without writing it."""
-        return _framed_size(self, self.spans, header)
+        return _framed_size(self, header)
 
     def frame(self, bytes header):
         """The framed Avro ``span_batch`` v3 message of the spans in (see :func:`encode`)."""
-        return _frame(self, self.spans, header)
+        return _frame(self, header)
 
-    cdef dict record(self, Py_ssize_t spans):
-        cdef dict out = {"span_count": spans}
+    cdef dict record(self):
+        cdef dict out = {"span_count": self.spans}
         cdef int i
         for i in range(NCOLUMNS):
             name = COLUMNS[i][0]
@@ -288,7 +288,7 @@ def pack(list views, object rendered, object attributes_of):
     """The v3 record of ``views`` (rendered or protobuf views; lazy ones must have been
     materialized), as :func:`streams.packed_batch.pack_views` makes it. ``rendered`` and
     ``attributes_of`` are :mod:`streams.span_views`' own, for views that have neither yet."""
-    return _walk(views, rendered, attributes_of).record(len(views))
+    return _walk(views, rendered, attributes_of).record()
 
 
 def encode(list views, object rendered, object attributes_of, bytes header):
@@ -298,7 +298,7 @@ def encode(list views, object rendered, object attributes_of, bytes header):
     in schema order, a ``long`` a zig-zag varint and ``bytes`` a long length and the bytes;
     the v3 schema is a ``long`` then ``bytes`` fields in :data:`COLUMNS` order, each utf8
     column followed by its offsets (``schemas.span_batch_v3.wire_fields``)."""
-    return _frame(_walk(views, rendered, attributes_of), len(views), header)
+    return _frame(_walk(views, rendered, attributes_of), header)
 
 
 def open_batch():
@@ -306,8 +306,8 @@ def open_batch():
     return _Columns()
 
 
-cdef Py_ssize_t _framed_size(_Columns c, Py_ssize_t spans, bytes header):
-    cdef Py_ssize_t total = len(header) + _varint_size(spans), i
+cdef Py_ssize_t _framed_size(_Columns c, bytes header):
+    cdef Py_ssize_t total = len(header) + _varint_size(c.spans), i
     for i in range(NCOLUMNS):
         total += _varint_size(c.data[i].size) + c.data[i].size
         if _TEXT[i]:
@@ -315,13 +315,13 @@ cdef Py_ssize_t _framed_size(_Columns c, Py_ssize_t spans, bytes header):
     return total
 
 
-cdef bytes _frame(_Columns c, Py_ssize_t spans, bytes header):
-    cdef Py_ssize_t total = _framed_size(c, spans, header), i
+cdef bytes _frame(_Columns c, bytes header):
+    cdef Py_ssize_t total = _framed_size(c, header), i
     cdef bytes out = PyBytes_FromStringAndSize(NULL, total)
     cdef char* at = PyBytes_AS_STRING(out)
     memcpy(at, PyBytes_AS_STRING(header), len(header))
     at += len(header)
-    at = _write_long(at, spans)
+    at = _write_long(at, c.spans)
     for i in range(NCOLUMNS):
         at = _write_bytes(at, &c.data[i])
         if _TEXT[i]:
